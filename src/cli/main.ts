@@ -1,0 +1,52 @@
+/**
+ * The `tt` program: builds the commander program, registers one file per
+ * command, and turns errors into one line on stderr plus a documented exit
+ * code. The only place (with its siblings in src/cli/) that touches process.
+ */
+import { Command, CommanderError } from 'commander';
+import { CLIENT_VERSION } from '../core/ids.js';
+import { EXIT_CODES, TtError, errorMessage } from '../core/errors.js';
+import { registerInfo } from './info.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('tt')
+    .description('A command-line BitTorrent client')
+    .version(CLIENT_VERSION, '-V, --version')
+    .showHelpAfterError('(run tt --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerInfo(program);
+  return program;
+}
+
+/** Print one line for an error and return its exit code. Unknown errors are internal. */
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // commander already printed its message
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    return EXIT_CODES.USAGE;
+  }
+  if (err instanceof TtError) {
+    process.stderr.write(`tt: ${oneLine(err.message)}\n`);
+    return EXIT_CODES[err.code];
+  }
+  process.stderr.write(`tt: internal error: ${oneLine(errorMessage(err))}\n`);
+  if (process.env['TT_DEBUG']) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+  return EXIT_CODES.INTERNAL;
+}
+
+function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ').trim();
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+    if (process.exitCode === undefined) process.exitCode = 0;
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Typed errors for all of tt, ranked by blast radius (ARCHITECTURE.md #7).
+ * Owns the error codes and their process exit codes; does not print anything
+ * (only src/cli/ talks to the terminal).
+ */
+
+/** What kind of failure this is; each maps to one documented exit code. */
+export type ErrorCode =
+  | 'USAGE' // bad command-line usage
+  | 'INPUT' // an input file cannot be read
+  | 'BENCODE' // bytes are not valid (strict) bencode
+  | 'METAINFO' // bencode is fine but it is not a valid torrent
+  | 'PROTOCOL' // a peer broke the wire protocol (closes that peer only)
+  | 'TRACKER' // a tracker failed or refused (a warning while another works)
+  | 'NO_PEERS' // no usable peer within the allowed time / every tracker failed
+  | 'DISK' // storage failed (ENOSPC, EACCES, EROFS...)
+  | 'INCOMPLETE' // data is missing or does not verify (e.g. seeding a partial copy)
+  | 'INTERRUPTED' // stopped by a signal
+  | 'INTERNAL';
+
+/** Process exit code for each error code. Documented in README "Exit codes". */
+export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
+  USAGE: 2,
+  INPUT: 3,
+  BENCODE: 4,
+  METAINFO: 4,
+  PROTOCOL: 5,
+  TRACKER: 5,
+  NO_PEERS: 5,
+  DISK: 6,
+  INCOMPLETE: 7,
+  INTERRUPTED: 130,
+  INTERNAL: 1,
+};
+
+export class TtError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'TtError';
+  }
+}
+
+/** Malformed bencode: carries the byte offset where decoding stopped. */
+export class BencodeError extends TtError {
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super('BENCODE', `${message} at byte ${offset}`);
+    this.offset = offset;
+    this.name = 'BencodeError';
+  }
+}
+
+/** A structurally valid bencode document that is not a valid torrent; names the field. */
+export class MetainfoError extends TtError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('METAINFO', `invalid torrent: ${field}: ${message}`);
+    this.field = field;
+    this.name = 'MetainfoError';
+  }
+}
+
+/** A peer violated the protocol; the connection is closed with this reason. */
+export class ProtocolError extends TtError {
+  constructor(message: string) {
+    super('PROTOCOL', message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Storage-level failure; stops the torrent, keeps verified pieces. */
+export class DiskError extends TtError {
+  readonly syscallCode: string | undefined;
+  constructor(message: string, cause?: unknown) {
+    super('DISK', message, { cause });
+    this.name = 'DiskError';
+    this.syscallCode = (cause as NodeJS.ErrnoException | undefined)?.code;
+  }
+}
+
+/** A tracker-level failure (HTTP error, failure reason, timeout, garbage). */
+export class TrackerError extends TtError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TRACKER', message, options);
+    this.name = 'TrackerError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,47 @@
+/**
+ * The validated torrent model that parseTorrent() returns (BEP 3, 12, 27, 19).
+ * Every field here is known good; nothing downstream re-validates it.
+ */
+
+export interface TorrentFile {
+  /**
+   * Path components relative to the download folder, already proven safe:
+   * [name] for a single-file torrent, [name, ...path] for a multi-file one.
+   */
+  readonly path: readonly string[];
+  readonly length: number;
+  /** Byte offset of the file's first byte in the torrent's concatenated data. */
+  readonly offset: number;
+  /** BEP 47 padding file (attr contains 'p'). Written like any other file. */
+  readonly padding: boolean;
+}
+
+export interface Metainfo {
+  /** SHA-1 of the raw `info` dictionary bytes exactly as they stand in the file. */
+  readonly infoHash: Buffer;
+  readonly infoHashHex: string;
+  /** The raw bencoded `info` dictionary (for BEP 9 metadata exchange later). */
+  readonly rawInfo: Buffer;
+  readonly name: string;
+  readonly pieceLength: number;
+  readonly pieceCount: number;
+  /** 20 x pieceCount bytes; use pieceHash(meta, i) to slice. */
+  readonly pieces: Buffer;
+  readonly totalLength: number;
+  readonly multiFile: boolean;
+  readonly files: readonly TorrentFile[];
+  readonly announce: string | undefined;
+  /** BEP 12 tiers; when announce-list is absent, [[announce]] (or [] when neither). */
+  readonly announceList: readonly (readonly string[])[];
+  readonly private: boolean;
+  readonly creationDate: number | undefined;
+  readonly comment: string | undefined;
+  readonly createdBy: string | undefined;
+  /** BEP 19 web seeds (parsed only). */
+  readonly urlList: readonly string[];
+}
+
+/** The 20-byte SHA-1 of piece `index`. */
+export function pieceHash(meta: Metainfo, index: number): Buffer {
+  return meta.pieces.subarray(index * 20, index * 20 + 20);
+}
