@@ -11,7 +11,7 @@ export type ErrorCode =
   | 'BENCODE' // bytes are not valid (strict) bencode
   | 'METAINFO' // bencode is fine but it is not a valid torrent
   | 'PROTOCOL' // a peer broke the wire protocol (closes that peer only)
-  | 'TRACKER' // a tracker failed or refused (a warning while another works)
+  | 'TRACKER' // a tracker failed or refused (a warning while another works; fatal only when every tracker refused)
   | 'NO_PEERS' // no usable peer within the allowed time / every tracker failed
   | 'DISK' // storage failed (ENOSPC, EACCES, EROFS...)
   | 'INCOMPLETE' // data is missing or does not verify (e.g. seeding a partial copy)
@@ -24,11 +24,11 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   INPUT: 3,
   BENCODE: 4,
   METAINFO: 4,
-  PROTOCOL: 5,
-  TRACKER: 5,
   NO_PEERS: 5,
   DISK: 6,
   INCOMPLETE: 7,
+  TRACKER: 8,
+  PROTOCOL: 1, // never fatal to the process: closes one peer; 1 only if it ever escaped
   INTERRUPTED: 130,
   INTERNAL: 1,
 };
