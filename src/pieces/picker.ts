@@ -1,0 +1,460 @@
+/**
+ * The piece picker (BEP 3 rarest-first with endgame): which blocks to request
+ * from which peer. Pure, no I/O. Owns piece availability, per-block request
+ * state of pieces in progress, and the endgame rule. Unstarted pieces live in
+ * availability buckets (libtorrent's layout), so an availability change is O(1).
+ */
+import { BLOCK_SIZE, type PieceGeometry } from '../core/geometry.js';
+import { Bitfield } from '../core/bitfield.js';
+
+export interface BlockRequest {
+  index: number;
+  begin: number;
+  length: number;
+}
+
+/** Identifies a peer connection (any object, or a number). */
+export type PeerToken = object | number;
+
+export type ReceivedKind = 'new' | 'duplicate' | 'unexpected';
+
+const OPEN = 0;
+const REQUESTED = 1;
+const RECEIVED = 2;
+
+/** Per-block state, kept only for pieces that have been started. */
+interface PartialPiece {
+  readonly index: number;
+  readonly state: Uint8Array;
+  readonly requesters: (PeerToken[] | undefined)[];
+  openCount: number;
+  receivedCount: number;
+  /** No open block below this block number. */
+  firstOpen: number;
+}
+
+export class PiecePicker {
+  readonly #geometry: PieceGeometry;
+  readonly #have: Bitfield;
+  readonly #random: () => number;
+  readonly #blocksPerPiece: number;
+
+  /** Availability from peers that sent a bitfield/haves (seeds counted apart). */
+  readonly #avail: Uint32Array;
+  #seeds = 0;
+
+  // Unstarted wanted pieces, sorted by #avail into buckets:
+  // bucket a = #order[#starts[a] .. #starts[a+1]); #pos[p] = -1 when p is not in it.
+  readonly #order: Uint32Array;
+  readonly #pos: Int32Array;
+  readonly #starts: number[];
+
+  readonly #partials = new Map<number, PartialPiece>();
+  /** Partials with at least one open block, oldest first. */
+  readonly #openPartials = new Set<number>();
+  /** Outstanding request keys (index * blocksPerPiece + block) per peer. */
+  readonly #byPeer = new Map<PeerToken, Set<number>>();
+
+  #missingBlocks = 0;
+  #openBlocksInPartials = 0;
+
+  constructor(geometry: PieceGeometry, have: Bitfield, opts: { random?: () => number } = {}) {
+    if (have.size !== geometry.pieceCount) throw new RangeError('have bitfield size does not match the piece count');
+    this.#geometry = geometry;
+    this.#have = new Bitfield(have.size, have.bytes);
+    this.#random = opts.random ?? Math.random;
+    this.#blocksPerPiece = Math.max(1, Math.ceil(geometry.pieceLength / BLOCK_SIZE));
+    const n = geometry.pieceCount;
+    this.#avail = new Uint32Array(n);
+    this.#order = new Uint32Array(n);
+    this.#pos = new Int32Array(n).fill(-1);
+    let size = 0;
+    for (let i = 0; i < n; i++) {
+      if (this.#have.has(i)) continue;
+      this.#order[size] = i;
+      this.#pos[i] = size++;
+      this.#missingBlocks += geometry.blockCount(i);
+    }
+    this.#starts = [0, size];
+  }
+
+  // ---------------------------------------------------------------- availability
+
+  /** A peer announced its bitfield. */
+  peerHas(bitfield: Bitfield): void {
+    this.#checkSize(bitfield);
+    forEachSetBit(bitfield, (i) => this.#increment(i));
+  }
+
+  /** A seed joined (have-all or a full bitfield): counted once, not per piece. */
+  peerHasAll(): void {
+    this.#seeds++;
+  }
+
+  /** A peer left; `bitfield` is what it had when it left. */
+  peerLost(bitfield: Bitfield): void {
+    this.#checkSize(bitfield);
+    forEachSetBit(bitfield, (i) => this.#decrement(i));
+  }
+
+  /** A seed counted with peerHasAll() left. */
+  peerLostAll(): void {
+    if (this.#seeds > 0) this.#seeds--;
+  }
+
+  /** A peer sent 'have' for `index` (the caller drops repeats for the same peer). */
+  peerHave(index: number): void {
+    if (!this.#geometry.isValidIndex(index)) throw new RangeError(`piece ${index} out of range`);
+    this.#increment(index);
+  }
+
+  availability(index: number): number {
+    return (this.#avail[index] ?? 0) + this.#seeds;
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  /**
+   * Up to `count` blocks to request from `peer`, marked as requested by it.
+   * Blocks of pieces already started come first, then new pieces rarest-first
+   * (random among equally rare). In endgame, blocks other peers have requested
+   * but this one has not.
+   */
+  pick(peer: PeerToken, peerHas: Bitfield | 'all', count: number): BlockRequest[] {
+    const out: BlockRequest[] = [];
+    if (count <= 0) return out;
+    const has = peerHas === 'all' ? (): boolean => true : (i: number): boolean => peerHas.has(i);
+
+    for (const index of this.#openPartials) {
+      if (out.length >= count) return out;
+      if (has(index)) this.#takeOpen(peer, this.#partials.get(index)!, count, out);
+    }
+    while (out.length < count) {
+      const index = this.#rarestFor(has);
+      if (index === undefined) break;
+      this.#takeOpen(peer, this.#start(index), count, out);
+    }
+    if (out.length < count && this.inEndgame) this.#takeEndgame(peer, has, count, out);
+    return out;
+  }
+
+  /**
+   * A block arrived from `peer`. 'new': first copy of a block we lack, keep it
+   * (then cancel it at requestersOf(index, begin)); 'duplicate': we already
+   * have it, drop it; 'unexpected': not a block of a piece we asked for.
+   */
+  received(peer: PeerToken, index: number, begin: number): ReceivedKind {
+    const block = this.#blockNumber(index, begin);
+    if (block === undefined) return 'unexpected';
+    this.#byPeer.get(peer)?.delete(this.#key(index, block));
+    if (this.#have.has(index)) return 'duplicate';
+    const piece = this.#partials.get(index);
+    if (!piece) return 'unexpected';
+    removeToken(piece.requesters, block, peer);
+    const state = piece.state[block]!;
+    if (state === RECEIVED) return 'duplicate';
+    if (state === OPEN) this.#closeOpen(piece);
+    piece.state[block] = RECEIVED;
+    piece.receivedCount++;
+    this.#missingBlocks--;
+    return 'new';
+  }
+
+  /** Other peers that still have this block requested (cancel it there). */
+  requestersOf(index: number, begin: number): PeerToken[] {
+    const block = this.#blockNumber(index, begin);
+    if (block === undefined) return [];
+    return [...(this.#partials.get(index)?.requesters[block] ?? [])];
+  }
+
+  /** Every block of `index` received, not yet verified (false once verified). */
+  isPieceComplete(index: number): boolean {
+    const piece = this.#partials.get(index);
+    return piece !== undefined && piece.receivedCount === piece.state.length;
+  }
+
+  /** A request is gone (choke, reject, timeout): the block goes back to the pool. */
+  release(peer: PeerToken, index: number, begin: number): void {
+    const block = this.#blockNumber(index, begin);
+    if (block === undefined) return;
+    this.#byPeer.get(peer)?.delete(this.#key(index, block));
+    this.#releaseBlock(peer, index, block);
+  }
+
+  /** Every request of `peer` goes back to the pool (peer gone or choked us). */
+  releaseAll(peer: PeerToken): void {
+    const keys = this.#byPeer.get(peer);
+    if (!keys) return;
+    this.#byPeer.delete(peer);
+    for (const key of keys) {
+      const index = Math.floor(key / this.#blocksPerPiece);
+      this.#releaseBlock(peer, index, key - index * this.#blocksPerPiece);
+    }
+  }
+
+  /** The piece hashed correctly and is on disk. Outstanding duplicates of it are forgotten. */
+  pieceVerified(index: number): void {
+    if (!this.#geometry.isValidIndex(index) || this.#have.has(index)) return;
+    this.#have.set(index);
+    const piece = this.#partials.get(index);
+    if (piece) {
+      this.#forgetRequests(piece);
+      this.#missingBlocks -= piece.state.length - piece.receivedCount;
+      this.#openBlocksInPartials -= piece.openCount;
+      this.#partials.delete(index);
+      this.#openPartials.delete(index);
+    } else {
+      if (this.#pos[index]! >= 0) this.#removeUnstarted(index);
+      this.#missingBlocks -= this.#geometry.blockCount(index);
+    }
+  }
+
+  /** The piece failed its hash check: all its blocks are missing again. */
+  pieceFailed(index: number): void {
+    const piece = this.#partials.get(index);
+    if (!piece) return;
+    this.#forgetRequests(piece);
+    this.#missingBlocks += piece.receivedCount;
+    this.#openBlocksInPartials += piece.state.length - piece.openCount;
+    piece.state.fill(OPEN);
+    piece.receivedCount = 0;
+    piece.openCount = piece.state.length;
+    piece.firstOpen = 0;
+    this.#openPartials.add(index);
+  }
+
+  /** Does the peer have any piece we still lack? O(pieces / 8). */
+  interestingFor(peerHas: Bitfield | 'all'): boolean {
+    if (peerHas === 'all') return !this.#have.complete;
+    const mine = this.#have.bytes;
+    const theirs = peerHas.bytes;
+    const n = Math.min(mine.length, theirs.length);
+    for (let i = 0; i < n; i++) if ((theirs[i]! & ~mine[i]!) !== 0) return true;
+    return false;
+  }
+
+  /** Blocks not yet received, over all pieces we lack. */
+  get missingBlocks(): number {
+    return this.#missingBlocks;
+  }
+
+  /** Verified pieces. Treat as read-only: use pieceVerified() to change it. */
+  get have(): Bitfield {
+    return this.#have;
+  }
+
+  /** Every missing block is requested from someone: duplicates are allowed. */
+  get inEndgame(): boolean {
+    return this.#missingBlocks > 0 && this.#openBlocksInPartials === 0 && this.#unstartedCount() === 0;
+  }
+
+  /** Pieces with per-block state (started, not verified). */
+  get piecesInProgress(): number {
+    return this.#partials.size;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #checkSize(bitfield: Bitfield): void {
+    if (bitfield.size !== this.#geometry.pieceCount) throw new RangeError('bitfield size does not match the piece count');
+  }
+
+  #key(index: number, block: number): number {
+    return index * this.#blocksPerPiece + block;
+  }
+
+  #blockNumber(index: number, begin: number): number | undefined {
+    if (!this.#geometry.isValidIndex(index) || !Number.isInteger(begin) || begin < 0 || begin % BLOCK_SIZE !== 0) {
+      return undefined;
+    }
+    const block = begin / BLOCK_SIZE;
+    return block < this.#geometry.blockCount(index) ? block : undefined;
+  }
+
+  #unstartedCount(): number {
+    return this.#starts[this.#starts.length - 1]!;
+  }
+
+  #takeOpen(peer: PeerToken, piece: PartialPiece, count: number, out: BlockRequest[]): void {
+    const { state } = piece;
+    for (let b = piece.firstOpen; b < state.length && out.length < count; b++) {
+      if (state[b] !== OPEN) continue;
+      this.#request(peer, piece, b, out);
+      this.#closeOpen(piece);
+      piece.firstOpen = b + 1;
+    }
+  }
+
+  #takeEndgame(peer: PeerToken, has: (i: number) => boolean, count: number, out: BlockRequest[]): void {
+    const candidates: { piece: PartialPiece; block: number; others: number }[] = [];
+    for (const piece of this.#partials.values()) {
+      if (!has(piece.index)) continue;
+      for (let b = 0; b < piece.state.length; b++) {
+        const requesters = piece.requesters[b];
+        if (piece.state[b] !== REQUESTED || !requesters || requesters.includes(peer)) continue;
+        candidates.push({ piece, block: b, others: requesters.length });
+      }
+    }
+    // fewest requesters first; sort is stable, so piece order breaks ties
+    candidates.sort((x, y) => x.others - y.others);
+    for (const c of candidates) {
+      if (out.length >= count) break;
+      this.#request(peer, c.piece, c.block, out);
+    }
+  }
+
+  #request(peer: PeerToken, piece: PartialPiece, block: number, out: BlockRequest[]): void {
+    piece.state[block] = REQUESTED;
+    const list = piece.requesters[block];
+    if (list) list.push(peer);
+    else piece.requesters[block] = [peer];
+    let keys = this.#byPeer.get(peer);
+    if (!keys) this.#byPeer.set(peer, (keys = new Set()));
+    keys.add(this.#key(piece.index, block));
+    out.push({ index: piece.index, begin: block * BLOCK_SIZE, length: this.#geometry.blockSize(piece.index, block) });
+  }
+
+  /** One open block of `piece` stops being open. */
+  #closeOpen(piece: PartialPiece): void {
+    piece.openCount--;
+    this.#openBlocksInPartials--;
+    if (piece.openCount === 0) this.#openPartials.delete(piece.index);
+  }
+
+  #releaseBlock(peer: PeerToken, index: number, block: number): void {
+    const piece = this.#partials.get(index);
+    if (!piece || !removeToken(piece.requesters, block, peer)) return;
+    if (piece.state[block] !== REQUESTED || piece.requesters[block]) return;
+    piece.state[block] = OPEN;
+    piece.openCount++;
+    this.#openBlocksInPartials++;
+    piece.firstOpen = Math.min(piece.firstOpen, block);
+    this.#openPartials.add(index);
+  }
+
+  /** Drop every peer's outstanding request on `piece` (it was verified or failed). */
+  #forgetRequests(piece: PartialPiece): void {
+    for (let b = 0; b < piece.requesters.length; b++) {
+      const list = piece.requesters[b];
+      if (!list) continue;
+      const key = this.#key(piece.index, b);
+      for (const peer of list) this.#byPeer.get(peer)?.delete(key);
+      piece.requesters[b] = undefined;
+    }
+  }
+
+  /** Move an unstarted piece into the partial set. */
+  #start(index: number): PartialPiece {
+    this.#removeUnstarted(index);
+    const blocks = this.#geometry.blockCount(index);
+    const piece: PartialPiece = {
+      index,
+      state: new Uint8Array(blocks),
+      requesters: new Array<PeerToken[] | undefined>(blocks).fill(undefined),
+      openCount: blocks,
+      receivedCount: 0,
+      firstOpen: 0,
+    };
+    this.#partials.set(index, piece);
+    this.#openPartials.add(index);
+    this.#openBlocksInPartials += blocks;
+    return piece;
+  }
+
+  /**
+   * The rarest unstarted piece the peer has; a random one among equals. Without
+   * seeds, bucket 0 (nobody announced it) is only a last resort, in case the
+   * caller picks for a peer whose pieces it never reported.
+   */
+  #rarestFor(has: (i: number) => boolean): number | undefined {
+    const top = this.#starts.length - 2;
+    if (this.#seeds > 0) return this.#scanBucketsFrom(0, top, has);
+    return this.#scanBucketsFrom(1, top, has) ?? this.#scanBucketsFrom(0, 0, has);
+  }
+
+  #scanBucketsFrom(from: number, to: number, has: (i: number) => boolean): number | undefined {
+    const starts = this.#starts;
+    for (let a = from; a <= to; a++) {
+      const first = starts[a]!;
+      const size = starts[a + 1]! - first;
+      if (size === 0) continue;
+      const r = Math.min(size - 1, Math.floor(this.#random() * size));
+      for (let j = 0; j < size; j++) {
+        const p = this.#order[first + ((r + j) % size)]!;
+        if (has(p)) return p;
+      }
+    }
+    return undefined;
+  }
+
+  #swap(i: number, j: number): void {
+    if (i === j) return;
+    const order = this.#order;
+    const pi = order[i]!;
+    const pj = order[j]!;
+    order[i] = pj;
+    order[j] = pi;
+    this.#pos[pj] = i;
+    this.#pos[pi] = j;
+  }
+
+  #increment(index: number): void {
+    const a = this.#avail[index]!;
+    this.#avail[index] = a + 1;
+    const pos = this.#pos[index]!;
+    if (pos < 0) return;
+    const starts = this.#starts;
+    if (starts.length < a + 3) starts.push(starts[starts.length - 1]!); // new empty top bucket
+    // move to the end of bucket a, then shift the boundary so it opens bucket a+1
+    const last = starts[a + 1]! - 1;
+    this.#swap(pos, last);
+    starts[a + 1] = last;
+  }
+
+  #decrement(index: number): void {
+    const a = this.#avail[index]!;
+    if (a === 0) return;
+    this.#avail[index] = a - 1;
+    const pos = this.#pos[index]!;
+    if (pos < 0) return;
+    const starts = this.#starts;
+    const first = starts[a]!;
+    this.#swap(pos, first);
+    starts[a] = first + 1;
+  }
+
+  /** Remove from the buckets: O(number of buckets), i.e. O(peers). */
+  #removeUnstarted(index: number): void {
+    const starts = this.#starts;
+    let pos = this.#pos[index]!;
+    for (let b = this.#avail[index]!; b + 1 < starts.length; b++) {
+      const last = starts[b + 1]! - 1;
+      this.#swap(pos, last);
+      pos = last;
+      starts[b + 1] = last;
+    }
+    this.#pos[index] = -1;
+  }
+}
+
+function removeToken(requesters: (PeerToken[] | undefined)[], block: number, peer: PeerToken): boolean {
+  const list = requesters[block];
+  if (!list) return false;
+  const i = list.indexOf(peer);
+  if (i < 0) return false;
+  list.splice(i, 1);
+  if (list.length === 0) requesters[block] = undefined;
+  return true;
+}
+
+function forEachSetBit(bitfield: Bitfield, fn: (index: number) => void): void {
+  const bytes = bitfield.bytes;
+  for (let i = 0; i < bytes.length; i++) {
+    let v = bytes[i]!;
+    while (v !== 0) {
+      const bit = Math.clz32(v) - 24; // 0 = high bit = lowest index
+      fn(i * 8 + bit);
+      v &= ~(0x80 >> bit);
+    }
+  }
+}

@@ -1,0 +1,365 @@
+import { describe, expect, it } from 'vitest';
+import { Bitfield } from '../../../src/core/bitfield.js';
+import { BLOCK_SIZE, PieceGeometry } from '../../../src/core/geometry.js';
+import { PiecePicker, type BlockRequest } from '../../../src/pieces/picker.js';
+
+/** "1010" -> bitfield with pieces 0 and 2. */
+function bf(picture: string): Bitfield {
+  const b = new Bitfield(picture.length);
+  [...picture].forEach((c, i) => c === '1' && b.set(i));
+  return b;
+}
+
+/** Deterministic PRNG (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Pieces of `blocks` full blocks each. */
+function geometry(pieces: number, blocks = 1): PieceGeometry {
+  return new PieceGeometry(blocks * BLOCK_SIZE, pieces * blocks * BLOCK_SIZE);
+}
+
+/** Availability from a picture: "1213" adds peers so that piece i is held by digit i peers. */
+function withAvailability(picker: PiecePicker, picture: string): void {
+  const max = Math.max(...[...picture].map(Number));
+  for (let k = 1; k <= max; k++) picker.peerHas(bf([...picture].map((c) => (Number(c) >= k ? '1' : '0')).join('')));
+}
+
+function pieces(reqs: BlockRequest[]): number[] {
+  return reqs.map((r) => r.index);
+}
+
+describe('availability', () => {
+  it('counts bitfields, haves and seeds (a seed once, not per piece)', () => {
+    const p = new PiecePicker(geometry(4), new Bitfield(4));
+    withAvailability(p, '1213');
+    expect([0, 1, 2, 3].map((i) => p.availability(i))).toEqual([1, 2, 1, 3]);
+    p.peerHave(2);
+    p.peerHasAll();
+    expect([0, 1, 2, 3].map((i) => p.availability(i))).toEqual([2, 3, 3, 4]);
+    p.peerLost(bf('0101'));
+    p.peerLostAll();
+    expect([0, 1, 2, 3].map((i) => p.availability(i))).toEqual([1, 1, 2, 2]);
+  });
+
+  it('rejects a bitfield of the wrong size and a have out of range', () => {
+    const p = new PiecePicker(geometry(4), new Bitfield(4));
+    expect(() => p.peerHas(bf('111'))).toThrow(RangeError);
+    expect(() => p.peerHave(4)).toThrow(RangeError);
+  });
+});
+
+describe('rarest first', () => {
+  it('starts the rarest piece the peer has, then the next rarest', () => {
+    const p = new PiecePicker(geometry(4), new Bitfield(4), { random: seeded(1) });
+    withAvailability(p, '3132');
+    expect(pieces(p.pick('a', 'all', 1))).toEqual([1]);
+    expect(pieces(p.pick('a', 'all', 1))).toEqual([3]);
+    expect(pieces(p.pick('a', 'all', 2)).sort()).toEqual([0, 2]);
+  });
+
+  it('follows availability changes (have messages and peers leaving)', () => {
+    const p = new PiecePicker(geometry(4), new Bitfield(4), { random: seeded(1) });
+    withAvailability(p, '2222');
+    p.peerLost(bf('0010'));
+    expect(pieces(p.pick('a', 'all', 1))).toEqual([2]);
+    p.peerHave(0);
+    p.peerHave(1);
+    expect(pieces(p.pick('a', 'all', 1))).toEqual([3]);
+  });
+
+  it('only picks pieces the peer has, and skips pieces we have', () => {
+    const p = new PiecePicker(geometry(5), bf('10000'), { random: seeded(2) });
+    withAvailability(p, '12221');
+    p.peerHas(bf('11010'));
+    // piece 0 is ours; piece 4 is rarer but the peer lacks it
+    expect(pieces(p.pick('a', bf('11010'), 5)).sort()).toEqual([1, 3]);
+  });
+
+  it('breaks ties at random among the rarest pieces, so downloaders spread out', () => {
+    const firsts = new Set<number>();
+    for (let seed = 1; seed <= 40; seed++) {
+      const p = new PiecePicker(geometry(8), new Bitfield(8), { random: seeded(seed) });
+      withAvailability(p, '21212121');
+      const [first] = pieces(p.pick('a', 'all', 1));
+      firsts.add(first!);
+    }
+    for (const f of firsts) expect([1, 3, 5, 7]).toContain(f);
+    expect(firsts.size).toBeGreaterThan(2);
+  });
+
+  it('picks pieces only a seed has (have-all)', () => {
+    const p = new PiecePicker(geometry(3), new Bitfield(3), { random: seeded(3) });
+    p.peerHasAll();
+    expect(pieces(p.pick('s', 'all', 3)).sort()).toEqual([0, 1, 2]);
+  });
+});
+
+describe('blocks and partial pieces', () => {
+  it('requests exact block sizes, the last block short', () => {
+    const g = new PieceGeometry(3 * BLOCK_SIZE, 4 * BLOCK_SIZE + 100); // piece 1: 1 block + 100 bytes
+    const p = new PiecePicker(g, bf('10'));
+    p.peerHasAll();
+    expect(p.pick('a', 'all', 10)).toEqual([
+      { index: 1, begin: 0, length: BLOCK_SIZE },
+      { index: 1, begin: BLOCK_SIZE, length: 100 },
+    ]);
+    expect(p.missingBlocks).toBe(2);
+  });
+
+  it('finishes a partial piece before starting a rarer one', () => {
+    const p = new PiecePicker(geometry(3, 4), new Bitfield(3), { random: seeded(4) });
+    withAvailability(p, '222');
+    const first = p.pick('a', 'all', 2);
+    expect(first.map((r) => r.begin)).toEqual([0, BLOCK_SIZE]);
+    const started = first[0]!.index;
+    const other = [0, 1, 2].find((i) => i !== started)!;
+    p.peerLost(bf([0, 1, 2].map((i) => (i === other ? '1' : '0')).join(''))); // make another piece rarer
+    const second = p.pick('b', 'all', 2);
+    expect(second).toEqual([
+      { index: started, begin: 2 * BLOCK_SIZE, length: BLOCK_SIZE },
+      { index: started, begin: 3 * BLOCK_SIZE, length: BLOCK_SIZE },
+    ]);
+    expect(pieces(p.pick('b', 'all', 1))).toEqual([other]);
+  });
+
+  it('release puts a block back in the pool for the next peer', () => {
+    const p = new PiecePicker(geometry(2, 4), new Bitfield(2), { random: seeded(5) });
+    p.peerHasAll();
+    const started = p.pick('a', 'all', 4)[0]!.index;
+    const only = bf(started === 0 ? '10' : '01'); // other peers only have the started piece
+    expect(p.pick('b', only, 4)).toEqual([]);
+    p.release('a', started, 2 * BLOCK_SIZE);
+    expect(p.pick('b', only, 4)).toEqual([{ index: started, begin: 2 * BLOCK_SIZE, length: BLOCK_SIZE }]);
+    p.releaseAll('a');
+    expect(p.pick('c', only, 4).map((r) => r.begin)).toEqual([0, BLOCK_SIZE, 3 * BLOCK_SIZE]);
+  });
+
+  it('a block released while another peer also holds it stays requested', () => {
+    const p = new PiecePicker(geometry(1, 1), new Bitfield(1));
+    p.peerHasAll();
+    p.pick('a', 'all', 1);
+    p.pick('b', 'all', 1); // endgame duplicate
+    p.release('a', 0, 0);
+    expect(p.inEndgame).toBe(true);
+    expect(p.requestersOf(0, 0)).toEqual(['b']);
+  });
+
+  it('tracks completion, verification and missing blocks', () => {
+    const p = new PiecePicker(geometry(2, 2), new Bitfield(2));
+    p.peerHasAll();
+    expect(p.missingBlocks).toBe(4);
+    const reqs = p.pick('a', 'all', 2);
+    const index = reqs[0]!.index;
+    expect(p.received('a', index, 0)).toBe('new');
+    expect(p.isPieceComplete(index)).toBe(false);
+    expect(p.received('a', index, BLOCK_SIZE)).toBe('new');
+    expect(p.isPieceComplete(index)).toBe(true);
+    expect(p.missingBlocks).toBe(2);
+    p.pieceVerified(index);
+    expect(p.have.has(index)).toBe(true);
+    expect(p.isPieceComplete(index)).toBe(false);
+    expect(p.received('a', index, 0)).toBe('duplicate');
+    expect(p.piecesInProgress).toBe(0);
+  });
+
+  it('pieceFailed makes every block of the piece missing again', () => {
+    const p = new PiecePicker(geometry(1, 3), new Bitfield(1));
+    p.peerHasAll();
+    for (const r of p.pick('a', 'all', 3)) p.received('a', r.index, r.begin);
+    expect(p.missingBlocks).toBe(0);
+    p.pieceFailed(0);
+    expect(p.isPieceComplete(0)).toBe(false);
+    expect(p.missingBlocks).toBe(3);
+    expect(p.inEndgame).toBe(false);
+    expect(p.pick('b', 'all', 5).map((r) => r.begin)).toEqual([0, BLOCK_SIZE, 2 * BLOCK_SIZE]);
+  });
+
+  it("calls a block 'unexpected' when it is not one we asked for", () => {
+    const p = new PiecePicker(geometry(2, 2), new Bitfield(2));
+    p.peerHasAll();
+    const [r] = p.pick('a', 'all', 1);
+    const other = 1 - r!.index;
+    expect(p.received('a', other, 0)).toBe('unexpected'); // piece never started
+    expect(p.received('a', r!.index, 1)).toBe('unexpected'); // not a block boundary
+    expect(p.received('a', r!.index, 2 * BLOCK_SIZE)).toBe('unexpected'); // past the piece
+    expect(p.received('a', 7, 0)).toBe('unexpected');
+    expect(p.received('a', r!.index, 0)).toBe('new');
+  });
+
+  it('accepts a late block after its request was released', () => {
+    const p = new PiecePicker(geometry(1, 2), new Bitfield(1));
+    p.peerHasAll();
+    p.pick('a', 'all', 2);
+    p.release('a', 0, 0);
+    expect(p.received('a', 0, 0)).toBe('new');
+    // block 0 is no longer missing: only block 1 (still with 'a') is handed out, as an endgame duplicate
+    expect(p.pick('b', 'all', 2)).toEqual([{ index: 0, begin: BLOCK_SIZE, length: BLOCK_SIZE }]);
+  });
+});
+
+describe('endgame', () => {
+  it('hands out blocks requested by others, then reports the second copy as duplicate', () => {
+    const p = new PiecePicker(geometry(2, 1), new Bitfield(2));
+    p.peerHasAll();
+    expect(p.pick('a', 'all', 10)).toHaveLength(2);
+    expect(p.inEndgame).toBe(true);
+    expect(p.pick('a', 'all', 10)).toEqual([]); // never the same block twice to one peer
+    const dup = p.pick('b', 'all', 10);
+    expect(dup.map((r) => r.index).sort()).toEqual([0, 1]);
+    expect(p.received('a', 0, 0)).toBe('new');
+    expect(p.requestersOf(0, 0)).toEqual(['b']);
+    expect(p.received('b', 0, 0)).toBe('duplicate');
+    expect(p.requestersOf(0, 0)).toEqual([]);
+  });
+
+  it('prefers blocks with the fewest requesters and only pieces the peer has', () => {
+    const p = new PiecePicker(geometry(3, 1), new Bitfield(3));
+    p.peerHasAll();
+    p.pick('a', 'all', 3);
+    expect(pieces(p.pick('b', bf('010'), 1))).toEqual([1]);
+    const c = p.pick('c', bf('011'), 1);
+    expect(pieces(c)).toEqual([2]); // piece 1 already has two requesters, piece 0 the peer lacks
+  });
+
+  it('is not endgame while a block is still open', () => {
+    const p = new PiecePicker(geometry(1, 2), new Bitfield(1));
+    p.peerHasAll();
+    p.pick('a', 'all', 1);
+    expect(p.inEndgame).toBe(false);
+    // the last open block first, then (now in endgame) a duplicate of a's block
+    expect(p.pick('b', 'all', 5)).toEqual([
+      { index: 0, begin: BLOCK_SIZE, length: BLOCK_SIZE },
+      { index: 0, begin: 0, length: BLOCK_SIZE },
+    ]);
+    expect(p.inEndgame).toBe(true);
+  });
+
+  it('forgets duplicates once the piece is verified', () => {
+    const p = new PiecePicker(geometry(1, 1), new Bitfield(1));
+    p.peerHasAll();
+    p.pick('a', 'all', 1);
+    p.pick('b', 'all', 1);
+    p.received('a', 0, 0);
+    p.pieceVerified(0);
+    expect(p.inEndgame).toBe(false);
+    expect(p.missingBlocks).toBe(0);
+    expect(p.received('b', 0, 0)).toBe('duplicate');
+    p.releaseAll('b'); // harmless
+    expect(p.pick('c', 'all', 1)).toEqual([]);
+  });
+});
+
+describe('interest', () => {
+  it('is interested exactly when the peer has a piece we lack', () => {
+    const p = new PiecePicker(geometry(10), bf('1111100000'));
+    expect(p.interestingFor(bf('1111100000'))).toBe(false);
+    expect(p.interestingFor(bf('0000000001'))).toBe(true);
+    expect(p.interestingFor('all')).toBe(true);
+    for (let i = 5; i < 10; i++) p.pieceVerified(i);
+    expect(p.interestingFor('all')).toBe(false);
+  });
+});
+
+describe('never stuck', () => {
+  it('completes with random peers joining, leaving, stalling and sending bad data', () => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const random = seeded(seed);
+      const pieceCount = 97;
+      const g = new PieceGeometry(3 * BLOCK_SIZE, 97 * 3 * BLOCK_SIZE - 5000);
+      const p = new PiecePicker(g, new Bitfield(pieceCount), { random });
+      interface Peer { id: number; has: Bitfield | 'all'; inflight: BlockRequest[]; stalls: boolean }
+      let nextId = 0;
+      const peers: Peer[] = [];
+      const join = (): void => {
+        let has: Bitfield | 'all';
+        if (random() < 0.3) {
+          has = 'all';
+          p.peerHasAll();
+        } else {
+          has = new Bitfield(pieceCount);
+          for (let i = 0; i < pieceCount; i++) if (random() < 0.5) has.set(i);
+          p.peerHas(has);
+        }
+        peers.push({ id: nextId++, has, inflight: [], stalls: random() < 0.2 });
+      };
+      const leave = (k: number): void => {
+        const [peer] = peers.splice(k, 1);
+        p.releaseAll(peer!.id);
+        if (peer!.has === 'all') p.peerLostAll();
+        else p.peerLost(peer!.has);
+      };
+      for (let i = 0; i < 4; i++) join();
+      p.peerHasAll(); // one steady seed that never leaves, so completion is possible
+      peers.push({ id: nextId++, has: 'all', inflight: [], stalls: false });
+      const steady = peers[peers.length - 1]!;
+      let steps = 0;
+      while (!p.have.complete && steps < 200_000) {
+        steps++;
+        const r = random();
+        if (r < 0.02 && peers.length < 12) join();
+        else if (r < 0.04 && peers.length > 1) {
+          const k = Math.floor(random() * peers.length);
+          if (peers[k] !== steady) leave(k);
+        }
+        for (const peer of peers) {
+          if (peer.inflight.length < 4) peer.inflight.push(...p.pick(peer.id, peer.has, 4 - peer.inflight.length));
+          if (peer.stalls || peer.inflight.length === 0) continue;
+          const req = peer.inflight.shift()!;
+          if (p.received(peer.id, req.index, req.begin) !== 'new') continue;
+          if (!p.isPieceComplete(req.index)) continue;
+          if (random() < 0.05) p.pieceFailed(req.index);
+          else p.pieceVerified(req.index);
+        }
+      }
+      expect(p.have.complete).toBe(true);
+      expect(p.missingBlocks).toBe(0);
+      expect(p.piecesInProgress).toBe(0);
+    }
+  });
+});
+
+describe('scale', () => {
+  it('keeps per-block state only for pieces in progress (4 GiB torrent, 16 KiB pieces)', () => {
+    const g = new PieceGeometry(BLOCK_SIZE, 4 * 1024 ** 3);
+    const p = new PiecePicker(g, new Bitfield(g.pieceCount));
+    p.peerHasAll();
+    expect(p.pick('a', 'all', 64)).toHaveLength(64);
+    expect(p.piecesInProgress).toBe(64);
+  });
+
+  it('picks every block of a 4096-piece torrent with 8 peers quickly', () => {
+    const g = new PieceGeometry(256 * 1024, 4096 * 256 * 1024);
+    const p = new PiecePicker(g, new Bitfield(4096), { random: seeded(9) });
+    const random = seeded(10);
+    const peers: Bitfield[] = [];
+    for (let k = 0; k < 8; k++) {
+      const b = new Bitfield(4096);
+      for (let i = 0; i < 4096; i++) if (k === 0 || random() < 0.7) b.set(i);
+      peers.push(b);
+      p.peerHas(b);
+    }
+    const started = performance.now();
+    let blocks = 0;
+    for (let round = 0; round < 100_000 && !p.have.complete; round++) {
+      for (let k = 0; k < 8; k++) {
+        for (const r of p.pick(k, peers[k]!, 16)) {
+          blocks++;
+          if (p.received(k, r.index, r.begin) === 'new' && p.isPieceComplete(r.index)) p.pieceVerified(r.index);
+        }
+      }
+    }
+    const ms = performance.now() - started;
+    expect(p.have.complete).toBe(true);
+    expect(blocks).toBe(4096 * 16);
+    expect(ms).toBeLessThan(2000);
+  });
+});
