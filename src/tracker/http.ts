@@ -1,0 +1,106 @@
+/**
+ * HTTP(S) tracker transport (BEP 3 announce, BEP 48 scrape) over undici: one GET
+ * with a total time budget, at most 5 redirects (followed by hand, http/https only),
+ * replies capped at 1 MiB while reading. Parsing lives in response.ts.
+ */
+import { request } from 'undici';
+import { TrackerError, errorMessage } from '../core/errors.js';
+import { CLIENT_VERSION } from '../core/ids.js';
+import { parseAnnounceResponse, parseScrapeResponse } from './response.js';
+import { buildAnnounceUrl, buildScrapeUrl, scrapeUrlFor } from './url.js';
+import {
+  TRACKER_TIMEOUT_MS,
+  type AnnounceParams,
+  type AnnounceResult,
+  type ScrapeResult,
+  type TrackerRequestOptions,
+} from './types.js';
+
+export const MAX_REPLY_BYTES = 1024 * 1024;
+export const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+function assertHttpUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TrackerError(`invalid tracker URL: ${url}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TrackerError(`unsupported tracker URL scheme: ${parsed.protocol}`);
+  }
+  return parsed;
+}
+
+function describeFailure(err: unknown, timeout: AbortSignal, caller: AbortSignal | undefined, timeoutMs: number): TrackerError {
+  if (err instanceof TrackerError) return err;
+  if (caller?.aborted) return new TrackerError('tracker request aborted', { cause: err });
+  if (timeout.aborted) return new TrackerError(`tracker did not answer within ${timeoutMs} ms`, { cause: err });
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const detail = typeof code === 'string' ? `${code}: ${errorMessage(err)}` : errorMessage(err);
+  return new TrackerError(`cannot reach tracker: ${detail}`, { cause: err });
+}
+
+/** GET `url` and return its body; redirects followed, size and time bounded. */
+export async function httpGetTrackerBody(url: string, opts: TrackerRequestOptions = {}): Promise<Buffer> {
+  const timeoutMs = opts.timeoutMs ?? TRACKER_TIMEOUT_MS;
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  let current = url;
+  try {
+    for (let hop = 0; ; hop++) {
+      assertHttpUrl(current);
+      signal.throwIfAborted();
+      const res = await request(current, {
+        method: 'GET',
+        signal,
+        headers: { 'user-agent': `tt/${CLIENT_VERSION}`, 'accept-encoding': 'identity' },
+      });
+      if (REDIRECT_STATUSES.has(res.statusCode)) {
+        res.body.destroy();
+        const location = res.headers['location'];
+        if (typeof location !== 'string' || location === '') throw new TrackerError(`HTTP ${res.statusCode} without a Location`);
+        if (hop >= MAX_REDIRECTS) throw new TrackerError(`more than ${MAX_REDIRECTS} redirects`);
+        current = new URL(location, current).href;
+        continue;
+      }
+      if (res.statusCode !== 200) {
+        res.body.destroy();
+        throw new TrackerError(`tracker answered HTTP ${res.statusCode}`);
+      }
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > MAX_REPLY_BYTES) {
+        res.body.destroy();
+        throw new TrackerError(`tracker reply larger than ${MAX_REPLY_BYTES} bytes`);
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of res.body) {
+        const b = chunk as Buffer;
+        total += b.length;
+        if (total > MAX_REPLY_BYTES) {
+          res.body.destroy();
+          throw new TrackerError(`tracker reply larger than ${MAX_REPLY_BYTES} bytes`);
+        }
+        chunks.push(b);
+      }
+      return Buffer.concat(chunks, total);
+    }
+  } catch (err) {
+    throw describeFailure(err, timeout, opts.signal, timeoutMs);
+  }
+}
+
+export async function announceHttp(url: string, p: AnnounceParams, opts: TrackerRequestOptions = {}): Promise<AnnounceResult> {
+  const body = await httpGetTrackerBody(buildAnnounceUrl(url, p), opts);
+  return parseAnnounceResponse(body);
+}
+
+/** Scrape through the BEP 48 URL derived from the announce URL. */
+export async function scrapeHttp(url: string, infoHash: Buffer, opts: TrackerRequestOptions = {}): Promise<ScrapeResult> {
+  const scrapeUrl = scrapeUrlFor(url);
+  if (scrapeUrl === undefined) throw new TrackerError('this tracker has no scrape URL (BEP 48)');
+  const body = await httpGetTrackerBody(buildScrapeUrl(scrapeUrl, infoHash), opts);
+  return parseScrapeResponse(body, infoHash);
+}
