@@ -33,6 +33,12 @@ function withAvailability(picker: PiecePicker, picture: string): void {
   for (let k = 1; k <= max; k++) picker.peerHas(bf([...picture].map((c) => (Number(c) >= k ? '1' : '0')).join('')));
 }
 
+// peers are identified by object identity, as connections would be
+const A = { peer: 'a' };
+const B = { peer: 'b' };
+const C = { peer: 'c' };
+const S = { peer: 's' };
+
 function pieces(reqs: BlockRequest[]): number[] {
   return reqs.map((r) => r.index);
 }
@@ -61,19 +67,19 @@ describe('rarest first', () => {
   it('starts the rarest piece the peer has, then the next rarest', () => {
     const p = new PiecePicker(geometry(4), new Bitfield(4), { random: seeded(1) });
     withAvailability(p, '3132');
-    expect(pieces(p.pick('a', 'all', 1))).toEqual([1]);
-    expect(pieces(p.pick('a', 'all', 1))).toEqual([3]);
-    expect(pieces(p.pick('a', 'all', 2)).sort()).toEqual([0, 2]);
+    expect(pieces(p.pick(A, 'all', 1))).toEqual([1]);
+    expect(pieces(p.pick(A, 'all', 1))).toEqual([3]);
+    expect(pieces(p.pick(A, 'all', 2)).sort()).toEqual([0, 2]);
   });
 
   it('follows availability changes (have messages and peers leaving)', () => {
     const p = new PiecePicker(geometry(4), new Bitfield(4), { random: seeded(1) });
     withAvailability(p, '2222');
     p.peerLost(bf('0010'));
-    expect(pieces(p.pick('a', 'all', 1))).toEqual([2]);
+    expect(pieces(p.pick(A, 'all', 1))).toEqual([2]);
     p.peerHave(0);
     p.peerHave(1);
-    expect(pieces(p.pick('a', 'all', 1))).toEqual([3]);
+    expect(pieces(p.pick(A, 'all', 1))).toEqual([3]);
   });
 
   it('only picks pieces the peer has, and skips pieces we have', () => {
@@ -81,7 +87,7 @@ describe('rarest first', () => {
     withAvailability(p, '12221');
     p.peerHas(bf('11010'));
     // piece 0 is ours; piece 4 is rarer but the peer lacks it
-    expect(pieces(p.pick('a', bf('11010'), 5)).sort()).toEqual([1, 3]);
+    expect(pieces(p.pick(A, bf('11010'), 5)).sort()).toEqual([1, 3]);
   });
 
   it('breaks ties at random among the rarest pieces, so downloaders spread out', () => {
@@ -89,7 +95,7 @@ describe('rarest first', () => {
     for (let seed = 1; seed <= 40; seed++) {
       const p = new PiecePicker(geometry(8), new Bitfield(8), { random: seeded(seed) });
       withAvailability(p, '21212121');
-      const [first] = pieces(p.pick('a', 'all', 1));
+      const [first] = pieces(p.pick(A, 'all', 1));
       firsts.add(first!);
     }
     for (const f of firsts) expect([1, 3, 5, 7]).toContain(f);
@@ -99,7 +105,7 @@ describe('rarest first', () => {
   it('picks pieces only a seed has (have-all)', () => {
     const p = new PiecePicker(geometry(3), new Bitfield(3), { random: seeded(3) });
     p.peerHasAll();
-    expect(pieces(p.pick('s', 'all', 3)).sort()).toEqual([0, 1, 2]);
+    expect(pieces(p.pick(S, 'all', 3)).sort()).toEqual([0, 1, 2]);
   });
 });
 
@@ -108,7 +114,7 @@ describe('blocks and partial pieces', () => {
     const g = new PieceGeometry(3 * BLOCK_SIZE, 4 * BLOCK_SIZE + 100); // piece 1: 1 block + 100 bytes
     const p = new PiecePicker(g, bf('10'));
     p.peerHasAll();
-    expect(p.pick('a', 'all', 10)).toEqual([
+    expect(p.pick(A, 'all', 10)).toEqual([
       { index: 1, begin: 0, length: BLOCK_SIZE },
       { index: 1, begin: BLOCK_SIZE, length: 100 },
     ]);
@@ -118,91 +124,91 @@ describe('blocks and partial pieces', () => {
   it('finishes a partial piece before starting a rarer one', () => {
     const p = new PiecePicker(geometry(3, 4), new Bitfield(3), { random: seeded(4) });
     withAvailability(p, '222');
-    const first = p.pick('a', 'all', 2);
+    const first = p.pick(A, 'all', 2);
     expect(first.map((r) => r.begin)).toEqual([0, BLOCK_SIZE]);
     const started = first[0]!.index;
     const other = [0, 1, 2].find((i) => i !== started)!;
     p.peerLost(bf([0, 1, 2].map((i) => (i === other ? '1' : '0')).join(''))); // make another piece rarer
-    const second = p.pick('b', 'all', 2);
+    const second = p.pick(B, 'all', 2);
     expect(second).toEqual([
       { index: started, begin: 2 * BLOCK_SIZE, length: BLOCK_SIZE },
       { index: started, begin: 3 * BLOCK_SIZE, length: BLOCK_SIZE },
     ]);
-    expect(pieces(p.pick('b', 'all', 1))).toEqual([other]);
+    expect(pieces(p.pick(B, 'all', 1))).toEqual([other]);
   });
 
   it('release puts a block back in the pool for the next peer', () => {
     const p = new PiecePicker(geometry(2, 4), new Bitfield(2), { random: seeded(5) });
     p.peerHasAll();
-    const started = p.pick('a', 'all', 4)[0]!.index;
+    const started = p.pick(A, 'all', 4)[0]!.index;
     const only = bf(started === 0 ? '10' : '01'); // other peers only have the started piece
-    expect(p.pick('b', only, 4)).toEqual([]);
-    p.release('a', started, 2 * BLOCK_SIZE);
-    expect(p.pick('b', only, 4)).toEqual([{ index: started, begin: 2 * BLOCK_SIZE, length: BLOCK_SIZE }]);
-    p.releaseAll('a');
-    expect(p.pick('c', only, 4).map((r) => r.begin)).toEqual([0, BLOCK_SIZE, 3 * BLOCK_SIZE]);
+    expect(p.pick(B, only, 4)).toEqual([]);
+    p.release(A, started, 2 * BLOCK_SIZE);
+    expect(p.pick(B, only, 4)).toEqual([{ index: started, begin: 2 * BLOCK_SIZE, length: BLOCK_SIZE }]);
+    p.releaseAll(A);
+    expect(p.pick(C, only, 4).map((r) => r.begin)).toEqual([0, BLOCK_SIZE, 3 * BLOCK_SIZE]);
   });
 
   it('a block released while another peer also holds it stays requested', () => {
     const p = new PiecePicker(geometry(1, 1), new Bitfield(1));
     p.peerHasAll();
-    p.pick('a', 'all', 1);
-    p.pick('b', 'all', 1); // endgame duplicate
-    p.release('a', 0, 0);
+    p.pick(A, 'all', 1);
+    p.pick(B, 'all', 1); // endgame duplicate
+    p.release(A, 0, 0);
     expect(p.inEndgame).toBe(true);
-    expect(p.requestersOf(0, 0)).toEqual(['b']);
+    expect(p.requestersOf(0, 0)).toEqual([B]);
   });
 
   it('tracks completion, verification and missing blocks', () => {
     const p = new PiecePicker(geometry(2, 2), new Bitfield(2));
     p.peerHasAll();
     expect(p.missingBlocks).toBe(4);
-    const reqs = p.pick('a', 'all', 2);
+    const reqs = p.pick(A, 'all', 2);
     const index = reqs[0]!.index;
-    expect(p.received('a', index, 0)).toBe('new');
+    expect(p.received(A, index, 0)).toBe('new');
     expect(p.isPieceComplete(index)).toBe(false);
-    expect(p.received('a', index, BLOCK_SIZE)).toBe('new');
+    expect(p.received(A, index, BLOCK_SIZE)).toBe('new');
     expect(p.isPieceComplete(index)).toBe(true);
     expect(p.missingBlocks).toBe(2);
     p.pieceVerified(index);
     expect(p.have.has(index)).toBe(true);
     expect(p.isPieceComplete(index)).toBe(false);
-    expect(p.received('a', index, 0)).toBe('duplicate');
+    expect(p.received(A, index, 0)).toBe('duplicate');
     expect(p.piecesInProgress).toBe(0);
   });
 
   it('pieceFailed makes every block of the piece missing again', () => {
     const p = new PiecePicker(geometry(1, 3), new Bitfield(1));
     p.peerHasAll();
-    for (const r of p.pick('a', 'all', 3)) p.received('a', r.index, r.begin);
+    for (const r of p.pick(A, 'all', 3)) p.received(A, r.index, r.begin);
     expect(p.missingBlocks).toBe(0);
     p.pieceFailed(0);
     expect(p.isPieceComplete(0)).toBe(false);
     expect(p.missingBlocks).toBe(3);
     expect(p.inEndgame).toBe(false);
-    expect(p.pick('b', 'all', 5).map((r) => r.begin)).toEqual([0, BLOCK_SIZE, 2 * BLOCK_SIZE]);
+    expect(p.pick(B, 'all', 5).map((r) => r.begin)).toEqual([0, BLOCK_SIZE, 2 * BLOCK_SIZE]);
   });
 
   it("calls a block 'unexpected' when it is not one we asked for", () => {
     const p = new PiecePicker(geometry(2, 2), new Bitfield(2));
     p.peerHasAll();
-    const [r] = p.pick('a', 'all', 1);
+    const [r] = p.pick(A, 'all', 1);
     const other = 1 - r!.index;
-    expect(p.received('a', other, 0)).toBe('unexpected'); // piece never started
-    expect(p.received('a', r!.index, 1)).toBe('unexpected'); // not a block boundary
-    expect(p.received('a', r!.index, 2 * BLOCK_SIZE)).toBe('unexpected'); // past the piece
-    expect(p.received('a', 7, 0)).toBe('unexpected');
-    expect(p.received('a', r!.index, 0)).toBe('new');
+    expect(p.received(A, other, 0)).toBe('unexpected'); // piece never started
+    expect(p.received(A, r!.index, 1)).toBe('unexpected'); // not a block boundary
+    expect(p.received(A, r!.index, 2 * BLOCK_SIZE)).toBe('unexpected'); // past the piece
+    expect(p.received(A, 7, 0)).toBe('unexpected');
+    expect(p.received(A, r!.index, 0)).toBe('new');
   });
 
   it('accepts a late block after its request was released', () => {
     const p = new PiecePicker(geometry(1, 2), new Bitfield(1));
     p.peerHasAll();
-    p.pick('a', 'all', 2);
-    p.release('a', 0, 0);
-    expect(p.received('a', 0, 0)).toBe('new');
+    p.pick(A, 'all', 2);
+    p.release(A, 0, 0);
+    expect(p.received(A, 0, 0)).toBe('new');
     // block 0 is no longer missing: only block 1 (still with 'a') is handed out, as an endgame duplicate
-    expect(p.pick('b', 'all', 2)).toEqual([{ index: 0, begin: BLOCK_SIZE, length: BLOCK_SIZE }]);
+    expect(p.pick(B, 'all', 2)).toEqual([{ index: 0, begin: BLOCK_SIZE, length: BLOCK_SIZE }]);
   });
 });
 
@@ -210,33 +216,33 @@ describe('endgame', () => {
   it('hands out blocks requested by others, then reports the second copy as duplicate', () => {
     const p = new PiecePicker(geometry(2, 1), new Bitfield(2));
     p.peerHasAll();
-    expect(p.pick('a', 'all', 10)).toHaveLength(2);
+    expect(p.pick(A, 'all', 10)).toHaveLength(2);
     expect(p.inEndgame).toBe(true);
-    expect(p.pick('a', 'all', 10)).toEqual([]); // never the same block twice to one peer
-    const dup = p.pick('b', 'all', 10);
+    expect(p.pick(A, 'all', 10)).toEqual([]); // never the same block twice to one peer
+    const dup = p.pick(B, 'all', 10);
     expect(dup.map((r) => r.index).sort()).toEqual([0, 1]);
-    expect(p.received('a', 0, 0)).toBe('new');
-    expect(p.requestersOf(0, 0)).toEqual(['b']);
-    expect(p.received('b', 0, 0)).toBe('duplicate');
+    expect(p.received(A, 0, 0)).toBe('new');
+    expect(p.requestersOf(0, 0)).toEqual([B]);
+    expect(p.received(B, 0, 0)).toBe('duplicate');
     expect(p.requestersOf(0, 0)).toEqual([]);
   });
 
   it('prefers blocks with the fewest requesters and only pieces the peer has', () => {
     const p = new PiecePicker(geometry(3, 1), new Bitfield(3));
     p.peerHasAll();
-    p.pick('a', 'all', 3);
-    expect(pieces(p.pick('b', bf('010'), 1))).toEqual([1]);
-    const c = p.pick('c', bf('011'), 1);
+    p.pick(A, 'all', 3);
+    expect(pieces(p.pick(B, bf('010'), 1))).toEqual([1]);
+    const c = p.pick(C, bf('011'), 1);
     expect(pieces(c)).toEqual([2]); // piece 1 already has two requesters, piece 0 the peer lacks
   });
 
   it('is not endgame while a block is still open', () => {
     const p = new PiecePicker(geometry(1, 2), new Bitfield(1));
     p.peerHasAll();
-    p.pick('a', 'all', 1);
+    p.pick(A, 'all', 1);
     expect(p.inEndgame).toBe(false);
     // the last open block first, then (now in endgame) a duplicate of a's block
-    expect(p.pick('b', 'all', 5)).toEqual([
+    expect(p.pick(B, 'all', 5)).toEqual([
       { index: 0, begin: BLOCK_SIZE, length: BLOCK_SIZE },
       { index: 0, begin: 0, length: BLOCK_SIZE },
     ]);
@@ -246,15 +252,15 @@ describe('endgame', () => {
   it('forgets duplicates once the piece is verified', () => {
     const p = new PiecePicker(geometry(1, 1), new Bitfield(1));
     p.peerHasAll();
-    p.pick('a', 'all', 1);
-    p.pick('b', 'all', 1);
-    p.received('a', 0, 0);
+    p.pick(A, 'all', 1);
+    p.pick(B, 'all', 1);
+    p.received(A, 0, 0);
     p.pieceVerified(0);
     expect(p.inEndgame).toBe(false);
     expect(p.missingBlocks).toBe(0);
-    expect(p.received('b', 0, 0)).toBe('duplicate');
-    p.releaseAll('b'); // harmless
-    expect(p.pick('c', 'all', 1)).toEqual([]);
+    expect(p.received(B, 0, 0)).toBe('duplicate');
+    p.releaseAll(B); // harmless
+    expect(p.pick(C, 'all', 1)).toEqual([]);
   });
 });
 
@@ -332,7 +338,7 @@ describe('scale', () => {
     const g = new PieceGeometry(BLOCK_SIZE, 4 * 1024 ** 3);
     const p = new PiecePicker(g, new Bitfield(g.pieceCount));
     p.peerHasAll();
-    expect(p.pick('a', 'all', 64)).toHaveLength(64);
+    expect(p.pick(A, 'all', 64)).toHaveLength(64);
     expect(p.piecesInProgress).toBe(64);
   });
 
