@@ -267,8 +267,8 @@ function encodeInto(value: BEncodable, out: Buffer[]): void {
 
 // ---------------------------------------------------------------- accessors
 
-/** Builds the error thrown when an untrusted value has the wrong shape. */
-export type ErrorFactory = (message: string) => Error;
+/** Builds the error thrown when key `key` of an untrusted dict is missing or of the wrong shape. */
+export type ErrorFactory = (key: string, problem: string) => Error;
 
 export function isDict(v: BValue | undefined): v is BDict {
   return v instanceof Map;
@@ -302,16 +302,16 @@ function getTyped<T extends BValue>(
   const v = d.get(key);
   if (v === undefined) return undefined;
   if (guard(v)) return v;
-  if (fail) throw fail(`${key}: expected ${type}`);
+  if (fail) throw fail(key, `expected ${type}`);
   return undefined;
 }
 
 function required<T>(v: T | undefined, key: string, fail: ErrorFactory): T {
-  if (v === undefined) throw fail(`${key}: missing`);
+  if (v === undefined) throw fail(key, 'missing');
   return v;
 }
 
-/** Optional typed getters: undefined when absent; on a wrong type, throw fail(...) if given, else undefined. */
+/** Optional typed getters: undefined when absent; on a wrong type, throw fail(key, problem) if given, else undefined. */
 export function getDict(d: BDict, key: string, fail?: ErrorFactory): BDict | undefined {
   return getTyped(d, key, isDict, 'a dictionary', fail);
 }
@@ -325,7 +325,7 @@ export function getInt(d: BDict, key: string, fail?: ErrorFactory): number | und
   return getTyped(d, key, isInt, 'an integer', fail);
 }
 
-/** Required typed getters: throw fail(...) when absent or of the wrong type. */
+/** Required typed getters: throw fail(key, problem) when absent or of the wrong type. */
 export function requireDict(d: BDict, key: string, fail: ErrorFactory): BDict {
   return required(getDict(d, key, fail), key, fail);
 }

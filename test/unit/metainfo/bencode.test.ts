@@ -193,7 +193,7 @@ describe('encode', () => {
 });
 
 describe('accessors', () => {
-  const fail = (m: string) => new Error(`bad ${m}`);
+  const fail = (key: string, problem: string) => new Error(`bad ${key}: ${problem}`);
   const d = decode(b('d1:ai1e1:b1:xe')) as BDict;
 
   it('return typed values, undefined when absent, and throw on wrong types when asked', () => {

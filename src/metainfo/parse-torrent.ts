@@ -1,0 +1,222 @@
+/**
+ * .torrent bytes -> validated Metainfo (BEP 3; announce-list BEP 12, private BEP 27,
+ * url-list BEP 19, pad files BEP 47). Every rule refuses with a MetainfoError naming
+ * the field; the info hash is the SHA-1 of the raw `info` span as it stands in the file.
+ * Names and paths: `.utf-8` variants preferred when valid; invalid UTF-8 becomes U+FFFD.
+ */
+import { createHash } from 'node:crypto';
+import { MetainfoError } from '../core/errors.js';
+import {
+  type BDict,
+  type BValue,
+  DEFAULT_MAX_BYTES,
+  decodeWithSpans,
+  getBytes,
+  getInt,
+  getList,
+  isBytes,
+  isDict,
+  isList,
+  requireBytes,
+  requireDict,
+  requireInt,
+  requireList,
+  utf8OrUndefined,
+} from './bencode.js';
+import type { Metainfo, TorrentFile } from './metainfo.js';
+import { unsafeComponentReason } from './path-safety.js';
+
+export const MAX_TORRENT_BYTES = DEFAULT_MAX_BYTES;
+export const MAX_PIECE_LENGTH = 512 * 1024 * 1024;
+export const MAX_PIECE_COUNT = 2 ** 21;
+const SHA1_LENGTH = 20;
+
+/** An ErrorFactory for the bencode accessors that prefixes the dict's field path. */
+function failAt(prefix: string): (key: string, problem: string) => MetainfoError {
+  return (key, problem) => new MetainfoError(prefix + key, problem);
+}
+
+/** Lenient text: invalid UTF-8 sequences become U+FFFD (shown, never used to escape a folder). */
+function text(b: Buffer): string {
+  return b.toString('utf8');
+}
+
+/** The `<key>.utf-8` variant when present and valid UTF-8, else `<key>` decoded leniently. */
+function preferUtf8Bytes(d: BDict, key: string, prefix: string): string {
+  const alt = getBytes(d, `${key}.utf-8`);
+  const altText = alt && utf8OrUndefined(alt);
+  if (altText !== undefined) return altText;
+  return text(requireBytes(d, key, failAt(prefix)));
+}
+
+function checkComponent(field: string, component: string): void {
+  const reason = unsafeComponentReason(component);
+  if (reason !== undefined) throw new MetainfoError(field, `${reason}: ${JSON.stringify(component)}`);
+}
+
+function readPath(entry: BDict, field: string): string[] {
+  const alt = getList(entry, 'path.utf-8');
+  if (alt && alt.length > 0 && alt.every(isBytes)) {
+    const decoded = alt.map((c) => utf8OrUndefined(c as Buffer));
+    if (decoded.every((c): c is string => c !== undefined)) return decoded;
+  }
+  const raw = requireList(entry, 'path', failAt(`${field}.`));
+  if (raw.length === 0) throw new MetainfoError(`${field}.path`, 'empty path');
+  return raw.map((c, i) => {
+    if (!isBytes(c)) throw new MetainfoError(`${field}.path[${i}]`, 'expected a byte string');
+    return text(c);
+  });
+}
+
+function readLength(d: BDict, field: string, key = 'length'): number {
+  const n = requireInt(d, key, failAt(field));
+  if (n < 0) throw new MetainfoError(field + key, `negative length ${n}`);
+  return n;
+}
+
+interface RawFile {
+  path: string[];
+  length: number;
+  padding: boolean;
+}
+
+function readFiles(info: BDict): RawFile[] {
+  const list = requireList(info, 'files', failAt('info.'));
+  if (list.length === 0) throw new MetainfoError('info.files', 'empty file list');
+  return list.map((entry, i) => {
+    const field = `info.files[${i}]`;
+    if (!isDict(entry)) throw new MetainfoError(field, 'expected a dictionary');
+    const length = readLength(entry, `${field}.`);
+    const path = readPath(entry, field);
+    for (const c of path) checkComponent(`${field}.path`, c);
+    const attr = getBytes(entry, 'attr');
+    return { path, length, padding: attr !== undefined && attr.includes(0x70 /* 'p' */) };
+  });
+}
+
+/** Refuse duplicate paths (exact and NFC-equal) and a file that is also a folder. */
+function checkCollisions(files: readonly RawFile[]): void {
+  const seen = new Map<string, RawFile>();
+  const folders = new Set<string>();
+  for (const [i, f] of files.entries()) {
+    const key = f.path.join('/').normalize('NFC');
+    const prev = seen.get(key);
+    // libtorrent names BEP 47 pad files `.pad/<size>`: identical pad files may repeat
+    const samePad = prev !== undefined && prev.padding && f.padding && prev.length === f.length;
+    if (prev !== undefined && !samePad) throw new MetainfoError(`info.files[${i}].path`, `duplicate path ${JSON.stringify(f.path.join('/'))}`);
+    seen.set(key, f);
+    for (let n = 1; n < f.path.length; n++) folders.add(f.path.slice(0, n).join('/').normalize('NFC'));
+  }
+  for (const [i, f] of files.entries()) {
+    const key = f.path.join('/').normalize('NFC');
+    if (folders.has(key)) throw new MetainfoError(`info.files[${i}].path`, `file ${JSON.stringify(f.path.join('/'))} is also a folder`);
+  }
+}
+
+function readPieceLength(info: BDict): number {
+  const n = requireInt(info, 'piece length', failAt('info.'));
+  if (n <= 0) throw new MetainfoError('info.piece length', `must be positive, got ${n}`);
+  if (n > MAX_PIECE_LENGTH) throw new MetainfoError('info.piece length', `larger than 512 MiB (${n})`);
+  return n;
+}
+
+function readPieces(info: BDict, pieceLength: number, totalLength: number): { pieces: Buffer; pieceCount: number } {
+  const pieces = requireBytes(info, 'pieces', failAt('info.'));
+  if (pieces.length % SHA1_LENGTH !== 0) throw new MetainfoError('info.pieces', `length ${pieces.length} is not a multiple of 20`);
+  const pieceCount = pieces.length / SHA1_LENGTH;
+  if (pieceCount === 0) throw new MetainfoError('info.pieces', 'no pieces');
+  if (pieceCount > MAX_PIECE_COUNT) throw new MetainfoError('info.pieces', `more than ${MAX_PIECE_COUNT} pieces`);
+  const expected = Math.ceil(totalLength / pieceLength);
+  if (pieceCount !== expected) {
+    throw new MetainfoError('info.pieces', `${pieceCount} hashes but ${totalLength} bytes need ${expected} pieces`);
+  }
+  return { pieces, pieceCount };
+}
+
+/** Optional text field: absent or of a wrong type -> undefined (metadata, not structure). */
+function optionalText(d: BDict, key: string): string | undefined {
+  const alt = getBytes(d, `${key}.utf-8`);
+  const altText = alt && utf8OrUndefined(alt);
+  if (altText !== undefined) return altText;
+  const b = getBytes(d, key);
+  return b === undefined ? undefined : text(b);
+}
+
+/** A URL-ish string: strict UTF-8, non-empty, no whitespace/control characters; else undefined. */
+function urlString(v: BValue | undefined): string | undefined {
+  if (!isBytes(v)) return undefined;
+  const s = utf8OrUndefined(v)?.trim();
+  // eslint-disable-next-line no-control-regex
+  if (!s || /[\s\x00-\x1f\x7f]/.test(s)) return undefined;
+  return s;
+}
+
+function readAnnounceList(root: BDict, announce: string | undefined): string[][] {
+  const tiers: string[][] = [];
+  const raw = getList(root, 'announce-list');
+  for (const tier of raw ?? []) {
+    if (!isList(tier)) continue;
+    const urls = tier.map(urlString).filter((u): u is string => u !== undefined);
+    if (urls.length > 0) tiers.push([...new Set(urls)]);
+  }
+  if (tiers.length > 0) return tiers;
+  return announce === undefined ? [] : [[announce]];
+}
+
+function readUrlList(root: BDict): string[] {
+  const raw = root.get('url-list');
+  const list = isList(raw) ? raw : [raw];
+  return list.map(urlString).filter((u): u is string => u !== undefined);
+}
+
+/** Parse and validate a .torrent file. Throws BencodeError or MetainfoError. */
+export function parseTorrent(bytes: Uint8Array): Metainfo {
+  if (bytes.length > MAX_TORRENT_BYTES) throw new MetainfoError('file', `larger than ${MAX_TORRENT_BYTES} bytes`);
+  const { value: root, spans } = decodeWithSpans(bytes);
+  if (!isDict(root)) throw new MetainfoError('torrent', 'not a dictionary');
+  const info = requireDict(root, 'info', failAt(''));
+  const span = spans.get('info')!;
+  const rawInfo = Buffer.from(bytes.subarray(span.start, span.end));
+  const infoHash = createHash('sha1').update(rawInfo).digest();
+
+  const name = preferUtf8Bytes(info, 'name', 'info.');
+  checkComponent('info.name', name);
+  const pieceLength = readPieceLength(info);
+
+  const hasFiles = info.has('files');
+  if (hasFiles && info.has('length')) throw new MetainfoError('info.length', "both 'length' and 'files' present");
+  const rawFiles: RawFile[] = hasFiles ? readFiles(info) : [{ path: [], length: readLength(info, 'info.'), padding: false }];
+  if (hasFiles) checkCollisions(rawFiles);
+
+  const files: TorrentFile[] = [];
+  let offset = 0;
+  for (const f of rawFiles) {
+    files.push({ path: [name, ...f.path], length: f.length, offset, padding: f.padding });
+    offset += f.length;
+    if (!Number.isSafeInteger(offset)) throw new MetainfoError('info.files', 'total size is not a safe integer');
+  }
+  const totalLength = offset;
+  const { pieces, pieceCount } = readPieces(info, pieceLength, totalLength);
+
+  const announce = urlString(root.get('announce'));
+  const privateFlag = getInt(info, 'private');
+  return {
+    infoHash,
+    infoHashHex: infoHash.toString('hex'),
+    rawInfo,
+    name,
+    pieceLength,
+    pieceCount,
+    pieces,
+    totalLength,
+    multiFile: hasFiles,
+    files,
+    announce,
+    announceList: readAnnounceList(root, announce),
+    private: privateFlag !== undefined && privateFlag !== 0,
+    creationDate: getInt(root, 'creation date'),
+    comment: optionalText(root, 'comment'),
+    createdBy: optionalText(root, 'created by'),
+    urlList: readUrlList(root),
+  };
+}
