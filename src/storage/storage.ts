@@ -1,0 +1,246 @@
+/**
+ * Piece-level disk I/O for one torrent (BEP 3 file layout): positioned reads
+ * and writes across file boundaries through an LRU of open FileHandles.
+ * Owns file creation (sparse, never truncating) and fs-error mapping.
+ */
+import { constants } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { DiskError } from '../core/errors.js';
+import { PieceGeometry } from '../core/geometry.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import { toDiskError } from './disk-error.js';
+import { spansFor, type FileSpan } from './layout.js';
+import { resolveInside } from './safe-path.js';
+
+export const DEFAULT_MAX_OPEN_FILES = 64;
+
+/** Opens a file; replaceable so tests can inject faults (e.g. /dev/full for ENOSPC). */
+export type FileOpener = (file: string, flags: number) => Promise<FileHandle>;
+
+export interface StorageOptions {
+  mode: 'read' | 'readwrite';
+  /** LRU size of open FileHandles (default 64). */
+  maxOpenFiles?: number;
+  /** Test seam: how files are opened. */
+  openFile?: FileOpener;
+}
+
+// O_NOFOLLOW: a symlink planted after resolveInside() still is not followed.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+const WRITE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
+// Only open() creates files: a file removed later is reported, not silently recreated.
+const CREATE_FLAGS = WRITE_FLAGS | constants.O_CREAT;
+
+interface Slot {
+  readonly handle: Promise<FileHandle>;
+  users: number;
+}
+
+/** Thrown inside reads to say "this piece is not (fully) on disk". */
+class MissingData extends Error {}
+
+export class TorrentStorage {
+  readonly #meta: Metainfo;
+  readonly #geometry: PieceGeometry;
+  readonly #paths: readonly string[];
+  readonly #writable: boolean;
+  readonly #maxOpen: number;
+  readonly #openFile: FileOpener;
+  readonly #slots = new Map<number, Slot>();
+  #closed = false;
+
+  private constructor(meta: Metainfo, paths: string[], opts: StorageOptions) {
+    this.#meta = meta;
+    this.#geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
+    this.#paths = paths;
+    this.#writable = opts.mode === 'readwrite';
+    this.#maxOpen = Math.max(1, opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
+    this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
+  }
+
+  /**
+   * Resolve every file safely under `root`. In readwrite mode, create folders
+   * and files (zero-length ones too) without truncating existing data; files
+   * are sparse, not pre-filled. In read mode nothing is created.
+   */
+  static async open(root: string, meta: Metainfo, opts: StorageOptions): Promise<TorrentStorage> {
+    const paths: string[] = [];
+    for (const file of meta.files) paths.push(await resolveInside(root, file.path));
+    const storage = new TorrentStorage(meta, paths, opts);
+    if (storage.#writable) {
+      for (const file of paths) {
+        try {
+          await mkdir(path.dirname(file), { recursive: true });
+        } catch (err) {
+          throw toDiskError('create', path.dirname(file), err);
+        }
+        let handle: FileHandle | undefined;
+        try {
+          handle = await storage.#openFile(file, CREATE_FLAGS);
+        } catch (err) {
+          throw toDiskError('create', file, err);
+        } finally {
+          await handle?.close();
+        }
+      }
+    }
+    return storage;
+  }
+
+  /** Write one whole, verified-or-not piece; spans across files are written in parallel. */
+  async writePiece(index: number, data: Buffer): Promise<void> {
+    this.#assertOpen();
+    if (!this.#writable) throw new DiskError('storage was opened read-only');
+    if (!this.#geometry.isValidIndex(index)) throw new RangeError(`piece ${index} out of range`);
+    if (data.length !== this.#geometry.pieceSize(index)) {
+      throw new RangeError(`piece ${index} is ${this.#geometry.pieceSize(index)} bytes, got ${data.length}`);
+    }
+    const spans = spansFor(this.#meta.files, this.#geometry.pieceOffset(index), data.length);
+    let at = 0;
+    const writes = spans.map((span) => {
+      const chunk = data.subarray(at, at + span.length);
+      at += span.length;
+      return this.#withFile(span.fileIndex, 'write', (fh) => writeFully(fh, chunk, span.fileOffset));
+    });
+    await settleAll(writes);
+  }
+
+  /** Bytes for a peer's request. DiskError when a file is missing or short. */
+  async readBlock(index: number, begin: number, length: number): Promise<Buffer> {
+    this.#assertOpen();
+    if (!this.#geometry.isValidIndex(index) || begin < 0 || length < 0 || begin + length > this.#geometry.pieceSize(index)) {
+      throw new RangeError(`block ${index}:${begin}+${length} out of range`);
+    }
+    try {
+      return await this.#readRange(this.#geometry.pieceOffset(index) + begin, length);
+    } catch (err) {
+      if (err instanceof MissingData) throw new DiskError(err.message);
+      throw err;
+    }
+  }
+
+  /** The whole piece, or undefined when any covering file is missing or short. */
+  async readPiece(index: number): Promise<Buffer | undefined> {
+    this.#assertOpen();
+    if (!this.#geometry.isValidIndex(index)) throw new RangeError(`piece ${index} out of range`);
+    try {
+      return await this.#readRange(this.#geometry.pieceOffset(index), this.#geometry.pieceSize(index));
+    } catch (err) {
+      if (err instanceof MissingData) return undefined;
+      throw err;
+    }
+  }
+
+  /** Close every open handle. Later calls fail with DiskError. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const slots = [...this.#slots.values()];
+    this.#slots.clear();
+    await Promise.all(slots.map((s) => s.handle.then((fh) => fh.close()).catch(() => undefined)));
+  }
+
+  /** Number of FileHandles currently held (for tests and diagnostics). */
+  get openFiles(): number {
+    return this.#slots.size;
+  }
+
+  async #readRange(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    const spans = spansFor(this.#meta.files, offset, length);
+    let at = 0;
+    const reads = spans.map((span: FileSpan) => {
+      const target = out.subarray(at, at + span.length);
+      at += span.length;
+      return this.#withFile(span.fileIndex, 'read', async (fh) => {
+        const got = await readFully(fh, target, span.fileOffset);
+        if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);
+      });
+    });
+    await settleAll(reads);
+    return out;
+  }
+
+  async #withFile<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+    const file = this.#paths[fileIndex]!;
+    const slot = this.#acquire(fileIndex);
+    try {
+      let fh: FileHandle;
+      try {
+        fh = await slot.handle;
+      } catch (err) {
+        if (this.#slots.get(fileIndex) === slot) this.#slots.delete(fileIndex); // retry the open next time
+        if (op === 'read' && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`);
+        }
+        throw toDiskError(op, file, err);
+      }
+      try {
+        return await fn(fh);
+      } catch (err) {
+        if (err instanceof MissingData) throw err;
+        throw toDiskError(op, file, err);
+      }
+    } finally {
+      slot.users--;
+      this.#evict();
+    }
+  }
+
+  #acquire(fileIndex: number): Slot {
+    let slot = this.#slots.get(fileIndex);
+    if (slot) {
+      this.#slots.delete(fileIndex); // re-insert: most recently used last
+    } else {
+      const flags = this.#writable ? WRITE_FLAGS : READ_FLAGS;
+      slot = { handle: this.#openFile(this.#paths[fileIndex]!, flags), users: 0 };
+      slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
+    }
+    slot.users++;
+    this.#slots.set(fileIndex, slot);
+    this.#evict();
+    return slot;
+  }
+
+  /** Close least recently used idle handles while over the limit. */
+  #evict(): void {
+    if (this.#slots.size <= this.#maxOpen) return;
+    for (const [fileIndex, slot] of this.#slots) {
+      if (this.#slots.size <= this.#maxOpen) break;
+      if (slot.users > 0) continue;
+      this.#slots.delete(fileIndex);
+      slot.handle.then((fh) => fh.close()).catch(() => undefined);
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new DiskError('storage is closed');
+  }
+}
+
+async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += bytesWritten;
+  }
+}
+
+/** Reads until `target` is full or EOF; returns the bytes read. */
+async function readFully(fh: FileHandle, target: Buffer, position: number): Promise<number> {
+  let done = 0;
+  while (done < target.length) {
+    const { bytesRead } = await fh.read(target, done, target.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+/** Like Promise.all, but waits for every operation before rethrowing the first error. */
+async function settleAll(ops: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(ops);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}

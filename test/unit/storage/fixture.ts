@@ -1,0 +1,56 @@
+/** Test fixtures for storage: a Metainfo built from file lengths and its data. */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
+
+export function filesOf(lengths: readonly number[], name = 'T'): TorrentFile[] {
+  let offset = 0;
+  return lengths.map((length, i) => {
+    const file: TorrentFile = { path: [name, `f${i}.bin`], length, offset, padding: false };
+    offset += length;
+    return file;
+  });
+}
+
+/** A multi-file torrent over `lengths` with real piece hashes of `data` (random when omitted). */
+export function makeTorrent(lengths: readonly number[], pieceLength: number, data?: Buffer): { meta: Metainfo; data: Buffer } {
+  const files = filesOf(lengths);
+  const totalLength = lengths.reduce((a, b) => a + b, 0);
+  const bytes = data ?? randomBytes(totalLength);
+  const pieceCount = Math.ceil(totalLength / pieceLength);
+  const pieces = Buffer.alloc(pieceCount * 20);
+  for (let i = 0; i < pieceCount; i++) {
+    createHash('sha1').update(bytes.subarray(i * pieceLength, (i + 1) * pieceLength)).digest().copy(pieces, i * 20);
+  }
+  const meta: Metainfo = {
+    infoHash: Buffer.alloc(20),
+    infoHashHex: '00'.repeat(20),
+    rawInfo: Buffer.alloc(0),
+    name: 'T',
+    pieceLength,
+    pieceCount,
+    pieces,
+    totalLength,
+    multiFile: true,
+    files,
+    announce: undefined,
+    announceList: [],
+    private: false,
+    creationDate: undefined,
+    comment: undefined,
+    createdBy: undefined,
+    urlList: [],
+  };
+  return { meta, data: bytes };
+}
+
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tt-storage-'));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

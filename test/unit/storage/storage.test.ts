@@ -1,0 +1,183 @@
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DiskError } from '../../../src/core/errors.js';
+import { PieceGeometry } from '../../../src/core/geometry.js';
+import { toDiskError } from '../../../src/storage/disk-error.js';
+import { TorrentStorage } from '../../../src/storage/storage.js';
+import { makeTorrent, withTempDir } from './fixture.js';
+
+function shuffled(n: number, seed: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  let s = seed;
+  for (let i = n - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    const j = s % (i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+function pieceOf(data: Buffer, g: PieceGeometry, i: number): Buffer {
+  return data.subarray(g.pieceOffset(i), g.pieceOffset(i) + g.pieceSize(i));
+}
+
+// odd sizes; with 5000-byte pieces several pieces span 3+ files (1, 7, 3 byte files; empty files)
+const LENGTHS = [1, 16385, 0, 7, 40000, 3, 0, 9999, 1];
+
+describe('TorrentStorage round trip', () => {
+  for (const [pieceLength, maxOpenFiles] of [[5000, 64], [32768, 64], [5000, 2]] as const) {
+    it(`writes pieces in random order and reads the same bytes (piece ${pieceLength}, ${maxOpenFiles} handles)`, async () => {
+      await withTempDir(async (root) => {
+        const { meta, data } = makeTorrent(LENGTHS, pieceLength);
+        const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+        const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', maxOpenFiles });
+        for (const i of shuffled(meta.pieceCount, pieceLength)) await storage.writePiece(i, Buffer.from(pieceOf(data, g, i)));
+        expect(storage.openFiles).toBeLessThanOrEqual(maxOpenFiles);
+        for (let i = 0; i < meta.pieceCount; i++) expect((await storage.readPiece(i))?.equals(pieceOf(data, g, i))).toBe(true);
+        const begin = 1000;
+        expect((await storage.readBlock(1, begin, 3000)).equals(data.subarray(pieceLength + begin, pieceLength + begin + 3000))).toBe(true);
+        await storage.close();
+        for (const file of meta.files) {
+          const onDisk = await readFile(path.join(root, ...file.path));
+          expect(onDisk.equals(data.subarray(file.offset, file.offset + file.length))).toBe(true);
+        }
+      });
+    });
+  }
+
+  it('writes concurrently without losing bytes', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, 3000);
+      const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', maxOpenFiles: 3 });
+      await Promise.all(shuffled(meta.pieceCount, 7).map((i) => storage.writePiece(i, Buffer.from(pieceOf(data, g, i)))));
+      const all = await Promise.all(Array.from({ length: meta.pieceCount }, (_, i) => storage.readPiece(i)));
+      expect(Buffer.concat(all.map((b) => b!)).equals(data)).toBe(true);
+      await storage.close();
+    });
+  });
+
+  it('refuses a piece of the wrong size or index', async () => {
+    await withTempDir(async (root) => {
+      const { meta } = makeTorrent([100], 64);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      await expect(storage.writePiece(1, Buffer.alloc(64))).rejects.toThrow(RangeError); // last piece is 36 bytes
+      await expect(storage.writePiece(2, Buffer.alloc(36))).rejects.toThrow(RangeError);
+      await expect(storage.readBlock(1, 30, 10)).rejects.toThrow(RangeError);
+      await storage.close();
+    });
+  });
+});
+
+describe('TorrentStorage.open', () => {
+  it('creates folders and every file (zero-length too) without pre-filling them', async () => {
+    await withTempDir(async (root) => {
+      const { meta } = makeTorrent(LENGTHS, 5000);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      for (const file of meta.files) expect((await stat(path.join(root, ...file.path))).size).toBe(0);
+      await storage.close();
+    });
+  });
+
+  it('never truncates existing data, even a file longer than the torrent says', async () => {
+    await withTempDir(async (root) => {
+      const { meta } = makeTorrent([10, 20], 8);
+      await mkdir(path.join(root, 'T'));
+      await writeFile(path.join(root, 'T', 'f0.bin'), 'partial');
+      await writeFile(path.join(root, 'T', 'f1.bin'), 'x'.repeat(50));
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      await storage.close();
+      expect(await readFile(path.join(root, 'T', 'f0.bin'), 'utf8')).toBe('partial');
+      expect((await stat(path.join(root, 'T', 'f1.bin'))).size).toBe(50);
+    });
+  });
+
+  it('read mode creates nothing; missing or short files read as missing', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([10, 20], 8);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'read' });
+      expect(await storage.readPiece(0)).toBeUndefined();
+      await expect(storage.readBlock(0, 0, 8)).rejects.toThrow(/missing/);
+      await expect(stat(path.join(root, 'T'))).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(storage.writePiece(0, data.subarray(0, 8))).rejects.toBeInstanceOf(DiskError);
+      // now the first file appears, but the second is short
+      await mkdir(path.join(root, 'T'));
+      await writeFile(path.join(root, 'T', 'f0.bin'), data.subarray(0, 10));
+      await writeFile(path.join(root, 'T', 'f1.bin'), data.subarray(10, 15));
+      expect((await storage.readPiece(0))?.equals(data.subarray(0, 8))).toBe(true);
+      expect(await storage.readPiece(1)).toBeUndefined(); // bytes 8..16 cross into the short file
+      await expect(storage.readBlock(1, 0, 8)).rejects.toThrow(/shorter than expected/);
+      await storage.close();
+    });
+  });
+
+  it('reports a data file removed while seeding', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([10, 20], 8);
+      const writer = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      for (let i = 0; i < meta.pieceCount; i++) await writer.writePiece(i, data.subarray(i * 8, i * 8 + (i === 3 ? 6 : 8)));
+      await writer.close();
+      const storage = await TorrentStorage.open(root, meta, { mode: 'read', maxOpenFiles: 1 });
+      expect(await storage.readPiece(3)).toBeDefined();
+      await rm(path.join(root, 'T', 'f0.bin'));
+      expect(await storage.readPiece(0)).toBeUndefined(); // the handle to f0 was evicted by f1's
+      await storage.close();
+      await expect(storage.readPiece(3)).rejects.toThrow(/closed/);
+    });
+  });
+});
+
+describe('disk errors', () => {
+  it('maps a full disk (real ENOSPC from /dev/full) to a DiskError naming the file', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([10, 20], 16);
+      const victim = path.join(root, 'T', 'f1.bin');
+      const storage = await TorrentStorage.open(root, meta, {
+        mode: 'readwrite',
+        openFile: (file, flags) => (file === victim ? open('/dev/full', constants.O_RDWR) : open(file, flags, 0o644)),
+      });
+      await storage.writePiece(0, data.subarray(0, 16)).then(
+        () => expect.unreachable(),
+        (err: unknown) => {
+          expect(err).toBeInstanceOf(DiskError);
+          expect((err as DiskError).message).toContain('disk full');
+          expect((err as DiskError).message).toContain(victim);
+          expect((err as DiskError).syscallCode).toBe('ENOSPC');
+        },
+      );
+      await storage.close();
+    });
+  });
+
+  it('maps a parent that is a regular file (real ENOTDIR) to a DiskError', async () => {
+    await withTempDir(async (root) => {
+      const blocker = path.join(root, 'blocker');
+      await writeFile(blocker, 'x');
+      const { meta } = makeTorrent([10], 16);
+      await expect(TorrentStorage.open(blocker, meta, { mode: 'readwrite' })).rejects.toThrow(/a parent folder is a file \(ENOTDIR\)/);
+    });
+  });
+
+  it('maps permission and read-only errors (injected: the tests run as root)', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([10], 16);
+      const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      await expect(TorrentStorage.open(root, meta, { mode: 'readwrite', openFile: () => Promise.reject(eacces) })).rejects.toThrow(
+        /cannot create ".*f0\.bin": not writable/,
+      );
+      // creating works, later opens are denied (e.g. permissions changed under us)
+      const denied = await TorrentStorage.open(root, meta, {
+        mode: 'readwrite',
+        openFile: (file, flags) => ((flags & constants.O_CREAT) !== 0 ? open(file, flags, 0o644) : Promise.reject(eacces)),
+      });
+      await expect(denied.writePiece(0, data)).rejects.toThrow(/cannot write ".*f0\.bin": not writable \(permission denied\) \(EACCES\)/);
+      await expect(denied.readPiece(0)).rejects.toThrow(/not readable/);
+    });
+    const erofs = toDiskError('write', '/x/y', Object.assign(new Error('EROFS'), { code: 'EROFS' }));
+    expect(erofs.message).toBe('cannot write "/x/y": not writable (read-only file system) (EROFS)');
+    expect(erofs.code).toBe('DISK');
+    expect(toDiskError('write', '/x/y', new Error('odd')).message).toBe('cannot write "/x/y": odd');
+  });
+});
