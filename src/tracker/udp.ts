@@ -194,12 +194,14 @@ async function transact(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const signal = opts.signal ? AbortSignal.any([controller.signal, opts.signal]) : controller.signal;
   let exchange: UdpExchange | undefined;
+  let retriedStaleId = false;
   try {
     exchange = await UdpExchange.open(url, signal);
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       const waitMs = Math.min(retryBaseMs * 2 ** attempt, deadline - Date.now());
       let cached = connectionIds.get(exchange.cacheKey);
-      if (cached === undefined || Date.now() - cached.receivedAt >= CONNECTION_ID_TTL_MS) {
+      const fromCache = cached !== undefined && Date.now() - cached.receivedAt < CONNECTION_ID_TTL_MS;
+      if (cached === undefined || !fromCache) {
         const tid = newTransactionId();
         const reply = await exchange.send(encodeConnectRequest(tid), tid, waitMs);
         if (reply === undefined) continue;
@@ -210,8 +212,13 @@ async function transact(
       }
       const tid = newTransactionId();
       const reply = await exchange.send(build(cached.id, tid), tid, Math.min(waitMs, deadline - Date.now()));
-      if (reply === undefined) {
-        connectionIds.delete(exchange.cacheKey); // the tracker may have forgotten our id: reconnect
+      if (reply === undefined || (reply.action === 'error' && fromCache && !retriedStaleId)) {
+        // the tracker may have forgotten our id, or tied it to another socket: reconnect
+        connectionIds.delete(exchange.cacheKey);
+        if (reply !== undefined) {
+          retriedStaleId = true;
+          attempt--; // not a lost packet: no extra backoff
+        }
         continue;
       }
       if (reply.action === 'error') throw new TrackerRefusedError(sanitizeTrackerText(reply.message) || '(no reason given)');

@@ -1,0 +1,148 @@
+import { createSocket } from 'node:dgram';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decode } from '../../../src/metainfo/bencode.js';
+import { announceHttp, scrapeHttp } from '../../../src/tracker/http.js';
+import { announceUdp, clearUdpConnectionCache, scrapeUdp } from '../../../src/tracker/udp.js';
+import { startTrackerServer, type TrackerServer } from '../../../src/tracker/server.js';
+import { TrackerRefusedError, type AnnounceParams } from '../../../src/tracker/types.js';
+import { encodeAnnounceRequest, encodeConnectRequest } from '../../../src/tracker/udp-codec.js';
+
+const infoHash = Buffer.from('00112233445566778899aabbccddeeff00112233', 'hex');
+
+function peer(port: number, over: Partial<AnnounceParams> = {}): AnnounceParams {
+  return {
+    infoHash,
+    peerId: Buffer.from(`-TT0001-peer${String(port).padStart(8, '0')}`, 'latin1'),
+    port,
+    uploaded: 0,
+    downloaded: 0,
+    left: 1000,
+    key: port,
+    event: 'started',
+    ...over,
+  };
+}
+
+let server: TrackerServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  clearUdpConnectionCache();
+});
+
+describe('embedded tracker server', () => {
+  it('binds TCP and UDP on the same loopback port', async () => {
+    server = await startTrackerServer();
+    expect(server.port).toBeGreaterThan(0);
+    expect(server.httpUrl).toBe(`http://127.0.0.1:${server.port}/announce`);
+    expect(server.udpUrl).toBe(`udp://127.0.0.1:${server.port}`);
+  });
+
+  it('over HTTP: two peers see each other but never themselves; stopped removes; scrape counts', async () => {
+    server = await startTrackerServer({ interval: 300 });
+    const first = await announceHttp(server.httpUrl, peer(7001));
+    expect(first.peers).toEqual([]);
+    expect(first.interval).toBe(300);
+    const second = await announceHttp(server.httpUrl, peer(7002, { left: 0 }));
+    expect(second.peers).toEqual([{ host: '127.0.0.1', port: 7001 }]);
+    expect(second).toMatchObject({ complete: 1, incomplete: 1 });
+    const again = await announceHttp(server.httpUrl, peer(7001, { event: undefined }));
+    expect(again.peers).toEqual([{ host: '127.0.0.1', port: 7002 }]);
+    expect(server.swarmSize(infoHash)).toEqual({ seeders: 1, leechers: 1 });
+    expect(await scrapeHttp(server.httpUrl, infoHash)).toEqual({ complete: 1, incomplete: 1, downloaded: 0 });
+
+    await announceHttp(server.httpUrl, peer(7001, { event: 'completed', left: 0 }));
+    expect(await scrapeHttp(server.httpUrl, infoHash)).toEqual({ complete: 2, incomplete: 0, downloaded: 1 });
+    await announceHttp(server.httpUrl, peer(7002, { event: 'stopped' }));
+    expect(server.swarmSize(infoHash)).toEqual({ seeders: 1, leechers: 0 });
+  });
+
+  it('over UDP: two peers see each other; scrape works; HTTP and UDP share the swarm', async () => {
+    server = await startTrackerServer();
+    await announceUdp(server.udpUrl, peer(8001));
+    const r = await announceUdp(server.udpUrl, peer(8002));
+    expect(r.peers).toEqual([{ host: '127.0.0.1', port: 8001 }]);
+    expect(r).toMatchObject({ complete: 0, incomplete: 2, interval: 120 });
+    const viaHttp = await announceHttp(server.httpUrl, peer(8003));
+    expect(viaHttp.peers.map((p) => p.port).sort()).toEqual([8001, 8002]);
+    expect(await scrapeUdp(server.udpUrl, infoHash)).toEqual({ complete: 0, incomplete: 3, downloaded: 0 });
+    // a second request reuses the cached connection id from a new socket
+    const again = await announceUdp(server.udpUrl, peer(8001, { event: undefined }));
+    expect(again.peers).toHaveLength(2);
+  });
+
+  it('expires peers after two intervals', async () => {
+    server = await startTrackerServer({ interval: 1 });
+    await announceHttp(server.httpUrl, peer(7101));
+    expect(server.swarmSize(infoHash).leechers).toBe(1);
+    await new Promise((r) => setTimeout(r, 2_100));
+    expect(server.swarmSize(infoHash).leechers).toBe(0);
+    const r = await announceHttp(server.httpUrl, peer(7102));
+    expect(r.peers).toEqual([]);
+  });
+
+  it('honours the allow list over HTTP and UDP', async () => {
+    server = await startTrackerServer({ allowList: [Buffer.alloc(20, 9)] });
+    await expect(announceHttp(server.httpUrl, peer(7201))).rejects.toThrow(TrackerRefusedError);
+    await expect(announceUdp(server.udpUrl, peer(7201))).rejects.toThrow(/not allowed/);
+    const ok = await announceHttp(server.httpUrl, peer(7201, { infoHash: Buffer.alloc(20, 9) }));
+    expect(ok.peers).toEqual([]);
+  });
+
+  it('answers malformed HTTP requests with a failure reason and keeps serving', async () => {
+    server = await startTrackerServer();
+    const base = `http://127.0.0.1:${server.port}`;
+    const bad = [
+      '/announce',
+      '/announce?info_hash=short&peer_id=x&port=1&left=0',
+      `/announce?info_hash=${'%00'.repeat(20)}&peer_id=${'a'.repeat(20)}&port=0&left=0`,
+      `/announce?info_hash=${'%00'.repeat(20)}&peer_id=${'a'.repeat(20)}&port=99999&left=0`,
+      `/announce?info_hash=${'%00'.repeat(20)}&peer_id=${'a'.repeat(20)}&port=1&left=-1`,
+      `/announce?info_hash=${'%00'.repeat(20)}&peer_id=${'a'.repeat(20)}&port=1&left=0&event=bogus`,
+      `/announce?info_hash=${'%00'.repeat(20)}&info_hash=${'%00'.repeat(20)}&peer_id=${'a'.repeat(20)}&port=1&left=0`,
+      '/announce?info_hash=%zz',
+      '/scrape',
+      '/scrape?info_hash=abc',
+    ];
+    for (const path of bad) {
+      const res = await request(base + path);
+      expect(res.statusCode).toBe(200);
+      const body = decode(Buffer.from(await res.body.arrayBuffer())) as Map<string, Buffer>;
+      expect(body.get('failure reason')?.toString(), path).toBeTruthy();
+    }
+    const notFound = await request(`${base}/other`);
+    expect(notFound.statusCode).toBe(404);
+    await notFound.body.dump();
+    const tooLong = await request(`${base}/announce?x=${'a'.repeat(5000)}`);
+    expect(tooLong.statusCode).toBe(414);
+    await tooLong.body.dump();
+    expect((await announceHttp(server.httpUrl, peer(7301))).interval).toBe(120);
+  });
+
+  it('answers malformed UDP packets with an error or silence, and a bad connection id with an error', async () => {
+    server = await startTrackerServer();
+    const sock = createSocket('udp4');
+    const replies: Buffer[] = [];
+    sock.on('message', (m) => replies.push(m));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const send = (b: Buffer): Promise<void> => new Promise((r) => sock.send(b, server!.port, '127.0.0.1', () => r()));
+    try {
+      await send(Buffer.from('hi'));
+      const badProto = encodeConnectRequest(42);
+      badProto[0] = 1;
+      await send(badProto);
+      await send(encodeAnnounceRequest(Buffer.alloc(8, 7), 43, peer(1)));
+      await send(encodeConnectRequest(44));
+      for (let i = 0; i < 50 && replies.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      const byTid = new Map(replies.map((m) => [m.readUInt32BE(4), m]));
+      expect(byTid.get(42)!.readUInt32BE(0)).toBe(3);
+      expect(byTid.get(43)!.readUInt32BE(0)).toBe(3);
+      expect(byTid.get(43)!.subarray(8).toString()).toBe('invalid connection id');
+      expect(byTid.get(44)!.readUInt32BE(0)).toBe(0);
+      expect(replies).toHaveLength(3);
+    } finally {
+      sock.close();
+    }
+  });
+});
