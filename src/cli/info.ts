@@ -1,5 +1,198 @@
-/** `tt info` — placeholder until the metainfo helper lands it. */
+/**
+ * `tt info <torrent|->`: show what a torrent holds, for people (sanitized text) or
+ * programs (--json, stable field names). Also owns loadTorrent(), the bounded way
+ * every command reads a .torrent from a path or stdin. Display only; no BEP logic.
+ */
 import type { Command } from 'commander';
+import { open } from 'node:fs/promises';
+import { BencodeError, TtError } from '../core/errors.js';
+import { toMagnet } from '../metainfo/magnet.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import { MAX_TORRENT_BYTES, parseTorrent } from '../metainfo/parse-torrent.js';
+import { humanBytes, sanitizeForTerminal } from './format.js';
+
+/** We read one byte past the cap so parseTorrent can tell "too large" from "exactly at the cap". */
+const READ_CAP_BYTES = MAX_TORRENT_BYTES + 1;
+/** Files listed in human output unless --files is given. */
+export const DEFAULT_FILES_SHOWN = 20;
+
+export interface InfoOptions {
+  json?: boolean;
+  /** List every file instead of the first DEFAULT_FILES_SHOWN. */
+  files?: boolean;
+}
+
+/** The --json document. Field names are stable (documented in the README). */
+export interface InfoJson {
+  name: string;
+  infoHash: string;
+  totalLength: number;
+  pieceLength: number;
+  pieceCount: number;
+  private: boolean;
+  multiFile: boolean;
+  files: { path: string[]; length: number; offset: number; padding: boolean }[];
+  trackers: string[][];
+  webSeeds: string[];
+  createdBy: string | null;
+  creationDate: number | null;
+  comment: string | null;
+  magnet: string;
+}
+
+function readError(what: string, err: unknown): TtError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const reason =
+    code === 'ENOENT' ? 'no such file'
+    : code === 'EISDIR' ? 'is a directory'
+    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+    : (code ?? 'read failed');
+  return new TtError('INPUT', `cannot read ${sanitizeForTerminal(what)}: ${reason}`, { cause: err });
+}
+
+async function readFileCapped(path: string): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw readError(path, err);
+  }
+  try {
+    if ((await fh.stat()).isDirectory()) throw readError(path, Object.assign(new Error('EISDIR'), { code: 'EISDIR' }));
+    const buf = Buffer.alloc(READ_CAP_BYTES);
+    let filled = 0;
+    while (filled < buf.length) {
+      const { bytesRead } = await fh.read(buf, filled, buf.length - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buf.subarray(0, filled);
+  } catch (err) {
+    throw err instanceof TtError ? err : readError(path, err);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readStdinCapped(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of process.stdin) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+      chunks.push(b);
+      total += b.length;
+      if (total >= READ_CAP_BYTES) break; // leaving the loop stops reading stdin
+    }
+  } catch (err) {
+    throw readError('standard input', err);
+  }
+  return Buffer.concat(chunks).subarray(0, READ_CAP_BYTES);
+}
+
+/** Read (at most 10 MiB + 1 byte) and parse a torrent from a path, or stdin for '-'. */
+export async function loadTorrent(pathOrDash: string): Promise<Metainfo> {
+  const bytes = pathOrDash === '-' ? await readStdinCapped() : await readFileCapped(pathOrDash);
+  if (bytes.length === 0) throw new TtError('INPUT', `${pathOrDash === '-' ? 'standard input' : sanitizeForTerminal(pathOrDash)} is empty`);
+  try {
+    return parseTorrent(bytes);
+  } catch (err) {
+    if (err instanceof BencodeError) throw new TtError('BENCODE', `not a torrent file: ${sanitizeForTerminal(err.message)}`);
+    // messages quote torrent-supplied names: keep bidi/C1 tricks off the terminal
+    if (err instanceof TtError) err.message = sanitizeForTerminal(err.message);
+    throw err;
+  }
+}
+
+export function infoJson(meta: Metainfo): InfoJson {
+  return {
+    name: meta.name,
+    infoHash: meta.infoHashHex,
+    totalLength: meta.totalLength,
+    pieceLength: meta.pieceLength,
+    pieceCount: meta.pieceCount,
+    private: meta.private,
+    multiFile: meta.multiFile,
+    files: meta.files.map((f) => ({ path: [...f.path], length: f.length, offset: f.offset, padding: f.padding })),
+    trackers: meta.announceList.map((tier) => [...tier]),
+    webSeeds: [...meta.urlList],
+    createdBy: meta.createdBy ?? null,
+    creationDate: meta.creationDate ?? null,
+    comment: meta.comment ?? null,
+    magnet: toMagnet(meta),
+  };
+}
+
+/** JSON text safe to print raw: C1 controls, bidi and separators escaped as \uXXXX (still the same JSON). */
+export function terminalSafeJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) =>
+    `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+function formatDate(unixSeconds: number): string {
+  const d = new Date(unixSeconds * 1000);
+  return Number.isNaN(d.getTime()) ? String(unixSeconds) : d.toISOString().replace('.000Z', 'Z');
+}
+
+function exactBytes(n: number): string {
+  return `${humanBytes(n)} (${n} bytes)`;
+}
+
+/** The human-readable report; every string from the torrent is sanitized. */
+export function formatInfo(meta: Metainfo, opts: InfoOptions = {}): string {
+  const s = sanitizeForTerminal;
+  const lines: string[] = [];
+  const field = (label: string, value: string): void => {
+    lines.push(`${`${label}:`.padEnd(13)}${value}`);
+  };
+  field('Name', s(meta.name));
+  field('Info hash', meta.infoHashHex);
+  field('Total size', exactBytes(meta.totalLength));
+  field('Pieces', `${meta.pieceCount} x ${exactBytes(meta.pieceLength)}`);
+  field('Private', meta.private ? 'yes' : 'no');
+  if (meta.createdBy !== undefined) field('Created by', s(meta.createdBy));
+  if (meta.creationDate !== undefined) field('Created on', formatDate(meta.creationDate));
+  if (meta.comment !== undefined) field('Comment', s(meta.comment));
+
+  if (meta.announceList.length === 0) field('Trackers', 'none');
+  else {
+    lines.push('Trackers:');
+    meta.announceList.forEach((tier, i) => {
+      tier.forEach((url, j) => lines.push(`${j === 0 ? `  tier ${i + 1}: ` : ' '.repeat(10)}${s(url)}`));
+    });
+  }
+  if (meta.urlList.length > 0) {
+    lines.push('Web seeds:');
+    for (const url of meta.urlList) lines.push(`  ${s(url)}`);
+  }
+
+  if (meta.multiFile) {
+    const real = meta.files.filter((f) => !f.padding);
+    const padCount = meta.files.length - real.length;
+    lines.push(`Files (${real.length}${padCount > 0 ? `, plus ${padCount} padding` : ''}):`);
+    const shown = opts.files ? real : real.slice(0, DEFAULT_FILES_SHOWN);
+    for (const f of shown) lines.push(`  ${humanBytes(f.length).padStart(11)}  ${s(f.path.join('/'))}`);
+    if (shown.length < real.length) lines.push(`  ... and ${real.length - shown.length} more (use --files to list all)`);
+  }
+  field('Magnet', s(toMagnet(meta)));
+  return `${lines.join('\n')}\n`;
+}
+
+/** The `tt info` action: load, then print. Extra flags (e.g. a later --scrape) hook in here. */
+export async function runInfo(torrent: string, opts: InfoOptions): Promise<void> {
+  const meta = await loadTorrent(torrent);
+  process.stdout.write(opts.json ? `${terminalSafeJson(infoJson(meta))}\n` : formatInfo(meta, opts));
+}
+
 export function registerInfo(program: Command): void {
-  program.command('info <torrent>').description('show what a torrent holds');
+  program
+    .command('info')
+    .description('show what a torrent holds')
+    .argument('<torrent>', "a .torrent file, or '-' to read it from standard input")
+    .option('--json', 'print one JSON object (stable field names) instead of text')
+    .option('--files', `list every file (by default the first ${DEFAULT_FILES_SHOWN})`)
+    .action(async (torrent: string, opts: InfoOptions) => {
+      await runInfo(torrent, opts);
+    });
 }

@@ -1,0 +1,174 @@
+/**
+ * `tt info` end to end: spawns the BUILT cli (bin/tt.js -> dist/) and checks
+ * stdout, stderr (one line, no stack) and exit codes.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTorrent } from '../../../src/metainfo/create.js';
+import { badFixtures } from '../../helpers/torrent-factory.js';
+
+const ROOT = join(import.meta.dirname, '../../..');
+const FIXTURES = join(ROOT, 'fixtures/torrents');
+const tmp = mkdtempSync(join(tmpdir(), 'tt-info-'));
+// eslint-disable-next-line no-control-regex
+const TERMINAL_UNSAFE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]/;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function tt(args: string[], input?: Buffer): Run {
+  const r = spawnSync(process.execPath, ['bin/tt.js', ...args], {
+    cwd: ROOT,
+    input: input ?? Buffer.alloc(0),
+    timeout: 30_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return { status: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+}
+
+/** An error run: the exit code, and exactly one `tt: ` line on stderr with no stack frames. */
+function expectOneLineError(r: Run, exitCode: number): string {
+  expect(r.status).toBe(exitCode);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.split('\n');
+  expect(lines.length).toBe(2);
+  expect(lines[1]).toBe('');
+  expect(lines[0]).toMatch(/^tt: /);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).not.toMatch(TERMINAL_UNSAFE);
+  return lines[0]!;
+}
+
+beforeAll(() => {
+  // others' in-progress files may not typecheck; tsc still emits, so only the output matters
+  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 });
+}, 130_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('tt info: good torrents', () => {
+  it('prints the human summary of a single-file torrent', () => {
+    const r = tt(['info', join(FIXTURES, 'good-single.torrent')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Name: +hello\.txt$/m);
+    expect(r.stdout).toMatch(/^Info hash: +[0-9a-f]{40}$/m);
+    expect(r.stdout).toMatch(/^Total size: +97\.66 KiB \(100000 bytes\)$/m);
+    expect(r.stdout).toMatch(/^Pieces: +4 x 32\.00 KiB \(32768 bytes\)$/m);
+    expect(r.stdout).toMatch(/^Private: +no$/m);
+    expect(r.stdout).toMatch(/^Created by: +tt fixtures$/m);
+    expect(r.stdout).toMatch(/^Created on: +2023-11-14T22:13:20Z$/m);
+    expect(r.stdout).toMatch(/^Comment: +a single-file fixture$/m);
+    expect(r.stdout).toMatch(/^ {2}tier 1: http:\/\/127\.0\.0\.1:6969\/announce$/m);
+    expect(r.stdout).toMatch(/^Magnet: +magnet:\?xt=urn:btih:[0-9a-f]{40}&dn=hello\.txt&tr=http%3A%2F%2F127/m);
+  });
+
+  it('prints tiers, web seeds and files of a multi-file torrent', () => {
+    const r = tt(['info', join(FIXTURES, 'good-multi.torrent')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Private:     yes');
+    expect(r.stdout).toMatch(/tier 1: http:\/\/127\.0\.0\.1:6969\/announce\n {10}udp:\/\/127\.0\.0\.1:6969\n {2}tier 2: /);
+    expect(r.stdout).toContain('Web seeds:\n  http://127.0.0.1:8080/files/');
+    expect(r.stdout).toContain('Files (5):');
+    expect(r.stdout).toMatch(/^ +0 B {2}album\/empty\.txt$/m);
+    expect(r.stdout).toMatch(/^ +68\.36 KiB {2}album\/sub\/b\.bin$/m);
+  });
+
+  it('--json prints one parseable object with stable fields', () => {
+    const r = tt(['info', '--json', join(FIXTURES, 'good-multi.torrent')]);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(Object.keys(j)).toEqual([
+      'name', 'infoHash', 'totalLength', 'pieceLength', 'pieceCount', 'private', 'multiFile',
+      'files', 'trackers', 'webSeeds', 'createdBy', 'creationDate', 'comment', 'magnet',
+    ]);
+    expect(j).toMatchObject({
+      name: 'album',
+      totalLength: 126_386,
+      pieceLength: 16_384,
+      pieceCount: 8,
+      private: true,
+      multiFile: true,
+      trackers: [['http://127.0.0.1:6969/announce', 'udp://127.0.0.1:6969'], ['http://127.0.0.1:7070/announce']],
+      webSeeds: ['http://127.0.0.1:8080/files/'],
+      createdBy: null,
+      creationDate: null,
+      comment: null,
+    });
+    expect(j['infoHash']).toMatch(/^[0-9a-f]{40}$/);
+    expect((j['files'] as unknown[])[2]).toEqual({ path: ['album', 'sub', 'b.bin'], length: 70_001, offset: 40_000, padding: false });
+  });
+
+  it("reads the torrent from stdin with '-'", () => {
+    const bytes = readFileSync(join(FIXTURES, 'good-single.torrent'));
+    const fromStdin = tt(['info', '-'], bytes);
+    expect(fromStdin.status).toBe(0);
+    expect(fromStdin.stdout).toBe(tt(['info', join(FIXTURES, 'good-single.torrent')]).stdout);
+  });
+
+  it('shows the first 20 files and a count; --files lists all', () => {
+    const files = Array.from({ length: 50 }, (_, i) => ({ path: [`f${String(i).padStart(2, '0')}.txt`], data: Buffer.from([i]) }));
+    const path = join(tmp, 'many.torrent');
+    writeFileSync(path, createTorrent('many', files));
+    const short = tt(['info', path]);
+    expect(short.status).toBe(0);
+    expect(short.stdout).toContain('Files (50):');
+    expect(short.stdout).toContain('many/f19.txt');
+    expect(short.stdout).not.toContain('many/f20.txt');
+    expect(short.stdout).toContain('... and 30 more (use --files to list all)');
+    const all = tt(['info', '--files', path]);
+    expect(all.stdout).toContain('many/f49.txt');
+    expect(all.stdout).not.toContain('more (use --files');
+  });
+
+  it('neutralises terminal escapes, C1 controls and bidi overrides in names', () => {
+    const path = join(FIXTURES, 'good-escape-name.torrent');
+    const human = tt(['info', path]);
+    expect(human.status).toBe(0);
+    expect(human.stdout).not.toMatch(TERMINAL_UNSAFE);
+    expect(human.stdout).toMatch(/^Name: +evil\ufffd\[31mRED/m);
+    const json = tt(['info', '--json', path]);
+    expect(json.stdout).not.toMatch(TERMINAL_UNSAFE);
+    expect((JSON.parse(json.stdout) as { name: string }).name).toBe('evil\x1b[31mRED\x1b]0;pwned\x07\u009b2J\u202eexe.txt');
+  });
+});
+
+describe('tt info: errors are one line and a documented exit code', () => {
+  it('missing file -> INPUT (3)', () => {
+    expect(expectOneLineError(tt(['info', join(tmp, 'absent.torrent')]), 3)).toContain('no such file');
+  });
+
+  it('a directory -> INPUT (3)', () => {
+    expect(expectOneLineError(tt(['info', FIXTURES]), 3)).toContain('is a directory');
+  });
+
+  it('an empty file -> INPUT (3)', () => {
+    const path = join(tmp, 'empty.torrent');
+    writeFileSync(path, '');
+    expect(expectOneLineError(tt(['info', path]), 3)).toContain('is empty');
+  });
+
+  it('a file that is not a torrent -> BENCODE (4)', () => {
+    expect(expectOneLineError(tt(['info', join(ROOT, 'package.json')]), 4)).toContain('not a torrent file');
+  });
+
+  it('stdin over 10 MiB is refused', () => {
+    const big = Buffer.alloc(10 * 1024 * 1024 + 100, 0x65);
+    expect(expectOneLineError(tt(['info', '-'], big), 4)).toMatch(/file: larger than/);
+  });
+
+  it('a missing argument is a usage error (2)', () => {
+    expect(tt(['info']).status).toBe(2);
+  });
+
+  it.each(badFixtures().map((f) => [f.file, f.field] as const))('%s -> exit 4 naming %s', (file, field) => {
+    const line = expectOneLineError(tt(['info', join(FIXTURES, file)]), 4);
+    if (field === 'bencode') expect(line).toMatch(/^tt: not a torrent file: .* at byte \d+$/);
+    else expect(line).toContain(`invalid torrent: ${field}: `);
+  });
+});
