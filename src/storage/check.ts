@@ -1,0 +1,235 @@
+/**
+ * Verifies data already on disk against the torrent's piece hashes (BEP 3
+ * `pieces`), e.g. before resuming or seeding. Reads large sequential runs into
+ * SharedArrayBuffers and hashes them in worker threads while the next run is
+ * read. Read-only: never creates, writes or truncates anything.
+ */
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { Bitfield } from '../core/bitfield.js';
+import { TtError } from '../core/errors.js';
+import { PieceGeometry } from '../core/geometry.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import { toDiskError } from './disk-error.js';
+import { PieceHasher, defaultHashWorkers } from './hasher.js';
+import { spansFor } from './layout.js';
+import { resolveInside } from './safe-path.js';
+
+export interface CheckProgress {
+  /** Pieces examined so far. */
+  checked: number;
+  total: number;
+  /** Pieces that matched their hash so far. */
+  have: number;
+  /** Torrent bytes examined so far. */
+  bytes: number;
+}
+
+export interface CheckOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: CheckProgress) => void;
+  /** Hash worker threads; 0 hashes on the main thread. Default: one per core, at most 4. */
+  workers?: number;
+}
+
+/** Bytes read per sequential run (whole pieces). */
+export const CHECK_RUN_BYTES = 8 * 1024 * 1024;
+
+/** A byte range [start, end) of a run that is not on disk. */
+type Gap = readonly [number, number];
+
+/**
+ * Which pieces are on disk and hash correctly. Missing or short files make
+ * the pieces they cover missing. Throws DiskError for unsafe paths or
+ * unreadable files, TtError('INTERRUPTED') when `signal` aborts.
+ */
+export async function checkExisting(root: string, meta: Metainfo, opts: CheckOptions = {}): Promise<Bitfield> {
+  const paths: string[] = [];
+  for (const file of meta.files) paths.push(await resolveInside(root, file.path));
+  const files = new FileReader(meta, paths);
+  const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
+  const result = new Bitfield(meta.pieceCount);
+  const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: 0, bytes: 0 };
+  try {
+    if (meta.pieceLength > CHECK_RUN_BYTES) await checkLargePieces(files, geometry, meta, result, progress, opts);
+    else await checkRuns(files, geometry, meta, result, progress, opts);
+  } finally {
+    await files.close();
+  }
+  return result;
+}
+
+async function checkRuns(
+  files: FileReader,
+  geometry: PieceGeometry,
+  meta: Metainfo,
+  result: Bitfield,
+  progress: CheckProgress,
+  opts: CheckOptions,
+): Promise<void> {
+  const workers = opts.workers ?? defaultHashWorkers();
+  const hasher = new PieceHasher(workers);
+  const piecesPerRun = Math.max(1, Math.floor(CHECK_RUN_BYTES / meta.pieceLength));
+  const runBytes = piecesPerRun * meta.pieceLength;
+  const maxBuffers = Math.max(2, workers + 1);
+  const free: Buffer[] = [];
+  let allocated = 0;
+  const inflight = new Set<Promise<void>>();
+
+  const finish = (first: number, count: number, bytes: number, hashes: Buffer | undefined, skip: Uint8Array): void => {
+    for (let k = 0; k < count; k++) {
+      const index = first + k;
+      if (skip[k] || !hashes) continue;
+      if (hashes.compare(meta.pieces, index * 20, index * 20 + 20, k * 20, k * 20 + 20) === 0) {
+        result.set(index);
+        progress.have++;
+      }
+    }
+    progress.checked += count;
+    progress.bytes += bytes;
+    opts.onProgress?.({ ...progress });
+  };
+
+  try {
+    for (let first = 0; first < meta.pieceCount; first += piecesPerRun) {
+      throwIfAborted(opts.signal);
+      while (free.length === 0 && allocated >= maxBuffers) await Promise.race(inflight);
+      const buffer = free.pop() ?? (allocated++, Buffer.from(new SharedArrayBuffer(runBytes)));
+      const count = Math.min(piecesPerRun, meta.pieceCount - first);
+      const offset = geometry.pieceOffset(first);
+      const length = Math.min(runBytes, meta.totalLength - offset);
+      const view = buffer.subarray(0, length);
+      const gaps = await files.readInto(offset, view);
+      const skip = new Uint8Array(count);
+      let missing = 0;
+      for (const [start, end] of gaps) {
+        const from = Math.floor(start / meta.pieceLength);
+        const to = Math.ceil(end / meta.pieceLength);
+        for (let k = from; k < to; k++) if (!skip[k]) (skip[k] = 1), missing++;
+      }
+      if (missing === count) {
+        free.push(buffer);
+        finish(first, count, length, undefined, skip);
+        continue;
+      }
+      const task = hasher.hashPieces(view, meta.pieceLength, missing > 0 ? skip : undefined).then((hashes) => {
+        free.push(buffer);
+        finish(first, count, length, hashes, skip);
+      });
+      task.catch(() => undefined); // awaited below; avoid an unhandled rejection if we bail out first
+      inflight.add(task);
+      void task.finally(() => inflight.delete(task)).catch(() => undefined);
+    }
+    await Promise.all(inflight);
+    throwIfAborted(opts.signal); // a partial answer is never returned
+  } finally {
+    await hasher.close();
+  }
+}
+
+/** Pieces over CHECK_RUN_BYTES: streamed through one hash on the main thread. */
+async function checkLargePieces(
+  files: FileReader,
+  geometry: PieceGeometry,
+  meta: Metainfo,
+  result: Bitfield,
+  progress: CheckProgress,
+  opts: CheckOptions,
+): Promise<void> {
+  const buffer = Buffer.allocUnsafe(CHECK_RUN_BYTES);
+  for (let index = 0; index < meta.pieceCount; index++) {
+    const size = geometry.pieceSize(index);
+    const hash = createHash('sha1');
+    let complete = true;
+    for (let at = 0; at < size && complete; at += CHECK_RUN_BYTES) {
+      throwIfAborted(opts.signal);
+      const view = buffer.subarray(0, Math.min(CHECK_RUN_BYTES, size - at));
+      const gaps = await files.readInto(geometry.pieceOffset(index) + at, view);
+      if (gaps.length > 0) complete = false;
+      else hash.update(view);
+    }
+    if (complete && hash.digest().equals(meta.pieces.subarray(index * 20, index * 20 + 20))) {
+      result.set(index);
+      progress.have++;
+    }
+    progress.checked++;
+    progress.bytes += size;
+    opts.onProgress?.({ ...progress });
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new TtError('INTERRUPTED', 'checking stopped', { cause: signal.reason });
+}
+
+/** Sequential positioned reads over the torrent's files, read-only, one handle per file. */
+class FileReader {
+  readonly #meta: Metainfo;
+  readonly #paths: readonly string[];
+  /** null: the file is missing. */
+  readonly #handles = new Map<number, FileHandle | null>();
+
+  constructor(meta: Metainfo, paths: readonly string[]) {
+    this.#meta = meta;
+    this.#paths = paths;
+  }
+
+  /** Fill `target` with torrent bytes from `offset`; returns the ranges not on disk. */
+  async readInto(offset: number, target: Buffer): Promise<Gap[]> {
+    const gaps: Gap[] = [];
+    let at = 0;
+    for (const span of spansFor(this.#meta.files, offset, target.length)) {
+      const start = at;
+      at += span.length;
+      this.#closeBefore(span.fileIndex);
+      const fh = await this.#handle(span.fileIndex);
+      if (!fh) {
+        gaps.push([start, at]);
+        continue;
+      }
+      let done = 0;
+      try {
+        while (done < span.length) {
+          const { bytesRead } = await fh.read(target, start + done, span.length - done, span.fileOffset + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+      } catch (err) {
+        throw toDiskError('check', this.#paths[span.fileIndex]!, err);
+      }
+      if (done < span.length) gaps.push([start + done, at]);
+    }
+    return gaps;
+  }
+
+  async close(): Promise<void> {
+    const handles = [...this.#handles.values()];
+    this.#handles.clear();
+    await Promise.all(handles.map((fh) => fh?.close()));
+  }
+
+  async #handle(fileIndex: number): Promise<FileHandle | null> {
+    const known = this.#handles.get(fileIndex);
+    if (known !== undefined) return known;
+    const file = this.#paths[fileIndex]!;
+    let fh: FileHandle | null;
+    try {
+      fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toDiskError('check', file, err);
+      fh = null;
+    }
+    this.#handles.set(fileIndex, fh);
+    return fh;
+  }
+
+  /** Runs are sequential: files before `fileIndex` are done with. */
+  #closeBefore(fileIndex: number): void {
+    for (const [i, fh] of this.#handles) {
+      if (i >= fileIndex) continue;
+      this.#handles.delete(i);
+      void fh?.close().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TtError } from '../../../src/core/errors.js';
+import type { Metainfo } from '../../../src/metainfo/metainfo.js';
+import { checkExisting, type CheckProgress } from '../../../src/storage/check.js';
+import { makeTorrent, withTempDir } from './fixture.js';
+
+async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
+  for (const file of meta.files) {
+    const p = path.join(root, ...file.path);
+    await mkdir(path.dirname(p), { recursive: true });
+    await writeFile(p, data.subarray(file.offset, file.offset + file.length));
+  }
+}
+
+/** The expected bitfield, computed independently: hash what is really on disk, piece by piece. */
+async function bruteForce(root: string, meta: Metainfo): Promise<string> {
+  const parts: Buffer[] = [];
+  for (const file of meta.files) {
+    const bytes = await readFile(path.join(root, ...file.path)).catch(() => Buffer.alloc(0));
+    // bytes past the file's length are ignored; a missing tail never verifies (0xa5 stands in for it)
+    const exact = Buffer.alloc(file.length, 0xa5);
+    bytes.copy(exact, 0, 0, Math.min(bytes.length, file.length));
+    parts.push(exact);
+  }
+  const all = Buffer.concat(parts);
+  let bits = '';
+  for (let i = 0; i < meta.pieceCount; i++) {
+    const h = createHash('sha1').update(all.subarray(i * meta.pieceLength, (i + 1) * meta.pieceLength)).digest();
+    bits += h.equals(meta.pieces.subarray(i * 20, i * 20 + 20)) ? '1' : '0';
+  }
+  return bits;
+}
+
+function bits(b: { size: number; has(i: number): boolean }): string {
+  let s = '';
+  for (let i = 0; i < b.size; i++) s += b.has(i) ? '1' : '0';
+  return s;
+}
+
+async function listing(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    const p = path.join(e.parentPath ?? e.path, e.name);
+    const s = await stat(p);
+    out.push(`${p} ${s.size} ${s.mtimeMs}`);
+  }
+  return out.sort();
+}
+
+const LENGTHS = [1, 16385, 0, 7, 40000, 3, 0, 99999, 1, 123457];
+
+describe('checkExisting', () => {
+  for (const workers of [0, 1, 2]) {
+    it(`finds every piece of a complete copy (${workers} workers)`, async () => {
+      await withTempDir(async (root) => {
+        const { meta, data } = makeTorrent(LENGTHS, 4096);
+        await writeAll(root, meta, data);
+        const have = await checkExisting(root, meta, { workers });
+        expect(have.complete).toBe(true);
+      });
+    });
+  }
+
+  for (const workers of [0, 2]) {
+    it(`returns exactly the right bitfield for a partial, garbled copy (${workers} workers)`, async () => {
+      await withTempDir(async (root) => {
+        const { meta, data } = makeTorrent(LENGTHS, 4096);
+        await writeAll(root, meta, data);
+        const dir = path.join(root, 'T');
+        await rm(path.join(dir, 'f4.bin')); // a middle file missing
+        await truncate(path.join(dir, 'f9.bin'), 50000); // the last file short
+        const fh = await open(path.join(dir, 'f7.bin'), 'r+'); // one flipped byte in the middle of a file
+        await fh.write(Buffer.from([data[meta.files[7]!.offset + 30000]! ^ 0xff]), 0, 1, 30000);
+        await fh.close();
+        await writeFile(path.join(dir, 'f8.bin'), Buffer.from([data[meta.files[8]!.offset]!, 1, 2, 3])); // longer than it should be: extra bytes ignored
+        const expected = await bruteForce(root, meta);
+        const before = await listing(root);
+        const have = await checkExisting(root, meta, { workers });
+        expect(bits(have)).toBe(expected);
+        expect(expected).toMatch(/^1+0+1+0+1+0+$/); // sanity: the faults above really cost pieces, and not all
+        expect(await listing(root)).toEqual(before); // nothing created, written or truncated
+      });
+    });
+  }
+
+  it('checks pieces larger than one read run (streamed), including a bad one', async () => {
+    await withTempDir(async (root) => {
+      const pieceLength = 9 * 1024 * 1024;
+      const data = randomBytes(2 * pieceLength + 12345);
+      const { meta } = makeTorrent([data.length - 100, 100], pieceLength, data);
+      await writeAll(root, meta, data);
+      const fh = await open(path.join(root, 'T', 'f0.bin'), 'r+');
+      await fh.write(Buffer.from([data[pieceLength + 8_500_000]! ^ 1]), 0, 1, pieceLength + 8_500_000);
+      await fh.close();
+      expect(bits(await checkExisting(root, meta))).toBe('101');
+    });
+  });
+
+  it('reports nothing on an empty folder, and creates nothing', async () => {
+    await withTempDir(async (root) => {
+      const { meta } = makeTorrent(LENGTHS, 4096);
+      const have = await checkExisting(root, meta, { workers: 1 });
+      expect(have.empty).toBe(true);
+      expect(await readdir(root)).toEqual([]);
+    });
+  });
+
+  it('reports progress up to the total, with bytes and have counts', async () => {
+    await withTempDir(async (root) => {
+      const data = randomBytes(20 * 1024 * 1024 + 3);
+      const { meta } = makeTorrent([data.length], 256 * 1024, data);
+      await writeAll(root, meta, data);
+      const seen: CheckProgress[] = [];
+      await checkExisting(root, meta, { workers: 2, onProgress: (p) => seen.push(p) });
+      expect(seen.length).toBeGreaterThan(1);
+      for (let i = 1; i < seen.length; i++) expect(seen[i]!.checked).toBeGreaterThan(seen[i - 1]!.checked);
+      expect(seen.at(-1)).toEqual({ checked: meta.pieceCount, total: meta.pieceCount, have: meta.pieceCount, bytes: data.length });
+    });
+  });
+
+  it('stops with INTERRUPTED when aborted', async () => {
+    await withTempDir(async (root) => {
+      const data = randomBytes(20 * 1024 * 1024);
+      const { meta } = makeTorrent([data.length], 256 * 1024, data);
+      await writeAll(root, meta, data);
+      const ac = new AbortController();
+      const run = checkExisting(root, meta, { signal: ac.signal, onProgress: () => ac.abort() });
+      await expect(run).rejects.toBeInstanceOf(TtError);
+      await expect(run).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    });
+  });
+});
