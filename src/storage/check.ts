@@ -36,6 +36,16 @@ export interface CheckOptions {
 /** Bytes read per sequential run (whole pieces). */
 export const CHECK_RUN_BYTES = 8 * 1024 * 1024;
 
+/** One check in progress: inputs, and the bitfield and counters it fills in. */
+interface CheckContext {
+  readonly files: FileReader;
+  readonly geometry: PieceGeometry;
+  readonly meta: Metainfo;
+  readonly result: Bitfield;
+  readonly progress: CheckProgress;
+  readonly opts: CheckOptions;
+}
+
 /** A byte range [start, end) of a run that is not on disk. */
 type Gap = readonly [number, number];
 
@@ -51,23 +61,18 @@ export async function checkExisting(root: string, meta: Metainfo, opts: CheckOpt
   const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
   const result = new Bitfield(meta.pieceCount);
   const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: 0, bytes: 0 };
+  const ctx: CheckContext = { files, geometry, meta, result, progress, opts };
   try {
-    if (meta.pieceLength > CHECK_RUN_BYTES) await checkLargePieces(files, geometry, meta, result, progress, opts);
-    else await checkRuns(files, geometry, meta, result, progress, opts);
+    if (meta.pieceLength > CHECK_RUN_BYTES) await checkLargePieces(ctx);
+    else await checkRuns(ctx);
   } finally {
     await files.close();
   }
   return result;
 }
 
-async function checkRuns(
-  files: FileReader,
-  geometry: PieceGeometry,
-  meta: Metainfo,
-  result: Bitfield,
-  progress: CheckProgress,
-  opts: CheckOptions,
-): Promise<void> {
+async function checkRuns(ctx: CheckContext): Promise<void> {
+  const { files, geometry, meta, result, progress, opts } = ctx;
   const workers = opts.workers ?? defaultHashWorkers();
   const hasher = new PieceHasher(workers);
   const piecesPerRun = Math.max(1, Math.floor(CHECK_RUN_BYTES / meta.pieceLength));
@@ -129,14 +134,8 @@ async function checkRuns(
 }
 
 /** Pieces over CHECK_RUN_BYTES: streamed through one hash on the main thread. */
-async function checkLargePieces(
-  files: FileReader,
-  geometry: PieceGeometry,
-  meta: Metainfo,
-  result: Bitfield,
-  progress: CheckProgress,
-  opts: CheckOptions,
-): Promise<void> {
+async function checkLargePieces(ctx: CheckContext): Promise<void> {
+  const { files, geometry, meta, result, progress, opts } = ctx;
   const buffer = Buffer.allocUnsafe(CHECK_RUN_BYTES);
   for (let index = 0; index < meta.pieceCount; index++) {
     const size = geometry.pieceSize(index);
