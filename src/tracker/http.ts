@@ -33,6 +33,12 @@ function assertHttpUrl(url: string): URL {
   return parsed;
 }
 
+/** Drop a reply body we will not read; destroying it must not surface as an unhandled 'error'. */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
 function describeFailure(err: unknown, timeout: AbortSignal, caller: AbortSignal | undefined, timeoutMs: number): TrackerError {
   if (err instanceof TrackerError) return err;
   if (caller?.aborted) return new TrackerError('tracker request aborted', { cause: err });
@@ -58,7 +64,7 @@ export async function httpGetTrackerBody(url: string, opts: TrackerRequestOption
         headers: { 'user-agent': `tt/${CLIENT_VERSION}`, 'accept-encoding': 'identity' },
       });
       if (REDIRECT_STATUSES.has(res.statusCode)) {
-        res.body.destroy();
+        discard(res.body);
         const location = res.headers['location'];
         if (typeof location !== 'string' || location === '') throw new TrackerError(`HTTP ${res.statusCode} without a Location`);
         if (hop >= MAX_REDIRECTS) throw new TrackerError(`more than ${MAX_REDIRECTS} redirects`);
@@ -66,12 +72,12 @@ export async function httpGetTrackerBody(url: string, opts: TrackerRequestOption
         continue;
       }
       if (res.statusCode !== 200) {
-        res.body.destroy();
+        discard(res.body);
         throw new TrackerError(`tracker answered HTTP ${res.statusCode}`);
       }
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > MAX_REPLY_BYTES) {
-        res.body.destroy();
+        discard(res.body);
         throw new TrackerError(`tracker reply larger than ${MAX_REPLY_BYTES} bytes`);
       }
       const chunks: Buffer[] = [];
@@ -80,7 +86,7 @@ export async function httpGetTrackerBody(url: string, opts: TrackerRequestOption
         const b = chunk as Buffer;
         total += b.length;
         if (total > MAX_REPLY_BYTES) {
-          res.body.destroy();
+          discard(res.body);
           throw new TrackerError(`tracker reply larger than ${MAX_REPLY_BYTES} bytes`);
         }
         chunks.push(b);

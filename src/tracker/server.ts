@@ -19,6 +19,7 @@ import {
   encodeScrapeReply,
   MAX_SCRAPE_HASHES,
 } from './udp-codec.js';
+import { whenStarted } from './start.js';
 import { parseQueryBytes } from './url.js';
 import type { AnnounceEvent, ScrapeResult } from './types.js';
 
@@ -352,13 +353,7 @@ async function bindBoth(
     http.on('clientError', (_err, socket) => socket.destroy());
     http.maxHeadersCount = 50;
     try {
-      await new Promise<void>((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(port, host, () => {
-          http.off('error', reject);
-          resolve();
-        });
-      });
+      await whenStarted(http, (done) => http.listen(port, host, done));
     } catch (err) {
       lastError = err;
       continue;
@@ -366,13 +361,7 @@ async function bindBoth(
     const bound = (http.address() as AddressInfo).port;
     const udp = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
     try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind(bound, host, () => {
-          udp.off('error', reject);
-          resolve();
-        });
-      });
+      await whenStarted(udp, (done) => udp.bind(bound, host, done));
     } catch (err) {
       lastError = err;
       try {

@@ -10,6 +10,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { TrackerError, errorMessage } from '../core/errors.js';
 import { filterPeers, type IpFamily } from './compact.js';
+import { whenStarted } from './start.js';
 import {
   decodeUdpReply,
   encodeAnnounceRequest,
@@ -114,13 +115,7 @@ class UdpExchange {
     const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
     const exchange = new UdpExchange(socket, family, `${resolved.address}|${port}`, signal);
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(port, resolved.address, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
+      await whenStarted(socket, (done) => socket.connect(port, resolved.address, done));
     } catch (err) {
       exchange.close();
       throw new TrackerError(`cannot reach tracker: ${errorMessage(err)}`, { cause: err });

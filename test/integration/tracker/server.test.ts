@@ -5,13 +5,14 @@ import { decode } from '../../../src/metainfo/bencode.js';
 import { announceHttp, scrapeHttp } from '../../../src/tracker/http.js';
 import { announceUdp, clearUdpConnectionCache, scrapeUdp } from '../../../src/tracker/udp.js';
 import { startTrackerServer, type TrackerServer } from '../../../src/tracker/server.js';
-import { TrackerRefusedError, type AnnounceParams } from '../../../src/tracker/types.js';
+import { TrackerRefusedError, type AnnounceEvent, type AnnounceParams } from '../../../src/tracker/types.js';
 import { encodeAnnounceRequest, encodeConnectRequest } from '../../../src/tracker/udp-codec.js';
 
 const infoHash = Buffer.from('00112233445566778899aabbccddeeff00112233', 'hex');
 
-function peer(port: number, over: Partial<AnnounceParams> = {}): AnnounceParams {
-  return {
+function peer(port: number, over: Partial<Omit<AnnounceParams, 'event'>> & { event?: AnnounceEvent | undefined } = {}): AnnounceParams {
+  const { event = 'started', ...rest } = 'event' in over ? { ...over, event: over.event ?? null } : over;
+  const p: AnnounceParams = {
     infoHash,
     peerId: Buffer.from(`-TT0001-peer${String(port).padStart(8, '0')}`, 'latin1'),
     port,
@@ -19,9 +20,10 @@ function peer(port: number, over: Partial<AnnounceParams> = {}): AnnounceParams 
     downloaded: 0,
     left: 1000,
     key: port,
-    event: 'started',
-    ...over,
+    ...rest,
   };
+  if (event !== null) p.event = event;
+  return p;
 }
 
 let server: TrackerServer | undefined;
