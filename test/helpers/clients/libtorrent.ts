@@ -1,0 +1,107 @@
+/**
+ * libtorrent 2.0 (python3-libtorrent) for interop tests, through test/helpers/lt.py:
+ * create and hash torrents, run a loopback-only seeder or leecher (BEP 3 over TCP).
+ * lt.py must run under Debian's /usr/bin/python3: a pyenv python3 cannot import libtorrent.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startProcess, type ManagedProcess } from './process.js';
+
+const execFileAsync = promisify(execFile);
+
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+export const LT_PY = fileURLToPath(new URL('../lt.py', import.meta.url));
+export const LT_START_TIMEOUT_MS = 15_000;
+/** Hash-checking the seeder's data; generous for large bench data on a slow disk. */
+export const LT_CHECK_TIMEOUT_MS = 120_000;
+
+async function runLt(args: readonly string[], timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  const { stdout } = await execFileAsync(SYSTEM_PYTHON, [LT_PY, ...args], { timeout: timeoutMs, maxBuffer: 1 << 20 });
+  const last = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(last) as Record<string, unknown>;
+}
+
+/** libtorrent's v1 info hash (hex) of a .torrent file; rejects if libtorrent refuses the file. */
+export async function ltInfoHash(torrentPath: string): Promise<string> {
+  const out = await runLt(['infohash', torrentPath]);
+  const hash = out['infoHash'];
+  if (typeof hash !== 'string' || !/^[0-9a-f]{40}$/.test(hash)) throw new Error(`lt.py infohash: unexpected output ${JSON.stringify(out)}`);
+  return hash;
+}
+
+export interface LtCreateOptions {
+  pieceLength?: number;
+  trackers?: readonly string[];
+}
+
+/** Create a v1-only torrent of a file or folder with libtorrent; returns its info hash (hex). */
+export async function ltCreate(path: string, outTorrent: string, opts: LtCreateOptions = {}): Promise<string> {
+  const args = ['create', path, outTorrent];
+  if (opts.pieceLength !== undefined) args.push('--piece-length', String(opts.pieceLength));
+  for (const t of opts.trackers ?? []) args.push('--tracker', t);
+  const out = await runLt(args, 300_000);
+  return String(out['infoHash']);
+}
+
+export interface LtSeedOptions {
+  torrent: string;
+  /** The folder that holds the torrent's name (file or folder). */
+  dataDir: string;
+  port?: number;
+  /** Bytes per second; applied to local peers too. */
+  uploadLimit?: number;
+  /** Serve a copy with one flipped byte in every piece (never becomes a verified seed). */
+  corrupt?: boolean;
+  /** Peers to connect to (Transmission only accepts incoming on loopback). */
+  peers?: readonly string[];
+}
+
+export interface LtSeeder {
+  proc: ManagedProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Start a libtorrent seeder and wait until it listens and has verified its data. */
+export async function startLtSeeder(opts: LtSeedOptions): Promise<LtSeeder> {
+  const args = [LT_PY, 'seed', opts.torrent, opts.dataDir, '--port', String(opts.port ?? 0)];
+  if (opts.uploadLimit !== undefined) args.push('--upload-limit', String(opts.uploadLimit));
+  if (opts.corrupt) args.push('--corrupt');
+  for (const p of opts.peers ?? []) args.push('--peer', p);
+  const proc = startProcess('libtorrent seeder', SYSTEM_PYTHON, args);
+  try {
+    const listening = await proc.waitForEventNamed('listening', LT_START_TIMEOUT_MS);
+    await proc.waitForEventNamed('seeding', LT_CHECK_TIMEOUT_MS);
+    return { proc, port: Number(listening['port']), stop: async () => void (await proc.kill()) };
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+}
+
+export interface LtLeechOptions {
+  torrent: string;
+  outDir: string;
+  port?: number;
+  peers?: readonly string[];
+  timeoutS?: number;
+}
+
+/** Start a libtorrent leecher; it prints {"event":"done","seconds":S} and exits 0 when complete. */
+export function startLtLeecher(opts: LtLeechOptions): ManagedProcess {
+  const args = [LT_PY, 'leech', opts.torrent, opts.outDir, '--port', String(opts.port ?? 0)];
+  for (const p of opts.peers ?? []) args.push('--peer', p);
+  args.push('--timeout', String(opts.timeoutS ?? 120));
+  return startProcess('libtorrent leecher', SYSTEM_PYTHON, args);
+}
+
+/** Download with libtorrent to completion; resolves with libtorrent's own seconds. */
+export async function ltDownload(opts: LtLeechOptions): Promise<number> {
+  const proc = startLtLeecher(opts);
+  const timeoutMs = (opts.timeoutS ?? 120) * 1000 + 15_000;
+  await proc.expectSuccess(timeoutMs);
+  const done = proc.events.find((e) => e['event'] === 'done');
+  if (!done) throw proc.failure('exited 0 without a "done" event');
+  return Number(done['seconds']);
+}

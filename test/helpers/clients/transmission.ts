@@ -1,0 +1,69 @@
+/**
+ * Transmission 3.00 (transmission-cli) for interop tests (BEP 3 over TCP), configured through
+ * a settings.json in a temp config dir: DHT, LPD, PEX, uTP, port forwarding and RPC off, bound
+ * to 127.0.0.1. Transmission ignores 127.x peers from trackers: on loopback, connect to it.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startProcess, type ManagedProcess } from './process.js';
+
+export const TRANSMISSION_CLI = 'transmission-cli';
+export const TRANSMISSION_START_TIMEOUT_MS = 60_000;
+
+/** The settings.json we give every transmission-cli. */
+export function transmissionSettings(port: number, downloadDir: string): Record<string, unknown> {
+  return {
+    'dht-enabled': false,
+    'lpd-enabled': false,
+    'pex-enabled': false,
+    'utp-enabled': false,
+    'port-forwarding-enabled': false,
+    'rpc-enabled': false,
+    'blocklist-enabled': false,
+    'bind-address-ipv4': '127.0.0.1',
+    'bind-address-ipv6': '::1',
+    'peer-port': port,
+    'peer-port-random-on-start': false,
+    'download-dir': downloadDir,
+    'incomplete-dir-enabled': false,
+    encryption: 0, // prefer unencrypted: tt speaks plaintext BEP 3
+    'speed-limit-up-enabled': false,
+    'speed-limit-down-enabled': false,
+    'ratio-limit-enabled': false,
+    'message-level': 2,
+  };
+}
+
+export interface TransmissionOptions {
+  torrent: string;
+  /** Where the data is (seeder) or goes (leecher). */
+  dir: string;
+  port: number;
+}
+
+export interface TransmissionClient {
+  proc: ManagedProcess;
+  configDir: string;
+  /** Resolves once transmission-cli reports it is seeding (download complete or data verified). */
+  waitSeeding(timeoutMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Start transmission-cli on a torrent; it keeps running (seeding) until stopped. */
+export async function startTransmission(opts: TransmissionOptions): Promise<TransmissionClient> {
+  const configDir = await mkdtemp(join(tmpdir(), 'tt-transmission-'));
+  await writeFile(join(configDir, 'settings.json'), JSON.stringify(transmissionSettings(opts.port, opts.dir), null, 2));
+  const proc = startProcess('transmission-cli', TRANSMISSION_CLI, [
+    '-g', configDir, '-w', opts.dir, '-p', String(opts.port), '-M', '-et', '-D', '-U', opts.torrent,
+  ]);
+  return {
+    proc,
+    configDir,
+    waitSeeding: async (timeoutMs) => void (await proc.waitForOutput(/Seeding/, timeoutMs)),
+    stop: async () => {
+      await proc.kill();
+      await rm(configDir, { recursive: true, force: true });
+    },
+  };
+}
