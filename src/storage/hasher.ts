@@ -31,12 +31,10 @@ parentPort.on('message', (m) => {
 
 interface Task {
   readonly id: number;
-  readonly buf: ArrayBuffer | SharedArrayBuffer;
-  readonly offset: number;
-  readonly length: number;
+  /** Bytes to hash: read in place when on a SharedArrayBuffer, else copied into the worker's staging area. */
+  readonly data: Uint8Array;
   readonly pieceLength: number;
   readonly skip: Uint8Array | undefined;
-  readonly transfer: boolean;
   resolve(hashes: Buffer): void;
   reject(err: Error): void;
 }
@@ -44,6 +42,8 @@ interface Task {
 interface Slot {
   worker: Worker;
   task: Task | undefined;
+  /** Reused per worker: copying into warm memory avoids a page-faulting allocation per piece. */
+  staging: SharedArrayBuffer | undefined;
 }
 
 /** Default pool size: one worker per core, at most 4. */
@@ -63,16 +63,18 @@ export class PieceHasher {
     this.workers = workers;
   }
 
-  /** SHA-1 of `data`. The bytes are copied once for the worker; `data` stays usable. */
+  /**
+   * SHA-1 of `data`. Unless `data` is on a SharedArrayBuffer, it is copied once
+   * into the worker's reused staging buffer when the worker takes the job; do
+   * not modify it until the promise settles. `data` stays usable (never
+   * transferred, so a large pooled backing store is never dragged along).
+   */
   async hash(data: Uint8Array): Promise<Buffer> {
     if (this.workers === 0 || data.length === 0) {
       this.#assertOpen();
       return createHash('sha1').update(data).digest();
     }
-    // a fresh, exactly-sized ArrayBuffer: transferring it costs nothing, and it
-    // never drags a large pooled backing store along
-    const copy = new Uint8Array(data);
-    return this.#submit(copy.buffer, 0, copy.length, copy.length, undefined, true);
+    return this.#submit(data, data.length, undefined);
   }
 
   /**
@@ -81,15 +83,11 @@ export class PieceHasher {
    * (no copy). Pieces with skip[i] set are not hashed (their hash is zeros).
    */
   async hashPieces(view: Uint8Array, pieceLength: number, skip?: Uint8Array): Promise<Buffer> {
-    if (this.workers === 0) {
+    if (this.workers === 0 || view.length === 0) {
       this.#assertOpen();
       return hashPiecesHere(view, pieceLength, skip);
     }
-    if (view.buffer instanceof SharedArrayBuffer) {
-      return this.#submit(view.buffer, view.byteOffset, view.byteLength, pieceLength, skip, false);
-    }
-    const copy = new Uint8Array(view);
-    return this.#submit(copy.buffer, 0, copy.length, pieceLength, skip, true);
+    return this.#submit(view, pieceLength, skip);
   }
 
   /** Terminate the workers; pending hashes fail. Idempotent. */
@@ -107,17 +105,10 @@ export class PieceHasher {
     if (this.#closed) throw new Error('hasher closed');
   }
 
-  #submit(
-    buf: ArrayBuffer | SharedArrayBuffer,
-    offset: number,
-    length: number,
-    pieceLength: number,
-    skip: Uint8Array | undefined,
-    transfer: boolean,
-  ): Promise<Buffer> {
+  #submit(data: Uint8Array, pieceLength: number, skip: Uint8Array | undefined): Promise<Buffer> {
     this.#assertOpen();
     return new Promise<Buffer>((resolve, reject) => {
-      this.#queue.push({ id: this.#nextId++, buf, offset, length, pieceLength, skip, transfer, resolve, reject });
+      this.#queue.push({ id: this.#nextId++, data, pieceLength, skip, resolve, reject });
       this.#pump();
     });
   }
@@ -132,21 +123,25 @@ export class PieceHasher {
       const task = this.#queue.shift()!;
       slot.task = task;
       slot.worker.ref();
-      const message = {
-        id: task.id,
-        buf: task.buf,
-        offset: task.offset,
-        length: task.length,
-        pieceLength: task.pieceLength,
-        skip: task.skip,
-      };
-      slot.worker.postMessage(message, task.transfer ? [task.buf as ArrayBuffer] : []);
+      const { data } = task;
+      let buf: SharedArrayBuffer;
+      let offset = 0;
+      if (data.buffer instanceof SharedArrayBuffer) {
+        buf = data.buffer;
+        offset = data.byteOffset;
+      } else {
+        if (!slot.staging || slot.staging.byteLength < data.length) slot.staging = new SharedArrayBuffer(data.length);
+        buf = slot.staging;
+        new Uint8Array(buf, 0, data.length).set(data);
+      }
+      const skip = task.skip ? Uint8Array.from(task.skip) : undefined; // exact size: never clone a big backing store
+      slot.worker.postMessage({ id: task.id, buf, offset, length: data.length, pieceLength: task.pieceLength, skip });
     }
   }
 
   #spawn(): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
-    const slot: Slot = { worker, task: undefined };
+    const slot: Slot = { worker, task: undefined, staging: undefined };
     worker.unref(); // idle workers never keep the process alive
     worker.on('message', (m: { id: number; hashes?: Uint8Array; error?: string }) => {
       const task = slot.task;
