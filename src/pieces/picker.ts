@@ -27,6 +27,8 @@ interface PartialPiece {
   readonly index: number;
   readonly state: Uint8Array;
   readonly requesters: (PeerToken[] | undefined)[];
+  /** Who delivered each received block (for strikes when the hash fails). */
+  readonly senders: (PeerToken | undefined)[];
   openCount: number;
   receivedCount: number;
   /** No open block below this block number. */
@@ -155,6 +157,7 @@ export class PiecePicker {
     if (state === RECEIVED) return 'duplicate';
     if (state === OPEN) this.#closeOpen(piece);
     piece.state[block] = RECEIVED;
+    piece.senders[block] = peer;
     piece.receivedCount++;
     this.#missingBlocks--;
     return 'new';
@@ -165,6 +168,16 @@ export class PiecePicker {
     const block = this.#blockNumber(index, begin);
     if (block === undefined) return [];
     return [...(this.#partials.get(index)?.requesters[block] ?? [])];
+  }
+
+  /**
+   * The distinct peers that delivered blocks of `index` (ask before
+   * pieceFailed(), which forgets them): the suspects when its hash fails.
+   */
+  contributors(index: number): PeerToken[] {
+    const piece = this.#partials.get(index);
+    if (!piece) return [];
+    return [...new Set(piece.senders.filter((p): p is PeerToken => p !== undefined))];
   }
 
   /** Every block of `index` received, not yet verified (false once verified). */
@@ -217,6 +230,7 @@ export class PiecePicker {
     this.#missingBlocks += piece.receivedCount;
     this.#openBlocksInPartials += piece.state.length - piece.openCount;
     piece.state.fill(OPEN);
+    piece.senders.fill(undefined);
     piece.receivedCount = 0;
     piece.openCount = piece.state.length;
     piece.firstOpen = 0;
@@ -351,6 +365,7 @@ export class PiecePicker {
       index,
       state: new Uint8Array(blocks),
       requesters: new Array<PeerToken[] | undefined>(blocks).fill(undefined),
+      senders: new Array<PeerToken | undefined>(blocks).fill(undefined),
       openCount: blocks,
       receivedCount: 0,
       firstOpen: 0,

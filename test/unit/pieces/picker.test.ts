@@ -177,6 +177,20 @@ describe('blocks and partial pieces', () => {
     expect(p.piecesInProgress).toBe(0);
   });
 
+  it('names the peers that delivered a piece, for strikes when its hash fails', () => {
+    const p = new PiecePicker(geometry(1, 3), new Bitfield(1));
+    p.peerHasAll();
+    const [r0, r1, r2] = p.pick(A, 'all', 3);
+    p.release(A, 0, r2!.begin);
+    p.pick(B, 'all', 1);
+    p.received(A, 0, r0!.begin);
+    p.received(A, 0, r1!.begin);
+    p.received(B, 0, r2!.begin);
+    expect(p.contributors(0)).toEqual([A, B]);
+    p.pieceFailed(0);
+    expect(p.contributors(0)).toEqual([]);
+  });
+
   it('pieceFailed makes every block of the piece missing again', () => {
     const p = new PiecePicker(geometry(1, 3), new Bitfield(1));
     p.peerHasAll();
