@@ -92,7 +92,10 @@ describe('announceUdp against fake trackers (BEP 15)', () => {
   it('gives up on a tracker that drops everything within its budget, after retransmitting', async () => {
     const t = await fakeUdpTracker(() => {});
     const started = Date.now();
-    const err = await announceUdp(t.url, params, fast).catch((e: unknown) => e as Error);
+    const err = await announceUdp(t.url, params, fast).then(
+      () => new Error('expected a rejection'),
+      (e: unknown) => e as Error,
+    );
     const took = Date.now() - started;
     expect(err).toBeInstanceOf(TrackerError);
     expect(err.message).toMatch(/did not answer within 1000 ms/);
@@ -146,7 +149,10 @@ describe('announceUdp against fake trackers (BEP 15)', () => {
       else reply(encodeErrorReply(req.transactionId, 'torrent not registered'));
     });
     const started = Date.now();
-    const err = await announceUdp(t.url, params, fast).catch((e: unknown) => e as Error);
+    const err = await announceUdp(t.url, params, fast).then(
+      () => new Error('expected a rejection'),
+      (e: unknown) => e as Error,
+    );
     expect(err).toBeInstanceOf(TrackerRefusedError);
     expect((err as TrackerRefusedError).reason).toBe('torrent not registered');
     expect(Date.now() - started).toBeLessThan(500);
