@@ -336,7 +336,13 @@ export class Announcer extends EventEmitter {
     e.timer = undefined;
     e.nextAnnounce = undefined;
     const event: AnnounceEvent | undefined = !e.registered ? 'started' : e.completedPending ? 'completed' : undefined;
-    const params = this.params(e, event);
+    let params: AnnounceParams;
+    try {
+      params = this.params(e, event);
+    } catch (err) {
+      this.onFailure(e, err instanceof Error ? err : new Error(errorMessage(err))); // a throwing stats() must not crash a timer
+      return;
+    }
     const controller = new AbortController();
     e.inFlight = controller;
     e.lastAnnounce = this.now();

@@ -148,3 +148,15 @@ describe('embedded tracker server', () => {
     }
   });
 });
+
+describe('embedded tracker server on IPv6 loopback', () => {
+  it('serves peers6 over HTTP and 18-byte entries over UDP', async () => {
+    server = await startTrackerServer({ host: '::1' });
+    expect(server.httpUrl).toBe(`http://[::1]:${server.port}/announce`);
+    await announceHttp(server.httpUrl, peer(9101));
+    const viaHttp = await announceHttp(server.httpUrl, peer(9102));
+    expect(viaHttp.peers).toEqual([{ host: '::1', port: 9101 }]);
+    const viaUdp = await announceUdp(server.udpUrl, peer(9103));
+    expect(viaUdp.peers.map((p) => `${p.host}/${p.port}`).sort()).toEqual(['::1/9101', '::1/9102']);
+  });
+});
