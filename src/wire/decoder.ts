@@ -215,6 +215,11 @@ export class MessageDecoder {
     return index;
   }
 
+  /** <index><begin><length> after the id of request / cancel / reject. */
+  #blockRef(body: Buffer, what: string): { index: number; begin: number; length: number } {
+    return { index: this.#checkIndex(body.readUInt32BE(1), what), begin: body.readUInt32BE(5), length: body.readUInt32BE(9) };
+  }
+
   /** Parses a whole frame body (id byte first); its size was already checked. */
   #parse(body: Buffer): Message {
     const id = body[0]!;
@@ -235,26 +240,19 @@ export class MessageDecoder {
         return { type: 'bitfield', bitfield: Bitfield.fromWire(bytes, size) };
       }
       case MessageId.request: {
-        const index = this.#checkIndex(body.readUInt32BE(1), 'request');
-        const begin = body.readUInt32BE(5);
-        const length = body.readUInt32BE(9);
+        const ref = this.#blockRef(body, 'request');
         if (!this.#lenient) {
-          if (length === 0) throw new ProtocolError('request of zero length');
-          if (length > BLOCK_SIZE) throw new ProtocolError(`request too long: ${length} bytes`);
+          if (ref.length === 0) throw new ProtocolError('request of zero length');
+          if (ref.length > BLOCK_SIZE) throw new ProtocolError(`request too long: ${ref.length} bytes`);
         }
-        return { type: 'request', index, begin, length };
+        return { type: 'request', ...ref };
       }
       case MessageId.piece: {
         const index = this.#checkIndex(body.readUInt32BE(1), 'piece');
         return { type: 'piece', index, begin: body.readUInt32BE(5), block: body.subarray(9) };
       }
       case MessageId.cancel:
-        return {
-          type: 'cancel',
-          index: this.#checkIndex(body.readUInt32BE(1), 'cancel'),
-          begin: body.readUInt32BE(5),
-          length: body.readUInt32BE(9),
-        };
+        return { type: 'cancel', ...this.#blockRef(body, 'cancel') };
       case MessageId.port:
         return { type: 'port', port: body.readUInt16BE(1) };
       case MessageId.suggest:
@@ -264,12 +262,7 @@ export class MessageDecoder {
       case MessageId.haveNone:
         return { type: 'have-none' };
       case MessageId.reject:
-        return {
-          type: 'reject',
-          index: this.#checkIndex(body.readUInt32BE(1), 'reject'),
-          begin: body.readUInt32BE(5),
-          length: body.readUInt32BE(9),
-        };
+        return { type: 'reject', ...this.#blockRef(body, 'reject') };
       case MessageId.allowedFast:
         return { type: 'allowed-fast', index: this.#checkIndex(body.readUInt32BE(1), 'allowed-fast') };
       case MessageId.extended:
