@@ -57,9 +57,24 @@ const TAIL_STORE_BYTES = 16 * 1024;
 const MESSAGE_NAMES = new Map<number, string>(Object.entries(MessageId).map(([name, id]) => [id, name]));
 
 /**
+ * The ProtocolError push() throws. `decoded` holds the valid messages that came
+ * before the bad frame in the same push (a connection about to close may ignore
+ * them; a test peer records them).
+ */
+export class FrameError extends ProtocolError {
+  readonly decoded: readonly Message[];
+  constructor(message: string, decoded: readonly Message[]) {
+    super(message);
+    this.decoded = decoded;
+    this.name = 'FrameError';
+  }
+}
+
+/**
  * Turns a byte stream into whole messages. `push` returns every message completed
- * by the chunk and keeps the rest; any violation throws ProtocolError and leaves
- * the decoder failed (every later push rethrows it).
+ * by the chunk and keeps the rest; any violation throws a FrameError (a
+ * ProtocolError) and leaves the decoder failed: every later push throws a
+ * ProtocolError with the same message.
  *
  * Buffering is linear: chunks are kept in a list (chunks of 1 KiB or less are
  * gathered into one store) and a frame is copied once only when it spans chunks.
@@ -134,10 +149,10 @@ export class MessageDecoder {
         out.push(this.#parse(body));
       }
     } catch (err) {
-      this.#error = err instanceof ProtocolError ? err : new ProtocolError(String(err));
+      this.#error = new ProtocolError(err instanceof Error ? err.message : String(err));
       this.#chunks = [];
       this.#buffered = 0;
-      throw this.#error;
+      throw new FrameError(this.#error.message, out);
     }
     return out;
   }

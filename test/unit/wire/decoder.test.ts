@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import { ProtocolError } from '../../../src/core/errors.js';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
-import { DEFAULT_MAX_MESSAGE_LENGTH, MessageDecoder } from '../../../src/wire/decoder.js';
+import { DEFAULT_MAX_MESSAGE_LENGTH, FrameError, MessageDecoder } from '../../../src/wire/decoder.js';
 import { MessageId, encodeMessage, type Message } from '../../../src/wire/messages.js';
 
 const PIECE_COUNT = 21; // 3 bitfield bytes, 3 spare bits
@@ -255,11 +255,22 @@ describe('MessageDecoder hostile frames', () => {
     ]);
   });
 
-  it('fails on the first bad frame even when good frames share its chunk, after returning nothing', () => {
+  it('fails on the first bad frame of a chunk, handing over the good frames before it', () => {
     const decoder = new MessageDecoder({ pieceCount: PIECE_COUNT });
     const good = encodeMessage({ type: 'unchoke' });
-    expect(() => decoder.push(Buffer.concat([good, raw(5, MessageId.have, raw(999).subarray(0, 4))]))).toThrow(/out of range/);
+    const after = encodeMessage({ type: 'interested' });
+    let caught: unknown;
+    try {
+      decoder.push(Buffer.concat([good, raw(5, MessageId.have, raw(999).subarray(0, 4)), after]));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(FrameError);
+    expect(caught).toBeInstanceOf(ProtocolError);
+    expect((caught as FrameError).message).toMatch(/have index 999 out of range/);
+    expect((caught as FrameError).decoded).toEqual([{ type: 'unchoke' }]);
     expect(decoder.bufferedBytes).toBe(0);
+    expect(() => decoder.push(after)).toThrow(/have index 999 out of range/);
   });
 });
 
