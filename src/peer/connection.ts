@@ -1,0 +1,335 @@
+/**
+ * PeerConnection: one TCP connection to one peer (BEP 3). Owns the socket, the
+ * handshake, framing (via the sans-I/O wire decoder), keep-alives and timeouts,
+ * and the four choke/interest flags plus the peer's bitfield. It never decides
+ * what to download or whom to unchoke: it emits validated messages and the
+ * session decides. Every failure closes this connection only.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { Bitfield } from '../core/bitfield.js';
+import { ProtocolError, errorMessage } from '../core/errors.js';
+import { RateMeter } from '../core/rate.js';
+import { MessageDecoder } from '../wire/decoder.js';
+import {
+  encodeHave,
+  encodeMessage,
+  encodePieceHeader,
+  encodeRequest,
+  encodeCancel,
+  type Message,
+} from '../wire/messages.js';
+import { HANDSHAKE_LENGTH, encodeHandshake, parseHandshake, type Handshake } from '../wire/handshake.js';
+
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const IDLE_TIMEOUT_MS = 120_000;
+export const KEEP_ALIVE_INTERVAL_MS = 60_000;
+const TIMER_TICK_MS = 5_000;
+
+/** Reserved bytes we send: BEP 10 extension protocol (byte 5, 0x10). */
+export function ourReserved(): Buffer {
+  const reserved = Buffer.alloc(8);
+  reserved[5] = 0x10;
+  return reserved;
+}
+
+export interface PeerConnectionOptions {
+  socket: Socket;
+  infoHash: Buffer;
+  /** Our peer id. */
+  peerId: Buffer;
+  pieceCount: number;
+  /** outgoing: we send our handshake first; incoming: the listener already read theirs. */
+  direction: 'outgoing' | 'incoming';
+  /** For incoming connections: the handshake the listener read. */
+  remoteHandshake?: Handshake;
+  /** For incoming connections: bytes that arrived after the handshake. */
+  leftover?: Buffer;
+  host: string;
+  port: number;
+  handshakeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  keepAliveIntervalMs?: number;
+}
+
+export interface PeerConnectionEvents {
+  handshake: [handshake: Handshake];
+  message: [message: Message];
+  close: [reason: string];
+}
+
+export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
+  readonly host: string;
+  readonly port: number;
+  readonly direction: 'outgoing' | 'incoming';
+  readonly socket: Socket;
+
+  amChoking = true;
+  amInterested = false;
+  peerChoking = true;
+  peerInterested = false;
+  /** What the peer has; `all` after have-all (BEP 6) is folded into a full bitfield. */
+  readonly peerBitfield: Bitfield;
+  remotePeerId: Buffer | undefined;
+  remoteReserved: Buffer | undefined;
+
+  /** Payload bytes of piece messages received from / sent to this peer. */
+  readonly downloadRate = new RateMeter();
+  readonly uploadRate = new RateMeter();
+
+  #handshakeDone = false;
+  #gotBitfield = false;
+  #closed = false;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  readonly #decoder: MessageDecoder;
+  readonly #infoHash: Buffer;
+  readonly #peerId: Buffer;
+  #lastReceived = Date.now();
+  #lastSent = Date.now();
+  readonly #timer: NodeJS.Timeout;
+  readonly #idleTimeoutMs: number;
+  readonly #keepAliveMs: number;
+  readonly #handshakeDeadline: number;
+
+  constructor(opts: PeerConnectionOptions) {
+    super();
+    this.socket = opts.socket;
+    this.host = opts.host;
+    this.port = opts.port;
+    this.direction = opts.direction;
+    this.#infoHash = opts.infoHash;
+    this.#peerId = opts.peerId;
+    this.peerBitfield = new Bitfield(opts.pieceCount);
+    this.#decoder = new MessageDecoder({ pieceCount: opts.pieceCount });
+    this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.#keepAliveMs = opts.keepAliveIntervalMs ?? KEEP_ALIVE_INTERVAL_MS;
+    this.#handshakeDeadline = Date.now() + (opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.socket.on('error', (err) => this.close(`socket error: ${errorMessage(err)}`));
+    this.socket.on('close', () => this.close('connection closed by peer'));
+    this.socket.on('end', () => this.close('connection ended by peer'));
+
+    const tick = Math.min(TIMER_TICK_MS, opts.handshakeTimeoutMs ?? TIMER_TICK_MS);
+    this.#timer = setInterval(() => this.#onTimer(), tick);
+    this.#timer.unref();
+  }
+
+  /**
+   * Start the exchange. Separate from the constructor so the owner can attach
+   * listeners first. Outgoing: send our handshake and wait for theirs.
+   * Incoming: theirs was read already; answer it and feed the leftover bytes.
+   */
+  start(remote?: { handshake: Handshake; leftover?: Buffer }): void {
+    if (this.direction === 'outgoing') {
+      this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved()));
+      return;
+    }
+    if (!remote) throw new Error('incoming connection needs the remote handshake');
+    this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved()));
+    this.#acceptHandshake(remote.handshake);
+    if (!this.#closed && remote.leftover && remote.leftover.length > 0) this.#onData(remote.leftover);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get handshakeDone(): boolean {
+    return this.#handshakeDone;
+  }
+
+  /** Bytes queued in the socket but not yet sent: used for send-side backpressure. */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  get key(): string {
+    return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+
+  // ---- sending (state-changing commands are no-ops when nothing changes) ----
+
+  choke(): void {
+    if (this.amChoking) return;
+    this.amChoking = true;
+    this.send({ type: 'choke' });
+  }
+
+  unchoke(): void {
+    if (!this.amChoking) return;
+    this.amChoking = false;
+    this.send({ type: 'unchoke' });
+  }
+
+  interested(): void {
+    if (this.amInterested) return;
+    this.amInterested = true;
+    this.send({ type: 'interested' });
+  }
+
+  notInterested(): void {
+    if (!this.amInterested) return;
+    this.amInterested = false;
+    this.send({ type: 'not-interested' });
+  }
+
+  have(index: number): void {
+    this.#write(encodeHave(index));
+  }
+
+  request(index: number, begin: number, length: number): void {
+    this.#write(encodeRequest(index, begin, length));
+  }
+
+  cancel(index: number, begin: number, length: number): void {
+    this.#write(encodeCancel(index, begin, length));
+  }
+
+  /** piece: <len=0009+X><id=7><index><begin><block> — header and block written together (one writev when corked). */
+  sendPiece(index: number, begin: number, block: Buffer): void {
+    if (this.#closed) return;
+    this.socket.cork();
+    this.#write(encodePieceHeader(index, begin, block.length));
+    this.#write(block);
+    this.socket.uncork();
+    this.uploadRate.add(block.length);
+  }
+
+  send(message: Message): void {
+    this.#write(encodeMessage(message));
+  }
+
+  /** Batch several sends into one writev. */
+  batch(fn: () => void): void {
+    if (this.#closed) return;
+    this.socket.cork();
+    try {
+      fn();
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  /** Stop reading from the socket (disk backpressure); resume() undoes it. */
+  pause(): void {
+    if (!this.#closed) this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#closed) this.socket.resume();
+  }
+
+  /** Close with a reason; emits 'close' exactly once. */
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.socket.destroy();
+    this.#pending = [];
+    this.emit('close', reason);
+  }
+
+  // ---- receiving ----
+
+  #write(bytes: Buffer): void {
+    if (this.#closed) return;
+    this.#lastSent = Date.now();
+    this.socket.write(bytes);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#lastReceived = Date.now();
+    try {
+      if (!this.#handshakeDone) {
+        this.#pending.push(chunk);
+        this.#pendingBytes += chunk.length;
+        if (this.#pendingBytes < HANDSHAKE_LENGTH) return;
+        const all = Buffer.concat(this.#pending, this.#pendingBytes);
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        this.#acceptHandshake(parseHandshake(all.subarray(0, HANDSHAKE_LENGTH)));
+        if (this.#closed) return;
+        chunk = all.subarray(HANDSHAKE_LENGTH);
+        if (chunk.length === 0) return;
+      }
+      const messages = this.#decoder.push(chunk);
+      for (const m of messages) {
+        if (this.#closed) return;
+        this.#onMessage(m);
+      }
+    } catch (err) {
+      // a protocol violation or a bug in a handler: this connection only
+      this.close(err instanceof ProtocolError ? `protocol error: ${err.message}` : `error: ${errorMessage(err)}`);
+    }
+  }
+
+  #acceptHandshake(h: Handshake): void {
+    if (!h.infoHash.equals(this.#infoHash)) throw new ProtocolError('handshake for another torrent');
+    if (h.peerId.equals(this.#peerId)) {
+      this.close('connected to ourselves');
+      return;
+    }
+    this.remotePeerId = h.peerId;
+    this.remoteReserved = h.reserved;
+    this.#handshakeDone = true;
+    this.emit('handshake', h);
+  }
+
+  #onMessage(m: Message): void {
+    switch (m.type) {
+      case 'choke':
+        this.peerChoking = true;
+        break;
+      case 'unchoke':
+        this.peerChoking = false;
+        break;
+      case 'interested':
+        this.peerInterested = true;
+        break;
+      case 'not-interested':
+        this.peerInterested = false;
+        break;
+      case 'have':
+        if (!this.peerBitfield.set(m.index)) return; // a repeated have changes nothing
+        break;
+      case 'bitfield':
+        if (this.#gotBitfield || !this.peerBitfield.empty) throw new ProtocolError('bitfield after bitfield or have');
+        this.#gotBitfield = true;
+        for (const i of m.bitfield.indices()) this.peerBitfield.set(i);
+        break;
+      case 'have-all':
+        if (this.#gotBitfield) throw new ProtocolError('have-all after bitfield');
+        this.#gotBitfield = true;
+        for (let i = 0; i < this.peerBitfield.size; i++) this.peerBitfield.set(i);
+        break;
+      case 'have-none':
+        if (this.#gotBitfield) throw new ProtocolError('have-none after bitfield');
+        this.#gotBitfield = true;
+        break;
+      case 'piece':
+        this.downloadRate.add(m.block.length);
+        break;
+      default:
+        break;
+    }
+    this.emit('message', m);
+  }
+
+  #onTimer(): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    if (!this.#handshakeDone && now > this.#handshakeDeadline) {
+      this.close('handshake timeout');
+      return;
+    }
+    if (now - this.#lastReceived > this.#idleTimeoutMs) {
+      this.close('idle timeout');
+      return;
+    }
+    if (this.#handshakeDone && now - this.#lastSent > this.#keepAliveMs) this.send({ type: 'keep-alive' });
+  }
+}

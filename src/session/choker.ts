@@ -1,0 +1,46 @@
+/**
+ * Choking policy (BEP 3 "choking"): which interested peers get an upload slot.
+ * While downloading, tit-for-tat: the peers that upload to us fastest. While
+ * seeding, the peers we upload to fastest (libtorrent's "fastest upload"
+ * seed choker). One extra optimistic slot rotates every 30 s. Pure.
+ */
+
+export const RECHOKE_INTERVAL_MS = 10_000;
+export const OPTIMISTIC_INTERVAL_MS = 30_000;
+
+export interface ChokeCandidate<K> {
+  readonly key: K;
+  readonly interested: boolean;
+  /** bytes/s the peer sends us */
+  readonly downloadRate: number;
+  /** bytes/s we send the peer */
+  readonly uploadRate: number;
+}
+
+/**
+ * Returns the keys to unchoke: up to `slots` regular slots by rate, plus the
+ * optimistic peer when it is interested and not already chosen.
+ */
+export function chooseUnchoked<K>(
+  peers: readonly ChokeCandidate<K>[],
+  slots: number,
+  seeding: boolean,
+  optimistic: K | undefined,
+): Set<K> {
+  const interested = peers.filter((p) => p.interested);
+  const rate = (p: ChokeCandidate<K>): number => (seeding ? p.uploadRate : p.downloadRate);
+  interested.sort((a, b) => rate(b) - rate(a));
+  const regular = Math.max(0, optimistic === undefined ? slots : slots - 1);
+  const chosen = new Set<K>(interested.slice(0, Math.max(regular, 0)).map((p) => p.key));
+  if (optimistic !== undefined && interested.some((p) => p.key === optimistic)) chosen.add(optimistic);
+  // fewer interested peers than slots: nobody waits
+  if (interested.length <= slots) for (const p of interested) chosen.add(p.key);
+  return chosen;
+}
+
+/** Pick the next optimistic unchoke: a random interested peer not in `exclude`. */
+export function pickOptimistic<K>(peers: readonly ChokeCandidate<K>[], exclude: ReadonlySet<K>, random: () => number = Math.random): K | undefined {
+  const pool = peers.filter((p) => p.interested && !exclude.has(p.key));
+  if (pool.length === 0) return undefined;
+  return pool[Math.floor(random() * pool.length)]!.key;
+}

@@ -1,0 +1,134 @@
+/**
+ * The TCP listener shared by every torrent in a process (BEP 3 "peers connect
+ * to each other"). Owns accepting sockets, reading the 68-byte handshake with
+ * a timeout and a cap on half-open sockets, and handing the socket to the
+ * torrent whose info hash it names. Unknown info hashes are dropped.
+ */
+import net from 'node:net';
+import { TtError, errorMessage } from '../core/errors.js';
+import { HANDSHAKE_LENGTH, parseHandshake, type Handshake } from '../wire/handshake.js';
+
+export const INCOMING_HANDSHAKE_TIMEOUT_MS = 10_000;
+const MAX_PENDING_HANDSHAKES = 64;
+export const DEFAULT_PORTS: readonly number[] = [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889];
+
+export type IncomingHandler = (socket: net.Socket, handshake: Handshake, leftover: Buffer) => void;
+
+export class Listener {
+  readonly server: net.Server;
+  readonly host: string;
+  readonly port: number;
+  readonly #handlers = new Map<string, IncomingHandler>();
+  #pending = 0;
+
+  private constructor(server: net.Server, host: string, port: number) {
+    this.server = server;
+    this.host = host;
+    this.port = port;
+    server.on('connection', (socket) => this.#onConnection(socket));
+  }
+
+  /**
+   * Listen on `port`, or (port undefined) on the first free port of 6881-6889,
+   * falling back to a random free port.
+   */
+  static async listen(opts: { host?: string; port?: number } = {}): Promise<Listener> {
+    const host = opts.host ?? '0.0.0.0';
+    const candidates = opts.port !== undefined ? [opts.port] : [...DEFAULT_PORTS, 0];
+    let lastError: unknown;
+    for (const port of candidates) {
+      try {
+        const server = await listenOn(host, port);
+        const address = server.address();
+        const bound = typeof address === 'object' && address ? address.port : port;
+        return new Listener(server, host, bound);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw new TtError('USAGE', `cannot listen on ${host}:${opts.port ?? '6881-6889'}: ${errorMessage(lastError)}`);
+  }
+
+  register(infoHash: Buffer, handler: IncomingHandler): void {
+    this.#handlers.set(infoHash.toString('hex'), handler);
+  }
+
+  unregister(infoHash: Buffer): void {
+    this.#handlers.delete(infoHash.toString('hex'));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  #onConnection(socket: net.Socket): void {
+    if (this.#pending >= MAX_PENDING_HANDSHAKES) {
+      socket.destroy();
+      return;
+    }
+    this.#pending++;
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.#pending--;
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      socket.destroy();
+    }, INCOMING_HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length < HANDSHAKE_LENGTH) return;
+      finish();
+      socket.pause();
+      const all = Buffer.concat(chunks, length);
+      let handshake: Handshake;
+      try {
+        handshake = parseHandshake(all.subarray(0, HANDSHAKE_LENGTH));
+      } catch {
+        socket.destroy();
+        return;
+      }
+      const handler = this.#handlers.get(handshake.infoHash.toString('hex'));
+      if (!handler) {
+        socket.destroy();
+        return;
+      }
+      try {
+        handler(socket, handshake, all.subarray(HANDSHAKE_LENGTH));
+        socket.resume();
+      } catch {
+        socket.destroy();
+      }
+    };
+    socket.on('data', onData);
+    socket.on('error', () => {
+      finish();
+      socket.destroy();
+    });
+    socket.on('close', finish);
+  }
+}
+
+function listenOn(host: string, port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ noDelay: true });
+    const onError = (err: Error): void => {
+      server.close();
+      reject(err);
+    };
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.removeListener('error', onError);
+      server.on('error', () => undefined);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * Known peers of one torrent: where they came from, when we may try them
+ * again (exponential backoff), and which are banned. A peer is its address
+ * and port. Pure bookkeeping: no sockets.
+ */
+import type { PeerAddress } from '../core/peer-address.js';
+import { peerKey } from '../core/ids.js';
+
+export const MAX_KNOWN_PEERS = 2000;
+const BASE_RETRY_MS = 5_000;
+const MAX_RETRY_MS = 10 * 60_000;
+const MAX_FAILURES = 6;
+
+export interface KnownPeer {
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  failures: number;
+  nextAttemptAt: number;
+  connected: boolean;
+  connecting: boolean;
+  banned: string | undefined;
+}
+
+export class PeerPool {
+  readonly #peers = new Map<string, KnownPeer>();
+  readonly #banned = new Map<string, string>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** Add peers from a tracker or the command line; returns how many were new. */
+  add(addresses: readonly PeerAddress[]): number {
+    let added = 0;
+    for (const a of addresses) {
+      if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) continue;
+      const key = peerKey(a.host, a.port);
+      if (this.#peers.has(key) || this.#banned.has(key)) continue;
+      if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne();
+      if (this.#peers.size >= MAX_KNOWN_PEERS) break;
+      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, connected: false, connecting: false, banned: undefined });
+      added++;
+    }
+    return added;
+  }
+
+  get(key: string): KnownPeer | undefined {
+    return this.#peers.get(key);
+  }
+
+  get size(): number {
+    return this.#peers.size;
+  }
+
+  /** Peers we may dial now, oldest-failure-first, at most `limit`. */
+  candidates(limit: number): KnownPeer[] {
+    const now = this.#now();
+    const out: KnownPeer[] = [];
+    for (const p of this.#peers.values()) {
+      if (out.length >= limit) break;
+      if (!p.connected && !p.connecting && p.nextAttemptAt <= now) out.push(p);
+    }
+    return out;
+  }
+
+  /** True when some peer is waiting only for its backoff to expire. */
+  hasWaiting(): boolean {
+    for (const p of this.#peers.values()) if (!p.connected && !p.connecting) return true;
+    return false;
+  }
+
+  markConnecting(key: string): void {
+    const p = this.#peers.get(key);
+    if (p) p.connecting = true;
+  }
+
+  markConnected(key: string): void {
+    const p = this.#peers.get(key);
+    if (!p) return;
+    p.connecting = false;
+    p.connected = true;
+    p.failures = 0;
+  }
+
+  /** A dial failed or a connection ended; schedule a retry with backoff, or forget the peer. */
+  markFailed(key: string, retry = true): void {
+    const p = this.#peers.get(key);
+    if (!p) return;
+    p.connecting = false;
+    p.connected = false;
+    p.failures++;
+    if (!retry || p.failures > MAX_FAILURES) {
+      this.#peers.delete(key);
+      return;
+    }
+    p.nextAttemptAt = this.#now() + Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (p.failures - 1));
+  }
+
+  ban(key: string, reason: string): void {
+    this.#banned.set(key, reason);
+    this.#peers.delete(key);
+  }
+
+  isBanned(key: string): boolean {
+    return this.#banned.has(key);
+  }
+
+  #evictOne(): void {
+    for (const [key, p] of this.#peers) {
+      if (!p.connected && !p.connecting) {
+        this.#peers.delete(key);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,921 @@
+/**
+ * TorrentSession: the orchestrator for one torrent, downloading and/or seeding.
+ * It wires the picker, storage, hasher, announcer and peer connections
+ * together and keeps the invariants written in STATE.md beside this file
+ * (a piece is "had" only after its hash matched AND its write completed).
+ * Policy lives elsewhere: picking in pieces/picker, choking in choker.ts,
+ * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { createHash } from 'node:crypto';
+import { Bitfield } from '../core/bitfield.js';
+import { BLOCK_SIZE, PieceGeometry } from '../core/geometry.js';
+import { DiskError, TtError, errorMessage } from '../core/errors.js';
+import { generatePeerId, peerKey } from '../core/ids.js';
+import type { PeerAddress } from '../core/peer-address.js';
+import { RateMeter, TokenBucket } from '../core/rate.js';
+import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
+import { PeerConnection } from '../peer/connection.js';
+import { PiecePicker, type BlockRequest } from '../pieces/picker.js';
+import { TorrentStorage } from '../storage/storage.js';
+import { checkExisting, type CheckProgress } from '../storage/check.js';
+import { Announcer } from '../tracker/announcer.js';
+import type { Message } from '../wire/messages.js';
+import type { Handshake } from '../wire/handshake.js';
+import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
+import { supportsExtensionProtocol } from '../wire/handshake.js';
+import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
+import { PeerPool } from './peer-pool.js';
+import { PieceReadCache } from './read-cache.js';
+import { Listener } from './listener.js';
+import { nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
+
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Verified-but-unwritten bytes above which we stop reading sockets. */
+export const DISK_QUEUE_MAX_BYTES = 64 * 1024 * 1024;
+/** Requests a peer may have queued with us (advertised as BEP 10 reqq). */
+export const MAX_PEER_REQUESTS = 500;
+const MAX_REQUESTS_WHILE_CHOKED = 200;
+const MAX_UNREQUESTED_BLOCKS = 64;
+const MAX_HALF_OPEN = 16;
+/** Failed pieces a peer may share with others before it is banned without proof. */
+const MAX_SHARED_FAILURES = 8;
+const TICK_MS = 1_000;
+const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+const CLIENT_NAME = 'tt/0.1.0';
+
+export interface SessionOptions {
+  meta: Metainfo;
+  /** Folder that holds the torrent's files: <root>/<name> (single) or <root>/<name>/... (multi). */
+  root: string;
+  mode: 'download' | 'seed';
+  listener: Listener;
+  peerId?: Buffer;
+  maxPeers?: number;
+  uploadSlots?: number;
+  /** bytes/s; 0 = unlimited */
+  uploadLimit?: number;
+  downloadLimit?: number;
+  /** Extra peers to dial (e.g. --peer host:port). */
+  peers?: readonly PeerAddress[];
+  /** Use the torrent's trackers (default true). */
+  useTrackers?: boolean;
+  /** Announce this port instead of the listener's. */
+  announcePort?: number;
+  /** Give up when no peer has been connected for this long (download only; 0 = never). */
+  peerTimeoutMs?: number;
+  /** Serve even though pieces are missing (seed mode). */
+  allowPartial?: boolean;
+  requestTimeoutMs?: number;
+  /** Skip checking existing data (the caller knows the folder is new). */
+  skipCheck?: boolean;
+}
+
+export interface SessionStats {
+  pieceCount: number;
+  have: number;
+  totalLength: number;
+  left: number;
+  /** payload bytes received / sent this session */
+  downloaded: number;
+  uploaded: number;
+  /** bytes of pieces verified and written this session */
+  verifiedBytes: number;
+  downloadRate: number;
+  uploadRate: number;
+  peers: number;
+  knownPeers: number;
+  failedPieces: number;
+  bannedPeers: number;
+}
+
+export interface SessionEvents {
+  checking: [progress: CheckProgress];
+  checked: [have: number, pieceCount: number];
+  started: [];
+  'piece-verified': [index: number];
+  'piece-failed': [index: number, peers: string[]];
+  'peer-banned': [peer: string, reason: string];
+  'peer-connected': [peer: string];
+  'peer-closed': [peer: string, reason: string];
+  warning: [message: string];
+  complete: [];
+  error: [error: TtError];
+}
+
+interface Outstanding {
+  index: number;
+  begin: number;
+  length: number;
+  sentAt: number;
+}
+
+interface UploadRequest {
+  index: number;
+  begin: number;
+  length: number;
+}
+
+/** Per-connection state the session keeps beside the PeerConnection. */
+class PeerState {
+  readonly conn: PeerConnection;
+  key: string;
+  readonly outstanding = new Map<number, Outstanding>();
+  readonly uploadQueue: UploadRequest[] = [];
+  queueDepth = INITIAL_QUEUE_DEPTH;
+  maxQueueDepth = MAX_QUEUE_DEPTH;
+  blocksThisTick = 0;
+  lastBlockAt = Date.now();
+  unrequested = 0;
+  requestsWhileChoked = 0;
+  serving = false;
+  snubbed = false;
+  /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
+  poolKey: string | undefined;
+
+  constructor(conn: PeerConnection, poolKey: string | undefined) {
+    this.conn = conn;
+    this.key = conn.key;
+    this.poolKey = poolKey;
+  }
+}
+
+export class TorrentSession extends EventEmitter<SessionEvents> {
+  readonly meta: Metainfo;
+  readonly geometry: PieceGeometry;
+  readonly peerId: Buffer;
+  readonly opts: SessionOptions;
+  have: Bitfield;
+  picker: PiecePicker | undefined;
+  storage: TorrentStorage | undefined;
+  readonly pool = new PeerPool();
+  readonly downloadRate = new RateMeter();
+  readonly uploadRate = new RateMeter();
+
+  readonly #peers = new Map<PeerConnection, PeerState>();
+  #halfOpen = 0;
+  #announcer: Announcer | undefined;
+  #readCache: PieceReadCache | undefined;
+  /** pieces being assembled: index -> buffer and the peer that sent each block */
+  readonly #assembly = new Map<number, { buffer: Buffer; senders: string[] }>();
+  /** smart ban: for pieces that failed with several senders, each block's sender and hash */
+  readonly #suspects = new Map<number, { sender: string; digest: Buffer }[]>();
+  #diskQueueBytes = 0;
+  #readingPaused = false;
+  readonly #strikes = new Map<string, number>();
+  #timers: NodeJS.Timeout[] = [];
+  #stopped = false;
+  #completeEmitted = false;
+  #started = false;
+  #lastPeerAt = Date.now();
+  #optimistic: PeerConnection | undefined;
+  #uploadBucket: TokenBucket;
+  #downloadBucket: TokenBucket;
+  #failedPieces = 0;
+  #banned = 0;
+  #verifiedBytes = 0;
+  #fatal: TtError | undefined;
+  readonly #pendingWrites = new Set<Promise<void>>();
+
+  constructor(opts: SessionOptions) {
+    super();
+    this.opts = opts;
+    this.meta = opts.meta;
+    this.geometry = new PieceGeometry(opts.meta.pieceLength, opts.meta.totalLength);
+    this.peerId = opts.peerId ?? generatePeerId();
+    this.have = new Bitfield(this.geometry.pieceCount);
+    this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
+    this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
+  }
+
+  get seeding(): boolean {
+    return this.have.complete;
+  }
+
+  get peerCount(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) if (p.conn.handshakeDone) n++;
+    return n;
+  }
+
+  stats(): SessionStats {
+    let left = 0;
+    for (let i = 0; i < this.geometry.pieceCount; i++) if (!this.have.has(i)) left += this.geometry.pieceSize(i);
+    return {
+      pieceCount: this.geometry.pieceCount,
+      have: this.have.count,
+      totalLength: this.meta.totalLength,
+      left,
+      downloaded: this.downloadRate.total,
+      uploaded: this.uploadRate.total,
+      verifiedBytes: this.#verifiedBytes,
+      downloadRate: this.downloadRate.rate,
+      uploadRate: this.uploadRate.rate,
+      peers: this.peerCount,
+      knownPeers: this.pool.size,
+      failedPieces: this.#failedPieces,
+      bannedPeers: this.#banned,
+    };
+  }
+
+  /** Check existing data, open storage, start listening for this torrent and announcing. */
+  async start(): Promise<void> {
+    const { meta, root } = this.opts;
+    if (!this.opts.skipCheck) {
+      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p) });
+    }
+    this.emit('checked', this.have.count, this.geometry.pieceCount);
+    const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
+    if (this.opts.mode === 'download' && !this.have.complete && !trackers && (this.opts.peers ?? []).length === 0) {
+      throw new TtError('NO_PEERS', 'no way to find peers: the torrent lists no trackers (DHT is not supported yet); give peers with --peer host:port');
+    }
+    if (this.opts.mode === 'seed' && !this.have.complete && !this.opts.allowPartial) {
+      const missing = this.geometry.pieceCount - this.have.count;
+      throw new TtError(
+        'INCOMPLETE',
+        `${missing} of ${this.geometry.pieceCount} pieces are missing or corrupt in ${root}; refusing to seed a partial copy (use --partial to serve what is there)`,
+      );
+    }
+    this.storage = await TorrentStorage.open(root, meta, { mode: this.opts.mode === 'download' ? 'readwrite' : 'read' });
+    this.#readCache = new PieceReadCache(async (index) => {
+      const piece = await this.storage!.readPiece(index);
+      if (!piece) throw new DiskError(`piece ${index} can no longer be read from ${root}`);
+      return piece;
+    });
+    this.picker = new PiecePicker(this.geometry, this.have);
+    this.opts.listener.register(meta.infoHash, (socket, handshake, leftover) => this.#onIncoming(socket, handshake, leftover));
+    if (this.opts.peers) this.pool.add(this.opts.peers);
+    if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
+    this.#started = true;
+    this.#lastPeerAt = Date.now();
+    this.#timers.push(setInterval(() => this.#guard(() => this.#tick()), TICK_MS));
+    this.#timers.push(setInterval(() => this.#guard(() => this.#rechoke()), RECHOKE_INTERVAL_MS));
+    this.#timers.push(setInterval(() => this.#guard(() => this.#rotateOptimistic()), OPTIMISTIC_INTERVAL_MS));
+    for (const t of this.#timers) t.unref();
+    this.emit('started');
+    if (this.have.complete) this.#onComplete();
+    this.#connectMore();
+  }
+
+  /** Add peers learnt elsewhere (tracker, command line) and dial them. */
+  addPeers(peers: readonly PeerAddress[]): void {
+    const self = this.opts.listener.port;
+    const filtered = peers.filter((p) => !(p.port === self && isLocalAddress(p.host)));
+    if (this.pool.add(filtered) > 0) this.#connectMore();
+  }
+
+  /** Stop: tell trackers (bounded), close peers, finish pending writes, close files. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.opts.listener.unregister(this.meta.infoHash);
+    for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
+    const announcer = this.#announcer;
+    await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
+    this.#readCache?.clear();
+    await this.storage?.close().catch(() => undefined);
+  }
+
+  // ---- trackers ----
+
+  #startAnnouncer(): void {
+    const announcer = new Announcer({
+      announceList: this.meta.announceList,
+      infoHash: this.meta.infoHash,
+      peerId: this.peerId,
+      port: this.opts.announcePort ?? this.opts.listener.port,
+      stats: () => {
+        const s = this.stats();
+        return { uploaded: s.uploaded, downloaded: s.downloaded, left: s.left };
+      },
+      numwant: 80,
+    });
+    announcer.on('peers', (peers) => this.addPeers(peers));
+    announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
+    announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
+    announcer.on('all-failed', () => {
+      if (this.opts.mode === 'download' && !this.have.complete && this.pool.size === 0 && this.#peers.size === 0) {
+        this.#fail(new TtError('TRACKER', 'every tracker failed and no peers are known'));
+      }
+    });
+    this.#announcer = announcer;
+    announcer.start();
+  }
+
+  // ---- connections ----
+
+  #connectMore(): void {
+    if (this.#stopped || !this.#started) return;
+    if (this.opts.mode === 'seed' || this.have.complete) return; // seeds wait to be contacted
+    const maxPeers = this.opts.maxPeers ?? 50;
+    const room = Math.min(maxPeers - this.#peers.size - this.#halfOpen, MAX_HALF_OPEN - this.#halfOpen);
+    if (room <= 0) return;
+    for (const candidate of this.pool.candidates(room)) {
+      if (this.#hasConnectionTo(candidate.key)) {
+        this.pool.markConnected(candidate.key);
+        continue;
+      }
+      this.#dial(candidate.host, candidate.port, candidate.key);
+    }
+  }
+
+  #hasConnectionTo(key: string): boolean {
+    for (const p of this.#peers.values()) if (p.key === key || p.poolKey === key) return true;
+    return false;
+  }
+
+  #dial(host: string, port: number, key: string): void {
+    this.pool.markConnecting(key);
+    this.#halfOpen++;
+    const socket = net.connect({ host, port, noDelay: true });
+    let settled = false;
+    const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
+    timer.unref();
+    const fail = (_reason: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.#halfOpen--;
+      socket.destroy();
+      this.pool.markFailed(key);
+    };
+    socket.once('error', () => fail('connect error'));
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.#halfOpen--;
+      socket.removeAllListeners('error');
+      if (this.#stopped) {
+        socket.destroy();
+        return;
+      }
+      this.#attach(socket, 'outgoing', host, port, key).start();
+    });
+  }
+
+  #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer): void {
+    const host = normalizeHost(socket.remoteAddress ?? '');
+    const port = socket.remotePort ?? 0;
+    const maxPeers = this.opts.maxPeers ?? 50;
+    if (this.#stopped || !this.#started || this.#peers.size >= maxPeers + 5 || this.pool.isBanned(peerKey(host, port))) {
+      socket.destroy();
+      return;
+    }
+    this.#attach(socket, 'incoming', host, port, undefined).start({ handshake, leftover });
+  }
+
+  /** Wrap a connected socket in a PeerConnection and route its events here. */
+  #attach(socket: net.Socket, direction: 'outgoing' | 'incoming', host: string, port: number, poolKey: string | undefined): PeerConnection {
+    const conn = new PeerConnection({
+      socket,
+      infoHash: this.meta.infoHash,
+      peerId: this.peerId,
+      pieceCount: this.geometry.pieceCount,
+      direction,
+      host,
+      port,
+    });
+    const state = new PeerState(conn, poolKey);
+    this.#peers.set(conn, state);
+    conn.on('handshake', (h) => this.#guardPeer(state, () => this.#onHandshake(state, h)));
+    conn.on('message', (m) => this.#guardPeer(state, () => this.#onMessage(state, m)));
+    conn.on('close', (reason) => this.#onClose(state, reason));
+    return conn;
+  }
+
+  #onHandshake(state: PeerState, h: Handshake): void {
+    const { conn } = state;
+    // drop a second connection to the same peer id (simultaneous connects)
+    for (const other of this.#peers.values()) {
+      if (other !== state && other.conn.handshakeDone && other.conn.remotePeerId?.equals(h.peerId)) {
+        conn.close('duplicate connection to the same peer');
+        return;
+      }
+    }
+    if (state.poolKey) this.pool.markConnected(state.poolKey);
+    this.#lastPeerAt = Date.now();
+    this.emit('peer-connected', state.key);
+    conn.batch(() => {
+      if (supportsExtensionProtocol(h.reserved)) {
+        conn.send({
+          type: 'extended',
+          id: 0,
+          payload: encodeExtendedHandshake({ m: {}, v: CLIENT_NAME, reqq: MAX_PEER_REQUESTS, p: this.opts.listener.port }),
+        });
+      }
+      if (this.have.count > 0) conn.send({ type: 'bitfield', bitfield: this.have });
+    });
+    // a free upload slot goes to the first peers straight away (no 10 s wait)
+  }
+
+  #onMessage(state: PeerState, m: Message): void {
+    const { conn } = state;
+    switch (m.type) {
+      case 'bitfield':
+      case 'have-all':
+        this.#peerAvailabilityAdded(state, m.type === 'have-all' ? 'all' : m.bitfield);
+        break;
+      case 'have':
+        this.picker?.peerHave(m.index);
+        this.#updateInterest(state);
+        break;
+      case 'unchoke':
+        this.#fillRequests(state);
+        break;
+      case 'choke':
+        this.#dropOutstanding(state);
+        break;
+      case 'interested':
+        this.#maybeUnchokeNow(state);
+        break;
+      case 'not-interested':
+        if (!conn.amChoking) {
+          conn.choke();
+          this.#fillFreeSlot();
+        }
+        break;
+      case 'request':
+        this.#onRequest(state, m.index, m.begin, m.length);
+        break;
+      case 'cancel':
+        this.#onCancel(state, m.index, m.begin, m.length);
+        break;
+      case 'piece':
+        this.#onPiece(state, m.index, m.begin, m.block);
+        break;
+      case 'reject':
+        this.#onReject(state, m.index, m.begin);
+        break;
+      case 'extended':
+        if (m.id === 0) {
+          const ext = parseExtendedHandshake(m.payload);
+          if (ext.reqq !== undefined && ext.reqq > 0) state.maxQueueDepth = Math.min(MAX_QUEUE_DEPTH, Math.max(1, ext.reqq));
+        }
+        break;
+      default:
+        break; // keep-alive, port, suggest, allowed-fast, have-none, unknown: nothing to do
+    }
+  }
+
+  #onClose(state: PeerState, reason: string): void {
+    if (!this.#peers.delete(state.conn)) return;
+    const picker = this.picker;
+    if (picker) {
+      picker.releaseAll(state.conn);
+      if (state.conn.handshakeDone && !state.conn.peerBitfield.empty) picker.peerLost(state.conn.peerBitfield);
+    }
+    if (this.#optimistic === state.conn) this.#optimistic = undefined;
+    if (state.poolKey) {
+      const banned = this.pool.isBanned(state.poolKey);
+      if (!banned) this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
+    }
+    if (state.conn.handshakeDone) this.emit('peer-closed', state.key, reason);
+    if (!state.conn.amChoking) this.#fillFreeSlot();
+    // other peers may now take the released blocks
+    if (!this.#stopped) {
+      for (const p of this.#peers.values()) this.#fillRequests(p);
+      this.#connectMore();
+    }
+  }
+
+  // ---- downloading ----
+
+  #peerAvailabilityAdded(state: PeerState, has: Bitfield | 'all'): void {
+    const picker = this.picker;
+    if (!picker) return;
+    if (has === 'all') picker.peerHas(state.conn.peerBitfield);
+    else picker.peerHas(has);
+    this.#updateInterest(state);
+  }
+
+  #updateInterest(state: PeerState): void {
+    const { conn } = state;
+    if (!this.picker) return;
+    const wanted = !this.have.complete && this.picker.interestingFor(conn.peerBitfield);
+    if (wanted) {
+      conn.interested();
+      this.#fillRequests(state);
+    } else conn.notInterested();
+    // two seeds have nothing to say to each other
+    if (this.have.complete && conn.peerBitfield.complete) conn.close('both are seeds');
+  }
+
+  #fillRequests(state: PeerState): void {
+    const { conn } = state;
+    const picker = this.picker;
+    if (!picker || this.#stopped || conn.closed || conn.peerChoking || !conn.amInterested || this.#readingPaused) return;
+    if (this.have.complete) return;
+    const room = Math.min(state.queueDepth, state.maxQueueDepth) - state.outstanding.size;
+    if (room <= 0) return;
+    const wanted = state.snubbed ? Math.min(room, 1) : room;
+    const blocks = picker.pick(conn, conn.peerBitfield, wanted);
+    if (blocks.length === 0) {
+      if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
+      return;
+    }
+    const now = Date.now();
+    conn.batch(() => {
+      for (const b of blocks) {
+        const wait = this.#downloadBucket.take(b.length);
+        if (wait > 0) {
+          picker.release(conn, b.index, b.begin);
+          this.#scheduleRefill(state, wait);
+          continue;
+        }
+        state.outstanding.set(blockKey(b), { index: b.index, begin: b.begin, length: b.length, sentAt: now });
+        conn.request(b.index, b.begin, b.length);
+      }
+    });
+  }
+
+  #refillTimers = new WeakSet<PeerState>();
+  #scheduleRefill(state: PeerState, waitMs: number): void {
+    if (this.#refillTimers.has(state)) return;
+    this.#refillTimers.add(state);
+    const t = setTimeout(() => {
+      this.#refillTimers.delete(state);
+      this.#guardPeer(state, () => this.#fillRequests(state));
+    }, Math.min(waitMs, 1000));
+    t.unref();
+  }
+
+  #dropOutstanding(state: PeerState): void {
+    const picker = this.picker;
+    if (!picker) return;
+    for (const o of state.outstanding.values()) picker.release(state.conn, o.index, o.begin);
+    state.outstanding.clear();
+    // the released blocks can go to peers that are unchoking us
+    for (const p of this.#peers.values()) if (p !== state) this.#fillRequests(p);
+  }
+
+  #onReject(state: PeerState, index: number, begin: number): void {
+    const key = index * 65536 + Math.floor(begin / BLOCK_SIZE);
+    if (!state.outstanding.delete(key)) return;
+    this.picker?.release(state.conn, index, begin);
+  }
+
+  #onPiece(state: PeerState, index: number, begin: number, block: Buffer): void {
+    const picker = this.picker;
+    if (!picker) return;
+    const key = index * 65536 + Math.floor(begin / BLOCK_SIZE);
+    const req = state.outstanding.get(key);
+    if (!req || req.begin !== begin || req.length !== block.length) {
+      // unrequested, cancelled-too-late or wrong size: ignore, but not forever
+      if (++state.unrequested > MAX_UNREQUESTED_BLOCKS) state.conn.close('protocol error: too many unrequested blocks');
+      return;
+    }
+    state.outstanding.delete(key);
+    state.lastBlockAt = Date.now();
+    state.blocksThisTick++;
+    state.snubbed = false;
+    this.downloadRate.add(block.length);
+    const result = picker.received(state.conn, index, begin);
+    if (result === 'new') {
+      let entry = this.#assembly.get(index);
+      if (!entry) {
+        entry = { buffer: Buffer.allocUnsafe(this.geometry.pieceSize(index)), senders: [] };
+        this.#assembly.set(index, entry);
+      }
+      block.copy(entry.buffer, begin);
+      entry.senders[begin / BLOCK_SIZE] = state.key;
+      // endgame: the same block was asked of others; cancel it there
+      for (const other of picker.requestersOf(index, begin)) {
+        if (other === state.conn) continue;
+        const otherState = this.#peers.get(other as PeerConnection);
+        if (!otherState) continue;
+        if (otherState.outstanding.delete(key)) otherState.conn.cancel(index, begin, block.length);
+        picker.release(other, index, begin);
+      }
+      if (picker.isPieceComplete(index)) this.#verifyPiece(index);
+    }
+    this.#fillRequests(state);
+  }
+
+  #verifyPiece(index: number): void {
+    const entry = this.#assembly.get(index);
+    if (!entry) return;
+    this.#assembly.delete(index);
+    const ok = createHash('sha1').update(entry.buffer).digest().equals(pieceHash(this.meta, index));
+    if (!ok) {
+      this.#onHashFailure(index, entry.buffer, entry.senders);
+      return;
+    }
+    this.#clearSuspects(index, entry.buffer);
+    this.#diskQueueBytes += entry.buffer.length;
+    this.#updateReadPause();
+    const write = this.storage!.writePiece(index, entry.buffer).then(
+      () => {
+        this.#diskQueueBytes -= entry.buffer.length;
+        this.#updateReadPause();
+        this.#onPieceWritten(index, entry.buffer);
+      },
+      (err: unknown) => {
+        this.#diskQueueBytes -= entry.buffer.length;
+        this.picker?.pieceFailed(index);
+        this.#fail(err instanceof TtError ? err : new DiskError(`cannot write piece ${index}: ${errorMessage(err)}`, err));
+      },
+    );
+    this.#pendingWrites.add(write);
+    void write.finally(() => this.#pendingWrites.delete(write));
+  }
+
+  #onPieceWritten(index: number, piece: Buffer): void {
+    if (this.#stopped) return;
+    // the invariant: hash matched AND write completed -> only now is it "had"
+    this.have.set(index);
+    this.picker?.pieceVerified(index);
+    this.#verifiedBytes += piece.length;
+    this.#readCache?.put(index, piece);
+    this.emit('piece-verified', index);
+    for (const p of this.#peers.values()) {
+      if (!p.conn.handshakeDone) continue;
+      p.conn.have(index);
+      if (p.conn.amInterested && !this.picker!.interestingFor(p.conn.peerBitfield)) p.conn.notInterested();
+    }
+    if (this.have.complete) this.#onComplete();
+  }
+
+  /**
+   * A piece failed its hash. A sole sender is banned at once. With several
+   * senders, remember each block's sender and hash (libtorrent's smart ban):
+   * when the piece later verifies, whoever sent a block that differs lied.
+   * As a fallback, a peer involved in many failures is banned too.
+   */
+  #onHashFailure(index: number, buffer: Buffer, senders: string[]): void {
+    this.#failedPieces++;
+    this.picker?.pieceFailed(index);
+    const contributors = [...new Set(senders.filter((k): k is string => k !== undefined))];
+    this.emit('piece-failed', index, contributors);
+    if (contributors.length === 1) {
+      this.#ban(contributors[0]!, `sent a corrupt piece ${index}`);
+    } else {
+      const blocks: { sender: string; digest: Buffer }[] = [];
+      senders.forEach((sender, block) => {
+        const begin = block * BLOCK_SIZE;
+        const data = buffer.subarray(begin, begin + this.geometry.blockSize(index, block));
+        blocks[block] = { sender, digest: createHash('sha1').update(data).digest() };
+      });
+      this.#suspects.set(index, blocks);
+      for (const key of contributors) {
+        const strikes = (this.#strikes.get(key) ?? 0) + 1;
+        this.#strikes.set(key, strikes);
+        if (strikes >= MAX_SHARED_FAILURES) this.#ban(key, 'involved in too many corrupt pieces');
+      }
+    }
+    for (const p of this.#peers.values()) this.#fillRequests(p);
+  }
+
+  /** The piece verified: a suspect whose block differs from the good data lied. */
+  #clearSuspects(index: number, good: Buffer): void {
+    const blocks = this.#suspects.get(index);
+    if (!blocks) return;
+    this.#suspects.delete(index);
+    blocks.forEach((b, block) => {
+      if (!b) return;
+      const begin = block * BLOCK_SIZE;
+      const digest = createHash('sha1').update(good.subarray(begin, begin + this.geometry.blockSize(index, block))).digest();
+      if (!digest.equals(b.digest)) this.#ban(b.sender, `sent corrupt data in piece ${index}`);
+    });
+  }
+
+  #ban(key: string, reason: string): void {
+    if (this.pool.isBanned(key)) return;
+    this.#banned++;
+    for (const p of this.#peers.values()) {
+      if (p.key === key) {
+        if (p.poolKey) this.pool.ban(p.poolKey, reason);
+        p.conn.close(`banned: ${reason}`);
+      }
+    }
+    this.pool.ban(key, reason);
+    this.emit('peer-banned', key, reason);
+  }
+
+  #updateReadPause(): void {
+    const pause = this.#diskQueueBytes > DISK_QUEUE_MAX_BYTES;
+    if (pause === this.#readingPaused) return;
+    this.#readingPaused = pause;
+    for (const p of this.#peers.values()) {
+      if (pause) p.conn.pause();
+      else {
+        p.conn.resume();
+        this.#fillRequests(p);
+      }
+    }
+  }
+
+  async #drainWrites(): Promise<void> {
+    for (let i = 0; i < 1000 && this.#pendingWrites.size > 0; i++) await Promise.allSettled([...this.#pendingWrites]);
+  }
+
+  #onComplete(): void {
+    if (this.#completeEmitted) return;
+    this.#completeEmitted = true;
+    this.#announcer?.completed();
+    for (const p of this.#peers.values()) {
+      p.conn.notInterested();
+      if (p.conn.peerBitfield.complete) p.conn.close('both are seeds');
+    }
+    this.emit('complete');
+  }
+
+  /** Resolves when every pending piece write has finished. */
+  flush(): Promise<void> {
+    return this.#drainWrites();
+  }
+
+  // ---- uploading ----
+
+  #onRequest(state: PeerState, index: number, begin: number, length: number): void {
+    const { conn } = state;
+    if (!this.geometry.isValidRequest(index, begin, length)) {
+      conn.close(`protocol error: request out of range (${index}, ${begin}, ${length})`);
+      return;
+    }
+    if (conn.amChoking) {
+      if (++state.requestsWhileChoked > MAX_REQUESTS_WHILE_CHOKED) conn.close('protocol error: too many requests while choked');
+      return;
+    }
+    if (!this.have.has(index)) return; // a race with our 'have' or a confused peer: ignore
+    if (state.uploadQueue.length >= MAX_PEER_REQUESTS) {
+      conn.close('protocol error: request flood');
+      return;
+    }
+    state.uploadQueue.push({ index, begin, length });
+    this.#serve(state);
+  }
+
+  #onCancel(state: PeerState, index: number, begin: number, length: number): void {
+    const q = state.uploadQueue;
+    const i = q.findIndex((r) => r.index === index && r.begin === begin && r.length === length);
+    if (i >= 0) q.splice(i, 1);
+  }
+
+  /** Serve queued requests in order while the socket has room; one loop per peer. */
+  #serve(state: PeerState): void {
+    if (state.serving) return;
+    state.serving = true;
+    void this.#serveLoop(state)
+      .catch((err: unknown) => {
+        if (err instanceof DiskError) this.emit('warning', err.message);
+        state.conn.close(`cannot serve: ${errorMessage(err)}`);
+      })
+      .finally(() => {
+        state.serving = false;
+      });
+  }
+
+  async #serveLoop(state: PeerState): Promise<void> {
+    const { conn } = state;
+    const cache = this.#readCache!;
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      if (conn.closed || conn.amChoking || this.#stopped) {
+        state.uploadQueue.length = 0;
+        return;
+      }
+      const req = state.uploadQueue.shift();
+      if (!req) return;
+      if (conn.writableLength > SEND_HIGH_WATER_BYTES) {
+        await onceDrained(conn);
+        if (conn.closed) return;
+      }
+      // wait until the bucket really pays for this block (bounded: each wait refills it)
+      for (let wait = this.#uploadBucket.take(req.length), i = 0; wait > 0 && i < 1000; wait = this.#uploadBucket.take(req.length), i++) {
+        await delay(wait);
+      }
+      const piece = await cache.get(req.index);
+      if (conn.closed || conn.amChoking) continue;
+      conn.sendPiece(req.index, req.begin, piece.subarray(req.begin, req.begin + req.length));
+      this.uploadRate.add(req.length);
+    }
+  }
+
+  #unchokedCount(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) if (!p.conn.amChoking) n++;
+    return n;
+  }
+
+  #maybeUnchokeNow(state: PeerState): void {
+    if (!state.conn.amChoking || this.have.count === 0) return;
+    if (this.#unchokedCount() < (this.opts.uploadSlots ?? 4)) state.conn.unchoke();
+  }
+
+  #fillFreeSlot(): void {
+    if (this.have.count === 0) return;
+    const slots = this.opts.uploadSlots ?? 4;
+    for (const p of this.#peers.values()) {
+      if (this.#unchokedCount() >= slots) return;
+      if (p.conn.amChoking && p.conn.peerInterested && p.conn.handshakeDone) p.conn.unchoke();
+    }
+  }
+
+  #rechoke(): void {
+    if (this.have.count === 0) return;
+    const peers = [...this.#peers.values()].filter((p) => p.conn.handshakeDone);
+    const candidates = peers.map((p) => ({
+      key: p.conn,
+      interested: p.conn.peerInterested,
+      downloadRate: p.conn.downloadRate.rate,
+      uploadRate: p.conn.uploadRate.rate,
+    }));
+    const unchoke = chooseUnchoked(candidates, this.opts.uploadSlots ?? 4, this.have.complete, this.#optimistic);
+    for (const p of peers) {
+      if (unchoke.has(p.conn)) p.conn.unchoke();
+      else {
+        p.conn.choke();
+        p.uploadQueue.length = 0; // BEP 3: choking discards their pending requests
+      }
+    }
+  }
+
+  #rotateOptimistic(): void {
+    const peers = [...this.#peers.values()].filter((p) => p.conn.handshakeDone && p.conn.amChoking);
+    const candidates = peers.map((p) => ({ key: p.conn, interested: p.conn.peerInterested, downloadRate: 0, uploadRate: 0 }));
+    this.#optimistic = pickOptimistic(candidates, new Set());
+  }
+
+  // ---- housekeeping ----
+
+  #tick(): void {
+    const now = Date.now();
+    const requestTimeout = this.opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    for (const state of this.#peers.values()) {
+      // request depth follows the measured rate (PERFORMANCE.md: a constant cannot fill a fast link)
+      state.queueDepth = nextQueueDepth(state.queueDepth, state.blocksThisTick, state.conn.downloadRate.rate, state.maxQueueDepth);
+      state.blocksThisTick = 0;
+      if (state.outstanding.size > 0 && now - state.lastBlockAt > requestTimeout) {
+        // a stalled peer: give its blocks to others, ask it for one at a time
+        state.snubbed = true;
+        state.lastBlockAt = now;
+        this.#dropOutstanding(state);
+      }
+      this.#fillRequests(state);
+    }
+    if (this.peerCount > 0) this.#lastPeerAt = now;
+    const peerTimeout = this.opts.peerTimeoutMs ?? 0;
+    if (this.opts.mode === 'download' && !this.have.complete && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
+      this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s`));
+      return;
+    }
+    if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) this.#announcer?.requestPeers();
+    this.#connectMore();
+  }
+
+  #fail(err: TtError): void {
+    if (this.#fatal || this.#stopped) return;
+    this.#fatal = err;
+    this.emit('error', err);
+  }
+
+  /** Run a timer callback; a bug there must not crash the process. */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.emit('warning', `internal error: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Run a per-peer handler; an exception closes that connection only. */
+  #guardPeer(state: PeerState, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      state.conn.close(`error: ${errorMessage(err)}`);
+    }
+  }
+}
+
+function blockKey(b: BlockRequest): number {
+  return b.index * 65536 + Math.floor(b.begin / BLOCK_SIZE);
+}
+
+function onceDrained(conn: PeerConnection): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      conn.socket.removeListener('drain', done);
+      conn.socket.removeListener('close', done);
+      resolve();
+    };
+    conn.socket.once('drain', done);
+    conn.socket.once('close', done);
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function normalizeHost(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function isLocalAddress(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === '0.0.0.0' || host === 'localhost';
+}
