@@ -7,6 +7,9 @@ import { Command, CommanderError } from 'commander';
 import { CLIENT_VERSION } from '../core/ids.js';
 import { EXIT_CODES, TtError, errorMessage } from '../core/errors.js';
 import { registerInfo } from './info.js';
+import { registerDownload } from './download.js';
+import { registerSeed } from './seed.js';
+import { registerDemo } from './demo.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -18,6 +21,9 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerInfo(program);
+  registerDownload(program);
+  registerSeed(program);
+  registerDemo(program);
   return program;
 }
 

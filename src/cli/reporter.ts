@@ -1,0 +1,135 @@
+/**
+ * How a running session is shown: a cli-progress bar on a TTY, a plain status
+ * line every few seconds off a TTY, newline-delimited JSON events with
+ * --json (documented in README "JSON events"), or nothing with --quiet.
+ * Reads session stats; never changes the session.
+ */
+import cliProgress from 'cli-progress';
+import type { SessionStats } from '../session/torrent-session.js';
+import { formatDuration, formatRate, humanBytes, sanitizeForTerminal } from './format.js';
+
+export type ReporterMode = 'tty' | 'plain' | 'json' | 'quiet';
+
+export function chooseMode(opts: { json?: boolean; quiet?: boolean }): ReporterMode {
+  if (opts.json) return 'json';
+  if (opts.quiet) return 'quiet';
+  return process.stderr.isTTY ? 'tty' : 'plain';
+}
+
+const PLAIN_INTERVAL_MS = 5_000;
+
+export class Reporter {
+  readonly mode: ReporterMode;
+  #bar: cliProgress.SingleBar | undefined;
+  #lastPlain = 0;
+  #label = 'downloading';
+
+  constructor(mode: ReporterMode) {
+    this.mode = mode;
+  }
+
+  /** One JSON event (json mode only). */
+  event(name: string, fields: Record<string, unknown> = {}): void {
+    if (this.mode === 'json') process.stdout.write(`${JSON.stringify({ event: name, time: Date.now(), ...fields })}\n`);
+  }
+
+  /** A human line on stderr (tty/plain), or a JSON 'info' event. */
+  info(message: string): void {
+    if (this.mode === 'json') this.event('info', { message });
+    else if (this.mode !== 'quiet') this.#line(sanitizeForTerminal(message));
+  }
+
+  warn(message: string): void {
+    if (this.mode === 'json') this.event('warning', { message });
+    else if (this.mode !== 'quiet') this.#line(`warning: ${sanitizeForTerminal(message)}`);
+  }
+
+  /** Verification of existing data. */
+  checking(checked: number, total: number): void {
+    if (this.mode === 'tty') {
+      this.#ensureBar('checking', total);
+      this.#bar!.update(checked, { stats: '' });
+    } else if (this.mode === 'plain' && Date.now() - this.#lastPlain > PLAIN_INTERVAL_MS) {
+      this.#lastPlain = Date.now();
+      this.#line(`checking ${checked}/${total} pieces`);
+    }
+  }
+
+  endChecking(): void {
+    this.#stopBar();
+  }
+
+  progress(stats: SessionStats, label: string): void {
+    if (this.mode === 'json') {
+      this.event('progress', {
+        have: stats.have,
+        pieceCount: stats.pieceCount,
+        left: stats.left,
+        downloaded: stats.downloaded,
+        uploaded: stats.uploaded,
+        downloadRate: Math.round(stats.downloadRate),
+        uploadRate: Math.round(stats.uploadRate),
+        peers: stats.peers,
+        knownPeers: stats.knownPeers,
+      });
+      return;
+    }
+    const text = statusText(stats);
+    if (this.mode === 'tty') {
+      if (label !== this.#label) this.#stopBar();
+      this.#label = label;
+      this.#ensureBar(label, stats.pieceCount);
+      this.#bar!.update(stats.have, { stats: text });
+    } else if (this.mode === 'plain' && Date.now() - this.#lastPlain > PLAIN_INTERVAL_MS) {
+      this.#lastPlain = Date.now();
+      const pct = stats.pieceCount === 0 ? 100 : (100 * stats.have) / stats.pieceCount;
+      this.#line(`${label} ${pct.toFixed(1)}% ${stats.have}/${stats.pieceCount} pieces | ${text}`);
+    }
+  }
+
+  /** The one-line summary at the end (stdout, so scripts can keep it). */
+  summary(line: string, fields: Record<string, unknown>): void {
+    this.#stopBar();
+    if (this.mode === 'json') this.event('done', fields);
+    else if (this.mode !== 'quiet') process.stdout.write(`${sanitizeForTerminal(line)}\n`);
+  }
+
+  close(): void {
+    this.#stopBar();
+  }
+
+  #ensureBar(label: string, total: number): void {
+    if (this.#bar) return;
+    this.#bar = new cliProgress.SingleBar(
+      {
+        format: `${label.padEnd(11)} {bar} {percentage}% {value}/{total} {stats}`,
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: false,
+        stopOnComplete: false,
+        stream: process.stderr,
+        fps: 5,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.#bar.start(total, 0, { stats: '' });
+  }
+
+  #stopBar(): void {
+    if (!this.#bar) return;
+    this.#bar.stop();
+    this.#bar = undefined;
+  }
+
+  #line(text: string): void {
+    if (this.#bar) {
+      // keep the bar intact: print above it
+      process.stderr.write(`\r\x1b[2K${text}\n`);
+    } else process.stderr.write(`${text}\n`);
+  }
+}
+
+export function statusText(s: SessionStats): string {
+  const eta = s.downloadRate > 0 && s.left > 0 ? formatDuration(s.left / s.downloadRate) : '-';
+  return `${humanBytes(s.totalLength - s.left)}/${humanBytes(s.totalLength)} | down ${formatRate(s.downloadRate)} up ${formatRate(s.uploadRate)} | peers ${s.peers}/${s.knownPeers} | ETA ${eta}`;
+}

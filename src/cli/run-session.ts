@@ -1,0 +1,144 @@
+/**
+ * Runs one TorrentSession to its goal for the download and seed commands:
+ * wires session events to the Reporter, handles Ctrl-C / SIGTERM (announce
+ * `stopped`, keep verified pieces, exit with INTERRUPTED), and decides when
+ * the job is done (download complete, or a seeding goal met).
+ */
+import { TtError } from '../core/errors.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import { Listener } from '../session/listener.js';
+import { TorrentSession, type SessionOptions } from '../session/torrent-session.js';
+import { formatDuration, formatRate, humanBytes } from './format.js';
+import type { Reporter } from './reporter.js';
+
+export interface RunGoal {
+  /** Stop once the download completes (false: go on seeding). */
+  stopWhenComplete: boolean;
+  /** Seeding goals after completion (any reached ends the run). */
+  seedRatio?: number;
+  seedTimeS?: number;
+}
+
+export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta'> {
+  meta: Metainfo;
+  host?: string;
+  port?: number;
+  goal: RunGoal;
+  reporter: Reporter;
+  /** Install SIGINT/SIGTERM handlers (the CLI does; embedded users may not). */
+  handleSignals?: boolean;
+}
+
+const PROGRESS_INTERVAL_MS = 1_000;
+
+/** Resolves when the goal is met; rejects with a TtError (INTERRUPTED on a signal). */
+export async function runSession(opts: RunOptions): Promise<TorrentSession> {
+  const { reporter, meta, goal } = opts;
+  const listenerOpts: { host?: string; port?: number } = {};
+  if (opts.host !== undefined) listenerOpts.host = opts.host;
+  if (opts.port !== undefined) listenerOpts.port = opts.port;
+  const listener = await Listener.listen(listenerOpts);
+  const session = new TorrentSession({ ...opts, listener });
+  const started = Date.now();
+  let completedAt: number | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  const label = (): string => (session.have.complete ? 'seeding' : 'downloading');
+
+  reporter.event('listening', { port: listener.port });
+  session.on('checking', (p) => reporter.checking(p.checked, p.total));
+  session.on('checked', (have, total) => {
+    reporter.endChecking();
+    reporter.event('checked', { have, pieceCount: total });
+    if (have > 0 || opts.mode === 'seed') reporter.info(`checked existing data: ${have} of ${total} pieces present`);
+  });
+  session.on('warning', (m) => reporter.warn(m));
+  session.on('piece-failed', (index, peers) => {
+    reporter.event('piece-failed', { index, peers });
+    if (reporter.mode !== 'json') reporter.warn(`piece ${index} failed its hash check; fetching it again`);
+  });
+  session.on('peer-banned', (peer, reason) => {
+    reporter.event('peer-banned', { peer, reason });
+    if (reporter.mode !== 'json') reporter.warn(`banned peer ${peer}: ${reason}`);
+  });
+
+  let settle!: { resolve: () => void; reject: (e: unknown) => void };
+  const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  finished.catch(() => undefined); // may reject before it is awaited (a signal during checking)
+  session.on('error', (err) => settle.reject(err));
+  session.on('complete', () => {
+    completedAt ??= Date.now();
+    reporter.event('complete', { seconds: (completedAt - started) / 1000 });
+    if (goal.stopWhenComplete) settle.resolve();
+    else if (opts.mode === 'download') reporter.info('download complete; seeding (Ctrl-C to stop)');
+    else reporter.info(`seeding ${meta.name} on port ${listener.port} (Ctrl-C to stop)`);
+  });
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    settle.reject(new TtError('INTERRUPTED', `interrupted by ${signal}; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`));
+  };
+  if (opts.handleSignals !== false) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+
+  try {
+    await session.start();
+    reporter.event('started', {
+      infoHash: meta.infoHashHex,
+      name: meta.name,
+      totalLength: meta.totalLength,
+      pieceCount: meta.pieceCount,
+      have: session.have.count,
+      port: listener.port,
+    });
+    ticker = setInterval(() => {
+      const stats = session.stats();
+      reporter.progress(stats, label());
+      if (completedAt !== undefined && !goal.stopWhenComplete) {
+        const ratio = stats.uploaded / Math.max(1, meta.totalLength);
+        if (goal.seedRatio !== undefined && ratio >= goal.seedRatio) settle.resolve();
+        if (goal.seedTimeS !== undefined && Date.now() - completedAt >= goal.seedTimeS * 1000) settle.resolve();
+      }
+    }, PROGRESS_INTERVAL_MS);
+    await finished;
+    await session.flush();
+    reporter.progress(session.stats(), label());
+    return session;
+  } finally {
+    if (ticker) clearInterval(ticker);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    // a second Ctrl-C during shutdown exits at once
+    const hardExit = (): void => process.exit(130);
+    if (opts.handleSignals !== false) process.once('SIGINT', hardExit);
+    await session.stop();
+    await listener.close();
+    process.removeListener('SIGINT', hardExit);
+    reporter.close();
+  }
+}
+
+/** The one-line summary printed at the end of a run. */
+export function summarize(session: TorrentSession, seconds: number): { line: string; fields: Record<string, unknown> } {
+  const s = session.stats();
+  const ratio = s.uploaded / Math.max(1, session.meta.totalLength);
+  const line =
+    `${session.have.complete ? 'complete' : 'stopped'}: ${session.meta.name} ${humanBytes(s.totalLength - s.left)}/${humanBytes(s.totalLength)}` +
+    ` in ${formatDuration(seconds)} (avg ${formatRate(s.downloaded / Math.max(seconds, 0.001))})` +
+    ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)} ratio ${ratio.toFixed(2)}` +
+    (s.failedPieces > 0 ? ` | ${s.failedPieces} pieces failed` : '') +
+    (s.bannedPeers > 0 ? ` | ${s.bannedPeers} peers banned` : '');
+  return {
+    line,
+    fields: {
+      complete: session.have.complete,
+      have: s.have,
+      pieceCount: s.pieceCount,
+      seconds,
+      downloaded: s.downloaded,
+      uploaded: s.uploaded,
+      failedPieces: s.failedPieces,
+      bannedPeers: s.bannedPeers,
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Parsing of command-line quantities: sizes and rates ("10M", "512KiB/s"),
+ * durations ("90s", "1h30m"), ratios, ports and host:port peers. Each parser
+ * throws commander's InvalidArgumentError so bad values become usage errors.
+ */
+import { InvalidArgumentError } from 'commander';
+import type { PeerAddress } from '../core/peer-address.js';
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "1048576", "1M", "1MiB", "1.5G", "512k/s" -> bytes (binary multiples). */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?\s*$/i.exec(text);
+  if (!m) throw new InvalidArgumentError(`'${text}' is not a size (examples: 500K, 10M, 1.5G)`);
+  const value = Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]!;
+  if (!Number.isFinite(value) || value > Number.MAX_SAFE_INTEGER) throw new InvalidArgumentError(`'${text}' is too large`);
+  return Math.floor(value);
+}
+
+/** "90", "90s", "10m", "1h30m", "2d" -> seconds. */
+export function parseDuration(text: string): number {
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
+  const re = /(\d+(?:\.\d+)?)([smhd])/gy;
+  const unit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+  let total = 0;
+  let end = 0;
+  for (let m = re.exec(trimmed); m; m = re.exec(trimmed)) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    end = re.lastIndex;
+  }
+  if (end === 0 || end !== trimmed.length) throw new InvalidArgumentError(`'${text}' is not a duration (examples: 90s, 10m, 1h30m)`);
+  return total;
+}
+
+export function parseRatio(text: string): number {
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`'${text}' is not a ratio (a number >= 0)`);
+  return v;
+}
+
+export function parsePort(text: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 0 || v > 65535) throw new InvalidArgumentError(`'${text}' is not a port (0-65535)`);
+  return v;
+}
+
+export function parseCount(text: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError(`'${text}' is not a positive whole number`);
+  return v;
+}
+
+/** "host:port" or "[v6]:port", repeatable. */
+export function parsePeer(text: string, previous: PeerAddress[] = []): PeerAddress[] {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`'${text}' is not host:port`);
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`'${text}' has no valid port`);
+  return [...previous, { host: m[1]!, port }];
+}
