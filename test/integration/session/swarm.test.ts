@@ -1,0 +1,87 @@
+/**
+ * tt talking to tt on 127.0.0.1: a download from a seeder, a three-peer swarm
+ * where leechers trade pieces, and resume from a partial copy.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { open, mkdir, copyFile } from 'node:fs/promises';
+import { ODD_FILES, expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
+
+afterEach(stopAll);
+
+describe('tt to tt on loopback', () => {
+  it('downloads a multi-file torrent with odd sizes from a tt seeder, bytes identical', async () => {
+    const fx = await makeFixture();
+    trackDir(fx.work);
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+    expect(seed.session.have.complete).toBe(true);
+    const out = join(fx.work, 'out');
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address] });
+    await whenComplete(leech.session);
+    await expectSameData(fx, out);
+    const stats = leech.session.stats();
+    expect(stats.have).toBe(fx.meta.pieceCount);
+    expect(stats.failedPieces).toBe(0);
+    expect(seed.session.stats().uploaded).toBeGreaterThanOrEqual(fx.meta.totalLength);
+  });
+
+  it('refuses to seed a folder with missing pieces unless partial is allowed', async () => {
+    const fx = await makeFixture();
+    trackDir(fx.work);
+    const empty = join(fx.work, 'nothing');
+    await expect(startSession({ meta: fx.meta, root: empty, mode: 'seed' })).rejects.toThrow(/missing/);
+    const partial = await startSession({ meta: fx.meta, root: empty, mode: 'seed', allowPartial: true });
+    expect(partial.session.have.count).toBe(0);
+  });
+
+  it('two leechers and a rate-limited seed: the leechers trade pieces with each other', async () => {
+    const fx = await makeFixture({
+      files: [{ path: ['big.bin'], size: 2 * 1024 * 1024 + 333 }],
+      pieceLength: 16_384,
+    });
+    trackDir(fx.work);
+    // the seed is slow, so the leechers profit from each other
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 512 * 1024 });
+    const t0 = Date.now();
+    const a = await startSession({ meta: fx.meta, root: join(fx.work, 'a'), mode: 'download', peers: [seed.address] });
+    const b = await startSession({ meta: fx.meta, root: join(fx.work, 'b'), mode: 'download', peers: [seed.address, a.address] });
+    await Promise.all([whenComplete(a.session, 60_000), whenComplete(b.session, 60_000)]);
+    await expectSameData(fx, join(fx.work, 'a'));
+    await expectSameData(fx, join(fx.work, 'b'));
+    const seconds = (Date.now() - t0) / 1000;
+    const fromSeed = seed.session.stats().uploaded;
+    const traded = a.session.stats().uploaded + b.session.stats().uploaded;
+    // the seed's limit holds (a quarter-second burst allowed)
+    expect(fromSeed).toBeLessThanOrEqual(512 * 1024 * (seconds + 0.5));
+    // not everything came from the seed: the leechers traded a real share
+    expect(fromSeed).toBeLessThan(2 * fx.meta.totalLength);
+    expect(traded).toBeGreaterThan(fx.meta.totalLength / 4);
+    expect(traded + fromSeed).toBeGreaterThanOrEqual(2 * fx.meta.totalLength);
+  }, 90_000);
+
+  it('resumes from a partial copy: verifies what is there and fetches only the rest', async () => {
+    const fx = await makeFixture({ files: ODD_FILES });
+    trackDir(fx.work);
+    const out = join(fx.work, 'out');
+    // copy the complete data, then damage the last file: its pieces must be fetched again
+    for (const f of fx.files) {
+      const dst = join(out, fx.meta.name, ...f.path);
+      await mkdir(join(dst, '..'), { recursive: true });
+      await copyFile(join(fx.seedRoot, fx.meta.name, ...f.path), dst);
+    }
+    const last = fx.files[fx.files.length - 1]!;
+    const h = await open(join(out, fx.meta.name, ...last.path), 'r+');
+    await h.write(Buffer.alloc(100_000, 0xee), 0, 100_000, 50_000);
+    await h.close();
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address] });
+    const haveAtStart = leech.session.have.count;
+    expect(haveAtStart).toBeGreaterThan(0);
+    expect(haveAtStart).toBeLessThan(fx.meta.pieceCount);
+    await whenComplete(leech.session);
+    await expectSameData(fx, out);
+    const missingBytes = (fx.meta.pieceCount - haveAtStart) * fx.meta.pieceLength;
+    expect(leech.session.stats().downloaded).toBeLessThanOrEqual(missingBytes);
+    expect(leech.session.stats().downloaded).toBeGreaterThan(0);
+  });
+});
