@@ -5,9 +5,9 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { DiskError } from '../core/errors.js';
 import type { PeerAddress } from '../core/peer-address.js';
-import { describeFsError, loadTorrent } from './load-torrent.js';
+import { toDiskError } from '../storage/disk-error.js';
+import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
@@ -56,7 +56,7 @@ export function registerDownload(program: Command): void {
       try {
         await mkdir(root, { recursive: true });
       } catch (err) {
-        throw new DiskError(`cannot create ${root}: ${describeFsError(err)}`, err);
+        throw toDiskError('create', root, err);
       }
       const keepSeeding = opts.seed === true || opts.seedRatio !== undefined || opts.seedTime !== undefined;
       const started = Date.now();

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { loadTorrent } from './load-torrent.js';
+import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { parseCount, parseDuration, parsePort, parseRatio, parseSize } from './units.js';
