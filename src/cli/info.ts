@@ -10,6 +10,8 @@ import { toMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { MAX_TORRENT_BYTES, parseTorrent } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
+import { DEFAULT_SCRAPE_TIMEOUT_MS, formatScrape, scrapeAll, type ScrapeReport } from './scrape-trackers.js';
+import { parseDuration } from './units.js';
 
 /** We read one byte past the cap so parseTorrent can tell "too large" from "exactly at the cap". */
 const READ_CAP_BYTES = MAX_TORRENT_BYTES + 1;
@@ -20,6 +22,10 @@ export interface InfoOptions {
   json?: boolean;
   /** List every file instead of the first DEFAULT_FILES_SHOWN. */
   files?: boolean;
+  /** Ask every tracker for seeders/leechers/completed (BEP 48 / BEP 15). */
+  scrape?: boolean;
+  /** Per-tracker scrape budget in seconds (--timeout). */
+  timeout?: number;
 }
 
 /** The --json document. Field names are stable (documented in the README). */
@@ -38,6 +44,8 @@ export interface InfoJson {
   creationDate: number | null;
   comment: string | null;
   magnet: string;
+  /** Only with --scrape: one entry per tracker, in tier order. */
+  scrape?: ScrapeReport[];
 }
 
 function readError(what: string, err: unknown): TtError {
@@ -179,10 +187,21 @@ export function formatInfo(meta: Metainfo, opts: InfoOptions = {}): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The `tt info` action: load, then print. Extra flags (e.g. a later --scrape) hook in here. */
+/**
+ * The `tt info` action: load, optionally scrape, then print. Scrape failures are
+ * reported per tracker and never change the exit code: 0 once the torrent parsed.
+ */
 export async function runInfo(torrent: string, opts: InfoOptions): Promise<void> {
   const meta = await loadTorrent(torrent);
-  process.stdout.write(opts.json ? `${terminalSafeJson(infoJson(meta))}\n` : formatInfo(meta, opts));
+  const timeoutMs = opts.timeout !== undefined ? Math.max(1, Math.round(opts.timeout * 1000)) : DEFAULT_SCRAPE_TIMEOUT_MS;
+  const scrape = opts.scrape ? await scrapeAll(meta, { timeoutMs }) : undefined;
+  if (opts.json) {
+    const doc = infoJson(meta);
+    if (scrape) doc.scrape = scrape;
+    process.stdout.write(`${terminalSafeJson(doc)}\n`);
+  } else {
+    process.stdout.write(formatInfo(meta, opts) + (scrape ? formatScrape(scrape) : ''));
+  }
 }
 
 export function registerInfo(program: Command): void {
@@ -192,6 +211,8 @@ export function registerInfo(program: Command): void {
     .argument('<torrent>', "a .torrent file, or '-' to read it from standard input")
     .option('--json', 'print one JSON object (stable field names) instead of text')
     .option('--files', `list every file (by default the first ${DEFAULT_FILES_SHOWN})`)
+    .option('--scrape', 'ask every tracker for seeders, leechers and completed (failures are listed per tracker; exit code stays 0)')
+    .option('--timeout <duration>', `with --scrape: time each tracker gets (default ${DEFAULT_SCRAPE_TIMEOUT_MS / 1000}s)`, parseDuration)
     .action(async (torrent: string, opts: InfoOptions) => {
       await runInfo(torrent, opts);
     });
