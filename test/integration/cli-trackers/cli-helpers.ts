@@ -98,7 +98,9 @@ export type Cleanup = () => Promise<void> | void;
 export async function silentUdpTracker(cleanups: Cleanup[]): Promise<string> {
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  cleanups.push(() => sock.close());
+  cleanups.push(() => {
+    sock.close();
+  });
   return `udp://127.0.0.1:${sock.address().port}`;
 }
 
