@@ -1,0 +1,195 @@
+/**
+ * The CLI's error contract for `tt download` and `tt seed`, through the built
+ * binary: documented exit codes (2 usage, 3 unreadable, 4 invalid torrent,
+ * 5 no peers, 7 incomplete seed) and exactly one `tt: ` line on stderr.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
+import { mkdir, open, writeFile, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeFixture, stopAll, trackDir, type Fixture } from '../../helpers/swarm.js';
+import { LOOPBACK, expectErrorLastLine, expectOneErrorLine, killAllTt, runTt, startTt, type TtProcess } from './tt-cli.js';
+
+const FIXTURES = fileURLToPath(new URL('../../../fixtures/torrents/', import.meta.url));
+const BAD = readdirSync(FIXTURES).filter((f) => f.startsWith('bad-') && f.endsWith('.torrent')).sort();
+/** Spawned at once while sweeping the fixtures (keeps a 2-core machine responsive). */
+const CONCURRENCY = 6;
+
+afterEach(async () => {
+  await killAllTt();
+  await stopAll();
+});
+
+async function fixture(opts: Parameters<typeof makeFixture>[0] = {}): Promise<Fixture> {
+  const fx = await makeFixture(opts);
+  trackDir(fx.work);
+  return fx;
+}
+
+async function inBatches<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += CONCURRENCY) out.push(...(await Promise.all(items.slice(i, i + CONCURRENCY).map(fn))));
+  return out;
+}
+
+/** download and seed, each quiet (stderr must be just the error) and plain. */
+function variants(torrent: string, dir: string): string[][] {
+  return [
+    ['download', torrent, '--out', dir, ...LOOPBACK, '--quiet'],
+    ['download', torrent, '--out', dir, ...LOOPBACK],
+    ['seed', torrent, '--dir', dir, ...LOOPBACK, '--quiet'],
+    ['seed', torrent, '--dir', dir, ...LOOPBACK],
+  ];
+}
+
+function expectExit(p: TtProcess, code: number): void {
+  expect(p.exit?.code, p.describe()).toBe(code);
+}
+
+describe('tt download / tt seed: unreadable and invalid input', () => {
+  it('a missing torrent file exits 3 with one line naming it', async () => {
+    const fx = await fixture();
+    const missing = join(fx.work, 'no-such.torrent');
+    for (const args of variants(missing, join(fx.work, 'out'))) {
+      const p = await runTt(args);
+      expectExit(p, 3);
+      expectOneErrorLine(p, /no-such\.torrent/);
+    }
+  });
+
+  it('a directory given as the torrent exits 3', async () => {
+    const fx = await fixture();
+    for (const args of variants(fx.work, join(fx.work, 'out'))) {
+      const p = await runTt(args);
+      expectExit(p, 3);
+      expectOneErrorLine(p, /directory/);
+    }
+  });
+
+  it('a file that is not a torrent exits 4', async () => {
+    const fx = await fixture();
+    const notTorrent = join(fx.work, 'notes.txt');
+    await writeFile(notTorrent, 'just some text\nwith lines\n');
+    for (const args of variants(notTorrent, join(fx.work, 'out'))) {
+      const p = await runTt(args);
+      expectExit(p, 4);
+      expectOneErrorLine(p, /torrent/);
+    }
+  });
+
+  it(`every bad-*.torrent fixture (${BAD.length}) exits 4 for download and seed, one line, nothing created`, async () => {
+    expect(BAD.length).toBeGreaterThan(30);
+    const fx = await fixture();
+    const jobs = BAD.flatMap((name) =>
+      [
+        ['download', join(FIXTURES, name), '--out', join(fx.work, 'out'), ...LOOPBACK, '--quiet'],
+        ['seed', join(FIXTURES, name), '--dir', join(fx.work, 'out'), ...LOOPBACK, '--quiet'],
+      ].map((args) => ({ name, args })),
+    );
+    const results = await inBatches(jobs, async (job) => ({ ...job, p: await runTt(job.args) }));
+    for (const { p } of results) {
+      expectExit(p, 4);
+      expectOneErrorLine(p);
+    }
+    // an invalid torrent never reaches the disk: the output folder was not even made
+    expect(readdirSync(fx.work).sort()).toEqual(['payload.torrent', 'seed']);
+  }, 120_000);
+});
+
+describe('tt download / tt seed: bad option values', () => {
+  const BAD_OPTIONS: { flag: string[]; why: RegExp }[] = [
+    { flag: ['--port', '70000'], why: /port/ },
+    { flag: ['--port', '-1'], why: /port/ },
+    { flag: ['--upload-limit', 'abc'], why: /upload-limit|size/ },
+    { flag: ['--max-peers', '0'], why: /max-peers|number/ },
+  ];
+
+  for (const { flag, why } of BAD_OPTIONS) {
+    it(`${flag.join(' ')} exits 2 with one 'tt: ' line, before touching anything`, async () => {
+      const fx = await fixture();
+      const out = join(fx.work, 'out');
+      for (const cmd of ['download', 'seed']) {
+        const p = await runTt([cmd, fx.torrentPath, cmd === 'seed' ? '--dir' : '--out', out, '--bind', '127.0.0.1', ...flag]);
+        expectExit(p, 2);
+        expectOneErrorLine(p, why);
+      }
+      expect(readdirSync(fx.work)).not.toContain('out');
+    });
+  }
+
+  it('a bad --download-limit and a bad --seed-time are usage errors too (download)', async () => {
+    const fx = await fixture();
+    for (const flag of [['--download-limit', '5 parsecs'], ['--seed-time', 'soon'], ['--peer', 'nohostport']]) {
+      const p = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK, ...flag]);
+      expectExit(p, 2);
+      expectOneErrorLine(p);
+    }
+  });
+});
+
+describe('tt download: no way to find peers', () => {
+  it('a torrent without trackers and no --peer exits 5 at once', async () => {
+    const fx = await fixture(); // makeFixture adds no announce URL
+    expect(fx.meta.announceList).toHaveLength(0);
+    const t0 = Date.now();
+    const quiet = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK, '--quiet'], 10_000);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expectExit(quiet, 5);
+    expectOneErrorLine(quiet, /peer/);
+    const plain = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK], 10_000);
+    expectExit(plain, 5);
+    expectErrorLastLine(plain, /--peer/);
+  });
+
+  it('--no-trackers without --peer exits 5 at once even when the torrent has a tracker', async () => {
+    const fx = await fixture({ announce: 'http://127.0.0.1:9/announce' });
+    expect(fx.meta.announceList.length).toBeGreaterThan(0);
+    const t0 = Date.now();
+    const p = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK, '--no-trackers', '--json'], 10_000);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expectExit(p, 5);
+    expectOneErrorLine(p, /peer/);
+    expect(p.badLines).toEqual([]);
+  });
+});
+
+describe('tt seed: refuses a copy with missing pieces', () => {
+  it('an empty folder exits 7 and says how many pieces are missing', async () => {
+    const fx = await fixture();
+    const n = fx.meta.pieceCount;
+    const quiet = await runTt(['seed', fx.torrentPath, '--dir', join(fx.work, 'empty'), ...LOOPBACK, '--quiet']);
+    expectExit(quiet, 7);
+    expectOneErrorLine(quiet, new RegExp(`\\b${n} of ${n} pieces\\b.*missing`));
+    const plain = await runTt(['seed', fx.torrentPath, '--dir', join(fx.work, 'empty'), ...LOOPBACK]);
+    expectExit(plain, 7);
+    expectErrorLastLine(plain, new RegExp(`\\b${n} of ${n} pieces\\b`));
+  });
+
+  it('a partial folder exits 7 naming exactly the missing count, and --partial serves it', async () => {
+    const fx = await fixture({ files: [{ path: ['one.bin'], size: 10 * 32_768 + 100 }], pieceLength: 32_768 });
+    const dir = join(fx.work, 'partial');
+    await mkdir(join(dir, fx.meta.name), { recursive: true });
+    const file = join(dir, fx.meta.name, 'one.bin');
+    await copyFile(join(fx.seedRoot, fx.meta.name, 'one.bin'), file);
+    // damage pieces 2 and 7, and truncate off the last one
+    const h = await open(file, 'r+');
+    await h.write(Buffer.alloc(10, 0xaa), 0, 10, 2 * 32_768 + 5);
+    await h.write(Buffer.alloc(10, 0xaa), 0, 10, 7 * 32_768 + 5);
+    await h.truncate(10 * 32_768);
+    await h.close();
+    const p = await runTt(['seed', fx.torrentPath, '--dir', dir, ...LOOPBACK, '--quiet']);
+    expectExit(p, 7);
+    expectOneErrorLine(p, /\b3 of 11 pieces\b/);
+    const json = await runTt(['seed', fx.torrentPath, '--dir', dir, ...LOOPBACK, '--json']);
+    expectExit(json, 7);
+    expect(json.events.find((e) => e.event === 'checked')).toMatchObject({ have: 8, pieceCount: 11 });
+    expect(json.badLines).toEqual([]);
+    expectOneErrorLine(json, /\b3 of 11\b/);
+    // --partial serves the 8 good pieces instead of refusing
+    const partial = startTt(['seed', fx.torrentPath, '--dir', dir, ...LOOPBACK, '--json', '--partial']);
+    expect(await partial.waitForEvent('started')).toMatchObject({ have: 8, pieceCount: 11 });
+    expect(partial.exit).toBeUndefined();
+    await partial.kill9();
+  });
+});
