@@ -9,7 +9,7 @@ export const ARIA2C = 'aria2c';
 export const ARIA2_START_TIMEOUT_MS = 60_000;
 
 /** Flags every aria2c we start gets. */
-export function aria2BaseArgs(port: number): string[] {
+export function aria2BaseArgs(port: number, summaryIntervalS = 0): string[] {
   return [
     '--no-conf=true',
     '--enable-dht=false',
@@ -22,7 +22,7 @@ export function aria2BaseArgs(port: number): string[] {
     '--file-allocation=none',
     '--auto-save-interval=1',
     '--console-log-level=notice',
-    '--summary-interval=1',
+    `--summary-interval=${summaryIntervalS}`,
     '--enable-color=false',
     '--bt-tracker-connect-timeout=5',
     '--bt-tracker-timeout=10',
@@ -39,7 +39,8 @@ export interface Aria2SeedOptions {
 /** Start an aria2c seeder over existing data; resolves once it has verified the data and listens. */
 export async function startAria2Seeder(opts: Aria2SeedOptions): Promise<ManagedProcess> {
   const proc = startProcess('aria2c seeder', ARIA2C, [
-    ...aria2BaseArgs(opts.port),
+    // the seeder prints its SEED( status line once a second: that is how we know it is up
+    ...aria2BaseArgs(opts.port, 1),
     `--dir=${opts.dataDir}`,
     '--check-integrity=true',
     '--bt-seed-unverified=false',

@@ -11,6 +11,8 @@ import { createServer } from 'node:net';
 export const KILL_GRACE_MS = 3_000;
 /** Output kept per process for error messages. */
 export const OUTPUT_RING_BYTES = 16 * 1024;
+/** Output quoted in a failure message. */
+export const FAILURE_OUTPUT_CHARS = 4_000;
 
 export type JsonEvent = Record<string, unknown>;
 
@@ -127,7 +129,7 @@ export class ManagedProcess {
   }
 
   failure(message: string): Error {
-    return new Error(`${this.name} (pid ${this.pid}): ${message}\n--- last output ---\n${this.ring}`);
+    return new Error(`${this.name} (pid ${this.pid}): ${message}\n--- last output ---\n${this.ring.slice(-FAILURE_OUTPUT_CHARS)}`);
   }
 
   /** First JSON event on stdout (seen so far or later) for which match() is true. */
