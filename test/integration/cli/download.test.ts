@@ -1,0 +1,157 @@
+/**
+ * `tt download`, `tt seed` and `tt demo` runs through the built binary on
+ * 127.0.0.1: the --json event stream, --quiet, Ctrl-C keeping verified pieces
+ * (a restart fetches only the rest), --seed --seed-time, and the demo swarm.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
+import { piecesOnDisk } from '../safety/pieces-on-disk.js';
+import { LOOPBACK, expectOneErrorLine, killAllTt, runTt, startTt } from './tt-cli.js';
+
+afterEach(async () => {
+  await killAllTt();
+  await stopAll();
+});
+
+const PIECE = 32_768;
+
+async function fixture(size: number): Promise<Fixture> {
+  const fx = await makeFixture({ files: [{ path: ['data.bin'], size }], pieceLength: PIECE });
+  trackDir(fx.work);
+  return fx;
+}
+
+async function seeder(fx: Fixture, uploadLimit = 0): Promise<string> {
+  const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit });
+  return `${seed.address.host}:${seed.address.port}`;
+}
+
+describe('tt download --json', () => {
+  it('prints only well-formed events, in a sensible order, and the data is byte-identical', async () => {
+    const fx = await fixture(1024 * 1024 + 123);
+    const peer = await seeder(fx, 384 * 1024); // ~3 s: several progress events
+    const out = join(fx.work, 'out');
+    const p = await runTt(['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--json'], 30_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    expect(p.stderr).toBe('');
+    expect(p.badLines).toEqual([]);
+    const names = p.events.map((e) => e.event);
+    for (const n of ['listening', 'checked', 'started', 'progress', 'complete', 'done']) expect(names, n).toContain(n);
+    const first = (n: string): number => names.indexOf(n);
+    expect(first('listening')).toBeLessThan(first('checked'));
+    expect(first('checked')).toBeLessThan(first('started'));
+    expect(first('started')).toBeLessThan(first('progress'));
+    expect(first('progress')).toBeLessThan(first('complete'));
+    expect(names[names.length - 1]).toBe('done');
+    expect(names.filter((n) => n === 'done')).toHaveLength(1);
+    expect(names.filter((n) => n === 'complete')).toHaveLength(1);
+    expect(names.filter((n) => n === 'progress').length).toBeGreaterThanOrEqual(2);
+    // field contents
+    const listening = p.events.find((e) => e.event === 'listening')!;
+    expect(listening.port).toBeGreaterThan(0);
+    expect(p.events.find((e) => e.event === 'checked')).toMatchObject({ have: 0, pieceCount: fx.meta.pieceCount });
+    expect(p.events.find((e) => e.event === 'started')).toMatchObject({ infoHash: fx.meta.infoHashHex, pieceCount: fx.meta.pieceCount, have: 0 });
+    const progress = p.events.filter((e) => e.event === 'progress');
+    for (const e of progress) {
+      for (const k of ['have', 'pieceCount', 'left', 'downloaded', 'uploaded', 'downloadRate', 'uploadRate', 'peers', 'knownPeers']) {
+        expect(typeof e[k], `progress.${k}`).toBe('number');
+      }
+    }
+    const haves = progress.map((e) => e.have as number);
+    expect(haves).toEqual([...haves].sort((a, b) => a - b)); // never goes backwards
+    expect(progress[progress.length - 1]).toMatchObject({ have: fx.meta.pieceCount, left: 0 });
+    expect(p.events[p.events.length - 1]).toMatchObject({ event: 'done', complete: true, have: fx.meta.pieceCount });
+    await expectSameData(fx, out);
+  });
+
+  it('--quiet prints nothing at all on success', async () => {
+    const fx = await fixture(300_000);
+    const peer = await seeder(fx);
+    const out = join(fx.work, 'out');
+    const p = await runTt(['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--quiet']);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    expect(p.stdout).toBe('');
+    expect(p.stderr).toBe('');
+    await expectSameData(fx, out);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('SIGINT mid-download exits 130 within seconds with one line; verified pieces are kept and a restart fetches only the rest', async () => {
+    const fx = await fixture(4 * 1024 * 1024); // 128 pieces
+    const slow = await seeder(fx, 512 * 1024); // ~8 s for all of it
+    const out = join(fx.work, 'out');
+    const args = ['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--json'];
+    const first = startTt([...args, '--peer', slow]);
+    await first.waitForEvent('progress', 15_000, (e) => (e.have as number) >= 20);
+    const sentAt = Date.now();
+    first.signal('SIGINT');
+    const exit = await first.waitForExit(10_000);
+    const seconds = (Date.now() - sentAt) / 1000;
+    expect(exit.code, first.describe()).toBe(130);
+    expect(seconds).toBeLessThan(5);
+    expectOneErrorLine(first, /interrupted.*\d+ of 128 pieces/);
+    expect(first.badLines).toEqual([]);
+    const kept = Number(/(\d+) of 128 pieces/.exec(first.stderr)![1]);
+    expect(kept).toBeGreaterThanOrEqual(20);
+    expect(kept).toBeLessThan(128);
+    // what it says it kept really is on disk and hashes
+    const onDisk = await piecesOnDisk(fx.meta, out);
+    expect(onDisk.length).toBeGreaterThanOrEqual(kept);
+    // restart (against a fast seeder): re-checks, finds them, fetches only the rest
+    const fast = await seeder(fx);
+    const second = await runTt([...args, '--peer', fast], 30_000);
+    expect(second.exit?.code, second.describe()).toBe(0);
+    const checked = second.events.find((e) => e.event === 'checked')!;
+    expect(checked.have).toBe(onDisk.length);
+    const done = second.events.find((e) => e.event === 'done')!;
+    expect(done.downloaded).toBeLessThanOrEqual((128 - onDisk.length) * PIECE);
+    expect(done.downloaded).toBeGreaterThan(0);
+    await expectSameData(fx, out);
+  });
+});
+
+describe('tt download --seed --seed-time', () => {
+  it('keeps serving after completion (another peer downloads from it), then exits 0 after the seed time', async () => {
+    const fx = await fixture(600_000);
+    const peer = await seeder(fx);
+    const out = join(fx.work, 'out');
+    const p = startTt(['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--json', '--seed', '--seed-time', '3s']);
+    const port = (await p.waitForEvent('listening')).port as number;
+    await p.waitForEvent('complete', 20_000);
+    const completeAt = Date.now();
+    // a second leecher that only knows the tt process gets everything from it
+    const leech = await startSession({ meta: fx.meta, root: join(fx.work, 'leech'), mode: 'download', peers: [{ host: '127.0.0.1', port }] });
+    await whenComplete(leech.session, 10_000);
+    await expectSameData(fx, join(fx.work, 'leech'));
+    expect(p.exit, 'tt exited before the second peer finished').toBeUndefined();
+    const exit = await p.waitForExit(15_000);
+    const seeded = (Date.now() - completeAt) / 1000;
+    expect(exit.code, p.describe()).toBe(0);
+    expect(seeded).toBeGreaterThanOrEqual(2.5);
+    expect(seeded).toBeLessThan(8);
+    const done = p.events[p.events.length - 1]!;
+    expect(done).toMatchObject({ event: 'done', complete: true });
+    expect(done.uploaded).toBeGreaterThanOrEqual(fx.meta.totalLength);
+    expect(p.stderr).toBe('');
+  });
+});
+
+describe('tt demo', () => {
+  it('--size 8MiB exits 0 and says the files were verified', async () => {
+    const p = await runTt(['demo', '--size', '8MiB'], 60_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    expect(p.stdout).toMatch(/complete: .*\b8(\.0+)? ?MiB.*\bverified\b/);
+    expect(p.stderr).not.toMatch(/^tt: /m);
+  }, 90_000);
+
+  it('--size 8MiB --json ends with a done event that counts the verified files', async () => {
+    const p = await runTt(['demo', '--size', '8MiB', '--json'], 60_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    expect(p.badLines).toEqual([]);
+    const done = p.events[p.events.length - 1]!;
+    expect(done).toMatchObject({ event: 'done', complete: true });
+    expect(done.verifiedFiles).toBeGreaterThanOrEqual(2);
+  }, 90_000);
+});
