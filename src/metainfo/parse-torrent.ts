@@ -94,22 +94,41 @@ function readFiles(info: BDict): RawFile[] {
   });
 }
 
-/** Refuse duplicate paths (exact and NFC-equal) and a file that is also a folder. */
+/** One path component in the tree of all file paths (NFC keys). */
+interface PathNode {
+  children: Map<string, PathNode> | undefined;
+  file: RawFile | undefined;
+}
+
+/**
+ * Refuse duplicate paths (exact and NFC-equal) and a file that is also a folder.
+ * A tree of components keeps this linear in the number of components: joining every
+ * folder prefix of a hostile 30,000-component path took seconds (quadratic).
+ */
 function checkCollisions(files: readonly RawFile[]): void {
-  const seen = new Map<string, RawFile>();
-  const folders = new Set<string>();
+  const root: PathNode = { children: undefined, file: undefined };
+  const leaves: PathNode[] = [];
   for (const [i, f] of files.entries()) {
-    const key = f.path.join('/').normalize('NFC');
-    const prev = seen.get(key);
+    let node = root;
+    for (const component of f.path) {
+      const key = component.normalize('NFC');
+      node.children ??= new Map();
+      let child = node.children.get(key);
+      if (child === undefined) {
+        child = { children: undefined, file: undefined };
+        node.children.set(key, child);
+      }
+      node = child;
+    }
+    const prev = node.file;
     // libtorrent names BEP 47 pad files `.pad/<size>`: identical pad files may repeat
     const samePad = prev !== undefined && prev.padding && f.padding && prev.length === f.length;
     if (prev !== undefined && !samePad) throw new MetainfoError(`info.files[${i}].path`, `duplicate path ${JSON.stringify(f.path.join('/'))}`);
-    seen.set(key, f);
-    for (let n = 1; n < f.path.length; n++) folders.add(f.path.slice(0, n).join('/').normalize('NFC'));
+    node.file = f;
+    leaves.push(node);
   }
   for (const [i, f] of files.entries()) {
-    const key = f.path.join('/').normalize('NFC');
-    if (folders.has(key)) throw new MetainfoError(`info.files[${i}].path`, `file ${JSON.stringify(f.path.join('/'))} is also a folder`);
+    if (leaves[i]!.children !== undefined) throw new MetainfoError(`info.files[${i}].path`, `file ${JSON.stringify(f.path.join('/'))} is also a folder`);
   }
 }
 
