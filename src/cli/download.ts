@@ -27,6 +27,7 @@ interface DownloadOptions {
   seedRatio?: number;
   seedTime?: number;
   quiet?: boolean;
+  verbose?: boolean;
   json?: boolean;
 }
 
@@ -47,6 +48,7 @@ export function registerDownload(program: Command): void {
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
     .option('--seed-ratio <ratio>', 'with --seed: stop once uploaded/size reaches this', parseRatio)
     .option('--seed-time <duration>', 'with --seed: stop after seeding this long (e.g. 30m)', parseDuration)
+    .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print newline-delimited JSON events on stdout')
     .action(async (torrent: string, opts: DownloadOptions) => {
@@ -80,6 +82,7 @@ export function registerDownload(program: Command): void {
           ...(opts.seedTime !== undefined ? { seedTimeS: opts.seedTime } : {}),
         },
         reporter,
+        verbose: opts.verbose === true,
       });
       const { line, fields } = summarize(session, (Date.now() - started) / 1000);
       reporter.summary(line, fields);

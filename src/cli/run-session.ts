@@ -25,6 +25,8 @@ export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta'> {
   port?: number;
   goal: RunGoal;
   reporter: Reporter;
+  /** Show peer connects and disconnects with their reasons. */
+  verbose?: boolean;
   /** Install SIGINT/SIGTERM handlers (the CLI does; embedded users may not). */
   handleSignals?: boolean;
 }
@@ -42,7 +44,10 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   const started = Date.now();
   let completedAt: number | undefined;
   let ticker: NodeJS.Timeout | undefined;
-  const label = (): string => (session.have.complete ? 'seeding' : 'downloading');
+  const label = (): string => {
+    if (!session.have.complete) return 'downloading';
+    return opts.mode === 'seed' || !goal.stopWhenComplete ? 'seeding' : 'done';
+  };
 
   reporter.event('listening', { port: listener.port });
   session.on('checking', (p) => reporter.checking(p.checked, p.total));
@@ -52,6 +57,10 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     if (have > 0 || opts.mode === 'seed') reporter.info(`checked existing data: ${have} of ${total} pieces present`);
   });
   session.on('warning', (m) => reporter.warn(m));
+  if (opts.verbose) {
+    session.on('peer-connected', (peer) => reporter.info(`peer ${peer}: connected`));
+    session.on('peer-closed', (peer, reason) => reporter.info(`peer ${peer}: closed: ${reason}`));
+  }
   session.on('piece-failed', (index, peers) => {
     reporter.event('piece-failed', { index, peers });
     if (reporter.mode !== 'json') reporter.warn(`piece ${index} failed its hash check; fetching it again`);

@@ -21,6 +21,7 @@ interface SeedOptions {
   seedRatio?: number;
   seedTime?: number;
   quiet?: boolean;
+  verbose?: boolean;
   json?: boolean;
 }
 
@@ -37,6 +38,7 @@ export function registerSeed(program: Command): void {
     .option('--partial', 'serve the pieces that are present even when some are missing')
     .option('--seed-ratio <ratio>', 'stop once uploaded/size reaches this', parseRatio)
     .option('--seed-time <duration>', 'stop after seeding this long (e.g. 30m)', parseDuration)
+    .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print newline-delimited JSON events on stdout')
     .action(async (torrent: string, opts: SeedOptions) => {
@@ -60,6 +62,7 @@ export function registerSeed(program: Command): void {
           ...(opts.seedTime !== undefined ? { seedTimeS: opts.seedTime } : {}),
         },
         reporter,
+        verbose: opts.verbose === true,
       });
       const { line, fields } = summarize(session, (Date.now() - started) / 1000);
       reporter.summary(line, fields);

@@ -297,17 +297,23 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         if (!this.peerBitfield.set(m.index)) return; // a repeated have changes nothing
         break;
       case 'bitfield':
-        if (this.#gotBitfield || !this.peerBitfield.empty) throw new ProtocolError('bitfield after bitfield or have');
+      case 'have-all': {
+        // Real clients (aria2) send `have`s before a late bitfield: merge it,
+        // and report only the new bits, as haves, so availability is never
+        // counted twice. A bitfield can add pieces, never remove them.
+        const first = !this.#gotBitfield && this.peerBitfield.empty;
         this.#gotBitfield = true;
-        for (const i of m.bitfield.indices()) this.peerBitfield.set(i);
+        const added: number[] = [];
+        for (let i = 0; i < this.peerBitfield.size; i++) {
+          if ((m.type === 'have-all' || m.bitfield.has(i)) && this.peerBitfield.set(i)) added.push(i);
+        }
+        if (!first) {
+          for (const index of added) this.emit('message', { type: 'have', index });
+          return;
+        }
         break;
-      case 'have-all':
-        if (this.#gotBitfield) throw new ProtocolError('have-all after bitfield');
-        this.#gotBitfield = true;
-        for (let i = 0; i < this.peerBitfield.size; i++) this.peerBitfield.set(i);
-        break;
+      }
       case 'have-none':
-        if (this.#gotBitfield) throw new ProtocolError('have-none after bitfield');
         this.#gotBitfield = true;
         break;
       case 'piece':
