@@ -432,3 +432,23 @@ export function runFuzz<T>(target: FuzzTarget<T>, config: FuzzConfig = fuzzConfi
   }
   return { iterations: i, accepted, rejected, slowestMs, heapGrowthBytes };
 }
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: Error };
+
+/**
+ * Runs `fn`, turning a typed rejection (one of `errors`) into a value so a target can
+ * compare several calls; anything else is rethrown for runFuzz to report as a bug.
+ */
+export function attempt<T>(fn: () => T, errors: readonly ErrorClass[]): Outcome<T> {
+  try {
+    return { ok: true, value: fn() };
+  } catch (err) {
+    if (err instanceof Error && errors.some((cls) => err instanceof cls)) return { ok: false, error: err };
+    throw err;
+  }
+}
+
+/** Throws when `cond` is false: the invariant checks' assert (message says which invariant). */
+export function invariant(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(`invariant broken: ${message}`);
+}
