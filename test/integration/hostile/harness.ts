@@ -11,7 +11,9 @@ import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import type { SessionOptions } from '../../../src/session/torrent-session.js';
-import { encodeHandshake } from '../../../src/wire/handshake.js';
+import { HANDSHAKE_LENGTH, encodeHandshake } from '../../../src/wire/handshake.js';
+import { MessageDecoder } from '../../../src/wire/decoder.js';
+import { encodeMessage } from '../../../src/wire/messages.js';
 import { RawPeer, type RawPeerServer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, trackDir, whenComplete, type Fixture, type Running } from '../../helpers/swarm.js';
 
@@ -134,11 +136,11 @@ export async function hostileSeeder(
 }
 
 /**
- * A leecher socket that handshakes and then never reads: tt's sends pile up in
- * the kernel and then in tt's own socket buffer. Raw net.Socket because RawPeer
- * always reads.
+ * A leecher socket that handshakes, says interested, waits for tt's unchoke and
+ * from then on never reads: tt's sends pile up in the kernel and then in tt's
+ * own socket buffer. A raw net.Socket because RawPeer always reads.
  */
-export async function neverReadingLeecher(meta: Metainfo, port: number): Promise<Socket> {
+export async function neverReadingLeecher(meta: Metainfo, port: number, timeoutMs = 5_000): Promise<Socket> {
   const socket = netConnect({ host: '127.0.0.1', port });
   socket.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
@@ -146,14 +148,21 @@ export async function neverReadingLeecher(meta: Metainfo, port: number): Promise
     socket.once('error', reject);
   });
   socket.write(encodeHandshake(meta.infoHash, Buffer.concat([Buffer.from('-NR0001-'), randomBytes(12)])));
-  // read tt's handshake and bitfield, then stop reading for good
-  await new Promise<void>((resolve) => {
-    let got = 0;
+  socket.write(encodeMessage({ type: 'interested' }));
+  const decoder = new MessageDecoder({ pieceCount: 0, lenient: true });
+  await new Promise<void>((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const timer = setTimeout(() => reject(new Error('never unchoked')), timeoutMs);
     const onData = (chunk: Buffer): void => {
-      got += chunk.length;
-      if (got >= 68) {
+      if (head.length < HANDSHAKE_LENGTH) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < HANDSHAKE_LENGTH) return;
+        chunk = head.subarray(HANDSHAKE_LENGTH);
+      }
+      if (decoder.push(chunk).some((m) => m.type === 'unchoke')) {
+        clearTimeout(timer);
         socket.removeListener('data', onData);
-        socket.pause();
+        socket.pause(); // from now on: never read again
         resolve();
       }
     };

@@ -1,0 +1,92 @@
+/**
+ * Load-shaped attacks on a seeding tt (HARDENING.md "load"): leechers that ask
+ * for megabytes and never read them, and hundreds of handshaked idle
+ * connections. tt's buffering must stay bounded and an honest leecher must
+ * still complete, bytes verified.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Socket } from 'node:net';
+import { BLOCK_SIZE } from '../../../src/core/geometry.js';
+import { MAX_PEER_REQUESTS } from '../../../src/session/torrent-session.js';
+import { MessageId } from '../../../src/wire/messages.js';
+import type { RawPeer } from '../../helpers/raw-peer.js';
+import { stopAll } from '../../helpers/swarm.js';
+import { PIECE_LENGTH, delay, hostileLeecher, message, neverReadingLeecher, startHonestLeecher, startSeed, u32 } from './harness.js';
+
+afterEach(stopAll);
+
+/** STATE.md: a peer's serve loop waits for 'drain' once more than 1 MiB sits in its socket. */
+const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+/** One piece message (header + a 16 KiB block) may be written past the high-water mark. */
+const PER_PEER_BUFFER_BOUND = SEND_HIGH_WATER_BYTES + BLOCK_SIZE + 13;
+
+describe('leechers that never read', () => {
+  it("8 leechers each asking for 7.5 MiB and never reading: tt buffers at most ~1 MiB per socket, memory stays bounded, the honest leecher completes", async () => {
+    const payload = 16 * 1024 * 1024 + 77;
+    // no upload limit: the attackers get everything the sockets take; 16 slots: all of them are unchoked
+    const { fx, seed } = await startSeed({ uploadLimit: 0, uploadSlots: 16 }, payload);
+    const ttSockets: Socket[] = [];
+    seed.listener.server.on('connection', (s: Socket) => ttSockets.push(s));
+    const honest = await startHonestLeecher(fx, [seed.address], { downloadLimit: 8 * 1024 * 1024 });
+    const before = process.memoryUsage();
+
+    const attackers = await Promise.all(Array.from({ length: 8 }, () => neverReadingLeecher(fx.meta, seed.address.port)));
+    const perAttacker = MAX_PEER_REQUESTS - 20; // under the flood limit: a legal, greedy peer
+    attackers.forEach((socket, a) => {
+      const requests: Buffer[] = [];
+      for (let i = 0; i < perAttacker; i++) {
+        const n = (a * 61 + i) % ((fx.meta.pieceCount - 1) * (PIECE_LENGTH / BLOCK_SIZE));
+        requests.push(message(MessageId.request, u32(Math.floor(n / 2), (n % 2) * BLOCK_SIZE, BLOCK_SIZE)));
+      }
+      socket.write(Buffer.concat(requests));
+    });
+    const asked = attackers.length * perAttacker * BLOCK_SIZE;
+    await delay(1_500); // tt serves until every attacker's socket is full
+
+    const buffered = ttSockets.map((s) => (s.destroyed ? 0 : s.writableLength));
+    const peak = Math.max(...buffered);
+    const after = process.memoryUsage();
+    await honest.done;
+
+    // the attackers are still connected (they are legal, just slow) and tt stopped writing to them
+    expect(attackers.every((s) => !s.destroyed)).toBe(true);
+    expect(peak).toBeGreaterThan(0); // the attack really filled tt's sockets
+    expect(peak).toBeLessThanOrEqual(PER_PEER_BUFFER_BOUND);
+    // tt stopped short of what they asked (60 MiB): the kernel takes ~5 MiB per paused
+    // loopback socket (tcp_wmem max 4 MiB + the receive window), tt's own buffer <= ~1 MiB
+    const uploaded = seed.session.stats().uploaded - fx.meta.totalLength;
+    expect(uploaded).toBeLessThan(asked);
+    // memory: the read cache (here the whole 16 MiB torrent) plus <= ~1 MiB per attacker (sent
+    // blocks are views into cached pieces) = ~24 MiB; 48 MiB leaves room for GC timing.
+    // Measured: ~16 MiB. 60 MiB of copies queued for the attackers would break it.
+    const grown = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
+    expect(grown).toBeLessThan(48 * 1024 * 1024);
+    for (const s of attackers) s.destroy();
+  });
+});
+
+describe('hundreds of idle connections', () => {
+  it('300 handshaked peers that then say nothing: an honest leecher arriving after them still completes', async () => {
+    const { fx, seed } = await startSeed();
+    const idle: RawPeer[] = [];
+    for (let i = 0; i < 300; i++) {
+      // sequential in small batches: 300 at once would also test the 64-pending-handshake cap
+      const batch = await Promise.all(Array.from({ length: 10 }, () => hostileLeecher(fx.meta, seed).catch(() => undefined)));
+      idle.push(...batch.filter((p): p is RawPeer => p !== undefined));
+      i += 9;
+    }
+    await delay(300);
+    const open = idle.filter((p) => !p.isClosed()).length;
+    // tt keeps a bounded number (maxPeers + 5 = 55 by default) and refuses the rest
+    expect(open).toBeGreaterThan(0);
+    expect(open).toBeLessThanOrEqual(60);
+    expect(seed.session.stats().peers).toBe(open);
+    // idle peers (not interested, nothing sent for seconds) must make room for a useful one
+    const honest = await startHonestLeecher(fx, [seed.address], {}, 10_000);
+    try {
+      await honest.done;
+    } finally {
+      for (const p of idle) p.close();
+    }
+  }, 40_000);
+});
