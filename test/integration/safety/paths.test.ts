@@ -10,13 +10,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encode } from '../../../src/metainfo/bencode.js';
-import { makeFixture, stopAll, trackDir } from '../../helpers/swarm.js';
-import { LOOPBACK, killAllTt, runTt, type TtProcess } from '../cli/tt-cli.js';
+import { makeFixture, startSession, stopAll, trackDir } from '../../helpers/swarm.js';
+import { LOOPBACK, killAllTt, runTt, startTt, type TtProcess } from '../cli/tt-cli.js';
 import { startAnySeeder, type AnySeeder } from './any-seeder.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures/torrents/', import.meta.url));
@@ -273,6 +273,27 @@ describe('what is already inside TARGET', () => {
       for (const [rel, desc] of existingBefore) if (rel === key || rel.startsWith(key + sep)) expect(existingAfter.get(rel), rel).toBe(desc);
     });
   }
+});
+
+describe('a folder swapped for a symlink while downloading', () => {
+  it('TARGET/<name>/sub replaced by a symlink to outside after start: nothing outside is written', async () => {
+    const fx = await makeFixture({ pieceLength: PIECE_LENGTH }); // payload/{a.txt, empty.bin, sub/b.bin, sub/deeper/c.bin, z.bin}
+    trackDir(fx.work);
+    const a = await makeArena();
+    // the attacker's bait: outside/ mirrors sub/ so an open() through the link finds files to write
+    await writeFile(join(a.outside, 'b.bin'), blob(70_001, 0xbb));
+    await writeFile(join(a.outside, 'deeper', 'c.bin'), blob(3 * 32_768 + 5, 0xcc));
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 96 * 1024 });
+    const before = await snapshot(a.arena);
+    const p = startTt(['download', fx.torrentPath, '--out', a.target, ...LOOPBACK, '--no-trackers', '--peer', `127.0.0.1:${seed.address.port}`, '--json']);
+    await p.waitForEvent('started');
+    const sub = join(a.target, fx.meta.name, 'sub');
+    await rename(sub, join(a.target, fx.meta.name, 'sub-moved'));
+    await symlink(a.outside, sub);
+    await p.waitForExit(30_000);
+    const changes = outsideChanges(a, before, await snapshot(a.arena));
+    expect(changes, p.describe()).toEqual([]);
+  });
 });
 
 describe('the snapshot comparison itself', () => {
