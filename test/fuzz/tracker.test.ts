@@ -81,7 +81,7 @@ function udpCorpus(): { replies: Buffer[]; requests: Buffer[] } {
     requests: [
       encodeConnectRequest(1),
       encodeAnnounceRequest(cid, 2, PARAMS),
-      encodeAnnounceRequest(cid, 3, { ...PARAMS, event: undefined, numwant: undefined, left: 2 ** 60 }),
+      encodeAnnounceRequest(cid, 3, { infoHash: PARAMS.infoHash, peerId: PARAMS.peerId, port: 1, uploaded: 2 ** 60, downloaded: 0, left: 2 ** 60, key: 0 }),
       encodeScrapeRequest(cid, 4, [SCRAPE_HASH]),
       encodeScrapeRequest(cid, 5, Array.from({ length: MAX_SCRAPE_HASHES }, (_, i) => Buffer.alloc(20, i))),
     ],
