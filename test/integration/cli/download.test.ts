@@ -112,6 +112,31 @@ describe('Ctrl-C', () => {
   });
 });
 
+describe('tt seed', () => {
+  it('--json: listening, checked (all), started, complete; serves a tt download; SIGINT exits 130 with one line', async () => {
+    const fx = await fixture(700_000);
+    const seed = startTt(['seed', fx.torrentPath, '--dir', fx.seedRoot, ...LOOPBACK, '--json']);
+    const port = (await seed.waitForEvent('listening')).port as number;
+    await seed.waitForEvent('started');
+    const out = join(fx.work, 'out');
+    const leech = await runTt(['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', `127.0.0.1:${port}`, '--quiet']);
+    expect(leech.exit?.code, leech.describe()).toBe(0);
+    await expectSameData(fx, out);
+    await seed.waitForEvent('progress', 5_000, (e) => (e.uploaded as number) >= fx.meta.totalLength);
+    const names = seed.events.map((e) => e.event);
+    expect(names.indexOf('listening')).toBeLessThan(names.indexOf('checked'));
+    expect(names.indexOf('checked')).toBeLessThan(names.indexOf('started'));
+    expect(seed.events.find((e) => e.event === 'checked')).toMatchObject({ have: fx.meta.pieceCount, pieceCount: fx.meta.pieceCount });
+    expect(names).toContain('complete');
+    expect(seed.exit).toBeUndefined();
+    seed.signal('SIGINT');
+    const exit = await seed.waitForExit(5_000);
+    expect(exit.code, seed.describe()).toBe(130);
+    expectOneErrorLine(seed, /interrupted/);
+    expect(seed.badLines).toEqual([]);
+  });
+});
+
 describe('tt download --seed --seed-time', () => {
   it('keeps serving after completion (another peer downloads from it), then exits 0 after the seed time', async () => {
     const fx = await fixture(600_000);
