@@ -1,8 +1,8 @@
 /**
  * Request pipeline depth per peer (PERFORMANCE.md): how many 16 KiB requests
- * to keep in flight. Slow start doubles the depth while the peer keeps the
- * pipe full; otherwise the depth follows the measured rate, about
- * QUEUE_TIME_S seconds' worth of blocks (libtorrent keeps ~3 s). Pure.
+ * to keep in flight. Slow start widens the pipe by one per block received
+ * (doubling each round trip); after that the depth follows the measured rate,
+ * about QUEUE_TIME_S seconds' worth of blocks (libtorrent keeps ~3 s). Pure.
  */
 import { BLOCK_SIZE } from '../core/geometry.js';
 
@@ -12,15 +12,26 @@ export const MAX_QUEUE_DEPTH = 500;
 export const QUEUE_TIME_S = 3;
 
 /**
- * @param current     the depth used during the last tick
- * @param blocksLastTick blocks received from the peer during the last tick (1 s)
- * @param rate        the peer's measured download rate, bytes/s
- * @param cap         the peer's own limit (its BEP 10 reqq) and ours
+ * Slow start, as TCP does it: every block received while the pipe is full
+ * widens it by one, so the depth doubles every round trip until the cap.
+ */
+export function grownQueueDepth(current: number, outstandingBeforeBlock: number, cap: number): number {
+  const limit = Math.max(1, Math.min(cap, MAX_QUEUE_DEPTH));
+  return outstandingBeforeBlock >= current ? Math.min(limit, current + 1) : Math.min(limit, current);
+}
+
+/**
+ * Once a second: a peer that kept the pipe saturated keeps its depth (slow
+ * start grows it per block); otherwise the depth follows its measured rate,
+ * QUEUE_TIME_S seconds' worth of blocks.
+ * @param current        the depth used during the last tick
+ * @param blocksLastTick blocks received from the peer during the last tick
+ * @param rate           the peer's measured download rate, bytes/s
+ * @param cap            the peer's own limit (its BEP 10 reqq) and ours
  */
 export function nextQueueDepth(current: number, blocksLastTick: number, rate: number, cap: number): number {
   const limit = Math.max(1, Math.min(cap, MAX_QUEUE_DEPTH));
-  // the pipe was drained at least once per tick: the link can take more
-  const slowStart = blocksLastTick >= current ? current * 2 : 0;
   const byRate = Math.ceil((rate * QUEUE_TIME_S) / BLOCK_SIZE);
-  return Math.min(limit, Math.max(MIN_QUEUE_DEPTH, slowStart, byRate));
+  const saturated = blocksLastTick >= current ? current : 0;
+  return Math.min(limit, Math.max(MIN_QUEUE_DEPTH, saturated, byRate));
 }

@@ -20,7 +20,8 @@ import { PeerConnection } from '../peer/connection.js';
 import { PiecePicker, type BlockRequest } from '../pieces/picker.js';
 import { TorrentStorage } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
-import { Announcer } from '../tracker/announcer.js';
+import { PieceHasher } from '../storage/hasher.js';
+import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
@@ -29,7 +30,7 @@ import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVA
 import { PeerPool } from './peer-pool.js';
 import { PieceReadCache } from './read-cache.js';
 import { Listener } from './listener.js';
-import { nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
+import { grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -69,6 +70,8 @@ export interface SessionOptions {
   /** Serve even though pieces are missing (seed mode). */
   allowPartial?: boolean;
   requestTimeoutMs?: number;
+  /** Worker pool for SHA-1 (one per process can be shared by several sessions). */
+  hasher?: PieceHasher;
   /** Skip checking existing data (the caller knows the folder is new). */
   skipCheck?: boolean;
 }
@@ -163,6 +166,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** smart ban: for pieces that failed with several senders, each block's sender and hash */
   readonly #suspects = new Map<number, { sender: string; digest: Buffer }[]>();
   #diskQueueBytes = 0;
+  /** bytes of complete pieces waiting for their SHA-1 (counted with the disk queue) */
+  #hashingBytes = 0;
+  readonly #hasher: PieceHasher;
   #readingPaused = false;
   readonly #strikes = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
@@ -188,6 +194,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.have = new Bitfield(this.geometry.pieceCount);
     this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
+    // inline SHA-1 by default: on two cores the peer on the other end needs the
+    // second core, and worker isolates cost ~100 MiB RSS (measured; README Performance)
+    this.#hasher = opts.hasher ?? new PieceHasher(0);
   }
 
   get seeding(): boolean {
@@ -277,6 +286,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const announcer = this.#announcer;
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
     this.#readCache?.clear();
+    if (!this.opts.hasher) await this.#hasher.close().catch(() => undefined);
     await this.storage?.close().catch(() => undefined);
   }
 
@@ -297,9 +307,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     announcer.on('peers', (peers) => this.addPeers(peers));
     announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
     announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
-    announcer.on('all-failed', () => {
+    announcer.on('all-failed', (failures: TrackerFailure[]) => {
       if (this.opts.mode === 'download' && !this.have.complete && this.pool.size === 0 && this.#peers.size === 0) {
-        this.#fail(new TtError('TRACKER', 'every tracker failed and no peers are known'));
+        const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
+        const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : '';
+        this.#fail(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}${more}`));
       }
     });
     this.#announcer = announcer;
@@ -309,8 +321,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   // ---- connections ----
 
   #connectMore(): void {
+    // seeds dial too: a leecher that announced before us would otherwise wait a whole interval
     if (this.#stopped || !this.#started) return;
-    if (this.opts.mode === 'seed' || this.have.complete) return; // seeds wait to be contacted
     const maxPeers = this.opts.maxPeers ?? 50;
     const room = Math.min(maxPeers - this.#peers.size - this.#halfOpen, MAX_HALF_OPEN - this.#halfOpen);
     if (room <= 0) return;
@@ -569,6 +581,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (++state.unrequested > MAX_UNREQUESTED_BLOCKS) state.conn.close('protocol error: too many unrequested blocks');
       return;
     }
+    state.queueDepth = grownQueueDepth(state.queueDepth, state.outstanding.size, state.maxQueueDepth);
     state.outstanding.delete(key);
     state.lastBlockAt = Date.now();
     state.blocksThisTick++;
@@ -593,14 +606,32 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       }
       if (picker.isPieceComplete(index)) this.#verifyPiece(index);
     }
-    this.#fillRequests(state);
+    // refill in batches: one writev of many requests, not a syscall per block
+    const depth = Math.min(state.queueDepth, state.maxQueueDepth);
+    if (depth - state.outstanding.size >= Math.max(1, depth >> 2)) this.#fillRequests(state);
   }
 
   #verifyPiece(index: number): void {
     const entry = this.#assembly.get(index);
     if (!entry) return;
     this.#assembly.delete(index);
-    const ok = createHash('sha1').update(entry.buffer).digest().equals(pieceHash(this.meta, index));
+    this.#hashingBytes += entry.buffer.length;
+    this.#updateReadPause();
+    this.#hasher.hash(entry.buffer).then(
+      (digest) => {
+        this.#hashingBytes -= entry.buffer.length;
+        this.#updateReadPause();
+        if (!this.#stopped) this.#onHashed(index, entry, digest.equals(pieceHash(this.meta, index)));
+      },
+      (err: unknown) => {
+        this.#hashingBytes -= entry.buffer.length;
+        this.picker?.pieceFailed(index);
+        this.emit('warning', `cannot hash piece ${index}: ${errorMessage(err)}`);
+      },
+    );
+  }
+
+  #onHashed(index: number, entry: { buffer: Buffer; senders: string[] }, ok: boolean): void {
     if (!ok) {
       this.#onHashFailure(index, entry.buffer, entry.senders);
       return;
@@ -630,7 +661,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.have.set(index);
     this.picker?.pieceVerified(index);
     this.#verifiedBytes += piece.length;
-    this.#readCache?.put(index, piece);
+    // keep it for serving only when someone may ask for it soon
+    if ([...this.#peers.values()].some((p) => p.conn.peerInterested && !p.conn.peerBitfield.has(index))) this.#readCache?.put(index, piece);
     this.emit('piece-verified', index);
     for (const p of this.#peers.values()) {
       if (!p.conn.handshakeDone) continue;
@@ -697,7 +729,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   #updateReadPause(): void {
-    const pause = this.#diskQueueBytes > DISK_QUEUE_MAX_BYTES;
+    const pause = this.#diskQueueBytes + this.#hashingBytes > DISK_QUEUE_MAX_BYTES;
     if (pause === this.#readingPaused) return;
     this.#readingPaused = pause;
     for (const p of this.#peers.values()) {
