@@ -274,8 +274,15 @@ def cmd_leech(args):
     if stopping:
         emit({"event": "stopped"})
         return
-    seconds = time.time() - started
+    # is_finished counts pieces that passed the hash check; num_pieces only those also written
+    # to disk: wait (bounded) for the last writes before calling it done
+    write_deadline = time.time() + 30
     st = h.status()
+    while st.num_pieces != ti.num_pieces() and time.time() < write_deadline and not stopping:
+        ses.wait_for_alert(int(POLL_INTERVAL_S * 1000))
+        ses.pop_alerts()
+        st = h.status()
+    seconds = time.time() - started
     if st.num_pieces != ti.num_pieces():
         fail("finished with %d of %d pieces" % (st.num_pieces, ti.num_pieces()))
     # make sure everything reached the files before we report success
