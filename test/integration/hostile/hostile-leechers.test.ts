@@ -131,8 +131,8 @@ describe('hostile leechers: framing', () => {
 });
 
 describe('hostile leechers: availability messages', () => {
-  it('a bitfield of the wrong length, with spare bits set, or sent twice is dropped', async () => {
-    const { seed, honest, meta } = await attackedSeed();
+  it('a bitfield of the wrong length or with spare bits set is dropped; a second one is merged and the peer still served', async () => {
+    const { fx, seed, honest, meta } = await attackedSeed();
     expect(meta.pieceCount % 8).not.toBe(0); // there are spare bits to set
     const bytes = Math.ceil(meta.pieceCount / 8);
 
@@ -145,10 +145,18 @@ describe('hostile leechers: availability messages', () => {
     spareBits[bytes - 1] = 0x01; // the very last bit lies past the last piece
     spare.sendRaw(message(MessageId.bitfield, spareBits));
     const twice = await hostileLeecher(meta, seed);
-    twice.send({ type: 'bitfield', bitfield: new Bitfield(meta.pieceCount) });
-    twice.send({ type: 'bitfield', bitfield: new Bitfield(meta.pieceCount) });
+    const first = new Bitfield(meta.pieceCount);
+    first.set(0);
+    const second = new Bitfield(meta.pieceCount);
+    second.set(1);
+    twice.send({ type: 'bitfield', bitfield: first });
+    twice.send({ type: 'bitfield', bitfield: second });
 
-    await Promise.all([expectDropped(short), expectDropped(long), expectDropped(spare), expectDropped(twice)]);
+    await Promise.all([expectDropped(short), expectDropped(long), expectDropped(spare)]);
+    // a second bitfield is merged, not fatal (30a8c13: aria2 sends haves, then its bitfield)
+    await expectKept(twice);
+    await getUnchoked(twice);
+    await expectServed(twice, fx, 2, 0);
     await honest.done;
   });
 
