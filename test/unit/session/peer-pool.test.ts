@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_KNOWN_PEERS, PeerPool } from '../../../src/session/peer-pool.js';
+
+function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => (t += ms) };
+}
+
+const BASE_RETRY_MS = 5_000; // the pool's first backoff step
+
+describe('PeerPool.add', () => {
+  it('dedupes by host:port; another port on the same host is another peer', () => {
+    const pool = new PeerPool(() => 0);
+    expect(pool.add([{ host: '127.0.0.1', port: 6881 }, { host: '127.0.0.1', port: 6881 }])).toBe(1);
+    expect(pool.add([{ host: '127.0.0.1', port: 6881 }])).toBe(0);
+    expect(pool.add([{ host: '127.0.0.1', port: 6882 }, { host: '::1', port: 6881 }])).toBe(2);
+    expect(pool.size).toBe(3);
+    expect(pool.get('[::1]:6881')).toMatchObject({ host: '::1', port: 6881, failures: 0 });
+  });
+
+  it('drops bad ports', () => {
+    const pool = new PeerPool(() => 0);
+    const bad = [0, -1, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY];
+    expect(pool.add(bad.map((port) => ({ host: '10.0.0.1', port })))).toBe(0);
+    expect(pool.size).toBe(0);
+    expect(pool.add([{ host: '10.0.0.1', port: 1 }, { host: '10.0.0.1', port: 65535 }])).toBe(2);
+  });
+
+  it('never holds more than MAX_KNOWN_PEERS: new peers replace idle ones', () => {
+    const pool = new PeerPool(() => 0);
+    const many = Array.from({ length: MAX_KNOWN_PEERS + 500 }, (_, i) => ({ host: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, port: 6881 }));
+    pool.add(many);
+    expect(pool.size).toBe(MAX_KNOWN_PEERS);
+    const last = many[many.length - 1]!;
+    expect(pool.get(`${last.host}:6881`)).toBeDefined();
+  });
+
+  it('never evicts connected or connecting peers to make room', () => {
+    const pool = new PeerPool(() => 0);
+    const full = Array.from({ length: MAX_KNOWN_PEERS }, (_, i) => ({ host: `10.1.${i >> 8}.${i & 255}`, port: 7000 }));
+    pool.add(full);
+    full.forEach((a, i) => (i % 2 ? pool.markConnected(`${a.host}:7000`) : pool.markConnecting(`${a.host}:7000`)));
+    expect(pool.add([{ host: '192.168.0.1', port: 1 }])).toBe(0);
+    expect(pool.size).toBe(MAX_KNOWN_PEERS);
+    expect(pool.get('192.168.0.1:1')).toBeUndefined();
+  });
+});
+
+describe('PeerPool.candidates and backoff', () => {
+  it('offers idle peers only, up to the limit', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add([1, 2, 3, 4, 5].map((port) => ({ host: '127.0.0.1', port })));
+    pool.markConnecting('127.0.0.1:1');
+    pool.markConnected('127.0.0.1:2');
+    expect(pool.candidates(10).map((p) => p.port)).toEqual([3, 4, 5]);
+    expect(pool.candidates(2)).toHaveLength(2);
+    expect(pool.candidates(0)).toHaveLength(0);
+  });
+
+  it('holds a failed peer back until its backoff expires', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add([{ host: '127.0.0.1', port: 9 }]);
+    pool.markConnecting('127.0.0.1:9');
+    pool.markFailed('127.0.0.1:9');
+    expect(pool.candidates(10)).toHaveLength(0);
+    expect(pool.hasWaiting()).toBe(true);
+    clock.advance(BASE_RETRY_MS - 1);
+    expect(pool.candidates(10)).toHaveLength(0);
+    clock.advance(1);
+    expect(pool.candidates(10).map((p) => p.key)).toEqual(['127.0.0.1:9']);
+  });
+
+  it('doubles the backoff on each failure, then forgets the peer', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const key = '127.0.0.1:9';
+    pool.add([{ host: '127.0.0.1', port: 9 }]);
+    const delays: number[] = [];
+    for (let i = 0; i < 20 && pool.get(key); i++) {
+      pool.markFailed(key);
+      const p = pool.get(key);
+      if (!p) break;
+      delays.push(p.nextAttemptAt - clock.now());
+      clock.advance(p.nextAttemptAt - clock.now());
+    }
+    expect(delays.length).toBeGreaterThanOrEqual(3);
+    expect(delays.length).toBeLessThan(20);
+    expect(delays[0]).toBe(BASE_RETRY_MS);
+    for (let i = 1; i < delays.length; i++) expect(delays[i]).toBe(2 * delays[i - 1]!);
+    expect(pool.get(key)).toBeUndefined();
+    expect(pool.size).toBe(0);
+  });
+
+  it('a successful connection resets the failure count', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const key = '127.0.0.1:9';
+    pool.add([{ host: '127.0.0.1', port: 9 }]);
+    pool.markFailed(key);
+    pool.markFailed(key);
+    pool.markConnected(key);
+    expect(pool.get(key)!.failures).toBe(0);
+    pool.markFailed(key);
+    expect(pool.get(key)!.nextAttemptAt - clock.now()).toBe(BASE_RETRY_MS);
+  });
+
+  it('retry=false forgets the peer at once; it can be learnt again later', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add([{ host: '127.0.0.1', port: 9 }]);
+    pool.markFailed('127.0.0.1:9', false);
+    expect(pool.get('127.0.0.1:9')).toBeUndefined();
+    expect(pool.isBanned('127.0.0.1:9')).toBe(false);
+    expect(pool.add([{ host: '127.0.0.1', port: 9 }])).toBe(1);
+  });
+
+  it('ignores unknown keys', () => {
+    const pool = new PeerPool(() => 0);
+    expect(() => {
+      pool.markFailed('nobody:1');
+      pool.markConnected('nobody:1');
+      pool.markConnecting('nobody:1');
+    }).not.toThrow();
+    expect(pool.size).toBe(0);
+  });
+});
+
+describe('PeerPool.ban', () => {
+  it('is permanent: the peer is dropped and cannot be re-added', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add([{ host: '127.0.0.1', port: 9 }, { host: '127.0.0.1', port: 10 }]);
+    pool.ban('127.0.0.1:9', 'sent bad data');
+    expect(pool.isBanned('127.0.0.1:9')).toBe(true);
+    expect(pool.get('127.0.0.1:9')).toBeUndefined();
+    clock.advance(24 * 3600_000);
+    expect(pool.add([{ host: '127.0.0.1', port: 9 }])).toBe(0);
+    expect(pool.candidates(10).map((p) => p.key)).toEqual(['127.0.0.1:10']);
+    expect(pool.isBanned('127.0.0.1:10')).toBe(false);
+  });
+
+  it('can ban a peer the pool never knew (an incoming connection)', () => {
+    const pool = new PeerPool(() => 0);
+    pool.ban('[::1]:5000', 'hash fail');
+    expect(pool.add([{ host: '::1', port: 5000 }])).toBe(0);
+  });
+});
