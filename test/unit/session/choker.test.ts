@@ -1,20 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../fuzz/engine.js';
 import { chooseUnchoked, pickOptimistic, type ChokeCandidate } from '../../../src/session/choker.js';
 
 function peer(key: string, downloadRate: number, uploadRate: number, interested = true): ChokeCandidate<string> {
   return { key, interested, downloadRate, uploadRate };
 }
 
-/** mulberry32: a small seeded PRNG in [0, 1). */
+/** A seeded random in [0, 1) (the fuzz engine's sfc32). */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.u32() / 4294967296;
 }
 
 // downloadRate rises a..f, uploadRate falls a..f
