@@ -58,13 +58,14 @@ function parseDictPeers(list: readonly BValue[]): PeerAddress[] {
 
 export function parseAnnounceResponse(body: Uint8Array): AnnounceResult {
   const d = decodeReply(body);
-  const peers: PeerAddress[] = [];
+  // concat, not push(...list): a 1 MiB compact list is ~175,000 peers, too many call arguments (RangeError)
+  let peers: PeerAddress[] = [];
   const rawPeers = d.get('peers');
-  if (isBytes(rawPeers)) peers.push(...parseCompactPeers(rawPeers, 4));
-  else if (Array.isArray(rawPeers)) peers.push(...parseDictPeers(rawPeers));
+  if (isBytes(rawPeers)) peers = parseCompactPeers(rawPeers, 4);
+  else if (Array.isArray(rawPeers)) peers = parseDictPeers(rawPeers);
   else if (rawPeers !== undefined) throw new TrackerError('tracker reply: peers is neither a string nor a list');
   const peers6 = getBytes(d, 'peers6');
-  if (peers6 !== undefined) peers.push(...parseCompactPeers(peers6, 6));
+  if (peers6 !== undefined) peers = peers.concat(parseCompactPeers(peers6, 6));
   if (rawPeers === undefined && peers6 === undefined) throw new TrackerError('tracker reply has no peers');
 
   const interval = clampInterval(getInt(d, 'interval'));

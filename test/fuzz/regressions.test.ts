@@ -4,7 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MetainfoError } from '../../src/core/errors.js';
+import { encode } from '../../src/metainfo/bencode.js';
 import { parseTorrent } from '../../src/metainfo/parse-torrent.js';
+import { MAX_PEERS_PER_REPLY } from '../../src/tracker/compact.js';
+import { parseAnnounceResponse } from '../../src/tracker/response.js';
 
 /** A multi-file torrent whose files are `paths` (1 byte each), as raw bencode. */
 function torrentWithPaths(paths: readonly string[][]): Buffer {
@@ -43,5 +46,30 @@ describe('fuzz regressions', () => {
     expect(nfc).toThrow(/files\[1\]\.path: duplicate path/);
     // siblings that merely share a folder are fine
     expect(parseTorrent(torrentWithPaths([[...deep, 'x'], [...deep, 'y']])).files).toHaveLength(2);
+  });
+
+  /** A reply just under the 1 MiB transport cap, with compact entries of `entryBytes` (distinct, usable addresses). */
+  function fullCompactList(entryBytes: number): Buffer {
+    const list = Buffer.alloc(Math.floor((1024 * 1024 - 64) / entryBytes) * entryBytes);
+    for (let at = 0, i = 0; at < list.length; at += entryBytes, i++) {
+      list[at] = 10; // 10.x.y.z, or 0a00:... for IPv6: never unspecified
+      list.writeUInt32BE(i + 1, at + entryBytes - 6);
+      list.writeUInt16BE(1 + (i % 65535), at + entryBytes - 2);
+    }
+    return list;
+  }
+
+  it('parseAnnounceResponse: a 1 MiB compact peer list (~175,000 peers) is capped, not a RangeError (was push(...peers))', () => {
+    const body = encode({ interval: 1800, peers: fullCompactList(6) });
+    expect(body.length).toBeLessThanOrEqual(1024 * 1024);
+    const { value, ms } = timed(() => parseAnnounceResponse(body));
+    expect(value.peers).toHaveLength(MAX_PEERS_PER_REPLY);
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('parseAnnounceResponse: 1 MiB of peers6 after a large peers list is also capped', () => {
+    const body = encode({ interval: 1800, peers: fullCompactList(6).subarray(0, 600_000), peers6: fullCompactList(18).subarray(0, 18 * 20_000) });
+    expect(body.length).toBeLessThanOrEqual(1024 * 1024);
+    expect(parseAnnounceResponse(body).peers).toHaveLength(MAX_PEERS_PER_REPLY);
   });
 });
