@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir } from '../../helpers/swarm.js';
 import { LOOPBACK, killAllTt, startTt, type TtProcess } from '../cli/tt-cli.js';
+import { Rng, hashSeed } from '../../fuzz/engine.js';
 import { piecesOnDisk } from './pieces-on-disk.js';
 
 afterEach(async () => {
@@ -17,7 +18,7 @@ afterEach(async () => {
 });
 
 const KILLS = 20;
-const RNG_SEED = 0x5eed_2024;
+const RNG_SEED = 'tt-crash-1';
 const PIECE_LENGTH = 32 * 1024;
 /** Slow enough that 20 short runs do not finish the download. */
 const SEEDER_LIMIT_BPS = 256 * 1024;
@@ -31,18 +32,6 @@ const MAX_DELAY_MS = 800;
  * seeder's limit) per kill is a generous cap. Measured: ~9 KiB per kill.
  */
 const WASTE_PER_KILL_BYTES = 4 * PIECE_LENGTH;
-
-/** mulberry32: a small seeded PRNG so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -62,15 +51,15 @@ describe('kill -9 at random moments', () => {
     const slow = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: SEEDER_LIMIT_BPS });
     const out = join(fx.work, 'out');
     const args = (peerPort: number): string[] => ['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--json', '--peer', `127.0.0.1:${peerPort}`];
-    const random = rng(RNG_SEED);
+    const random = new Rng(hashSeed(RNG_SEED));
     const log: string[] = [];
     let previousGood = 0;
     let killedDuringDownload = 0;
 
     for (let k = 0; k < KILLS; k++) {
-      const delay = Math.round(MIN_DELAY_MS + random() * (MAX_DELAY_MS - MIN_DELAY_MS));
+      const delay = random.range(MIN_DELAY_MS, MAX_DELAY_MS);
       // one run in four is timed from the spawn (may die while starting or checking), the rest from 'started'
-      const fromSpawn = random() < 0.25;
+      const fromSpawn = random.chance(0.25);
       const p: TtProcess = startTt(args(slow.address.port));
       if (!fromSpawn) await p.waitForEvent('started', 15_000);
       await sleep(delay);
