@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
-import { HANDSHAKE_LENGTH, parseHandshake, type Handshake } from '../wire/handshake.js';
+import { HANDSHAKE_LENGTH, checkHandshakePrefix, parseHandshake, type Handshake } from '../wire/handshake.js';
 
 export const INCOMING_HANDSHAKE_TIMEOUT_MS = 10_000;
 const MAX_PENDING_HANDSHAKES = 64;
@@ -19,7 +19,8 @@ export class Listener {
   readonly host: string;
   readonly port: number;
   readonly #handlers = new Map<string, IncomingHandler>();
-  #pending = 0;
+  /** sockets still owing us a handshake, oldest first (Set keeps insertion order) */
+  readonly #pending = new Set<net.Socket>();
 
   private constructor(server: net.Server, host: string, port: number) {
     this.server = server;
@@ -58,22 +59,30 @@ export class Listener {
   }
 
   close(): Promise<void> {
+    // server.close() waits for every socket: end the silent ones now
+    for (const socket of this.#pending) socket.destroy();
+    this.#pending.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
   #onConnection(socket: net.Socket): void {
-    if (this.#pending >= MAX_PENDING_HANDSHAKES) {
-      socket.destroy();
-      return;
+    if (this.#pending.size >= MAX_PENDING_HANDSHAKES) {
+      // full of sockets that say nothing: the oldest goes (an honest peer
+      // handshakes within milliseconds, so the newcomer is the better bet)
+      const oldest = this.#pending.values().next().value;
+      if (oldest) {
+        this.#pending.delete(oldest);
+        oldest.destroy();
+      }
     }
-    this.#pending++;
+    this.#pending.add(socket);
     const chunks: Buffer[] = [];
     let length = 0;
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
-      this.#pending--;
+      this.#pending.delete(socket);
       clearTimeout(timer);
       socket.removeListener('data', onData);
     };
@@ -85,7 +94,15 @@ export class Listener {
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       length += chunk.length;
-      if (length < HANDSHAKE_LENGTH) return;
+      if (length < HANDSHAKE_LENGTH) {
+        try {
+          checkHandshakePrefix(Buffer.concat(chunks, length)); // garbage is refused at its first wrong byte
+        } catch {
+          finish();
+          socket.destroy();
+        }
+        return;
+      }
       finish();
       socket.pause();
       const all = Buffer.concat(chunks, length);
