@@ -17,9 +17,12 @@ export function buildProgram(): Command {
     .name('tt')
     .description('A command-line BitTorrent client')
     .version(CLIENT_VERSION, '-V, --version')
-    .showHelpAfterError('(run tt --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // usage errors follow the one-line rule too: 'tt: <what> (see tt --help)'
+      outputError: (s) => process.stderr.write(`tt: ${s.replace(/^error: /, '').replace(/\s+/g, ' ').trim()} (see tt --help)\n`),
+    });
   registerInfo(program);
   registerDownload(program);
   registerSeed(program);

@@ -34,18 +34,21 @@ export function parseDuration(text: string): number {
 }
 
 export function parseRatio(text: string): number {
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a ratio (a number >= 0)`);
   const v = Number(text);
   if (!Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`'${text}' is not a ratio (a number >= 0)`);
   return v;
 }
 
 export function parsePort(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a port (0-65535)`);
   const v = Number(text);
   if (!Number.isInteger(v) || v < 0 || v > 65535) throw new InvalidArgumentError(`'${text}' is not a port (0-65535)`);
   return v;
 }
 
 export function parseCount(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a positive whole number`);
   const v = Number(text);
   if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new InvalidArgumentError(`'${text}' is not a positive whole number`);
   return v;

@@ -18,8 +18,8 @@ export interface ChokeCandidate<K> {
 }
 
 /**
- * Returns the keys to unchoke: up to `slots` regular slots by rate, plus the
- * optimistic peer when it is interested and not already chosen.
+ * Returns the keys to unchoke, exactly min(slots, interested peers) of them:
+ * the optimistic peer first when it is interested, then the fastest by rate.
  */
 export function chooseUnchoked<K>(
   peers: readonly ChokeCandidate<K>[],
@@ -30,11 +30,12 @@ export function chooseUnchoked<K>(
   const interested = peers.filter((p) => p.interested);
   const rate = (p: ChokeCandidate<K>): number => (seeding ? p.uploadRate : p.downloadRate);
   interested.sort((a, b) => rate(b) - rate(a));
-  const regular = Math.max(0, optimistic === undefined ? slots : slots - 1);
-  const chosen = new Set<K>(interested.slice(0, Math.max(regular, 0)).map((p) => p.key));
-  if (optimistic !== undefined && interested.some((p) => p.key === optimistic)) chosen.add(optimistic);
-  // fewer interested peers than slots: nobody waits
-  if (interested.length <= slots) for (const p of interested) chosen.add(p.key);
+  const chosen = new Set<K>();
+  if (optimistic !== undefined && slots > 0 && interested.some((p) => p.key === optimistic)) chosen.add(optimistic);
+  for (const p of interested) {
+    if (chosen.size >= slots) break;
+    chosen.add(p.key);
+  }
   return chosen;
 }
 
