@@ -17,6 +17,8 @@ export interface KnownPeer {
   readonly port: number;
   failures: number;
   nextAttemptAt: number;
+  /** when we first heard of it (a seed waits before dialing, see candidates) */
+  readonly addedAt: number;
   connected: boolean;
   connecting: boolean;
   banned: string | undefined;
@@ -40,7 +42,7 @@ export class PeerPool {
       if (this.#peers.has(key) || this.#banned.has(key)) continue;
       if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne();
       if (this.#peers.size >= MAX_KNOWN_PEERS) break;
-      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, connected: false, connecting: false, banned: undefined });
+      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, addedAt: this.#now(), connected: false, connecting: false, banned: undefined });
       added++;
     }
     return added;
@@ -54,13 +56,17 @@ export class PeerPool {
     return this.#peers.size;
   }
 
-  /** Peers we may dial now, oldest-failure-first, at most `limit`. */
-  candidates(limit: number): KnownPeer[] {
+  /**
+   * Peers we may dial now, at most `limit`. `minAgeMs`: only peers known for
+   * at least that long (a seed lets leechers connect first, so the two sides
+   * do not open a connection each).
+   */
+  candidates(limit: number, minAgeMs = 0): KnownPeer[] {
     const now = this.#now();
     const out: KnownPeer[] = [];
     for (const p of this.#peers.values()) {
       if (out.length >= limit) break;
-      if (!p.connected && !p.connecting && p.nextAttemptAt <= now) out.push(p);
+      if (!p.connected && !p.connecting && p.nextAttemptAt <= now && now - p.addedAt >= minAgeMs) out.push(p);
     }
     return out;
   }

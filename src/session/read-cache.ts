@@ -37,6 +37,22 @@ export class PieceReadCache {
     return pending;
   }
 
+  /** The piece if it is in memory now (no disk read), refreshing its recency. */
+  peek(index: number): Buffer | undefined {
+    const hit = this.#entries.get(index);
+    if (hit) {
+      this.#entries.delete(index);
+      this.#entries.set(index, hit);
+    }
+    return hit;
+  }
+
+  /** Start reading a piece into the cache without waiting for it (read-ahead). */
+  prefetch(index: number): void {
+    if (this.#entries.has(index) || this.#inflight.has(index)) return;
+    this.get(index).catch(() => undefined);
+  }
+
   put(index: number, piece: Buffer): void {
     if (piece.length > this.#maxBytes) return;
     const old = this.#entries.get(index);

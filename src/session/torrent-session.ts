@@ -41,10 +41,16 @@ export const MAX_PEER_REQUESTS = 500;
 const MAX_REQUESTS_WHILE_CHOKED = 200;
 const MAX_UNREQUESTED_BLOCKS = 64;
 const MAX_HALF_OPEN = 16;
+/** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
+const SEED_DIAL_DELAY_MS = 5_000;
+/** A peer doing nothing for this long may be closed to make room for a newcomer. */
+const IDLE_EVICT_MS = 2_000;
 /** Failed pieces a peer may share with others before it is banned without proof. */
 const MAX_SHARED_FAILURES = 8;
 const TICK_MS = 1_000;
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+/** Distinct pieces read ahead for one peer's queued requests. */
+const READ_AHEAD_PIECES = 8;
 const CLIENT_NAME = 'tt/0.1.0';
 
 export interface SessionOptions {
@@ -131,6 +137,7 @@ class PeerState {
   maxQueueDepth = MAX_QUEUE_DEPTH;
   blocksThisTick = 0;
   lastBlockAt = Date.now();
+  readonly connectedAt = Date.now();
   unrequested = 0;
   requestsWhileChoked = 0;
   serving = false;
@@ -326,7 +333,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const maxPeers = this.opts.maxPeers ?? 50;
     const room = Math.min(maxPeers - this.#peers.size - this.#halfOpen, MAX_HALF_OPEN - this.#halfOpen);
     if (room <= 0) return;
-    for (const candidate of this.pool.candidates(room)) {
+    const minAge = this.have.complete ? SEED_DIAL_DELAY_MS : 0;
+    for (const candidate of this.pool.candidates(room, minAge)) {
       if (this.#hasConnectionTo(candidate.key)) {
         this.pool.markConnected(candidate.key);
         continue;
@@ -374,7 +382,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const host = normalizeHost(socket.remoteAddress ?? '');
     const port = socket.remotePort ?? 0;
     const maxPeers = this.opts.maxPeers ?? 50;
-    if (this.#stopped || !this.#started || this.#peers.size >= maxPeers + 5 || this.pool.isBanned(peerKey(host, port))) {
+    if (this.#stopped || !this.#started || this.pool.isBanned(peerKey(host, port))) {
+      socket.destroy();
+      return;
+    }
+    if (this.#peers.size >= maxPeers && !this.#evictIdlePeer()) {
       socket.destroy();
       return;
     }
@@ -398,6 +410,25 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     conn.on('message', (m) => this.#guardPeer(state, () => this.#onMessage(state, m)));
     conn.on('close', (reason) => this.#onClose(state, reason));
     return conn;
+  }
+
+  /**
+   * At the peer cap, make room for a newcomer by closing the least useful
+   * peer: interested in nothing either way and silent (no payload) for a while,
+   * the longest-silent first. Returns false when every peer is doing something.
+   */
+  #evictIdlePeer(): boolean {
+    const now = Date.now();
+    let victim: PeerState | undefined;
+    for (const p of this.#peers.values()) {
+      const { conn } = p;
+      const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploadQueue.length > 0;
+      if (busy || now - p.lastBlockAt < IDLE_EVICT_MS || now - p.connectedAt < IDLE_EVICT_MS) continue;
+      if (!victim || p.lastBlockAt < victim.lastBlockAt) victim = p;
+    }
+    if (!victim) return false;
+    victim.conn.close('idle: making room for a new peer');
+    return true;
   }
 
   #onHandshake(state: PeerState, h: Handshake): void {
@@ -467,6 +498,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         if (m.id === 0) {
           const ext = parseExtendedHandshake(m.payload);
           if (ext.reqq !== undefined && ext.reqq > 0) state.maxQueueDepth = Math.min(MAX_QUEUE_DEPTH, Math.max(1, ext.reqq));
+          // an incoming peer tells us where it listens: that is its identity in
+          // the pool, so we never dial a second connection to it
+          if (!state.poolKey && ext.p !== undefined && ext.p > 0 && ext.p < 65536) {
+            state.poolKey = peerKey(state.conn.host, ext.p);
+            this.pool.add([{ host: state.conn.host, port: ext.p }]);
+            this.pool.markConnected(state.poolKey);
+          }
         }
         break;
       default:
@@ -792,38 +830,78 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #serve(state: PeerState): void {
     if (state.serving) return;
     state.serving = true;
-    void this.#serveLoop(state)
-      .catch((err: unknown) => {
-        if (err instanceof DiskError) this.emit('warning', err.message);
-        state.conn.close(`cannot serve: ${errorMessage(err)}`);
-      })
-      .finally(() => {
-        state.serving = false;
-      });
+    // serveLoop clears `serving` itself, synchronously when it ends: it may end
+    // without ever awaiting (every piece cached), and a request decoded from
+    // the same chunk right after must start a new loop, not find the flag set
+    this.#serveLoop(state).catch((err: unknown) => {
+      if (err instanceof DiskError) this.emit('warning', err.message);
+      state.conn.close(`cannot serve: ${errorMessage(err)}`);
+    });
   }
 
+  /**
+   * Serve queued requests in order. Pieces already in the read cache are sent
+   * back to back with the socket corked (one writev for many blocks); the next
+   * few distinct pieces in the queue are read ahead so disk reads overlap with
+   * sending. Waits for 'drain' when more than SEND_HIGH_WATER_BYTES is queued.
+   */
   async #serveLoop(state: PeerState): Promise<void> {
     const { conn } = state;
     const cache = this.#readCache!;
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      if (conn.closed || conn.amChoking || this.#stopped) {
-        state.uploadQueue.length = 0;
-        return;
+    let corked = false;
+    const uncork = (): void => {
+      if (corked) conn.socket.uncork();
+      corked = false;
+    };
+    try {
+      for (let guard = 0; guard < 10_000_000; guard++) {
+        if (conn.closed || conn.amChoking || this.#stopped) {
+          state.uploadQueue.length = 0;
+          return;
+        }
+        const req = state.uploadQueue[0];
+        if (!req) return;
+        if (conn.writableLength > SEND_HIGH_WATER_BYTES) {
+          uncork();
+          await onceDrained(conn);
+          continue;
+        }
+        const wait = this.#uploadBucket.take(req.length);
+        if (wait > 0) {
+          uncork();
+          await delay(wait);
+          continue; // take() again: the wait must really pay for this block
+        }
+        let piece = cache.peek(req.index);
+        if (!piece) {
+          this.#readAhead(state);
+          uncork();
+          piece = await cache.get(req.index);
+          continue; // the queue may have changed (cancel, choke) while reading
+        }
+        state.uploadQueue.shift();
+        if (!corked) {
+          conn.socket.cork();
+          corked = true;
+        }
+        conn.sendPiece(req.index, req.begin, piece.subarray(req.begin, req.begin + req.length));
+        this.uploadRate.add(req.length);
       }
-      const req = state.uploadQueue.shift();
-      if (!req) return;
-      if (conn.writableLength > SEND_HIGH_WATER_BYTES) {
-        await onceDrained(conn);
-        if (conn.closed) return;
-      }
-      // wait until the bucket really pays for this block (bounded: each wait refills it)
-      for (let wait = this.#uploadBucket.take(req.length), i = 0; wait > 0 && i < 1000; wait = this.#uploadBucket.take(req.length), i++) {
-        await delay(wait);
-      }
-      const piece = await cache.get(req.index);
-      if (conn.closed || conn.amChoking) continue;
-      conn.sendPiece(req.index, req.begin, piece.subarray(req.begin, req.begin + req.length));
-      this.uploadRate.add(req.length);
+    } finally {
+      uncork();
+      state.serving = false;
+    }
+  }
+
+  /** Start reading the next few distinct pieces this peer asked for. */
+  #readAhead(state: PeerState): void {
+    const cache = this.#readCache!;
+    const seen = new Set<number>();
+    for (const r of state.uploadQueue) {
+      if (seen.size >= READ_AHEAD_PIECES) break;
+      if (seen.has(r.index)) continue;
+      seen.add(r.index);
+      cache.prefetch(r.index);
     }
   }
 
