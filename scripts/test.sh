@@ -36,7 +36,7 @@ REPORT_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tt-test-report.XXXXXX")"
 trap 'rm -rf "$REPORT_DIR"' EXIT
 REPORT="$REPORT_DIR/vitest.json"
 dirs=()
-for d in test/unit test/integration test/interop; do
+for d in test/unit test/integration test/interop test/fuzz; do
   [ -d "$d" ] && dirs+=("$d")
 done
 [ "${#dirs[@]}" -gt 0 ] || die "no test directories found"
