@@ -231,6 +231,23 @@ def cmd_seed(args):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def describe_peers(h):
+    """One line per connected peer: choke/interest state and queues, to tell a stall's cause."""
+    out = []
+    for p in h.get_peer_info():
+        flags = []
+        if p.flags & lt.peer_info.remote_choked:
+            flags.append("choked-by-peer")
+        if p.flags & lt.peer_info.interesting:
+            flags.append("we-interested")
+        if p.flags & lt.peer_info.snubbed:
+            flags.append("snubbed")
+        out.append("%s:%d %s %s dl_queue=%d req_queue=%d downloading=%s" % (
+            p.ip[0], p.ip[1], p.client, ",".join(flags), p.download_queue_length, p.target_dl_queue_length,
+            p.downloading_piece_index))
+    return "; ".join(out) or "none"
+
+
 def cmd_leech(args):
     ti = load_info(args.torrent)
     out_dir = os.path.abspath(args.out_dir)
@@ -254,8 +271,10 @@ def cmd_leech(args):
         now = time.time()
         if now > deadline:
             st = h.status()
-            fail("timeout after %ds: %d of %d pieces, %d peers" % (args.timeout, st.num_pieces, ti.num_pieces(),
-                                                                  st.num_peers))
+            missing = [i for i, have in enumerate(st.pieces) if not have][:10]
+            fail("timeout after %ds: %d of %d pieces, %d peers, %d hash failures, missing pieces %s; peers: %s" % (
+                args.timeout, st.num_pieces, ti.num_pieces(), st.num_peers, hash_failures, missing,
+                describe_peers(h)))
         ses.wait_for_alert(int(POLL_INTERVAL_S * 1000))
         for a in ses.pop_alerts():
             if isinstance(a, lt.hash_failed_alert):
@@ -268,7 +287,8 @@ def cmd_leech(args):
         if now - last_progress >= PROGRESS_INTERVAL_S:
             last_progress = now
             emit({"event": "progress", "progress": round(st.progress, 4), "pieces": st.num_pieces,
-                  "downloadRate": st.download_payload_rate, "peers": st.num_peers})
+                  "downloadRate": st.download_payload_rate, "peers": st.num_peers,
+                  "hashFailures": hash_failures})
         if st.is_finished or st.is_seeding:
             break
     if stopping:
