@@ -1,21 +1,27 @@
 /**
  * Piece-level disk I/O for one torrent (BEP 3 file layout): positioned reads
- * and writes across file boundaries through an LRU of open FileHandles.
+ * and writes across file boundaries through an LRU of open FileHandles, each
+ * confined to realpath(root) after it is opened (confine.ts).
  * Owns file creation (sparse, never truncating) and fs-error mapping.
  */
 import { constants } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
+import { mkdirp } from './mkdirp.js';
 import { resolveInside } from './safe-path.js';
 
 export const DEFAULT_MAX_OPEN_FILES = 64;
 
-/** Opens a file; replaceable so tests can inject faults (e.g. /dev/full for ENOSPC). */
+/**
+ * Opens a file; replaceable so tests can inject faults (e.g. /dev/full for
+ * ENOSPC). Handles from a custom opener are trusted: not confined to the root.
+ */
 export type FileOpener = (file: string, flags: number) => Promise<FileHandle>;
 
 export interface StorageOptions {
@@ -47,43 +53,56 @@ export class TorrentStorage {
   readonly #writable: boolean;
   readonly #maxOpen: number;
   readonly #openFile: FileOpener;
+  /** Whether each handle is checked to be inside realpath(root) (the default opener). */
+  readonly #confine: boolean;
+  readonly #root: string;
+  /** realpath(root), once known (a read-only root may appear only later). */
+  #rootReal: string | undefined;
   readonly #slots = new Map<number, Slot>();
   #closed = false;
 
-  private constructor(meta: Metainfo, paths: string[], opts: StorageOptions) {
+  private constructor(root: string, meta: Metainfo, paths: string[], opts: StorageOptions) {
+    this.#root = root;
     this.#meta = meta;
     this.#geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
     this.#paths = paths;
     this.#writable = opts.mode === 'readwrite';
     this.#maxOpen = Math.max(1, opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
+    this.#confine = opts.openFile === undefined;
   }
 
   /**
    * Resolve every file safely under `root`. In readwrite mode, create folders
    * and files (zero-length ones too) without truncating existing data; files
-   * are sparse, not pre-filled. In read mode nothing is created.
+   * are sparse, not pre-filled, and their handles stay open (up to the LRU
+   * size) so later writes need not reopen by path. In read mode nothing is
+   * created. Every handle is checked to lie inside realpath(root).
    */
   static async open(root: string, meta: Metainfo, opts: StorageOptions): Promise<TorrentStorage> {
     const paths: string[] = [];
     for (const file of meta.files) paths.push(await resolveInside(root, file.path));
-    const storage = new TorrentStorage(meta, paths, opts);
-    if (storage.#writable) {
-      for (const file of paths) {
+    const storage = new TorrentStorage(path.resolve(root), meta, paths, opts);
+    if (!storage.#writable) return storage;
+    try {
+      for (const [fileIndex, file] of paths.entries()) {
+        const dir = path.dirname(file);
         try {
-          await mkdir(path.dirname(file), { recursive: true });
+          await mkdirp(dir);
         } catch (err) {
-          throw toDiskError('create', path.dirname(file), err);
+          throw toDiskError('create', dir, err);
         }
-        let handle: FileHandle | undefined;
+        let fh: FileHandle;
         try {
-          handle = await storage.#openFile(file, CREATE_FLAGS);
+          fh = await storage.#openConfined(fileIndex, CREATE_FLAGS);
         } catch (err) {
           throw toDiskError('create', file, err);
-        } finally {
-          await handle?.close();
         }
+        storage.#keep(fileIndex, fh);
       }
+    } catch (err) {
+      await storage.close();
+      throw err;
     }
     return storage;
   }
@@ -194,13 +213,37 @@ export class TorrentStorage {
       this.#slots.delete(fileIndex); // re-insert: most recently used last
     } else {
       const flags = this.#writable ? WRITE_FLAGS : READ_FLAGS;
-      slot = { handle: this.#openFile(this.#paths[fileIndex]!, flags), users: 0 };
+      slot = { handle: this.#openConfined(fileIndex, flags), users: 0 };
       slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
     }
     slot.users++;
     this.#slots.set(fileIndex, slot);
     this.#evict();
     return slot;
+  }
+
+  /** Open file `fileIndex`; with the default opener, refuse (and close) a handle outside realpath(root). */
+  async #openConfined(fileIndex: number, flags: number): Promise<FileHandle> {
+    const fh = await this.#openFile(this.#paths[fileIndex]!, flags);
+    if (!this.#confine) return fh;
+    try {
+      this.#rootReal ??= await realRoot(this.#root);
+      await assertOpenedInside(fh, this.#rootReal, this.#meta.files[fileIndex]!.path);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+    return fh;
+  }
+
+  /** Put a handle opened by open() into the LRU as most recently used (closed at once if over the limit). */
+  #keep(fileIndex: number, fh: FileHandle): void {
+    if (this.#slots.has(fileIndex)) {
+      void fh.close().catch(() => undefined); // the same path twice: one handle is enough
+      return;
+    }
+    this.#slots.set(fileIndex, { handle: Promise.resolve(fh), users: 0 });
+    this.#evict();
   }
 
   /** Close least recently used idle handles while over the limit. */

@@ -54,3 +54,9 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** `meta` with file `fileIndex` moved under T/<sub>/ (offsets unchanged). */
+export function withFileIn(meta: Metainfo, fileIndex: number, sub: string): Metainfo {
+  const files = meta.files.map((f, i) => (i === fileIndex ? { ...f, path: [f.path[0]!, sub, ...f.path.slice(1)] } : f));
+  return { ...meta, files };
+}

@@ -1,11 +1,11 @@
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskError } from '../../../src/core/errors.js';
 import { resolveInside } from '../../../src/storage/safe-path.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
-import { makeTorrent } from './fixture.js';
+import { makeTorrent, withFileIn } from './fixture.js';
 
 /** Every path under `dir`, recursively (symlinks not followed). */
 async function snapshot(dir: string): Promise<string[]> {
@@ -83,5 +83,67 @@ describe('storage never writes outside root', () => {
     await symlink(path.join(outside, 'secret'), path.join(root, 'T', 'f0.bin'));
     const { meta } = makeTorrent([6], 16);
     await expect(TorrentStorage.open(root, meta, { mode: 'read' })).rejects.toThrow(/symbolic link/);
+  });
+
+  /** T/f0.bin and T/sub/f1.bin; bait files in outside/ mirror T/sub/ so an open through a link finds them. */
+  async function swappable(pieceLength: number): Promise<{ meta: ReturnType<typeof withFileIn>; data: Buffer; bait: Buffer }> {
+    const made = makeTorrent([pieceLength, pieceLength], pieceLength);
+    const bait = Buffer.alloc(pieceLength, 0xbb);
+    await writeFile(path.join(outside, 'f1.bin'), bait);
+    return { meta: withFileIn(made.meta, 1, 'sub'), data: made.data, bait };
+  }
+
+  async function swapSubForLink(): Promise<void> {
+    await rename(path.join(root, 'T', 'sub'), path.join(root, 'T', 'sub-moved'));
+    await symlink(outside, path.join(root, 'T', 'sub'));
+  }
+
+  it('a folder swapped for a symlink after open: a write that reopens the file is refused, nothing outside changes', async () => {
+    const { meta, data, bait } = await swappable(64);
+    const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', maxOpenFiles: 1 });
+    await storage.writePiece(0, data.subarray(0, 64)); // f0's handle evicts f1's
+    await swapSubForLink();
+    const before = await snapshot(outside);
+    const err = await storage.writePiece(1, data.subarray(64, 128)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DiskError);
+    expect((err as DiskError).message).toMatch(/f1\.bin.*escapes the download folder/);
+    expect(await readFile(path.join(outside, 'f1.bin'))).toEqual(bait);
+    expect(await snapshot(outside)).toEqual(before);
+    await storage.close();
+  });
+
+  it('a folder swapped for a symlink while seeding: reads are refused, no outside byte is returned', async () => {
+    const { meta, data } = await swappable(64);
+    await mkdir(path.join(root, 'T', 'sub'), { recursive: true });
+    await writeFile(path.join(root, 'T', 'f0.bin'), data.subarray(0, 64));
+    await writeFile(path.join(root, 'T', 'sub', 'f1.bin'), data.subarray(64));
+    const storage = await TorrentStorage.open(root, meta, { mode: 'read' });
+    await swapSubForLink();
+    await expect(storage.readPiece(1)).rejects.toThrow(/escapes the download folder/);
+    await expect(storage.readBlock(1, 0, 16)).rejects.toThrow(/escapes the download folder/);
+    expect((await storage.readPiece(0))?.equals(data.subarray(0, 64))).toBe(true); // the rest still serves
+    await storage.close();
+  });
+
+  it('keeps the handles open() created, so a later swap does not redirect writes to them', async () => {
+    const { meta, data, bait } = await swappable(64);
+    const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+    expect(storage.openFiles).toBe(2);
+    await swapSubForLink();
+    await storage.writePiece(1, data.subarray(64, 128));
+    await storage.close();
+    expect(await readFile(path.join(root, 'T', 'sub-moved', 'f1.bin'))).toEqual(data.subarray(64, 128));
+    expect(await readFile(path.join(outside, 'f1.bin'))).toEqual(bait);
+  });
+
+  it('works through a root that is itself a symlink', async () => {
+    const link = path.join(parent, 'link');
+    await symlink(root, link);
+    const { meta, data } = makeTorrent([10, 20], 8);
+    const storage = await TorrentStorage.open(link, meta, { mode: 'readwrite', maxOpenFiles: 1 });
+    for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, data.subarray(i * 8, Math.min(30, i * 8 + 8)));
+    for (let i = 0; i < meta.pieceCount; i++) expect((await storage.readPiece(i))?.equals(data.subarray(i * 8, Math.min(30, i * 8 + 8)))).toBe(true);
+    await storage.close();
+    expect(await readFile(path.join(root, 'T', 'f1.bin'))).toEqual(data.subarray(10));
   });
 });
