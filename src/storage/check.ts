@@ -2,15 +2,17 @@
  * Verifies data already on disk against the torrent's piece hashes (BEP 3
  * `pieces`), e.g. before resuming or seeding. Reads large sequential runs into
  * SharedArrayBuffers and hashes them in worker threads while the next run is
- * read. Read-only: never creates, writes or truncates anything.
+ * read. Read-only: never creates, writes or truncates anything, and never
+ * reads a byte from outside realpath(root) (each handle is confined).
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Bitfield } from '../core/bitfield.js';
-import { TtError } from '../core/errors.js';
+import { TtError, type DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { PieceHasher, defaultHashWorkers } from './hasher.js';
 import { spansFor } from './layout.js';
@@ -51,13 +53,18 @@ type Gap = readonly [number, number];
 
 /**
  * Which pieces are on disk and hash correctly. Missing or short files make
- * the pieces they cover missing. Throws DiskError for unsafe paths or
+ * the pieces they cover missing. Throws DiskError for unsafe paths (a
+ * symlink anywhere under root, even one planted while checking) or
  * unreadable files, TtError('INTERRUPTED') when `signal` aborts.
  */
 export async function checkExisting(root: string, meta: Metainfo, opts: CheckOptions = {}): Promise<Bitfield> {
   const paths: string[] = [];
   for (const file of meta.files) paths.push(await resolveInside(root, file.path));
-  const files = new FileReader(meta, paths);
+  const rootReal = await realRoot(root).catch((err: unknown) => {
+    if ((err as DiskError).syscallCode === 'ENOENT') return undefined; // no folder yet: every file is missing
+    throw err;
+  });
+  const files = new FileReader(meta, paths, rootReal);
   const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
   const result = new Bitfield(meta.pieceCount);
   const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: 0, bytes: 0 };
@@ -166,12 +173,15 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 class FileReader {
   readonly #meta: Metainfo;
   readonly #paths: readonly string[];
+  /** realpath(root); undefined when root does not exist (every file is missing). */
+  readonly #rootReal: string | undefined;
   /** null: the file is missing. */
   readonly #handles = new Map<number, FileHandle | null>();
 
-  constructor(meta: Metainfo, paths: readonly string[]) {
+  constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined) {
     this.#meta = meta;
     this.#paths = paths;
+    this.#rootReal = rootReal;
   }
 
   /** Fill `target` with torrent bytes from `offset`; returns the ranges not on disk. */
@@ -211,15 +221,27 @@ class FileReader {
   async #handle(fileIndex: number): Promise<FileHandle | null> {
     const known = this.#handles.get(fileIndex);
     if (known !== undefined) return known;
+    const fh = this.#rootReal === undefined ? null : await this.#openConfined(fileIndex, this.#rootReal);
+    this.#handles.set(fileIndex, fh);
+    return fh;
+  }
+
+  /** Open read-only, refusing a handle outside rootReal; null when the file is missing. */
+  async #openConfined(fileIndex: number, rootReal: string): Promise<FileHandle | null> {
     const file = this.#paths[fileIndex]!;
-    let fh: FileHandle | null;
+    let fh: FileHandle;
     try {
       fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toDiskError('check', file, err);
-      fh = null;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw toDiskError('check', file, err);
     }
-    this.#handles.set(fileIndex, fh);
+    try {
+      await assertOpenedInside(fh, rootReal, this.#meta.files[fileIndex]!.path);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
     return fh;
   }
 

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { renameSync, symlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TtError } from '../../../src/core/errors.js';
+import { DiskError, TtError } from '../../../src/core/errors.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
-import { checkExisting, type CheckProgress } from '../../../src/storage/check.js';
-import { makeTorrent, withTempDir } from './fixture.js';
+import { CHECK_RUN_BYTES, checkExisting, type CheckProgress } from '../../../src/storage/check.js';
+import { makeTorrent, withFileIn, withTempDir } from './fixture.js';
 
 async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
   for (const file of meta.files) {
@@ -130,6 +132,50 @@ describe('checkExisting', () => {
       const run = checkExisting(root, meta, { signal: ac.signal, onProgress: () => ac.abort() });
       await expect(run).rejects.toBeInstanceOf(TtError);
       await expect(run).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    });
+  });
+
+  it('never reads through a folder swapped for a symlink while checking: DiskError, not pieces from outside', async () => {
+    const parent = await mkdtemp(path.join(tmpdir(), 'tt-check-swap-'));
+    try {
+      const root = path.join(parent, 'root');
+      const outside = path.join(parent, 'outside');
+      // pieces over one run are checked strictly one after another, with progress in between
+      const pieceLength = CHECK_RUN_BYTES + 1;
+      const made = makeTorrent([pieceLength, 1000], pieceLength);
+      const meta = withFileIn(made.meta, 1, 'sub'); // T/f0.bin, T/sub/f1.bin
+      await writeAll(root, meta, made.data);
+      await rm(path.join(root, 'T', 'sub', 'f1.bin')); // the copy inside lacks piece 1...
+      await mkdir(outside);
+      await writeFile(path.join(outside, 'f1.bin'), made.data.subarray(pieceLength)); // ...the bait outside has it
+      const swap = (p: CheckProgress): void => {
+        if (p.checked !== 1) return;
+        renameSync(path.join(root, 'T', 'sub'), path.join(root, 'T', 'sub-moved'));
+        symlinkSync(outside, path.join(root, 'T', 'sub'));
+      };
+      const err = await checkExisting(root, meta, { onProgress: swap }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DiskError);
+      expect((err as DiskError).message).toMatch(/f1\.bin.*escapes the download folder/);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('a root that does not exist yet: every piece missing, nothing created', async () => {
+    await withTempDir(async (dir) => {
+      const { meta } = makeTorrent([100, 200], 64);
+      const have = await checkExisting(path.join(dir, 'not-yet'), meta);
+      expect(have.empty).toBe(true);
+      expect(await readdir(dir)).toEqual([]);
+    });
+  });
+
+  it('a root that is itself a symlink is checked normally', async () => {
+    await withTempDir(async (dir) => {
+      const { meta, data } = makeTorrent([100, 200], 64);
+      await writeAll(path.join(dir, 'real'), meta, data);
+      await symlink(path.join(dir, 'real'), path.join(dir, 'link'));
+      expect((await checkExisting(path.join(dir, 'link'), meta)).complete).toBe(true);
     });
   });
 });
