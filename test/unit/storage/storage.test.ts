@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -162,22 +163,46 @@ describe('disk errors', () => {
 
   it('maps permission and read-only errors (injected: the tests run as root)', async () => {
     await withTempDir(async (root) => {
-      const { meta, data } = makeTorrent([10], 16);
+      const { meta, data } = makeTorrent([10, 6], 16); // one piece over both files
       const eacces = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
       await expect(TorrentStorage.open(root, meta, { mode: 'readwrite', openFile: () => Promise.reject(eacces) })).rejects.toThrow(
         /cannot create ".*f0\.bin": not writable/,
       );
-      // creating works, later opens are denied (e.g. permissions changed under us)
+      // creating works, later opens are denied (e.g. permissions changed under us);
+      // with one handle, f1's (kept from open) has evicted f0's, so f0 is reopened
       const denied = await TorrentStorage.open(root, meta, {
         mode: 'readwrite',
+        maxOpenFiles: 1,
         openFile: (file, flags) => ((flags & constants.O_CREAT) !== 0 ? open(file, flags, 0o644) : Promise.reject(eacces)),
       });
       await expect(denied.writePiece(0, data)).rejects.toThrow(/cannot write ".*f0\.bin": not writable \(permission denied\) \(EACCES\)/);
       await expect(denied.readPiece(0)).rejects.toThrow(/not readable/);
+      await denied.close();
     });
     const erofs = toDiskError('write', '/x/y', Object.assign(new Error('EROFS'), { code: 'EROFS' }));
     expect(erofs.message).toBe('cannot write "/x/y": not writable (read-only file system) (EROFS)');
     expect(erofs.code).toBe('DISK');
     expect(toDiskError('write', '/x/y', new Error('odd')).message).toBe('cannot write "/x/y": odd');
+  });
+
+  it('a read-only file system is reported as not writable, not as missing (real EROFS: tmpfs remounted ro, needs root)', async () => {
+    await withTempDir(async (dir) => {
+      const ro = path.join(dir, 'ro');
+      await mkdir(ro);
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', ro], { stdio: 'pipe' });
+      } catch (err) {
+        throw new Error(`mount -t tmpfs is not permitted here (needs root); this test cannot run: ${(err as Error).message}`);
+      }
+      try {
+        execFileSync('mount', ['-o', 'remount,ro', ro], { stdio: 'pipe' });
+        const { meta } = makeTorrent([10, 20], 16);
+        // Node 20's recursive mkdir alone says ENOENT here ("missing")
+        await expect(TorrentStorage.open(ro, meta, { mode: 'readwrite' })).rejects.toThrow(/cannot create ".*[/]ro[/]T": not writable \(read-only file system\) \(EROFS\)/);
+        await expect(TorrentStorage.open(path.join(ro, 'out'), meta, { mode: 'readwrite' })).rejects.toThrow(/not writable .*EROFS/);
+      } finally {
+        execFileSync('umount', [ro]);
+      }
+    });
   });
 });
