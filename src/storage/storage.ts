@@ -56,7 +56,7 @@ export class TorrentStorage {
   /** Whether each handle is checked to be inside realpath(root) (the default opener). */
   readonly #confine: boolean;
   readonly #root: string;
-  /** realpath(root), once known (a read-only root may appear only later). */
+  /** realpath(root), fixed at open() (or at the first open, when root did not exist yet). */
   #rootReal: string | undefined;
   readonly #slots = new Map<number, Slot>();
   #closed = false;
@@ -83,7 +83,10 @@ export class TorrentStorage {
     const paths: string[] = [];
     for (const file of meta.files) paths.push(await resolveInside(root, file.path));
     const storage = new TorrentStorage(path.resolve(root), meta, paths, opts);
-    if (!storage.#writable) return storage;
+    if (!storage.#writable) {
+      storage.#rootReal = await realRoot(root).catch(() => undefined); // missing root: files read as missing
+      return storage;
+    }
     try {
       for (const [fileIndex, file] of paths.entries()) {
         const dir = path.dirname(file);
@@ -238,10 +241,6 @@ export class TorrentStorage {
 
   /** Put a handle opened by open() into the LRU as most recently used (closed at once if over the limit). */
   #keep(fileIndex: number, fh: FileHandle): void {
-    if (this.#slots.has(fileIndex)) {
-      void fh.close().catch(() => undefined); // the same path twice: one handle is enough
-      return;
-    }
     this.#slots.set(fileIndex, { handle: Promise.resolve(fh), users: 0 });
     this.#evict();
   }
