@@ -136,6 +136,19 @@ describe('storage never writes outside root', () => {
     expect(await readFile(path.join(outside, 'f1.bin'))).toEqual(bait);
   });
 
+  it('read mode: the root itself swapped for a symlink after open is refused on the first read', async () => {
+    const { meta, data } = makeTorrent([64], 64);
+    await mkdir(path.join(root, 'T'));
+    await writeFile(path.join(root, 'T', 'f0.bin'), data);
+    await mkdir(path.join(outside, 'T'));
+    await writeFile(path.join(outside, 'T', 'f0.bin'), Buffer.alloc(64, 0xbb));
+    const storage = await TorrentStorage.open(root, meta, { mode: 'read' });
+    await rename(root, path.join(parent, 'root-moved'));
+    await symlink(outside, root);
+    await expect(storage.readPiece(0)).rejects.toThrow(/escapes the download folder/);
+    await storage.close();
+  });
+
   it('works through a root that is itself a symlink', async () => {
     const link = path.join(parent, 'link');
     await symlink(root, link);
