@@ -4,9 +4,9 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import type { PeerAddress } from '../core/peer-address.js';
 import { toDiskError } from '../storage/disk-error.js';
+import { mkdirp } from '../storage/mkdirp.js';
 import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
@@ -56,7 +56,7 @@ export function registerDownload(program: Command): void {
       const reporter = new Reporter(chooseMode(opts));
       const root = resolve(opts.out);
       try {
-        await mkdir(root, { recursive: true });
+        await mkdirp(root);
       } catch (err) {
         throw toDiskError('create', root, err);
       }

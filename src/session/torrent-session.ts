@@ -41,6 +41,8 @@ export const MAX_PEER_REQUESTS = 500;
 const MAX_REQUESTS_WHILE_CHOKED = 200;
 const MAX_UNREQUESTED_BLOCKS = 64;
 const MAX_HALF_OPEN = 16;
+/** Spare piece buffers kept for reuse (bounded: 16 x piece length). */
+const FREE_PIECE_BUFFERS = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
@@ -173,6 +175,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** smart ban: for pieces that failed with several senders, each block's sender and hash */
   readonly #suspects = new Map<number, { sender: string; digest: Buffer }[]>();
   #diskQueueBytes = 0;
+  readonly #freePieces: Buffer[] = [];
   /** bytes of complete pieces waiting for their SHA-1 (counted with the disk queue) */
   #hashingBytes = 0;
   readonly #hasher: PieceHasher;
@@ -629,7 +632,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (result === 'new') {
       let entry = this.#assembly.get(index);
       if (!entry) {
-        entry = { buffer: Buffer.allocUnsafe(this.geometry.pieceSize(index)), senders: [] };
+        entry = { buffer: this.#allocPiece(this.geometry.pieceSize(index)), senders: [] };
         this.#assembly.set(index, entry);
       }
       block.copy(entry.buffer, begin);
@@ -699,8 +702,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.have.set(index);
     this.picker?.pieceVerified(index);
     this.#verifiedBytes += piece.length;
-    // keep it for serving only when someone may ask for it soon
+    // keep it for serving only when someone may ask for it soon; otherwise
+    // its buffer is reused for the next piece (no allocation, no page faults)
     if ([...this.#peers.values()].some((p) => p.conn.peerInterested && !p.conn.peerBitfield.has(index))) this.#readCache?.put(index, piece);
+    else this.#freePiece(piece);
     this.emit('piece-verified', index);
     for (const p of this.#peers.values()) {
       if (!p.conn.handshakeDone) continue;
@@ -716,6 +721,19 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
    * when the piece later verifies, whoever sent a block that differs lied.
    * As a fallback, a peer involved in many failures is banned too.
    */
+  /** A piece-sized buffer, reused when one is free: only in-flight pieces hold one. */
+  #allocPiece(size: number): Buffer {
+    if (size === this.geometry.pieceLength) {
+      const free = this.#freePieces.pop();
+      if (free) return free;
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  #freePiece(piece: Buffer): void {
+    if (piece.length === this.geometry.pieceLength && this.#freePieces.length < FREE_PIECE_BUFFERS) this.#freePieces.push(piece);
+  }
+
   #onHashFailure(index: number, buffer: Buffer, senders: string[]): void {
     this.#failedPieces++;
     this.picker?.pieceFailed(index);
@@ -737,6 +755,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         if (strikes >= MAX_SHARED_FAILURES) this.#ban(key, 'involved in too many corrupt pieces');
       }
     }
+    this.#freePiece(buffer); // its block digests are kept; the bytes are not needed
     for (const p of this.#peers.values()) this.#fillRequests(p);
   }
 
