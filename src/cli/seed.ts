@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
-import { parseCount, parseDuration, parsePort, parseRatio, parseSize } from './units.js';
+import type { PeerAddress } from '../core/peer-address.js';
+import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
 
 interface SeedOptions {
   dir: string;
@@ -18,6 +19,7 @@ interface SeedOptions {
   uploadLimit?: number;
   uploadSlots: number;
   partial?: boolean;
+  peer?: PeerAddress[];
   seedRatio?: number;
   seedTime?: number;
   quiet?: boolean;
@@ -36,6 +38,7 @@ export function registerSeed(program: Command): void {
     .option('--upload-limit <rate>', 'upload limit in bytes/s (e.g. 500K, 2M)', parseSize)
     .option('--upload-slots <n>', 'peers unchoked at once', parseCount, 4)
     .option('--partial', 'serve the pieces that are present even when some are missing')
+    .option('--peer <host:port>', 'also connect to this peer (repeatable), e.g. a leecher that cannot reach us', parsePeer)
     .option('--seed-ratio <ratio>', 'stop once uploaded/size reaches this', parseRatio)
     .option('--seed-time <duration>', 'stop after seeding this long (e.g. 30m)', parseDuration)
     .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
@@ -56,6 +59,7 @@ export function registerSeed(program: Command): void {
         uploadSlots: opts.uploadSlots,
         uploadLimit: opts.uploadLimit ?? 0,
         allowPartial: opts.partial === true,
+        peers: opts.peer ?? [],
         goal: {
           stopWhenComplete: false,
           ...(opts.seedRatio !== undefined ? { seedRatio: opts.seedRatio } : {}),

@@ -33,8 +33,11 @@ export class PeerPool {
     this.#now = now;
   }
 
-  /** Add peers from a tracker or the command line; returns how many were new. */
-  add(addresses: readonly PeerAddress[]): number {
+  /**
+   * Add peers from a tracker or the command line; returns how many were new.
+   * `explicit`: given by the user, so never held back by a minimum age.
+   */
+  add(addresses: readonly PeerAddress[], explicit = false): number {
     let added = 0;
     for (const a of addresses) {
       if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) continue;
@@ -42,7 +45,7 @@ export class PeerPool {
       if (this.#peers.has(key) || this.#banned.has(key)) continue;
       if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne();
       if (this.#peers.size >= MAX_KNOWN_PEERS) break;
-      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, addedAt: this.#now(), connected: false, connecting: false, banned: undefined });
+      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, addedAt: explicit ? -Infinity : this.#now(), connected: false, connecting: false, banned: undefined });
       added++;
     }
     return added;

@@ -265,7 +265,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     });
     this.picker = new PiecePicker(this.geometry, this.have);
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover) => this.#onIncoming(socket, handshake, leftover));
-    if (this.opts.peers) this.pool.add(this.opts.peers);
+    if (this.opts.peers) this.pool.add(this.opts.peers, true);
     if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
     this.#started = true;
     this.#lastPeerAt = Date.now();
