@@ -51,7 +51,24 @@ function oneLine(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ').trim();
 }
 
+/**
+ * stdout closed under us (`tt download --json | head -1`): a running session
+ * stops as on SIGTERM (announces stopped, keeps verified pieces); anything
+ * else just exits. Later writes to the dead pipe are ignored, never a crash.
+ */
+function handleClosedStdout(): void {
+  let gone = false;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (gone) return;
+    gone = true;
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') process.stderr.write(`tt: cannot write output: ${oneLine(err.message)}\n`);
+    if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
+    else process.exit(process.exitCode ?? 0);
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  handleClosedStdout();
   try {
     await buildProgram().parseAsync(argv);
     if (process.exitCode === undefined) process.exitCode = 0;
