@@ -2,7 +2,9 @@
  * Transmission 3.00 (transmission-cli) for interop tests (BEP 3 over TCP), configured through
  * a settings.json in a temp config dir: DHT, LPD, PEX, uTP, port forwarding and RPC off, bound
  * to 127.0.0.1. Transmission ignores 127.x peers from trackers: on loopback, connect to it.
+ * Run under `stdbuf -o0`: piped, its status line sat ~10 s in a 4 KiB stdout buffer.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +12,8 @@ import { startProcess, type ManagedProcess } from './process.js';
 
 export const TRANSMISSION_CLI = 'transmission-cli';
 export const TRANSMISSION_START_TIMEOUT_MS = 60_000;
+/** coreutils stdbuf: execs the command (same PID) with stdout unbuffered. */
+export const STDBUF = '/usr/bin/stdbuf';
 
 /** The settings.json we give every transmission-cli. */
 export function transmissionSettings(port: number, downloadDir: string): Record<string, unknown> {
@@ -54,9 +58,11 @@ export interface TransmissionClient {
 export async function startTransmission(opts: TransmissionOptions): Promise<TransmissionClient> {
   const configDir = await mkdtemp(join(tmpdir(), 'tt-transmission-'));
   await writeFile(join(configDir, 'settings.json'), JSON.stringify(transmissionSettings(opts.port, opts.dir), null, 2));
-  const proc = startProcess('transmission-cli', TRANSMISSION_CLI, [
-    '-g', configDir, '-w', opts.dir, '-p', String(opts.port), '-M', '-et', '-D', '-U', opts.torrent,
-  ]);
+  const args = ['-g', configDir, '-w', opts.dir, '-p', String(opts.port), '-M', '-et', '-D', '-U', opts.torrent];
+  // transmission-cli prints "Seeding" every 200 ms without flushing; unbuffered, waitSeeding sees it at once
+  const proc = existsSync(STDBUF)
+    ? startProcess('transmission-cli', STDBUF, ['-o0', TRANSMISSION_CLI, ...args])
+    : startProcess('transmission-cli', TRANSMISSION_CLI, args);
   return {
     proc,
     configDir,
