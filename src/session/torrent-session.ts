@@ -35,7 +35,7 @@ import { grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH }
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 /** Verified-but-unwritten bytes above which we stop reading sockets. */
-export const DISK_QUEUE_MAX_BYTES = 64 * 1024 * 1024;
+export const DISK_QUEUE_MAX_BYTES = 16 * 1024 * 1024;
 /** Requests a peer may have queued with us (advertised as BEP 10 reqq). */
 export const MAX_PEER_REQUESTS = 500;
 const MAX_REQUESTS_WHILE_CHOKED = 200;
