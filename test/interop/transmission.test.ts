@@ -9,25 +9,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertSameTree, writeMultiFileData } from '../helpers/clients/data.js';
+import { MULTI_FILE_LAYOUT, assertSameTree, writeMultiFileData } from '../helpers/clients/data.js';
 import { ltCreate } from '../helpers/clients/libtorrent.js';
 import { freePort, killAll, startProcess, type JsonEvent } from '../helpers/clients/process.js';
 import { startTransmission } from '../helpers/clients/transmission.js';
 import { TT_BIN, TT_START_TIMEOUT_MS } from '../helpers/clients/tt.js';
 
 const PIECE_LENGTH = 32 * 1024;
-/** ~1.3 MiB; file ends fall inside pieces; one empty file (Transmission does not create those). */
-const LAYOUT = {
-  'a.bin': 300_003,
-  'empty.txt': 0,
-  'sub/b.bin': 65_537,
-  'sub/deeper/c.bin': 7,
-  'sub/d.bin': 950_001,
-  'z.bin': 1,
-};
+/** File ends fall inside pieces; one empty file (Transmission does not create those). */
+const LAYOUT = MULTI_FILE_LAYOUT;
 const TOTAL_LENGTH = Object.values(LAYOUT).reduce((a, b) => a + b, 0);
 const PIECE_COUNT = Math.ceil(TOTAL_LENGTH / PIECE_LENGTH);
-/** Transmission hashing ~1 MiB of existing data before it says "Seeding". */
+/** Transmission hashing ~400 KiB of existing data before it says "Seeding". */
 const TRANSMISSION_VERIFY_TIMEOUT_MS = 20_000;
 /** Transmission's rechoke timer (~10 s) may hold back the first block; the rest is fast. */
 const TRANSFER_TIMEOUT_MS = 40_000;
