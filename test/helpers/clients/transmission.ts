@@ -63,6 +63,8 @@ export async function startTransmission(opts: TransmissionOptions): Promise<Tran
   const proc = existsSync(STDBUF)
     ? startProcess('transmission-cli', STDBUF, ['-o0', TRANSMISSION_CLI, ...args])
     : startProcess('transmission-cli', TRANSMISSION_CLI, args);
+  // killAll() ends it without stop(): drop its config dir whenever it exits
+  proc.child.once('close', () => void rm(configDir, { recursive: true, force: true }).catch(() => undefined));
   return {
     proc,
     configDir,
