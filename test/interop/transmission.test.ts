@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MULTI_FILE_LAYOUT, assertSameTree, writeMultiFileData } from '../helpers/clients/data.js';
 import { ltCreate } from '../helpers/clients/libtorrent.js';
-import { freePort, killAll, startProcess, type JsonEvent } from '../helpers/clients/process.js';
+import { freePort, killAll, startProcess, type JsonEvent, type ManagedProcess } from '../helpers/clients/process.js';
 import { startTransmission } from '../helpers/clients/transmission.js';
 import { TT_BIN, TT_START_TIMEOUT_MS } from '../helpers/clients/tt.js';
 
@@ -25,6 +25,7 @@ const TRANSMISSION_VERIFY_TIMEOUT_MS = 20_000;
 /** Transmission's rechoke timer (~10 s) may hold back the first block; the rest is fast. */
 const TRANSFER_TIMEOUT_MS = 40_000;
 const TEST_TIMEOUT_MS = 60_000;
+const PEER_LOG_LINES = 30;
 
 let dir: string;
 let seedDir: string;
@@ -50,6 +51,21 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** tt's --verbose peer lines (connect, close with reason) and warnings: progress events push them out of the ring. */
+function peerLog(tt: ManagedProcess): string {
+  const lines = tt.events.filter((e) => e['event'] === 'info' || e['event'] === 'warning').map((e) => String(e['message']));
+  return lines.slice(-PEER_LOG_LINES).join('\n  ');
+}
+
+/** Rethrow with tt's peer log attached. */
+async function withPeerLog<T>(tt: ManagedProcess, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- tt peer log ---\n  ${peerLog(tt)}`);
+  }
+}
+
 function isNumberEvent(e: JsonEvent, name: string, field: string, atLeast: number): boolean {
   return e['event'] === name && typeof e[field] === 'number' && e[field] >= atLeast;
 }
@@ -67,7 +83,7 @@ describe('tt <-> Transmission 3.00 on loopback', () => {
       TT_BIN, 'download', torrent, '--out', out, '--bind', '127.0.0.1', '--port', '0',
       '--peer', `127.0.0.1:${port}`, '--no-trackers', '--json', '--verbose',
     ]);
-    await tt.expectSuccess(TRANSFER_TIMEOUT_MS);
+    await withPeerLog(tt, tt.expectSuccess(TRANSFER_TIMEOUT_MS));
     const seconds = (Date.now() - started) / 1000;
 
     await assertSameTree(source, join(out, 'multi'), { strict: true });
@@ -93,8 +109,12 @@ describe('tt <-> Transmission 3.00 on loopback', () => {
 
     try {
       await tr.waitSeeding(TRANSFER_TIMEOUT_MS);
-    } catch (err) {
-      throw tt.failure(`Transmission did not complete: ${(err as Error).message}`);
+    } catch {
+      // tt's side (peer connect/close reasons) says more than Transmission's repeated status line
+      const lastLine = tr.proc.output().split(/[\r\n]+/).filter(Boolean).pop() ?? '';
+      throw new Error(
+        `Transmission did not complete within ${TRANSFER_TIMEOUT_MS} ms; its status: ${lastLine.trim()}\n--- tt peer log ---\n  ${peerLog(tt)}`,
+      );
     }
     const seconds = (Date.now() - started) / 1000;
 
