@@ -110,6 +110,7 @@ export interface SessionEvents {
   'piece-failed': [index: number, peers: string[]];
   'peer-banned': [peer: string, reason: string];
   'peer-connected': [peer: string];
+  'peer-dial-failed': [peer: string, reason: string];
   'peer-closed': [peer: string, reason: string];
   warning: [message: string];
   complete: [];
@@ -358,15 +359,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     let settled = false;
     const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
     timer.unref();
-    const fail = (_reason: string): void => {
+    const fail = (reason: string): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       this.#halfOpen--;
       socket.destroy();
       this.pool.markFailed(key);
+      this.emit('peer-dial-failed', key, reason);
     };
-    socket.once('error', () => fail('connect error'));
+    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? errorMessage(err)));
     socket.once('connect', () => {
       if (settled) return;
       settled = true;
