@@ -308,7 +308,7 @@ function aria2Args(torrent, out, port, timeoutS) {
 async function leecherCommand(client, torrent, out, timeoutS) {
   switch (client) {
     case 'tt':
-      return [process.execPath, TT_BIN, 'download', torrent, '--out', out, '--port', '0', '--bind', '127.0.0.1', '--quiet'];
+      return [TT_BIN, 'download', torrent, '--out', out, '--port', '0', '--bind', '127.0.0.1', '--quiet'];
     case 'aria2c':
       return ['aria2c', ...aria2Args(torrent, out, await freePort(), timeoutS)];
     case 'libtorrent':
@@ -433,7 +433,7 @@ async function main() {
       await ltCreate(join(seedDir, fileName), torrentB, opts.pieceLength, trackerB.url);
       let ttSeedError = missingReason('tt', versions);
       if (!ttSeedError) {
-        const ttSeeder = start(process.execPath, [TT_BIN, 'seed', torrentB, '--dir', seedDir, '--port', '0', '--bind', '127.0.0.1', '--json']);
+        const ttSeeder = start(TT_BIN, ['seed', torrentB, '--dir', seedDir, '--port', '0', '--bind', '127.0.0.1', '--json']);
         try {
           await waitForEvent(ttSeeder, 'checked', 600_000);
           await waitForSeeders(trackerB.url, infoHash, 1);
