@@ -1,0 +1,61 @@
+/**
+ * The options `tt download` and `tt seed` share (listening, peers, limits,
+ * seeding goals, output mode) and their translation into runSession options,
+ * declared once so the two commands cannot drift apart.
+ */
+import type { Command } from 'commander';
+import type { PeerAddress } from '../core/peer-address.js';
+import type { RunGoal } from './run-session.js';
+import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
+
+export interface SharedOptions {
+  port?: number;
+  bind?: string;
+  maxPeers: number;
+  peer?: PeerAddress[];
+  uploadLimit?: number;
+  uploadSlots: number;
+  seedRatio?: number;
+  seedTime?: number;
+  quiet?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+/** Adds the shared options; `peerHelp` and `goalPrefix` word them for each command. */
+export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: string): Command {
+  return cmd
+    .option('-p, --port <port>', 'TCP port to listen on (default: first free of 6881-6889; 0 = any)', parsePort)
+    .option('--bind <address>', 'address to listen on', '0.0.0.0')
+    .option('--max-peers <n>', 'most peers connected at once', parseCount, 50)
+    .option('--peer <host:port>', peerHelp, parsePeer)
+    .option('--upload-limit <rate>', 'upload limit in bytes/s (e.g. 500K, 2M)', parseSize)
+    .option('--upload-slots <n>', 'peers unchoked at once', parseCount, 4)
+    .option('--seed-ratio <ratio>', `${goalPrefix}stop once uploaded/size reaches this`, parseRatio)
+    .option('--seed-time <duration>', `${goalPrefix}stop after seeding this long (e.g. 30m)`, parseDuration)
+    .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'print newline-delimited JSON events on stdout');
+}
+
+/** The runSession options that follow from the shared options. */
+export function sharedRunOptions(opts: SharedOptions) {
+  return {
+    host: opts.bind ?? '0.0.0.0',
+    ...(opts.port !== undefined ? { port: opts.port } : {}),
+    maxPeers: opts.maxPeers,
+    uploadSlots: opts.uploadSlots,
+    uploadLimit: opts.uploadLimit ?? 0,
+    peers: opts.peer ?? [],
+    verbose: opts.verbose === true,
+  };
+}
+
+/** Seeding goals (ratio, time) as a RunGoal. */
+export function seedGoal(opts: SharedOptions, stopWhenComplete: boolean): RunGoal {
+  return {
+    stopWhenComplete,
+    ...(opts.seedRatio !== undefined ? { seedRatio: opts.seedRatio } : {}),
+    ...(opts.seedTime !== undefined ? { seedTimeS: opts.seedTime } : {}),
+  };
+}
