@@ -18,7 +18,7 @@ import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { PeerConnection } from '../peer/connection.js';
 import { PiecePicker, type BlockRequest } from '../pieces/picker.js';
-import { TorrentStorage } from '../storage/storage.js';
+import { TorrentStorage, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
@@ -80,6 +80,8 @@ export interface SessionOptions {
   requestTimeoutMs?: number;
   /** Worker pool for SHA-1 (one per process can be shared by several sessions). */
   hasher?: PieceHasher;
+  /** Test seam: how storage opens files (e.g. a deliberately slow disk). */
+  openFile?: FileOpener;
   /** Skip checking existing data (the caller knows the folder is new). */
   skipCheck?: boolean;
 }
@@ -100,6 +102,8 @@ export interface SessionStats {
   knownPeers: number;
   failedPieces: number;
   bannedPeers: number;
+  /** complete pieces held in memory waiting for their hash or their write */
+  pendingBytes: number;
 }
 
 export interface SessionEvents {
@@ -237,6 +241,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       knownPeers: this.pool.size,
       failedPieces: this.#failedPieces,
       bannedPeers: this.#banned,
+      pendingBytes: this.#diskQueueBytes + this.#hashingBytes,
     };
   }
 
@@ -258,7 +263,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         `${missing} of ${this.geometry.pieceCount} pieces are missing or corrupt in ${root}; refusing to seed a partial copy (use --partial to serve what is there)`,
       );
     }
-    this.storage = await TorrentStorage.open(root, meta, { mode: this.opts.mode === 'download' ? 'readwrite' : 'read' });
+    this.storage = await TorrentStorage.open(root, meta, {
+      mode: this.opts.mode === 'download' ? 'readwrite' : 'read',
+      ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
+    });
     this.#readCache = new PieceReadCache(async (index) => {
       const piece = await this.storage!.readPiece(index);
       if (!piece) throw new DiskError(`piece ${index} can no longer be read from ${root}`);
