@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../../../src/core/geometry.js';
 import { PiecePicker, type BlockRequest } from '../../../src/pieces/picker.js';
+import { mulberry32 } from '../../helpers/prng.js';
 
 /** "1010" -> bitfield with pieces 0 and 2. */
 function bf(picture: string): Bitfield {
@@ -10,17 +11,7 @@ function bf(picture: string): Bitfield {
   return b;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = mulberry32;
 
 /** Pieces of `blocks` full blocks each. */
 function geometry(pieces: number, blocks = 1): PieceGeometry {

@@ -4,20 +4,11 @@ import { ProtocolError } from '../../../src/core/errors.js';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { DEFAULT_MAX_MESSAGE_LENGTH, FrameError, MessageDecoder } from '../../../src/wire/decoder.js';
 import { MessageId, encodeMessage, type Message } from '../../../src/wire/messages.js';
+import { mulberry32 } from '../../helpers/prng.js';
 
 const PIECE_COUNT = 21; // 3 bitfield bytes, 3 spare bits
 
-/** Deterministic PRNG (mulberry32) so random chunkings are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 function patterned(length: number, seed: number): Buffer {
   const b = Buffer.alloc(length);
