@@ -17,7 +17,7 @@ import type { PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { PeerConnection } from '../peer/connection.js';
-import { PiecePicker, type BlockRequest } from '../pieces/picker.js';
+import { PiecePicker } from '../pieces/picker.js';
 import { TorrentStorage, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { PieceHasher } from '../storage/hasher.js';
@@ -197,6 +197,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #failedPieces = 0;
   #banned = 0;
   #verifiedBytes = 0;
+  /** bytes of the pieces in `have` (so stats() need not scan every piece) */
+  #haveBytes = 0;
   #fatal: TtError | undefined;
   readonly #pendingWrites = new Set<Promise<void>>();
 
@@ -225,8 +227,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   stats(): SessionStats {
-    let left = 0;
-    for (let i = 0; i < this.geometry.pieceCount; i++) if (!this.have.has(i)) left += this.geometry.pieceSize(i);
+    const left = this.meta.totalLength - this.#haveBytes;
     return {
       pieceCount: this.geometry.pieceCount,
       have: this.have.count,
@@ -251,6 +252,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (!this.opts.skipCheck) {
       this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p) });
     }
+    for (const i of this.have.indices()) this.#haveBytes += this.geometry.pieceSize(i);
     this.emit('checked', this.have.count, this.geometry.pieceCount);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
     if (this.opts.mode === 'download' && !this.have.complete && !trackers && (this.opts.peers ?? []).length === 0) {
@@ -590,7 +592,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           this.#scheduleRefill(state, wait);
           continue;
         }
-        state.outstanding.set(blockKey(b), { index: b.index, begin: b.begin, length: b.length, sentAt: now });
+        state.outstanding.set(blockKey(b.index, b.begin), { index: b.index, begin: b.begin, length: b.length, sentAt: now });
         conn.request(b.index, b.begin, b.length);
       }
     });
@@ -617,15 +619,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   #onReject(state: PeerState, index: number, begin: number): void {
-    const key = index * 65536 + Math.floor(begin / BLOCK_SIZE);
-    if (!state.outstanding.delete(key)) return;
+    if (!state.outstanding.delete(blockKey(index, begin))) return;
     this.picker?.release(state.conn, index, begin);
   }
 
   #onPiece(state: PeerState, index: number, begin: number, block: Buffer): void {
     const picker = this.picker;
     if (!picker) return;
-    const key = index * 65536 + Math.floor(begin / BLOCK_SIZE);
+    const key = blockKey(index, begin);
     const req = state.outstanding.get(key);
     if (!req || req.begin !== begin || req.length !== block.length) {
       // unrequested, cancelled-too-late or wrong size: ignore, but not forever
@@ -709,12 +710,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #onPieceWritten(index: number, piece: Buffer): void {
     if (this.#stopped) return;
     // the invariant: hash matched AND write completed -> only now is it "had"
-    this.have.set(index);
+    if (this.have.set(index)) this.#haveBytes += piece.length;
     this.picker?.pieceVerified(index);
     this.#verifiedBytes += piece.length;
     // keep it for serving only when someone may ask for it soon; otherwise
     // its buffer is reused for the next piece (no allocation, no page faults)
-    if ([...this.#peers.values()].some((p) => p.conn.peerInterested && !p.conn.peerBitfield.has(index))) this.#readCache?.put(index, piece);
+    if (this.#someoneWants(index)) this.#readCache?.put(index, piece);
     else this.#freePiece(piece);
     this.emit('piece-verified', index);
     for (const p of this.#peers.values()) {
@@ -731,6 +732,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
    * when the piece later verifies, whoever sent a block that differs lied.
    * As a fallback, a peer involved in many failures is banned too.
    */
+  #someoneWants(index: number): boolean {
+    for (const p of this.#peers.values()) if (p.conn.peerInterested && !p.conn.peerBitfield.has(index)) return true;
+    return false;
+  }
+
   /** A piece-sized buffer, reused when one is free: only in-flight pieces hold one. */
   #allocPiece(size: number): Buffer {
     if (size === this.geometry.pieceLength) {
@@ -1031,8 +1037,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 }
 
-function blockKey(b: BlockRequest): number {
-  return b.index * 65536 + Math.floor(b.begin / BLOCK_SIZE);
+/** Key of one of our 16 KiB requests in PeerState.outstanding (block numbers < 65536). */
+function blockKey(index: number, begin: number): number {
+  return index * 65536 + Math.floor(begin / BLOCK_SIZE);
 }
 
 function onceDrained(conn: PeerConnection): Promise<void> {
