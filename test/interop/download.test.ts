@@ -4,28 +4,18 @@
  * odd file sizes (pieces crossing files, a zero-length file); bytes on disk compared with the source.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startOpentracker, type OpentrackerHandle } from '../helpers/opentracker.js';
+import type { OpentrackerHandle } from '../helpers/opentracker.js';
+import { makeTrackedTorrent } from '../helpers/clients/tracked-torrent.js';
 import { startAria2Seeder } from '../helpers/clients/aria2.js';
-import { assertSameTree, writeMultiFileData } from '../helpers/clients/data.js';
-import { ltCreate, startLtSeeder } from '../helpers/clients/libtorrent.js';
+import { assertSameTree } from '../helpers/clients/data.js';
+import { startLtSeeder } from '../helpers/clients/libtorrent.js';
 import { freePort, killAll } from '../helpers/clients/process.js';
 import { scrape, waitForSeeders } from '../helpers/clients/tracker-wait.js';
 import { startTtDownload } from '../helpers/clients/tt.js';
 
-const PIECE_LENGTH = 32 * 1024;
 const DOWNLOAD_TIMEOUT_MS = 90_000;
-/** ~3 MiB in files whose ends fall inside pieces; one empty file; nested folders. */
-const LAYOUT = {
-  'a.bin': 1_000_003,
-  'empty.txt': 0,
-  'sub/b.bin': 65_537,
-  'sub/deeper/c.bin': 7,
-  'sub/d.bin': 2_000_001,
-  'z.bin': 1,
-};
 
 let dir: string;
 let seedDir: string;
@@ -35,13 +25,7 @@ let infoHash: string;
 let tracker: OpentrackerHandle;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tt-interop-download-'));
-  seedDir = join(dir, 'seed');
-  source = await writeMultiFileData(seedDir, 'multi', LAYOUT);
-  infoHash = await ltCreate(source, join(dir, 'bare.torrent'), { pieceLength: PIECE_LENGTH });
-  tracker = await startOpentracker([Buffer.from(infoHash, 'hex')]);
-  torrent = join(dir, 'multi.torrent');
-  await ltCreate(source, torrent, { pieceLength: PIECE_LENGTH, trackers: [tracker.httpUrl] });
+  ({ dir, seedDir, source, torrent, infoHash, tracker } = await makeTrackedTorrent('tt-interop-download-'));
 });
 
 afterEach(async () => {

@@ -4,27 +4,18 @@
  * multi-file torrent with odd file sizes; bytes on disk compared with the source.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOpentracker, type OpentrackerHandle } from '../helpers/opentracker.js';
+import type { OpentrackerHandle } from '../helpers/opentracker.js';
+import { makeTrackedTorrent } from '../helpers/clients/tracked-torrent.js';
 import { aria2Download } from '../helpers/clients/aria2.js';
-import { assertSameTree, writeMultiFileData } from '../helpers/clients/data.js';
-import { ltCreate, ltDownload } from '../helpers/clients/libtorrent.js';
+import { assertSameTree } from '../helpers/clients/data.js';
+import { ltDownload } from '../helpers/clients/libtorrent.js';
 import { freePort, killAll } from '../helpers/clients/process.js';
 import { scrape, waitForSeeders } from '../helpers/clients/tracker-wait.js';
 import { startTtSeeder, type TtSeeder } from '../helpers/clients/tt.js';
 
-const PIECE_LENGTH = 32 * 1024;
 const LEECH_TIMEOUT_S = 90;
-const LAYOUT = {
-  'a.bin': 1_000_003,
-  'empty.txt': 0,
-  'sub/b.bin': 65_537,
-  'sub/deeper/c.bin': 7,
-  'sub/d.bin': 2_000_001,
-  'z.bin': 1,
-};
 
 let dir: string;
 let seedDir: string;
@@ -36,14 +27,7 @@ let seeder: TtSeeder;
 let pieceCount: number;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tt-interop-seed-'));
-  seedDir = join(dir, 'seed');
-  source = await writeMultiFileData(seedDir, 'multi', LAYOUT);
-  infoHash = await ltCreate(source, join(dir, 'bare.torrent'), { pieceLength: PIECE_LENGTH });
-  tracker = await startOpentracker([Buffer.from(infoHash, 'hex')]);
-  torrent = join(dir, 'multi.torrent');
-  await ltCreate(source, torrent, { pieceLength: PIECE_LENGTH, trackers: [tracker.httpUrl] });
-  pieceCount = Math.ceil(Object.values(LAYOUT).reduce((a, b) => a + b, 0) / PIECE_LENGTH);
+  ({ dir, seedDir, source, torrent, infoHash, tracker, pieceCount } = await makeTrackedTorrent('tt-interop-seed-'));
   const base = (await scrape(tracker.httpUrl, infoHash)).complete;
   seeder = await startTtSeeder(torrent, seedDir);
   await waitForSeeders(tracker.httpUrl, infoHash, base + 1);
