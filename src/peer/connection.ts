@@ -189,11 +189,16 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   /** piece: <len=0009+X><id=7><index><begin><block> — header and block written together (one writev when corked). */
-  sendPiece(index: number, begin: number, block: Buffer): void {
-    if (this.#closed) return;
+  sendPiece(index: number, begin: number, block: Buffer, onSent?: () => void): void {
+    if (this.#closed) {
+      onSent?.();
+      return;
+    }
     this.socket.cork();
     this.#write(encodePieceHeader(index, begin, block.length));
-    this.#write(block);
+    this.#lastSent = Date.now();
+    // the callback runs once the socket no longer holds `block` (written, or the write failed)
+    this.socket.write(block, onSent);
     this.socket.uncork();
     this.uploadRate.add(block.length);
   }

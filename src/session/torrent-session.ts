@@ -28,7 +28,7 @@ import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extensi
 import { supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { PeerPool } from './peer-pool.js';
-import { PieceReadCache } from './read-cache.js';
+import { PieceReadCache, READ_CACHE_BYTES } from './read-cache.js';
 import { Listener } from './listener.js';
 import { grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
 
@@ -175,6 +175,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #halfOpen = 0;
   #announcer: Announcer | undefined;
   #readCache: PieceReadCache | undefined;
+  /** Whole pieces fit the read cache a few at a time; otherwise serving reads single blocks. */
+  readonly #cacheWholePieces: boolean;
+  readonly #readAheadPieces: number;
   /** pieces being assembled: index -> buffer and the peer that sent each block */
   readonly #assembly = new Map<number, { buffer: Buffer; senders: string[] }>();
   /** smart ban: for pieces that failed with several senders, each block's sender and hash */
@@ -207,6 +210,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.opts = opts;
     this.meta = opts.meta;
     this.geometry = new PieceGeometry(opts.meta.pieceLength, opts.meta.totalLength);
+    // a piece being sent and the ones read ahead must fit the cache together,
+    // or read-ahead would evict what is about to be sent
+    this.#cacheWholePieces = opts.meta.pieceLength * 2 <= READ_CACHE_BYTES;
+    this.#readAheadPieces = Math.max(1, Math.min(READ_AHEAD_PIECES, Math.floor(READ_CACHE_BYTES / opts.meta.pieceLength / 4)));
     this.peerId = opts.peerId ?? generatePeerId();
     this.have = new Bitfield(this.geometry.pieceCount);
     this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
@@ -269,11 +276,22 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       mode: this.opts.mode === 'download' ? 'readwrite' : 'read',
       ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
     });
-    this.#readCache = new PieceReadCache(async (index) => {
-      const piece = await this.storage!.readPiece(index);
-      if (!piece) throw new DiskError(`piece ${index} can no longer be read from ${root}`);
-      return piece;
-    });
+    this.#readCache = new PieceReadCache(
+      async (index) => {
+        const into = this.#allocPiece(this.geometry.pieceSize(index));
+        const piece = await this.storage!.readPiece(index, into).catch((err: unknown) => {
+          this.#freePiece(into);
+          throw err;
+        });
+        if (!piece) {
+          this.#freePiece(into);
+          throw new DiskError(`piece ${index} can no longer be read from ${root}`);
+        }
+        return piece;
+      },
+      READ_CACHE_BYTES,
+      (buffer) => this.#freePiece(buffer),
+    );
     this.picker = new PiecePicker(this.geometry, this.have);
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover) => this.#onIncoming(socket, handshake, leftover));
     if (this.opts.peers) this.pool.add(this.opts.peers, true);
@@ -876,14 +894,17 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   /**
    * Serve queued requests in order. Pieces already in the read cache are sent
-   * back to back with the socket corked (one writev for many blocks); the next
-   * few distinct pieces in the queue are read ahead so disk reads overlap with
-   * sending. Waits for 'drain' when more than SEND_HIGH_WATER_BYTES is queued.
+   * back to back with the socket corked (one writev for many blocks); whenever
+   * the head of the queue moves to a new piece, the next few distinct pieces
+   * are read ahead so disk reads overlap with sending. Waits for 'drain' when
+   * more than SEND_HIGH_WATER_BYTES is queued. Pieces too large to cache whole
+   * are served block by block.
    */
   async #serveLoop(state: PeerState): Promise<void> {
     const { conn } = state;
     const cache = this.#readCache!;
     let corked = false;
+    let lastIndex = -1;
     const uncork = (): void => {
       if (corked) conn.socket.uncork();
       corked = false;
@@ -907,11 +928,23 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           await delay(wait);
           continue; // take() again: the wait must really pay for this block
         }
-        let piece = cache.peek(req.index);
-        if (!piece) {
-          this.#readAhead(state);
+        if (!this.#cacheWholePieces) {
           uncork();
-          piece = await cache.get(req.index);
+          const block = await this.storage!.readBlock(req.index, req.begin, req.length);
+          if (state.uploadQueue[0] !== req || conn.amChoking) continue; // cancelled or choked while reading
+          state.uploadQueue.shift();
+          conn.sendPiece(req.index, req.begin, block);
+          this.uploadRate.add(req.length);
+          continue;
+        }
+        if (req.index !== lastIndex) {
+          lastIndex = req.index;
+          this.#readAhead(state); // keep the next pieces' reads in flight while this one is sent
+        }
+        const piece = cache.peek(req.index);
+        if (!piece) {
+          uncork();
+          await cache.get(req.index);
           continue; // the queue may have changed (cancel, choke) while reading
         }
         state.uploadQueue.shift();
@@ -919,7 +952,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           conn.socket.cork();
           corked = true;
         }
-        conn.sendPiece(req.index, req.begin, piece.subarray(req.begin, req.begin + req.length));
+        // pinned until the socket has written it: only then may the buffer be recycled
+        cache.pin(piece);
+        conn.sendPiece(req.index, req.begin, piece.subarray(req.begin, req.begin + req.length), () => cache.unpin(piece));
         this.uploadRate.add(req.length);
       }
     } finally {
@@ -933,7 +968,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const cache = this.#readCache!;
     const seen = new Set<number>();
     for (const r of state.uploadQueue) {
-      if (seen.size >= READ_AHEAD_PIECES) break;
+      if (seen.size >= this.#readAheadPieces) break;
       if (seen.has(r.index)) continue;
       seen.add(r.index);
       cache.prefetch(r.index);

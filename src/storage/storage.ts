@@ -135,19 +135,23 @@ export class TorrentStorage {
       throw new RangeError(`block ${index}:${begin}+${length} out of range`);
     }
     try {
-      return await this.#readRange(this.#geometry.pieceOffset(index) + begin, length);
+      return await this.#readRange(this.#geometry.pieceOffset(index) + begin, Buffer.allocUnsafe(length));
     } catch (err) {
       if (err instanceof MissingData) throw new DiskError(err.message);
       throw err;
     }
   }
 
-  /** The whole piece, or undefined when any covering file is missing or short. */
-  async readPiece(index: number): Promise<Buffer | undefined> {
+  /**
+   * The whole piece, or undefined when any covering file is missing or short.
+   * Reads into `into` when it is given and exactly the piece's size.
+   */
+  async readPiece(index: number, into?: Buffer): Promise<Buffer | undefined> {
     this.#assertOpen();
     if (!this.#geometry.isValidIndex(index)) throw new RangeError(`piece ${index} out of range`);
+    const size = this.#geometry.pieceSize(index);
     try {
-      return await this.#readRange(this.#geometry.pieceOffset(index), this.#geometry.pieceSize(index));
+      return await this.#readRange(this.#geometry.pieceOffset(index), into?.length === size ? into : Buffer.allocUnsafe(size));
     } catch (err) {
       if (err instanceof MissingData) return undefined;
       throw err;
@@ -168,8 +172,8 @@ export class TorrentStorage {
     return this.#slots.size;
   }
 
-  async #readRange(offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(length);
+  async #readRange(offset: number, out: Buffer): Promise<Buffer> {
+    const length = out.length;
     const spans = spansFor(this.#meta.files, offset, length);
     let at = 0;
     const reads = spans.map((span: FileSpan) => {

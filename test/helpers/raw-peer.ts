@@ -184,6 +184,15 @@ export class RawPeer {
     return this.#waitUntil(() => (this.#isClosed ? true : undefined), timeoutMs, 'the connection to close').then(() => undefined);
   }
 
+  /** Stop reading from the socket: the other side's sends back up in its buffers. */
+  pauseReading(): void {
+    this.#socket.pause();
+  }
+
+  resumeReading(): void {
+    this.#socket.resume();
+  }
+
   isClosed(): boolean {
     return this.#isClosed;
   }

@@ -132,4 +132,74 @@ describe('PieceReadCache', () => {
     await cache.get(1);
     expect(calls).toEqual([1, 1]);
   });
+
+  describe('buffer recycling', () => {
+    /** A cache whose released buffers are recorded in order. */
+    function recyclingCache(maxPieces: number): { cache: PieceReadCache; released: Buffer[]; calls: number[] } {
+      const { load, calls } = countingLoader();
+      const released: Buffer[] = [];
+      const cache = new PieceReadCache(load, maxPieces * PIECE_BYTES, (b) => released.push(b));
+      return { cache, released, calls };
+    }
+
+    it('an evicted buffer nobody pins goes back at once', async () => {
+      const { cache, released } = recyclingCache(2);
+      const zero = await cache.get(0);
+      await cache.get(1);
+      expect(released).toEqual([]);
+      await cache.get(2); // evicts 0
+      expect(released).toHaveLength(1);
+      expect(released[0]).toBe(zero);
+    });
+
+    it('a pinned buffer is released only when its last pin goes, never while a send points into it', async () => {
+      const { cache, released, calls } = recyclingCache(1);
+      const zero = await cache.get(0);
+      cache.pin(zero);
+      cache.pin(zero); // two blocks of it queued on a socket
+      await cache.get(1); // evicts 0 while it is pinned
+      expect(released).toEqual([]);
+      expect(calls).toEqual([0, 1]);
+      expect(await cache.get(0)).not.toBe(zero); // evicted: a fresh read, the pinned bytes are untouched
+      cache.unpin(zero);
+      expect(released).not.toContain(zero);
+      cache.unpin(zero);
+      expect(released).toContain(zero);
+      expect(released.filter((b) => b === zero)).toHaveLength(1);
+    });
+
+    it('unpinning a buffer that is still cached keeps it cached and unreleased', async () => {
+      const { cache, released, calls } = recyclingCache(2);
+      const zero = await cache.get(0);
+      cache.pin(zero);
+      cache.unpin(zero);
+      expect(released).toEqual([]);
+      expect(await cache.get(0)).toBe(zero);
+      expect(calls).toEqual([0]);
+    });
+
+    it('clear releases unpinned buffers now and pinned ones later', async () => {
+      const { cache, released } = recyclingCache(4);
+      const a = await cache.get(0);
+      const b = await cache.get(1);
+      cache.pin(b);
+      cache.clear();
+      expect(released).toEqual([a]);
+      expect(cache.bytes).toBe(0);
+      cache.unpin(b);
+      expect(released).toEqual([a, b]);
+    });
+
+    it('replacing an entry releases the old buffer; an oversized put releases the new one', async () => {
+      const { cache, released } = recyclingCache(2);
+      const old = await cache.get(3);
+      const fresh = Buffer.alloc(PIECE_BYTES, 9);
+      cache.put(3, fresh);
+      expect(released).toEqual([old]);
+      const huge = Buffer.alloc(3 * PIECE_BYTES);
+      cache.put(4, huge);
+      expect(released).toEqual([old, huge]);
+      expect(await cache.get(3)).toBe(fresh);
+    });
+  });
 });
