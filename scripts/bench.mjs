@@ -242,6 +242,14 @@ async function writeRandomFile(path, size) {
   return hash.digest('hex');
 }
 
+function syncDisks() {
+  try {
+    execFileSync('sync', [], { stdio: 'ignore', timeout: 120_000 });
+  } catch {
+    // no sync(1): runs are noisier, not wrong
+  }
+}
+
 async function sha1File(path) {
   const hash = createHash('sha1');
   for await (const chunk of createReadStream(path)) hash.update(chunk);
@@ -328,6 +336,9 @@ async function timedDownload({ client, label, run, torrent, dir, fileName, sourc
     const argv = await leecherCommand(client, torrent, out, timeoutS);
     const timeFile = join(dir, `time-${run}.txt`);
     const cmd = haveGnuTime ? [GNU_TIME, '-f', '%e %U %S %M', '-o', timeFile, ...argv] : argv;
+    // every run starts with no dirty pages waiting for writeback (the source file, an earlier
+    // leecher's output): otherwise whichever client runs next pays for the kernel's flush
+    syncDisks();
     const t0 = process.hrtime.bigint();
     const proc = start(cmd[0], cmd.slice(1), { cwd: dir });
     const timer = setTimeout(() => void stop(proc), timeoutS * 1000);
