@@ -4,13 +4,11 @@
  * through the process registry), torrents of one fixture with any announce-list, and
  * trackers that are dead in the ways real ones are (silent UDP, closed port, refusing).
  */
-import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encode } from '../../../src/metainfo/bencode.js';
 import { createTorrent } from '../../../src/metainfo/create.js';
@@ -22,27 +20,7 @@ export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const TT_BIN = join(ROOT, 'bin/tt.js');
 export const LOOPBACK = ['--bind', '127.0.0.1', '--port', '0'] as const;
 
-/** Every src/**\/*.ts whose dist/**\/*.js is missing or older. */
-function staleSources(dir = join(ROOT, 'src')): string[] {
-  const stale: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) stale.push(...staleSources(path));
-    else if (entry.name.endsWith('.ts')) {
-      const out = join(ROOT, 'dist', relative(join(ROOT, 'src'), path)).replace(/\.ts$/, '.js');
-      if (!existsSync(out) || statSync(out).mtimeMs < statSync(path).mtimeMs) stale.push(path);
-    }
-  }
-  return stale;
-}
-
-/** `tsc -p tsconfig.build.json` unless dist/ is up to date (npm test builds first). */
-export function ensureBuilt(): void {
-  if (staleSources().length === 0) return;
-  // others' in-progress files may not typecheck; tsc still emits, so only the output matters
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 });
-  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('build failed: dist/cli/main.js is missing');
-}
+export { ensureBuilt } from '../../helpers/build.js';
 
 export interface Tt {
   proc: ManagedProcess;

@@ -3,6 +3,7 @@
  * stdout, stderr (one line, no stack) and exit codes.
  */
 import { spawnSync } from 'node:child_process';
+import { ensureBuilt } from '../../helpers/build.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,10 +46,8 @@ function expectOneLineError(r: Run, exitCode: number): string {
   return lines[0]!;
 }
 
-beforeAll(() => {
-  // others' in-progress files may not typecheck; tsc still emits, so only the output matters
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 });
-}, 130_000);
+// not an unconditional rebuild: rewriting dist/ while other test files spawn tt races them
+beforeAll(ensureBuilt, 130_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('tt info: good torrents', () => {
