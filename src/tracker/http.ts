@@ -1,9 +1,12 @@
 /**
- * HTTP(S) tracker transport (BEP 3 announce, BEP 48 scrape) over undici: one GET
- * with a total time budget, at most 5 redirects (followed by hand, http/https only),
- * replies capped at 1 MiB while reading. Parsing lives in response.ts.
+ * HTTP(S) tracker transport (BEP 3 announce, BEP 48 scrape) over node:http and
+ * node:https: one GET with a total time budget, at most 5 redirects (followed by
+ * hand, http/https only), replies capped at 1 MiB while reading. Parsing lives
+ * in response.ts. (Not undici: importing it costs ~20 MiB of RSS, a fifth of
+ * tt's memory budget, for a few small GETs; see README "Dependencies".)
  */
-import { request } from 'undici';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { TrackerError, errorMessage } from '../core/errors.js';
 import { CLIENT_VERSION } from '../core/ids.js';
 import { parseAnnounceResponse, parseScrapeResponse } from './response.js';
@@ -34,9 +37,20 @@ function assertHttpUrl(url: string): URL {
 }
 
 /** Drop a reply body we will not read; destroying it must not surface as an unhandled 'error'. */
-function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+function discard(body: IncomingMessage): void {
   body.on('error', () => {});
   body.destroy();
+}
+
+/** One GET: resolves with the response head once it arrives (the body is still to be read). */
+function get(url: URL, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const transport = url.protocol === 'https:' ? https : http;
+    // agent: false: a fresh connection each time (trackers such as opentracker close after every reply;
+    // a pooled socket the tracker already closed fails with ECONNRESET)
+    const req = transport.get(url, { agent: false, signal, headers: { 'user-agent': `tt/${CLIENT_VERSION}`, 'accept-encoding': 'identity' } }, resolve);
+    req.on('error', reject);
+  });
 }
 
 function describeFailure(err: unknown, timeout: AbortSignal, caller: AbortSignal | undefined, timeoutMs: number): TrackerError {
@@ -56,41 +70,40 @@ export async function httpGetTrackerBody(url: string, opts: TrackerRequestOption
   let current = url;
   try {
     for (let hop = 0; ; hop++) {
-      assertHttpUrl(current);
+      const target = assertHttpUrl(current);
       signal.throwIfAborted();
-      const res = await request(current, {
-        method: 'GET',
-        signal,
-        headers: { 'user-agent': `tt/${CLIENT_VERSION}`, 'accept-encoding': 'identity' },
-      });
-      if (REDIRECT_STATUSES.has(res.statusCode)) {
-        discard(res.body);
-        const location = res.headers['location'];
-        if (typeof location !== 'string' || location === '') throw new TrackerError(`HTTP ${res.statusCode} without a Location`);
+      const res = await get(target, signal);
+      const status = res.statusCode ?? 0;
+      if (REDIRECT_STATUSES.has(status)) {
+        discard(res);
+        const location = res.headers.location;
+        if (typeof location !== 'string' || location === '') throw new TrackerError(`HTTP ${status} without a Location`);
         if (hop >= MAX_REDIRECTS) throw new TrackerError(`more than ${MAX_REDIRECTS} redirects`);
         current = new URL(location, current).href;
         continue;
       }
-      if (res.statusCode !== 200) {
-        discard(res.body);
-        throw new TrackerError(`tracker answered HTTP ${res.statusCode}`);
+      if (status !== 200) {
+        discard(res);
+        throw new TrackerError(`tracker answered HTTP ${status}`);
       }
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > MAX_REPLY_BYTES) {
-        discard(res.body);
+        discard(res);
         throw new TrackerError(`tracker reply larger than ${MAX_REPLY_BYTES} bytes`);
       }
       const chunks: Buffer[] = [];
       let total = 0;
-      for await (const chunk of res.body) {
+      for await (const chunk of res) {
         const b = chunk as Buffer;
         total += b.length;
         if (total > MAX_REPLY_BYTES) {
-          discard(res.body);
+          discard(res);
           throw new TrackerError(`tracker reply larger than ${MAX_REPLY_BYTES} bytes`);
         }
         chunks.push(b);
       }
+      // a reply cut short (connection closed before Content-Length bytes) is an error, not a body
+      if (!res.complete) throw new TrackerError('tracker reply was cut short');
       return Buffer.concat(chunks, total);
     }
   } catch (err) {

@@ -158,6 +158,33 @@ describe('announceHttp against fake trackers', () => {
   });
 });
 
+describe('announceHttp: connections', () => {
+  it('a reply cut short of its Content-Length is an error, even when the bytes so far parse', async () => {
+    const whole = encode({ interval: 1800, peers: compactPeer });
+    const url = await fakeTracker((_req, res) => {
+      res.writeHead(200, { 'content-length': String(whole.length + 10) });
+      res.write(whole);
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const err = await rejectionOf(announceHttp(url, params));
+    expect(err).toBeInstanceOf(TrackerError);
+  });
+
+  it('a tracker that closes the connection after every reply answers each announce', async () => {
+    let answered = 0;
+    const url = await fakeTracker((_req, res) => {
+      answered++;
+      res.writeHead(200, { connection: 'close' });
+      res.end(encode({ interval: 1800, peers: compactPeer }));
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await announceHttp(url, params);
+      expect(r.peers).toEqual([{ host: '127.0.0.1', port: 6881 }]);
+    }
+    expect(answered).toBe(5);
+  });
+});
+
 describe('scrapeHttp', () => {
   it('derives /scrape from /announce and reads the entry', async () => {
     let path = '';

@@ -1,5 +1,4 @@
 import { createSocket } from 'node:dgram';
-import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decode } from '../../../src/metainfo/bencode.js';
 import { announceHttp, scrapeHttp } from '../../../src/tracker/http.js';
@@ -108,17 +107,17 @@ describe('embedded tracker server', () => {
       '/scrape?info_hash=abc',
     ];
     for (const path of bad) {
-      const res = await request(base + path);
-      expect(res.statusCode).toBe(200);
-      const body = decode(Buffer.from(await res.body.arrayBuffer())) as Map<string, Buffer>;
+      const res = await fetch(base + path);
+      expect(res.status).toBe(200);
+      const body = decode(Buffer.from(await res.arrayBuffer())) as Map<string, Buffer>;
       expect(body.get('failure reason')?.toString(), path).toBeTruthy();
     }
-    const notFound = await request(`${base}/other`);
-    expect(notFound.statusCode).toBe(404);
-    await notFound.body.dump();
-    const tooLong = await request(`${base}/announce?x=${'a'.repeat(5000)}`);
-    expect(tooLong.statusCode).toBe(414);
-    await tooLong.body.dump();
+    const notFound = await fetch(`${base}/other`);
+    expect(notFound.status).toBe(404);
+    await notFound.arrayBuffer();
+    const tooLong = await fetch(`${base}/announce?x=${'a'.repeat(5000)}`);
+    expect(tooLong.status).toBe(414);
+    await tooLong.arrayBuffer();
     expect((await announceHttp(server.httpUrl, peer(7301))).interval).toBe(120);
   });
 
