@@ -2,12 +2,13 @@
 // Benchmark (`npm run bench`): tt beside aria2c and libtorrent on loopback, same seeder, same
 // torrent (BEP 3 over TCP, tracker = opentracker). Times each leecher with GNU time (wall, CPU,
 // peak RSS), verifies the bytes (SHA-1 of the output), prints markdown medians and writes JSON.
-// Usage: node scripts/bench.mjs [--size 1GiB] [--runs 3] [--piece-length 256KiB]
+// Usage: node scripts/bench.mjs [--size 1GiB] [--runs 3] [--piece-length 256KiB] [--seeders N]
 //        [--direction download|seed|both] [--clients tt,aria2c,libtorrent] [--timeout S] [--results PATH]
+// --seeders N (N > 1) adds a download section from N seeders at once, libtorrent and aria2c alternating.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -42,6 +43,7 @@ export function parseArgs(argv) {
   const opts = {
     size: 1024 * MIB,
     runs: 3,
+    seeders: 1,
     pieceLength: 256 * 1024,
     direction: 'both',
     clients: [...ALL_CLIENTS],
@@ -59,6 +61,7 @@ export function parseArgs(argv) {
     switch (flag) {
       case '--size': opts.size = parseSize(value()); break;
       case '--runs': opts.runs = Number.parseInt(value(), 10); break;
+      case '--seeders': opts.seeders = Number.parseInt(value(), 10); break;
       case '--piece-length': opts.pieceLength = parseSize(value()); break;
       case '--direction': opts.direction = value(); break;
       case '--clients': opts.clients = value().split(',').map((s) => s.trim()).filter(Boolean); break;
@@ -69,6 +72,7 @@ export function parseArgs(argv) {
     }
   }
   if (!Number.isInteger(opts.runs) || opts.runs < 1 || opts.runs > 100) throw new Error('--runs must be 1..100');
+  if (!Number.isInteger(opts.seeders) || opts.seeders < 1 || opts.seeders > 32) throw new Error('--seeders must be 1..32');
   if (!['download', 'seed', 'both'].includes(opts.direction)) throw new Error('--direction must be download, seed or both');
   for (const c of opts.clients) if (!ALL_CLIENTS.includes(c)) throw new Error(`unknown client ${c} (known: ${ALL_CLIENTS.join(',')})`);
   if (opts.clients.length === 0) throw new Error('--clients is empty');
@@ -312,6 +316,30 @@ function aria2Args(torrent, out, port, timeoutS) {
   ];
 }
 
+/**
+ * `n` seeders of `torrent` at once, libtorrent and aria2c alternating, all reading `seedDir`'s
+ * file (aria2c through a hard link in a folder of its own, so control files never clash).
+ */
+async function startSwarmSeeders(n, torrent, seedDir, fileName, dir, trackerUrl, infoHash) {
+  for (let k = 0; k < n; k++) {
+    if (k % 2 === 0) {
+      const p = start(PYTHON, [LT_PY, 'seed', torrent, seedDir, '--port', '0']);
+      await waitForEvent(p, 'seeding', 600_000);
+    } else {
+      const own = join(dir, `seed-aria2-${k}`);
+      await mkdir(own, { recursive: true });
+      await link(join(seedDir, fileName), join(own, fileName));
+      start('aria2c', [
+        '--no-conf=true', '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
+        '--interface=127.0.0.1', '--disable-ipv6=true', `--listen-port=${await freePort()}`, '--file-allocation=none',
+        '--summary-interval=0', '--console-log-level=warn', '--auto-save-interval=0', '--check-integrity=false',
+        '--bt-seed-unverified=true', '--seed-ratio=0.0', `--dir=${own}`, torrent,
+      ]);
+    }
+  }
+  await waitForSeeders(trackerUrl, infoHash, n, 120_000);
+}
+
 /** argv for a leecher of `client` downloading `torrent` into `out`. */
 async function leecherCommand(client, torrent, out, timeoutS) {
   switch (client) {
@@ -436,6 +464,29 @@ async function main() {
       }
     }
 
+    const many = [];
+    if (opts.direction !== 'seed' && opts.seeders > 1) {
+      // the same data behind a tracker of its own, served by opts.seeders seeders at once
+      const trackerDirC = await mkdtemp(join(dir, 'tracker-c-'));
+      const trackerC = await startTracker(trackerDirC, infoHash);
+      const torrentC = join(dir, 'via-many-seeders.torrent');
+      await ltCreate(join(seedDir, fileName), torrentC, opts.pieceLength, trackerC.url);
+      log(`starting ${opts.seeders} seeders (libtorrent and aria2c alternating)`);
+      await startSwarmSeeders(opts.seeders, torrentC, seedDir, fileName, dir, trackerC.url, infoHash);
+      for (let run = 1; run <= opts.runs; run++) {
+        for (const client of opts.clients) {
+          const label = `${client} <- ${opts.seeders} seeders`;
+          const missing = missingReason(client, versions);
+          const r = missing
+            ? { client, label, run, ok: false, error: missing }
+            : await timedDownload({ ...common, client, label, run, torrent: torrentC });
+          log(`download run ${run} ${label}: ${r.ok ? `${r.wallS.toFixed(2)} s` : `FAILED ${r.error}`}`);
+          many.push(r);
+        }
+      }
+      download.push(...many.map((r) => ({ ...r, seeders: opts.seeders })));
+    }
+
     if (opts.direction !== 'download') {
       // tt seeds the same data on its own tracker, so each leecher can only find one seeder
       const trackerDirB = await mkdtemp(join(dir, 'tracker-b-'));
@@ -477,8 +528,20 @@ async function main() {
     '',
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.platform}, Node ${machine.node}; libtorrent ${machine.libtorrent}, ${machine.aria2c}, opentracker ${machine.opentracker}, tt ${machine.tt}${haveGnuTime ? '' : ' (GNU time missing: no CPU/RSS)'}`,
   ];
-  if (download.length > 0) {
-    report.push('', '### Download (leecher timed, one libtorrent seeder)', '', summaryTable(download, opts.clients, 'leecher'));
+  const single = download.filter((r) => r.seeders === undefined);
+  const swarm = download.filter((r) => r.seeders !== undefined);
+  if (single.length > 0) {
+    report.push('', '### Download (leecher timed, one libtorrent seeder)', '', summaryTable(single, opts.clients, 'leecher'));
+  }
+  if (swarm.length > 0) {
+    const lt = Math.ceil(opts.seeders / 2);
+    const labels = [...new Set(swarm.map((r) => r.label))];
+    report.push('', `### Download from ${opts.seeders} seeders at once (${lt} libtorrent + ${opts.seeders - lt} aria2c)`, '', summaryTable(swarm, labels, 'leecher'));
+    for (const client of opts.clients) {
+      const one = median(single.filter((r) => r.ok && r.client === client).map((r) => r.mibPerS));
+      const manyRate = median(swarm.filter((r) => r.ok && r.client === client).map((r) => r.mibPerS));
+      if (one && manyRate) report.push(`\n${client}: throughput from ${opts.seeders} seeders / from one = ${fmt(manyRate / one)}`);
+    }
   }
   if (seed.length > 0) {
     const labels = [...new Set(seed.map((r) => r.label))];

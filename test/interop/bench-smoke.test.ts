@@ -23,14 +23,14 @@ function row(stdout: string, label: string): string {
   return line;
 }
 
-it('bench --size 8MiB --runs 1 prints a verified row per client and writes results.json', async () => {
+it('bench --size 8MiB --runs 1 --seeders 2 prints a verified row per client and writes results.json', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tt-bench-smoke-'));
   dirs.push(dir);
   const results = join(dir, 'results.json');
   // bench exits 1 when any run failed; the table and JSON are written either way
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [BENCH, '--size', '8MiB', '--runs', '1', '--timeout', '40', '--results', results],
+    [BENCH, '--size', '8MiB', '--runs', '1', '--seeders', '2', '--timeout', '40', '--results', results],
     { timeout: 240_000, maxBuffer: 4 << 20 },
   ).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }));
 
@@ -38,6 +38,10 @@ it('bench --size 8MiB --runs 1 prints a verified row per client and writes resul
   expect(stdout).toMatch(/Machine: .+ cores, .*Node v\d+/);
   // download direction: every client timed against the libtorrent seeder, bytes verified
   for (const client of ['tt', 'aria2c', 'libtorrent']) expect(row(stdout, client)).toMatch(/\| ok 1\/1 \|.*\| yes \|$/);
+  // many seeders: one libtorrent and one aria2c seeder at once, every client verified
+  expect(stdout).toMatch(/### Download from 2 seeders at once \(1 libtorrent \+ 1 aria2c\)/);
+  for (const client of ['tt', 'aria2c', 'libtorrent']) expect(row(stdout, `${client} <- 2 seeders`)).toMatch(/\| ok 1\/1 \|.*\| yes \|$/);
+  expect(stdout).toMatch(/tt: throughput from 2 seeders \/ from one = \d/);
   // seed direction: each leecher against each seeder has a row; the libtorrent seeder rows prove the script
   for (const leecher of ['aria2c', 'libtorrent']) {
     expect(row(stdout, `${leecher} <- libtorrent seeder`)).toMatch(/\| ok 1\/1 \|.*\| yes \|$/);
@@ -49,7 +53,7 @@ it('bench --size 8MiB --runs 1 prints a verified row per client and writes resul
     seed: { label: string }[];
     machine: { cores: number };
   };
-  expect(json.download.map((r) => r.client)).toEqual(['tt', 'aria2c', 'libtorrent']);
+  expect(json.download.map((r) => r.client)).toEqual(['tt', 'aria2c', 'libtorrent', 'tt', 'aria2c', 'libtorrent']);
   for (const r of json.download) expect(r.ok && (r.wallS ?? 0) > 0).toBe(true);
   expect(json.seed).toHaveLength(4);
   expect(json.machine.cores).toBeGreaterThan(0);

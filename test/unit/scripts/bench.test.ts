@@ -23,13 +23,13 @@ describe('parseSize', () => {
 describe('parseArgs', () => {
   it('has the documented defaults', () => {
     const o = parseArgs([]);
-    expect(o).toMatchObject({ size: 2 ** 30, runs: 3, pieceLength: 256 * 1024, direction: 'both', clients: ['tt', 'aria2c', 'libtorrent'] });
+    expect(o).toMatchObject({ size: 2 ** 30, runs: 3, seeders: 1, pieceLength: 256 * 1024, direction: 'both', clients: ['tt', 'aria2c', 'libtorrent'] });
     expect(o.timeoutS).toBeGreaterThan(60);
   });
 
   it('reads every flag, with or without =', () => {
-    const o = parseArgs(['--size', '8MiB', '--runs=1', '--piece-length', '64KiB', '--direction', 'seed', '--clients=tt,libtorrent', '--timeout', '30']);
-    expect(o).toMatchObject({ size: 8 * 2 ** 20, runs: 1, pieceLength: 65536, direction: 'seed', clients: ['tt', 'libtorrent'], timeoutS: 30 });
+    const o = parseArgs(['--size', '8MiB', '--runs=1', '--piece-length', '64KiB', '--direction', 'seed', '--clients=tt,libtorrent', '--timeout', '30', '--seeders=8']);
+    expect(o).toMatchObject({ size: 8 * 2 ** 20, runs: 1, pieceLength: 65536, direction: 'seed', clients: ['tt', 'libtorrent'], timeoutS: 30, seeders: 8 });
   });
 
   it('refuses unknown clients, directions and flags', () => {
@@ -37,6 +37,8 @@ describe('parseArgs', () => {
     expect(() => parseArgs(['--direction', 'up'])).toThrow(/--direction/);
     expect(() => parseArgs(['--fast'])).toThrow(/unknown option/);
     expect(() => parseArgs(['--runs', '0'])).toThrow(/--runs/);
+    expect(() => parseArgs(['--seeders', '0'])).toThrow(/--seeders/);
+    expect(() => parseArgs(['--seeders', 'many'])).toThrow(/--seeders/);
   });
 });
 
