@@ -196,7 +196,6 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     this.socket.cork();
     this.#write(encodePieceHeader(index, begin, block.length));
-    this.#lastSent = Date.now();
     // the callback runs once the socket no longer holds `block` (written, or the write failed)
     this.socket.write(block, onSent);
     this.socket.uncork();
