@@ -188,6 +188,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #hashingBytes = 0;
   readonly #hasher: PieceHasher;
   #readingPaused = false;
+  #connectScheduled = false;
   readonly #strikes = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
@@ -375,6 +376,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
   }
 
+  /** #connectMore on the next turn of the event loop, once however many dials fail in this one. */
+  #connectMoreSoon(): void {
+    if (this.#connectScheduled) return;
+    this.#connectScheduled = true;
+    setImmediate(() => {
+      this.#connectScheduled = false;
+      this.#guard(() => this.#connectMore());
+    });
+  }
+
   #hasConnectionTo(key: string): boolean {
     for (const p of this.#peers.values()) if (p.key === key || p.poolKey === key) return true;
     return false;
@@ -395,6 +406,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       socket.destroy();
       this.pool.markFailed(key);
       this.emit('peer-dial-failed', key, reason);
+      // the freed half-open slot goes to the next candidate now, not at the next tick:
+      // a tracker list full of dead peers must not hold back the live one behind them
+      this.#connectMoreSoon();
     };
     socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? errorMessage(err)));
     socket.once('connect', () => {

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { open, mkdir, copyFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { ODD_FILES, expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
 
 afterEach(stopAll);
@@ -23,6 +24,29 @@ describe('tt to tt on loopback', () => {
     expect(stats.have).toBe(fx.meta.pieceCount);
     expect(stats.failedPieces).toBe(0);
     expect(seed.session.stats().uploaded).toBeGreaterThanOrEqual(fx.meta.totalLength);
+  });
+
+  it('dials past a list of dead peers at once: the live one behind them connects within a tick', async () => {
+    const fx = await makeFixture();
+    trackDir(fx.work);
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+    // 64 ports that refuse (servers opened, then closed): four batches of half-open dials
+    const servers = await Promise.all(
+      Array.from({ length: 64 }, () => new Promise<Server>((res) => {
+        const srv = createServer();
+        srv.listen(0, '127.0.0.1', () => res(srv));
+      })),
+    );
+    const dead = servers.map((srv) => ({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port }));
+    await Promise.all(servers.map((srv) => new Promise((res) => srv.close(res))));
+    const t0 = Date.now();
+    const leech = await startSession({ meta: fx.meta, root: join(fx.work, 'out'), mode: 'download', peers: [...dead, seed.address] });
+    for (let i = 0; i < 500 && leech.session.peerCount === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // before: each failed dial waited for the 1 s tick to free its slot, so the seed was dialed after >= 3 s
+    expect(leech.session.peerCount).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(1_500);
+    await whenComplete(leech.session);
+    await expectSameData(fx, join(fx.work, 'out'));
   });
 
   it('refuses to seed a folder with missing pieces unless partial is allowed', async () => {
