@@ -72,11 +72,11 @@ describe('tt seed (the CLI process) under hostile leechers', () => {
     const unknown = await hostileLeecher(fx.meta, seed);
     unknown.sendRaw(message(77, randomBytes(64)));
 
-    // 6 flooders (3000 requests at once) and 4 leechers that never read what they ask for
+    // 6 flooders (1000 requests more than reqq, at once) and 4 leechers that never read what they ask for
     const floods = await Promise.all(Array.from({ length: 6 }, () => hostileLeecher(fx.meta, seed)));
     await Promise.all(floods.map((p) => getUnchoked(p)));
     const burst = Buffer.concat(
-      Array.from({ length: 3000 }, (_, i) => message(MessageId.request, u32(i % (fx.meta.pieceCount - 1), (i % 2) * BLOCK_SIZE, BLOCK_SIZE))),
+      Array.from({ length: MAX_PEER_REQUESTS + 1000 }, (_, i) => message(MessageId.request, u32(i % (fx.meta.pieceCount - 1), (i % 2) * BLOCK_SIZE, BLOCK_SIZE))),
     );
     for (const p of floods) p.sendRaw(burst);
     const sleepers: Socket[] = await Promise.all(Array.from({ length: 4 }, () => neverReadingLeecher(fx.meta, port)));
@@ -103,7 +103,7 @@ describe('tt seed (the CLI process) under hostile leechers', () => {
     await honest.done;
     const rssAfter = await rssBytes(tt.pid);
     // The read cache holds at most 32 MiB (here the whole 16 MiB torrent); each non-reader
-    // pins <= ~1 MiB in tt's socket buffer; flooders are dropped at 500 queued requests.
+    // pins <= ~1 MiB in tt's socket buffer; flooders are dropped at MAX_PEER_REQUESTS queued requests.
     // Budget: 16 + 4 x 1 MiB + 44 MiB for V8 growth under this load. Without send
     // backpressure the 4 non-readers alone would hold 30 MiB more.
     expect(rssAfter - rssBefore).toBeLessThan(64 * 1024 * 1024);

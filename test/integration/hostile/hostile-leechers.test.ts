@@ -9,6 +9,7 @@ import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { encodeHandshake, PROTOCOL_STRING } from '../../../src/wire/handshake.js';
 import { MessageId } from '../../../src/wire/messages.js';
+import { MAX_PEER_REQUESTS } from '../../../src/session/torrent-session.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { stopAll, type Running } from '../../helpers/swarm.js';
 import {
@@ -206,23 +207,23 @@ describe('hostile leechers: requests', () => {
     await honest.done;
   });
 
-  it('a request flood (3000 queued at once) is dropped, and heap stays bounded', async () => {
+  it('a request flood (1000 more than reqq, queued at once) is dropped, and heap stays bounded', async () => {
     const { seed, honest, meta } = await attackedSeed(16);
     const reasons = closeReasons(seed);
     const before = process.memoryUsage();
     const floods = await Promise.all(Array.from({ length: 10 }, () => hostileLeecher(meta, seed)));
     await Promise.all(floods.map((p) => getUnchoked(p)));
     const burst = Buffer.concat(
-      Array.from({ length: 3000 }, (_, i) => message(MessageId.request, u32(...validBlock(i, meta.pieceCount)))),
+      Array.from({ length: MAX_PEER_REQUESTS + 1000 }, (_, i) => message(MessageId.request, u32(...validBlock(i, meta.pieceCount)))),
     );
     for (const p of floods) p.sendRaw(burst);
     await Promise.all(floods.map((p) => expectDropped(p, 5_000)));
     const after = process.memoryUsage();
     // 10 x 3000 requests served unboundedly would be 10 x 47 MiB of blocks; a capped queue
-    // (500 entries) costs kilobytes. 64 MiB of slack covers GC timing and the read cache.
+    // (MAX_PEER_REQUESTS entries) costs kilobytes. 64 MiB of slack covers GC timing and the read cache.
     const grown = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
     expect(grown).toBeLessThan(64 * 1024 * 1024);
-    for (const p of floods) expect(p.received.filter((m) => m.type === 'piece').length).toBeLessThanOrEqual(500);
+    for (const p of floods) expect(p.received.filter((m) => m.type === 'piece').length).toBeLessThanOrEqual(MAX_PEER_REQUESTS);
     expect(reasons.filter((r) => /request flood/.test(r))).toHaveLength(floods.length);
     await honest.done;
   });
