@@ -26,7 +26,13 @@ const RECEIVED = 2;
 interface PartialPiece {
   readonly index: number;
   readonly state: Uint8Array;
-  readonly requesters: (PeerToken[] | undefined)[];
+  /**
+   * Who has each block requested: one peer per block, held directly (no
+   * array per request: requests live long enough to reach V8's old space);
+   * the rare second and later requesters (endgame) in `moreRequesters`.
+   */
+  readonly requester: (PeerToken | undefined)[];
+  moreRequesters: Map<number, PeerToken[]> | undefined;
   /** Who delivered each received block (for strikes when the hash fails). */
   readonly senders: (PeerToken | undefined)[];
   openCount: number;
@@ -152,7 +158,7 @@ export class PiecePicker {
     if (this.#have.has(index)) return 'duplicate';
     const piece = this.#partials.get(index);
     if (!piece) return 'unexpected';
-    removeToken(piece.requesters, block, peer);
+    removeRequester(piece, block, peer);
     const state = piece.state[block]!;
     if (state === RECEIVED) return 'duplicate';
     if (state === OPEN) this.#closeOpen(piece);
@@ -167,7 +173,8 @@ export class PiecePicker {
   requestersOf(index: number, begin: number): PeerToken[] {
     const block = this.#blockNumber(index, begin);
     if (block === undefined) return [];
-    return [...(this.#partials.get(index)?.requesters[block] ?? [])];
+    const piece = this.#partials.get(index);
+    return piece ? requestersOfBlock(piece, block) : [];
   }
 
   /**
@@ -304,8 +311,9 @@ export class PiecePicker {
     for (const piece of this.#partials.values()) {
       if (!has(piece.index)) continue;
       for (let b = 0; b < piece.state.length; b++) {
-        const requesters = piece.requesters[b];
-        if (piece.state[b] !== REQUESTED || !requesters || requesters.includes(peer)) continue;
+        if (piece.state[b] !== REQUESTED || piece.requester[b] === undefined) continue;
+        const requesters = requestersOfBlock(piece, b);
+        if (requesters.includes(peer)) continue;
         candidates.push({ piece, block: b, others: requesters.length });
       }
     }
@@ -319,9 +327,7 @@ export class PiecePicker {
 
   #request(peer: PeerToken, piece: PartialPiece, block: number, out: BlockRequest[]): void {
     piece.state[block] = REQUESTED;
-    const list = piece.requesters[block];
-    if (list) list.push(peer);
-    else piece.requesters[block] = [peer];
+    addRequester(piece, block, peer);
     let keys = this.#byPeer.get(peer);
     if (!keys) this.#byPeer.set(peer, (keys = new Set()));
     keys.add(this.#key(piece.index, block));
@@ -337,8 +343,8 @@ export class PiecePicker {
 
   #releaseBlock(peer: PeerToken, index: number, block: number): void {
     const piece = this.#partials.get(index);
-    if (!piece || !removeToken(piece.requesters, block, peer)) return;
-    if (piece.state[block] !== REQUESTED || piece.requesters[block]) return;
+    if (!piece || !removeRequester(piece, block, peer)) return;
+    if (piece.state[block] !== REQUESTED || piece.requester[block] !== undefined) return;
     piece.state[block] = OPEN;
     piece.openCount++;
     this.#openBlocksInPartials++;
@@ -348,13 +354,13 @@ export class PiecePicker {
 
   /** Drop every peer's outstanding request on `piece` (it was verified or failed). */
   #forgetRequests(piece: PartialPiece): void {
-    for (let b = 0; b < piece.requesters.length; b++) {
-      const list = piece.requesters[b];
-      if (!list) continue;
+    for (let b = 0; b < piece.requester.length; b++) {
+      if (piece.requester[b] === undefined) continue;
       const key = this.#key(piece.index, b);
-      for (const peer of list) this.#byPeer.get(peer)?.delete(key);
-      piece.requesters[b] = undefined;
+      for (const peer of requestersOfBlock(piece, b)) this.#byPeer.get(peer)?.delete(key);
+      piece.requester[b] = undefined;
     }
+    piece.moreRequesters = undefined;
   }
 
   /** Move an unstarted piece into the partial set. */
@@ -364,7 +370,8 @@ export class PiecePicker {
     const piece: PartialPiece = {
       index,
       state: new Uint8Array(blocks),
-      requesters: new Array<PeerToken[] | undefined>(blocks).fill(undefined),
+      requester: new Array<PeerToken | undefined>(blocks).fill(undefined),
+      moreRequesters: undefined,
       senders: new Array<PeerToken | undefined>(blocks).fill(undefined),
       openCount: blocks,
       receivedCount: 0,
@@ -452,14 +459,37 @@ export class PiecePicker {
   }
 }
 
-function removeToken(requesters: (PeerToken[] | undefined)[], block: number, peer: PeerToken): boolean {
-  const list = requesters[block];
-  if (!list) return false;
-  const i = list.indexOf(peer);
-  if (i < 0) return false;
-  list.splice(i, 1);
-  if (list.length === 0) requesters[block] = undefined;
+function addRequester(piece: PartialPiece, block: number, peer: PeerToken): void {
+  if (piece.requester[block] === undefined) {
+    piece.requester[block] = peer;
+    return;
+  }
+  piece.moreRequesters ??= new Map();
+  const more = piece.moreRequesters.get(block);
+  if (more) more.push(peer);
+  else piece.moreRequesters.set(block, [peer]);
+}
+
+/** Returns whether `peer` had the block requested. */
+function removeRequester(piece: PartialPiece, block: number, peer: PeerToken): boolean {
+  const more = piece.moreRequesters?.get(block);
+  if (piece.requester[block] === peer) {
+    piece.requester[block] = more?.shift(); // the next requester, if any, moves up
+  } else {
+    const i = more ? more.indexOf(peer) : -1;
+    if (i < 0) return false;
+    more!.splice(i, 1);
+  }
+  if (more && more.length === 0) piece.moreRequesters!.delete(block);
   return true;
+}
+
+/** Every peer with the block requested (a fresh array). */
+function requestersOfBlock(piece: PartialPiece, block: number): PeerToken[] {
+  const first = piece.requester[block];
+  if (first === undefined) return [];
+  const more = piece.moreRequesters?.get(block);
+  return more ? [first, ...more] : [first];
 }
 
 function forEachSetBit(bitfield: Bitfield, fn: (index: number) => void): void {

@@ -127,13 +127,6 @@ export interface SessionEvents {
   error: [error: TtError];
 }
 
-interface Outstanding {
-  index: number;
-  begin: number;
-  length: number;
-  sentAt: number;
-}
-
 interface UploadRequest {
   index: number;
   begin: number;
@@ -144,7 +137,12 @@ interface UploadRequest {
 class PeerState {
   readonly conn: PeerConnection;
   key: string;
-  readonly outstanding = new Map<number, Outstanding>();
+  /**
+   * Our requests in flight to this peer, by blockKey: plain numbers, no object
+   * per request (with several peers a request lives long enough to be promoted
+   * to V8's old space).
+   */
+  readonly outstanding = new Set<number>();
   readonly uploadQueue: UploadRequest[] = [];
   queueDepth = INITIAL_QUEUE_DEPTH;
   maxQueueDepth = MAX_QUEUE_DEPTH;
@@ -621,7 +619,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
       return;
     }
-    const now = Date.now();
     conn.batch(() => {
       for (const b of blocks) {
         const wait = this.#downloadBucket.take(b.length);
@@ -630,7 +627,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           this.#scheduleRefill(state, wait);
           continue;
         }
-        state.outstanding.set(blockKey(b.index, b.begin), { index: b.index, begin: b.begin, length: b.length, sentAt: now });
+        state.outstanding.add(blockKey(b.index, b.begin));
         conn.request(b.index, b.begin, b.length);
       }
     });
@@ -650,7 +647,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #dropOutstanding(state: PeerState): void {
     const picker = this.picker;
     if (!picker) return;
-    for (const o of state.outstanding.values()) picker.release(state.conn, o.index, o.begin);
+    for (const key of state.outstanding) picker.release(state.conn, keyIndex(key), keyBegin(key));
     state.outstanding.clear();
     // the released blocks can go to peers that are unchoking us
     for (const p of this.#peers.values()) if (p !== state) this.#fillRequests(p);
@@ -665,8 +662,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const picker = this.picker;
     if (!picker) return;
     const key = blockKey(index, begin);
-    const req = state.outstanding.get(key);
-    if (!req || req.begin !== begin || req.length !== block.length) {
+    if (!state.outstanding.has(key) || !this.geometry.isExpectedBlock(index, begin, block.length)) {
       // unrequested, cancelled-too-late or wrong size: ignore, but not forever
       if (++state.unrequested > MAX_UNREQUESTED_BLOCKS) state.conn.close('protocol error: too many unrequested blocks');
       return;
@@ -1095,6 +1091,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 /** Key of one of our 16 KiB requests in PeerState.outstanding (block numbers < 65536). */
 function blockKey(index: number, begin: number): number {
   return index * 65536 + Math.floor(begin / BLOCK_SIZE);
+}
+
+function keyIndex(key: number): number {
+  return Math.floor(key / 65536);
+}
+
+function keyBegin(key: number): number {
+  return (key % 65536) * BLOCK_SIZE;
 }
 
 function onceDrained(conn: PeerConnection): Promise<void> {

@@ -218,6 +218,25 @@ describe('blocks and partial pieces', () => {
 });
 
 describe('endgame', () => {
+  it('keeps every endgame requester of a block, in order, whichever of them lets go first', () => {
+    const p = new PiecePicker(geometry(1, 1), new Bitfield(1));
+    p.peerHasAll();
+    for (const peer of [A, B, C]) expect(p.pick(peer, 'all', 1)).toHaveLength(1);
+    expect(p.requestersOf(0, 0)).toEqual([A, B, C]);
+    p.release(B, 0, 0); // a middle one
+    expect(p.requestersOf(0, 0)).toEqual([A, C]);
+    p.release(A, 0, 0); // the first: the next one takes its place
+    expect(p.requestersOf(0, 0)).toEqual([C]);
+    p.release(A, 0, 0); // not a requester any more: no change
+    expect(p.requestersOf(0, 0)).toEqual([C]);
+    expect(p.pick(S, 'all', 1)).toHaveLength(1); // still requested: S is only another duplicate
+    p.releaseAll(C);
+    p.releaseAll(S);
+    expect(p.requestersOf(0, 0)).toEqual([]);
+    expect(p.inEndgame).toBe(false); // open again
+    expect(p.pick(A, 'all', 1)).toEqual([{ index: 0, begin: 0, length: BLOCK_SIZE }]);
+  });
+
   it('hands out blocks requested by others, then reports the second copy as duplicate', () => {
     const p = new PiecePicker(geometry(2, 1), new Bitfield(2));
     p.peerHasAll();
