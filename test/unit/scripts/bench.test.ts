@@ -3,7 +3,7 @@
  * markdown table, which must show failed and missing clients instead of dropping them.
  */
 import { describe, expect, it } from 'vitest';
-import { median, parseArgs, parseGnuTime, parseSize, summaryTable } from '../../../scripts/bench.mjs';
+import { median, parseArgs, parseGnuTime, parseSize, rotated, summaryTable } from '../../../scripts/bench.mjs';
 
 describe('parseSize', () => {
   it('reads binary and decimal units', () => {
@@ -52,6 +52,18 @@ describe('median and GNU time', () => {
   it("parses '%e %U %S %M' even after a child's own stderr lines", () => {
     expect(parseGnuTime('some warning\n2.50 1.25 0.25 204800\n')).toEqual({ wallS: 2.5, cpuS: 1.5, maxRssMiB: 200 });
     expect(parseGnuTime('Command exited with non-zero status 1\n')).toBeUndefined();
+  });
+});
+
+describe('rotated', () => {
+  it('starts each run with the next client, so every client follows every other one', () => {
+    const clients = ['tt', 'aria2c', 'libtorrent'];
+    expect(rotated(clients, 0)).toEqual(['tt', 'aria2c', 'libtorrent']);
+    expect(rotated(clients, 1)).toEqual(['aria2c', 'libtorrent', 'tt']);
+    expect(rotated(clients, 2)).toEqual(['libtorrent', 'tt', 'aria2c']);
+    expect(rotated(clients, 3)).toEqual(clients);
+    expect(clients).toEqual(['tt', 'aria2c', 'libtorrent']); // not modified
+    expect(rotated([], 4)).toEqual([]);
   });
 });
 
