@@ -34,8 +34,12 @@ import { grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH }
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
-/** Verified-but-unwritten bytes above which we stop reading sockets. */
-export const DISK_QUEUE_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * Verified-but-unwritten bytes above which we stop reading sockets. 8 MiB:
+ * on a 4 GiB download, where the kernel's writeback throttles writes, 16 MiB
+ * gave peak RSS 98-104 MiB and 8 MiB 87-91 MiB, with no loss of speed.
+ */
+export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 /**
  * Requests a peer may have queued with us (advertised as BEP 10 reqq), as
  * libtorrent's default max_allowed_in_request_queue. A fast leecher keeps
