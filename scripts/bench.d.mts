@@ -25,5 +25,5 @@ export function parseSize(text: string): number;
 export function parseArgs(argv: string[]): BenchOptions;
 export function median(values: number[]): number | undefined;
 export function summaryTable(results: BenchResult[], labels: string[], labelHeader: string): string;
-export function rotated<T>(list: T[], k: number): T[];
+export function runOrder<T>(list: T[], k: number): T[];
 export function parseGnuTime(text: string): { wallS: number; cpuS: number; maxRssMiB: number } | undefined;

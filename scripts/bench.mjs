@@ -127,15 +127,17 @@ function oneLine(s) {
 
 /** GNU time -f '%e %U %S %M' output -> numbers (the last such line). */
 /**
- * `list` rotated left by `k`: run k starts with a different client, so each client follows
- * each other one. On this project's VM a client that writes right after a libtorrent run pays
- * up to 1.8 s more kernel time for its first touch of page-cache memory (free-page reporting:
- * libtorrent's freed mmap pages come back cold); a fixed order gave that cost to tt every run.
+ * The order of run `k`: `list[k]` first, the others after it in their usual order. Over
+ * list.length runs every client goes first once and follows different clients, whereas a
+ * rotation keeps who follows whom. It matters on this project's VM: a client that writes right
+ * after a libtorrent leecher pays up to 1.8 s more kernel time for its first touch of page-cache
+ * memory (libtorrent's freed mmap pages come back cold); a fixed order, or a rotation of it, put
+ * tt right after libtorrent in most runs.
  */
-export function rotated(list, k) {
+export function runOrder(list, k) {
   if (list.length === 0) return [];
-  const n = ((k % list.length) + list.length) % list.length;
-  return [...list.slice(n), ...list.slice(0, n)];
+  const i = ((k % list.length) + list.length) % list.length;
+  return [list[i], ...list.slice(0, i), ...list.slice(i + 1)];
 }
 
 export function parseGnuTime(text) {
@@ -465,7 +467,7 @@ async function main() {
 
     if (opts.direction !== 'seed') {
       for (let run = 1; run <= opts.runs; run++) {
-        for (const client of rotated(opts.clients, run - 1)) {
+        for (const client of runOrder(opts.clients, run - 1)) {
           const missing = missingReason(client, versions);
           const r = missing
             ? { client, label: client, run, ok: false, error: missing }
@@ -486,7 +488,7 @@ async function main() {
       log(`starting ${opts.seeders} seeders (libtorrent and aria2c alternating)`);
       await startSwarmSeeders(opts.seeders, torrentC, seedDir, fileName, dir, trackerC.url, infoHash);
       for (let run = 1; run <= opts.runs; run++) {
-        for (const client of rotated(opts.clients, run - 1)) {
+        for (const client of runOrder(opts.clients, run - 1)) {
           const label = `${client} <- ${opts.seeders} seeders`;
           const missing = missingReason(client, versions);
           const r = missing
@@ -519,7 +521,7 @@ async function main() {
       if (leechers.length === 0) leechers.push('libtorrent');
       for (let run = 1; run <= opts.runs; run++) {
         for (const client of leechers) {
-          for (const [seeder, torrent] of rotated([['libtorrent', torrentA], ['tt', torrentB]], run - 1)) {
+          for (const [seeder, torrent] of runOrder([['libtorrent', torrentA], ['tt', torrentB]], run - 1)) {
             const label = `${client} <- ${seeder} seeder`;
             const missing = missingReason(client, versions) ?? (seeder === 'tt' ? ttSeedError : undefined);
             const r = missing

@@ -3,7 +3,7 @@
  * markdown table, which must show failed and missing clients instead of dropping them.
  */
 import { describe, expect, it } from 'vitest';
-import { median, parseArgs, parseGnuTime, parseSize, rotated, summaryTable } from '../../../scripts/bench.mjs';
+import { median, parseArgs, parseGnuTime, parseSize, runOrder, summaryTable } from '../../../scripts/bench.mjs';
 
 describe('parseSize', () => {
   it('reads binary and decimal units', () => {
@@ -55,15 +55,20 @@ describe('median and GNU time', () => {
   });
 });
 
-describe('rotated', () => {
-  it('starts each run with the next client, so every client follows every other one', () => {
+describe('runOrder', () => {
+  it('puts each client first once and lets each follow different clients', () => {
     const clients = ['tt', 'aria2c', 'libtorrent'];
-    expect(rotated(clients, 0)).toEqual(['tt', 'aria2c', 'libtorrent']);
-    expect(rotated(clients, 1)).toEqual(['aria2c', 'libtorrent', 'tt']);
-    expect(rotated(clients, 2)).toEqual(['libtorrent', 'tt', 'aria2c']);
-    expect(rotated(clients, 3)).toEqual(clients);
+    const runs = [0, 1, 2].map((k) => runOrder(clients, k));
+    expect(runs).toEqual([
+      ['tt', 'aria2c', 'libtorrent'],
+      ['aria2c', 'tt', 'libtorrent'],
+      ['libtorrent', 'tt', 'aria2c'],
+    ]);
+    // who runs right before tt: nobody, aria2c, libtorrent (a rotation would give libtorrent twice)
+    expect(runs.map((order) => order[order.indexOf('tt') - 1])).toEqual([undefined, 'aria2c', 'libtorrent']);
+    expect(runOrder(clients, 3)).toEqual(clients);
     expect(clients).toEqual(['tt', 'aria2c', 'libtorrent']); // not modified
-    expect(rotated([], 4)).toEqual([]);
+    expect(runOrder([], 4)).toEqual([]);
   });
 });
 
