@@ -17,6 +17,7 @@ interface DownloadOptions extends SharedOptions {
   trackers: boolean;
   downloadLimit?: number;
   peerTimeout: number;
+  stallTimeout: number;
   seed?: boolean;
 }
 
@@ -28,6 +29,7 @@ export function registerDownload(program: Command): void {
     .option('--no-trackers', 'do not contact the torrent\'s trackers (use with --peer)')
     .option('--download-limit <rate>', 'download limit in bytes/s', parseSize)
     .option('--peer-timeout <duration>', 'give up when no peer is connected for this long (0 = never)', parseDuration, 120)
+    .option('--stall-timeout <duration>', 'give up when no data arrives for this long, even with peers connected (0 = never)', parseDuration, 0)
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)');
   addSharedOptions(cmd, 'also connect to this peer (repeatable)', 'with --seed: ').action(async (torrent: string, opts: DownloadOptions) => {
     const meta = await loadTorrent(torrent);
@@ -49,6 +51,7 @@ export function registerDownload(program: Command): void {
       downloadLimit: opts.downloadLimit ?? 0,
       useTrackers: opts.trackers,
       peerTimeoutMs: opts.peerTimeout * 1000,
+      stallTimeoutMs: opts.stallTimeout * 1000,
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });

@@ -85,6 +85,11 @@ export interface SessionOptions {
   announcePort?: number;
   /** Give up when no peer has been connected for this long (download only; 0 = never). */
   peerTimeoutMs?: number;
+  /**
+   * Give up when no new block has arrived for this long although peers may be
+   * connected (download only; 0 = never, as other clients wait forever).
+   */
+  stallTimeoutMs?: number;
   /** Serve even though pieces are missing (seed mode). */
   allowPartial?: boolean;
   requestTimeoutMs?: number;
@@ -203,6 +208,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #completeEmitted = false;
   #started = false;
   #lastPeerAt = Date.now();
+  /** When a new block last arrived (or the download started). */
+  #lastDataAt = Date.now();
   #optimistic: PeerConnection | undefined;
   #uploadBucket: TokenBucket;
   #downloadBucket: TokenBucket;
@@ -307,6 +314,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
     this.#started = true;
     this.#lastPeerAt = Date.now();
+    this.#lastDataAt = Date.now();
     this.#timers.push(setInterval(() => this.#guard(() => this.#tick()), TICK_MS));
     this.#timers.push(setInterval(() => this.#guard(() => this.#rechoke()), RECHOKE_INTERVAL_MS));
     this.#timers.push(setInterval(() => this.#guard(() => this.#rotateOptimistic()), OPTIMISTIC_INTERVAL_MS));
@@ -679,6 +687,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.downloadRate.add(block.length);
     const result = picker.received(state.conn, index, begin);
     if (result === 'new') {
+      this.#lastDataAt = state.lastBlockAt;
       let entry = this.#assembly.get(index);
       if (!entry) {
         entry = { buffer: this.#allocPiece(this.geometry.pieceSize(index)), senders: [] };
@@ -1061,6 +1070,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
     if (this.opts.mode === 'download' && !this.have.complete && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
       this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s`));
+      return;
+    }
+    const stallTimeout = this.opts.stallTimeoutMs ?? 0;
+    if (this.opts.mode === 'download' && !this.have.complete && stallTimeout > 0 && now - this.#lastDataAt > stallTimeout) {
+      const n = this.peerCount;
+      this.#fail(new TtError('NO_PEERS', `no data for ${Math.round(stallTimeout / 1000)} s (${n} peer${n === 1 ? '' : 's'} connected, none sending; --stall-timeout)`));
       return;
     }
     if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) this.#announcer?.requestPeers();

@@ -135,6 +135,20 @@ export async function hostileSeeder(
   return { server, port: server.port, peer: peerP, done };
 }
 
+/** A seeder that claims every piece, never unchokes and sends a keep-alive every 250 ms, `ticks` times. */
+export function chokingSeeder(meta: Metainfo, ticks: number) {
+  return hostileSeeder(
+    meta,
+    async (peer) => {
+      for (let i = 0; i < ticks && !peer.isClosed(); i++) {
+        peer.send({ type: 'keep-alive' });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    },
+    { unchoke: false },
+  );
+}
+
 /**
  * A leecher socket that handshakes, says interested, waits for tt's unchoke and
  * from then on never reads: tt's sends pile up in the kernel and then in tt's

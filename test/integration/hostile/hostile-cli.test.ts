@@ -13,6 +13,7 @@ import { MAX_PEER_REQUESTS } from '../../../src/session/torrent-session.js';
 import { encodeHandshake } from '../../../src/wire/handshake.js';
 import { MessageId } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
+import { LOOPBACK, expectOneErrorLine, killAllTt, startTt } from '../cli/tt-cli.js';
 import { killAll, startProcess } from '../../helpers/clients/process.js';
 import { makeFixture, stopAll, trackDir, type Running } from '../../helpers/swarm.js';
 import {
@@ -22,6 +23,7 @@ import {
   expectServed,
   frame,
   getUnchoked,
+  chokingSeeder,
   hostileLeecher,
   message,
   neverReadingLeecher,
@@ -34,6 +36,7 @@ const TT_BIN = fileURLToPath(new URL('../../../bin/tt.js', import.meta.url));
 
 afterEach(async () => {
   await killAll();
+  await killAllTt();
   await stopAll();
 });
 
@@ -114,4 +117,21 @@ describe('tt seed (the CLI process) under hostile leechers', () => {
     expect(status.code).toBe(EXIT_CODES.INTERRUPTED);
     for (const s of sleepers) s.destroy();
   }, 60_000);
+});
+
+describe('tt download (the CLI process) with a peer that never sends', () => {
+  it('--stall-timeout ends it with exit 5 and one line naming the stall', async () => {
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 256 * 1024 }], pieceLength: PIECE_LENGTH });
+    trackDir(fx.work);
+    const choker = await chokingSeeder(fx.meta, 40);
+    const t0 = Date.now();
+    const tt = startTt([
+      'download', fx.torrentPath, '--out', `${fx.work}/out`, '--no-trackers', '--peer', `127.0.0.1:${choker.port}`,
+      ...LOOPBACK, '--stall-timeout', '2s', '--quiet',
+    ]);
+    const status = await tt.waitForExit(15_000);
+    expect(status.code, tt.describe()).toBe(EXIT_CODES.NO_PEERS);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
+    expectOneErrorLine(tt, /^tt: no data for 2 s \(1 peer connected, none sending; --stall-timeout\)$/);
+  });
 });

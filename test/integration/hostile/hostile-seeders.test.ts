@@ -11,7 +11,7 @@ import { MessageId, encodePieceHeader } from '../../../src/wire/messages.js';
 import { REQUEST_TIMEOUT_MS } from '../../../src/session/torrent-session.js';
 import type { RawPeer } from '../../helpers/raw-peer.js';
 import { stopAll } from '../../helpers/swarm.js';
-import { delay, expectDropped, expectKept, frame, hostileSeeder, startHonestLeecher, startSeed, u32 } from './harness.js';
+import { chokingSeeder, delay, expectDropped, expectKept, frame, hostileSeeder, startHonestLeecher, startSeed, u32 } from './harness.js';
 
 afterEach(stopAll);
 
@@ -162,22 +162,41 @@ describe('hostile seeders', () => {
 });
 
 describe('every peer choking us', () => {
+  it('with a stall timeout, peers that stay connected but never send end the download with NO_PEERS', async () => {
+    const { fx } = await startSeed();
+    const chokers = await Promise.all([0, 1].map(() => chokingSeeder(fx.meta, 40)));
+    const stallTimeoutMs = 2_000;
+    const t0 = Date.now();
+    const download = await startHonestLeecher(
+      fx,
+      chokers.map((c) => ({ host: '127.0.0.1', port: c.port })),
+      { peerTimeoutMs: 0, stallTimeoutMs, requestTimeoutMs: TEST_REQUEST_TIMEOUT_MS },
+    );
+    const session = download.leech.session;
+    const err = await new Promise<unknown>((resolve, reject) => {
+      session.once('error', resolve);
+      setTimeout(() => reject(new Error('no stall error')), stallTimeoutMs + 5_000);
+    });
+    expect(err).toMatchObject({ code: 'NO_PEERS' });
+    expect((err as Error).message).toMatch(/^no data for 2 s \(2 peers connected, none sending; --stall-timeout\)$/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(stallTimeoutMs);
+    expect(session.have.count).toBe(0);
+    await expect(download.done).rejects.toThrow(/no data/);
+  });
+
+  it('a slow but steady seeder never trips the stall timeout', async () => {
+    // 512 KiB at 128 KiB/s: about 4 s, a block every ~125 ms, against a 1 s stall timeout
+    const { fx, seed } = await startSeed({ uploadLimit: 128 * 1024 }, 512 * 1024);
+    const download = await startHonestLeecher(fx, [seed.address], { stallTimeoutMs: 1_000 }, 30_000);
+    const errors: unknown[] = [];
+    download.leech.session.on('error', (e) => errors.push(e));
+    await download.done;
+    expect(errors).toEqual([]);
+  });
+
   it('the download waits without error while choked; once the peers are gone, --peer-timeout ends it with NO_PEERS', async () => {
     const { fx } = await startSeed();
-    const chokers = await Promise.all(
-      [0, 1].map(() =>
-        hostileSeeder(
-          fx.meta,
-          async (peer) => {
-            for (let i = 0; i < 20 && !peer.isClosed(); i++) {
-              peer.send({ type: 'keep-alive' });
-              await delay(250);
-            }
-          },
-          { unchoke: false },
-        ),
-      ),
-    );
+    const chokers = await Promise.all([0, 1].map(() => chokingSeeder(fx.meta, 20)));
     const peerTimeoutMs = 2_000;
     const download = await startHonestLeecher(
       fx,
