@@ -29,6 +29,7 @@ import { supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { PeerPool } from './peer-pool.js';
 import { PieceReadCache, READ_CACHE_BYTES } from './read-cache.js';
+import { UploadQueue } from './upload-queue.js';
 import { Listener } from './listener.js';
 import { grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
 
@@ -136,12 +137,6 @@ export interface SessionEvents {
   error: [error: TtError];
 }
 
-interface UploadRequest {
-  index: number;
-  begin: number;
-  length: number;
-}
-
 /** Per-connection state the session keeps beside the PeerConnection. */
 class PeerState {
   readonly conn: PeerConnection;
@@ -152,7 +147,7 @@ class PeerState {
    * to V8's old space).
    */
   readonly outstanding = new Set<number>();
-  readonly uploadQueue: UploadRequest[] = [];
+  readonly uploads = new UploadQueue();
   queueDepth = INITIAL_QUEUE_DEPTH;
   maxQueueDepth = MAX_QUEUE_DEPTH;
   blocksThisTick = 0;
@@ -485,7 +480,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     let victim: PeerState | undefined;
     for (const p of this.#peers.values()) {
       const { conn } = p;
-      const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploadQueue.length > 0;
+      const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploads.size > 0;
       if (busy || now - p.lastBlockAt < IDLE_EVICT_MS || now - p.connectedAt < IDLE_EVICT_MS) continue;
       if (!victim || p.lastBlockAt < victim.lastBlockAt) victim = p;
     }
@@ -894,18 +889,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       return;
     }
     if (!this.have.has(index)) return; // a race with our 'have' or a confused peer: ignore
-    if (state.uploadQueue.length >= MAX_PEER_REQUESTS) {
+    if (state.uploads.size >= MAX_PEER_REQUESTS) {
       conn.close('protocol error: request flood');
       return;
     }
-    state.uploadQueue.push({ index, begin, length });
+    state.uploads.push(index, begin, length);
     this.#serve(state);
   }
 
   #onCancel(state: PeerState, index: number, begin: number, length: number): void {
-    const q = state.uploadQueue;
-    const i = q.findIndex((r) => r.index === index && r.begin === begin && r.length === length);
-    if (i >= 0) q.splice(i, 1);
+    state.uploads.cancel(index, begin, length);
   }
 
   /** Serve queued requests in order while the socket has room; one loop per peer. */
@@ -941,10 +934,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     try {
       for (let guard = 0; guard < 10_000_000; guard++) {
         if (conn.closed || conn.amChoking || this.#stopped) {
-          state.uploadQueue.length = 0;
+          state.uploads.clear();
           return;
         }
-        const req = state.uploadQueue[0];
+        const req = state.uploads.peek();
         if (!req) return;
         if (conn.writableLength > SEND_HIGH_WATER_BYTES) {
           uncork();
@@ -960,8 +953,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         if (!this.#cacheWholePieces) {
           uncork();
           const block = await this.storage!.readBlock(req.index, req.begin, req.length);
-          if (state.uploadQueue[0] !== req || conn.amChoking) continue; // cancelled or choked while reading
-          state.uploadQueue.shift();
+          if (state.uploads.peek() !== req || conn.amChoking) continue; // cancelled or choked while reading
+          state.uploads.shift();
           conn.sendPiece(req.index, req.begin, block);
           this.uploadRate.add(req.length);
           continue;
@@ -976,7 +969,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           await cache.get(req.index);
           continue; // the queue may have changed (cancel, choke) while reading
         }
-        state.uploadQueue.shift();
+        state.uploads.shift();
         if (!corked) {
           conn.socket.cork();
           corked = true;
@@ -996,7 +989,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #readAhead(state: PeerState): void {
     const cache = this.#readCache!;
     const seen = new Set<number>();
-    for (const r of state.uploadQueue) {
+    for (const r of state.uploads.pending()) {
       if (seen.size >= this.#readAheadPieces) break;
       if (seen.has(r.index)) continue;
       seen.add(r.index);
@@ -1038,7 +1031,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (unchoke.has(p.conn)) p.conn.unchoke();
       else {
         p.conn.choke();
-        p.uploadQueue.length = 0; // BEP 3: choking discards their pending requests
+        p.uploads.clear(); // BEP 3: choking discards their pending requests
       }
     }
   }
