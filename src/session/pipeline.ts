@@ -10,6 +10,19 @@ export const INITIAL_QUEUE_DEPTH = 32;
 export const MIN_QUEUE_DEPTH = 8;
 export const MAX_QUEUE_DEPTH = 500;
 export const QUEUE_TIME_S = 3;
+/**
+ * Blocks in flight across all peers (16 MiB): each peer gets an equal share,
+ * never less than MIN_SHARE_DEPTH. Without it every peer may keep 500 blocks
+ * in flight, and each of those pieces holds a piece buffer while it
+ * assembles: memory grew with the number of peers.
+ */
+export const SESSION_QUEUE_BLOCKS = 1024;
+export const MIN_SHARE_DEPTH = 32;
+
+/** The most blocks one of `activePeers` peers we download from may have in flight. */
+export function depthShare(activePeers: number): number {
+  return Math.max(MIN_SHARE_DEPTH, Math.floor(SESSION_QUEUE_BLOCKS / Math.max(1, activePeers)));
+}
 
 /**
  * Slow start, as TCP does it: every block received while the pipe is full

@@ -31,7 +31,7 @@ import { PeerPool } from './peer-pool.js';
 import { PieceReadCache, READ_CACHE_BYTES } from './read-cache.js';
 import { UploadQueue } from './upload-queue.js';
 import { Listener } from './listener.js';
-import { grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
+import { depthShare, grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -236,6 +236,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   get seeding(): boolean {
     return this.have.complete;
+  }
+
+  /** Our requests in flight, all peers together (bounded by SESSION_QUEUE_BLOCKS plus per-peer minimums). */
+  get blocksInFlight(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) n += p.outstanding.size;
+    return n;
   }
 
   get peerCount(): number {
@@ -618,7 +625,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const picker = this.picker;
     if (!picker || this.#stopped || conn.closed || conn.peerChoking || !conn.amInterested || this.#readingPaused) return;
     if (this.have.complete) return;
-    const room = Math.min(state.queueDepth, state.maxQueueDepth) - state.outstanding.size;
+    const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
     const blocks = picker.pick(conn, conn.peerBitfield, wanted);
@@ -638,6 +645,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         conn.request(b.index, b.begin, b.length);
       }
     });
+  }
+
+  /** How many blocks `state` may have in flight: its rate-driven depth, its reqq, its share of the session's. */
+  #depthFor(state: PeerState): number {
+    let active = 0;
+    for (const p of this.#peers.values()) if (!p.conn.peerChoking && p.conn.amInterested) active++;
+    return Math.min(state.queueDepth, state.maxQueueDepth, depthShare(active));
   }
 
   #refillTimers = new WeakSet<PeerState>();
@@ -701,7 +715,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (picker.isPieceComplete(index)) this.#verifyPiece(index);
     }
     // refill in batches: one writev of many requests, not a syscall per block
-    const depth = Math.min(state.queueDepth, state.maxQueueDepth);
+    const depth = this.#depthFor(state);
     if (depth - state.outstanding.size >= Math.max(1, depth >> 2)) this.#fillRequests(state);
   }
 

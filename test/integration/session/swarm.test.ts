@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { open, mkdir, copyFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { MAX_QUEUE_DEPTH, SESSION_QUEUE_BLOCKS } from '../../../src/session/pipeline.js';
 import { ODD_FILES, expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
 
 afterEach(stopAll);
@@ -48,6 +49,27 @@ describe('tt to tt on loopback', () => {
     await whenComplete(leech.session);
     await expectSameData(fx, join(fx.work, 'out'));
   });
+
+  it('shares one in-flight budget among the peers it downloads from', async () => {
+    // 3 seeders at 8 MiB/s each for ~2.7 s: after the first tick each pipe is sized by rate
+    // and capped at 500; without the shared budget 1486 blocks were in flight at once
+    const fx = await makeFixture({ files: [{ path: ['big.bin'], size: 64 * 1024 * 1024 + 777 }], pieceLength: 256 * 1024 });
+    trackDir(fx.work);
+    const seeds = [];
+    for (let i = 0; i < 3; i++) seeds.push(await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 8 * 1024 * 1024 }));
+    const out = join(fx.work, 'out');
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: seeds.map((s) => s.address) });
+    let most = 0;
+    const sampler = setInterval(() => (most = Math.max(most, leech.session.blocksInFlight)), 5);
+    try {
+      await whenComplete(leech.session, 60_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    await expectSameData(fx, out);
+    expect(most).toBeGreaterThan(MAX_QUEUE_DEPTH); // the pipes did widen past one peer's cap
+    expect(most).toBeLessThanOrEqual(SESSION_QUEUE_BLOCKS);
+  }, 90_000);
 
   it('refuses to seed a folder with missing pieces unless partial is allowed', async () => {
     const fx = await makeFixture();

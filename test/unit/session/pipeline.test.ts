@@ -4,7 +4,10 @@ import {
   INITIAL_QUEUE_DEPTH,
   MAX_QUEUE_DEPTH,
   MIN_QUEUE_DEPTH,
+  MIN_SHARE_DEPTH,
   QUEUE_TIME_S,
+  SESSION_QUEUE_BLOCKS,
+  depthShare,
   grownQueueDepth,
   nextQueueDepth,
 } from '../../../src/session/pipeline.js';
@@ -60,5 +63,15 @@ describe('nextQueueDepth (rate-following)', () => {
     expect(nextQueueDepth(32, 0, 0, 2)).toBe(2);
     expect(nextQueueDepth(32, 32, 1e9, 5)).toBe(5);
     expect(nextQueueDepth(32, 0, 0, 0)).toBe(1);
+  });
+});
+
+describe('depthShare', () => {
+  it('splits the session budget evenly, with a floor per peer', () => {
+    expect(depthShare(0)).toBe(SESSION_QUEUE_BLOCKS);
+    expect(depthShare(1)).toBe(SESSION_QUEUE_BLOCKS);
+    expect(depthShare(8)).toBe(SESSION_QUEUE_BLOCKS / 8);
+    expect(depthShare(3)).toBe(Math.floor(SESSION_QUEUE_BLOCKS / 3));
+    expect(depthShare(1000)).toBe(MIN_SHARE_DEPTH);
   });
 });
