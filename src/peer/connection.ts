@@ -33,8 +33,44 @@ export function ourReserved(): Buffer {
   return reserved;
 }
 
+/**
+ * Reads into one buffer shared by every socket opened with sharedReadOptions():
+ * no allocation per read, and reads of up to 1 MiB instead of the 64 KiB Node
+ * allocates per 'data' event (1 GiB from one seed: 1.8 s instead of 2.2, CPU
+ * -17%; 256 KiB and 4 MiB measured slower). All callbacks run on the event loop
+ * one at a time and each read is consumed (messages handled, an incomplete
+ * frame copied out) before the buffer is reused.
+ */
+const SHARED_READ_BYTES = 1024 * 1024;
+let sharedReadBuffer: Buffer | undefined;
+
+/** Routes a socket's reads to the PeerConnection that later wraps it. */
+export interface ReadSink {
+  conn: PeerConnection | undefined;
+  /** Copies of reads before a connection was attached (Node reads only after 'connect', so normally none). */
+  early?: Buffer[];
+}
+
+/**
+ * `onread` options for net.connect(): reads land in the shared buffer and go
+ * to `sink.conn` (set by the PeerConnection given `sharedReads: sink`).
+ */
+export function sharedReadOptions(sink: ReadSink): { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean } {
+  sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
+  return {
+    buffer: sharedReadBuffer,
+    callback: (n, buf) => {
+      if (sink.conn) sink.conn.receiveShared(buf.subarray(0, n));
+      else (sink.early ??= []).push(Buffer.from(buf.subarray(0, n)));
+      return true;
+    },
+  };
+}
+
 export interface PeerConnectionOptions {
   socket: Socket;
+  /** The socket was opened with sharedReadOptions(sink): its data arrives through the sink, not 'data' events. */
+  sharedReads?: ReadSink | undefined;
   infoHash: Buffer;
   /** Our peer id. */
   peerId: Buffer;
@@ -82,6 +118,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #closed = false;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Bytes read before this connection was attached to its socket (fed at start()). */
+  #early: Buffer[] = [];
   readonly #decoder: MessageDecoder;
   readonly #infoHash: Buffer;
   readonly #peerId: Buffer;
@@ -107,7 +145,12 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.#handshakeDeadline = Date.now() + (opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
 
     this.socket.setNoDelay(true);
-    this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (opts.sharedReads) {
+      opts.sharedReads.conn = this;
+      this.#early = opts.sharedReads.early?.splice(0) ?? [];
+    } else {
+      this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    }
     this.socket.on('error', (err) => this.close(`socket error: ${errorMessage(err)}`));
     this.socket.on('close', () => this.close('connection closed by peer'));
     this.socket.on('end', () => this.close('connection ended by peer'));
@@ -125,6 +168,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   start(remote?: { handshake: Handshake; leftover?: Buffer }): void {
     if (this.direction === 'outgoing') {
       this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved()));
+      for (const chunk of this.#early.splice(0)) this.#onData(chunk);
       return;
     }
     if (!remote) throw new Error('incoming connection needs the remote handshake');
@@ -238,18 +282,24 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   // ---- receiving ----
 
+  /** A read in the shared buffer: handled now, and whatever stays buffered is copied out before the buffer is reused. */
+  receiveShared(chunk: Buffer): void {
+    this.#onData(chunk, true);
+    if (!this.#closed) this.#decoder.detach(chunk.buffer);
+  }
+
   #write(bytes: Buffer): void {
     if (this.#closed) return;
     this.#lastSent = Date.now();
     this.socket.write(bytes);
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Buffer, shared = false): void {
     if (this.#closed) return;
     this.#lastReceived = Date.now();
     try {
       if (!this.#handshakeDone) {
-        this.#pending.push(chunk);
+        this.#pending.push(shared ? Buffer.from(chunk) : chunk);
         this.#pendingBytes += chunk.length;
         if (this.#pendingBytes < HANDSHAKE_LENGTH) return;
         const all = Buffer.concat(this.#pending, this.#pendingBytes);

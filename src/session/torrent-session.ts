@@ -16,7 +16,7 @@ import { generatePeerId, peerKey } from '../core/ids.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
-import { PeerConnection } from '../peer/connection.js';
+import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { PiecePicker } from '../pieces/picker.js';
 import { TorrentStorage, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
@@ -412,7 +412,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #dial(host: string, port: number, key: string): void {
     this.pool.markConnecting(key);
     this.#halfOpen++;
-    const socket = net.connect({ host, port, noDelay: true });
+    // reads land in one process-wide buffer (net.Server offers no onread: incoming peers use 'data')
+    const sink: ReadSink = { conn: undefined };
+    const socket = net.connect({ host, port, noDelay: true, onread: sharedReadOptions(sink) });
     let settled = false;
     const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
     timer.unref();
@@ -439,7 +441,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         socket.destroy();
         return;
       }
-      this.#attach(socket, 'outgoing', host, port, key).start();
+      this.#attach(socket, 'outgoing', host, port, key, sink).start();
     });
   }
 
@@ -459,9 +461,17 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   /** Wrap a connected socket in a PeerConnection and route its events here. */
-  #attach(socket: net.Socket, direction: 'outgoing' | 'incoming', host: string, port: number, poolKey: string | undefined): PeerConnection {
+  #attach(
+    socket: net.Socket,
+    direction: 'outgoing' | 'incoming',
+    host: string,
+    port: number,
+    poolKey: string | undefined,
+    sharedReads?: ReadSink,
+  ): PeerConnection {
     const conn = new PeerConnection({
       socket,
+      sharedReads,
       infoHash: this.meta.infoHash,
       peerId: this.peerId,
       pieceCount: this.geometry.pieceCount,

@@ -110,6 +110,24 @@ export class MessageDecoder {
     this.#lenient = limits.lenient ?? false;
   }
 
+  /**
+   * Copy every still-buffered byte that lies in `store` into memory the decoder
+   * owns. Call it after the messages from a push() were handled when the
+   * pushed chunk was a view into a buffer that is about to be reused (socket
+   * reads into one shared buffer): at most the one frame still incomplete.
+   */
+  detach(store: ArrayBufferLike): void {
+    for (let i = 0; i < this.#chunks.length; i++) {
+      const chunk = this.#chunks[i]!;
+      if (chunk.buffer !== store) continue;
+      const from = i === 0 ? this.#head : 0;
+      const owned = Buffer.allocUnsafe(chunk.length - from);
+      chunk.copy(owned, 0, from);
+      this.#chunks[i] = owned;
+      if (i === 0) this.#head = 0;
+    }
+  }
+
   /** Bytes received but not yet returned as messages. */
   get bufferedBytes(): number {
     return this.#buffered;

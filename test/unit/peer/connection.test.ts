@@ -1,10 +1,12 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerConnection } from '../../../src/peer/connection.js';
 import { encodeHandshake } from '../../../src/wire/handshake.js';
 import { encodeMessage } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
+import { mulberry32 } from '../../helpers/prng.js';
 import {
   INFO_HASH,
   LOOPBACK,
@@ -253,6 +255,65 @@ describe('PeerConnection failures', () => {
       conn.sendPiece(0, 0, Buffer.alloc(10));
     }).not.toThrow();
     expect(conn.uploadRate.total).toBe(0);
+  });
+});
+
+describe('PeerConnection reading into the shared buffer (outgoing sockets)', () => {
+  it('every block survives the buffer being reused between reads, whatever the segment sizes', async () => {
+    const a = await handshaked({}, true);
+    const b = await handshaked({}, true); // a second socket on the same shared buffer
+    const rng = mulberry32(7);
+    const sent: string[] = [];
+    const got = new Map<PeerConnection, string[]>([[a.conn, []], [b.conn, []]]);
+    for (const o of [a, b]) {
+      // handlers see views into the shared buffer: hash them now, as the session copies them now
+      o.conn.on('message', (m) => {
+        if (m.type === 'piece') got.get(o.conn)!.push(`${m.index}:${m.begin}:${createHash('sha1').update(m.block).digest('hex')}`);
+      });
+    }
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const block = Buffer.alloc(16 * 1024);
+      for (let j = 0; j < block.length; j++) block[j] = Math.floor(rng() * 256);
+      frames.push(encodeMessage({ type: 'piece', index: i % PIECE_COUNT, begin: i * 16384, block }));
+      sent.push(`${i % PIECE_COUNT}:${i * 16384}:${createHash('sha1').update(block).digest('hex')}`);
+    }
+    const wire = Buffer.concat(frames);
+    // both peers send the same stream in different, odd-sized segments, interleaved
+    const cuts = (seed: number): Buffer[] => {
+      const r = mulberry32(seed);
+      const out: Buffer[] = [];
+      for (let at = 0; at < wire.length; ) {
+        const n = 1 + Math.floor(r() * 40_000);
+        out.push(wire.subarray(at, at + n));
+        at += n;
+      }
+      return out;
+    };
+    const sa = cuts(1);
+    const sb = cuts(2);
+    for (let i = 0; i < Math.max(sa.length, sb.length); i++) {
+      if (sa[i]) a.remote.sendRaw(sa[i]!);
+      if (sb[i]) b.remote.sendRaw(sb[i]!);
+      if (i % 3 === 0) await new Promise((r) => setTimeout(r, 2)); // separate reads
+    }
+    await until(() => got.get(a.conn)!.length === 40 && got.get(b.conn)!.length === 40, 'all blocks on both');
+    expect(got.get(a.conn)).toEqual(sent);
+    expect(got.get(b.conn)).toEqual(sent);
+    expect(a.closes).toEqual([]);
+    expect(b.closes).toEqual([]);
+  });
+
+  it('a handshake split over reads is kept whole although the buffer is reused', async () => {
+    const { remote, conn, messages } = await outgoing({}, true);
+    await remote.readHandshake();
+    const bytes = Buffer.concat([encodeHandshake(INFO_HASH, THEIR_ID, Buffer.alloc(8)), encodeMessage({ type: 'have', index: 4 })]);
+    remote.sendRaw(bytes.subarray(0, 30));
+    await new Promise((r) => setTimeout(r, 20));
+    remote.sendRaw(bytes.subarray(30));
+    await until(() => messages.length === 1, 'the have');
+    expect(conn.remotePeerId).toEqual(THEIR_ID);
+    expect(messages).toEqual([{ type: 'have', index: 4 }]);
   });
 });
 

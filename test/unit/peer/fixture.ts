@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { Bitfield } from '../../../src/core/bitfield.js';
-import { PeerConnection, type PeerConnectionOptions } from '../../../src/peer/connection.js';
+import { PeerConnection, sharedReadOptions, type PeerConnectionOptions, type ReadSink } from '../../../src/peer/connection.js';
 import type { Message } from '../../../src/wire/messages.js';
 import { RawPeer, type RawPeerServer } from '../../helpers/raw-peer.js';
 
@@ -43,13 +43,20 @@ export function record(conn: PeerConnection): { messages: Message[]; closes: str
   return { messages, closes };
 }
 
-/** An outgoing PeerConnection (started) to a RawPeer on loopback. */
-export async function outgoing(overrides: Overrides = {}): Promise<Outgoing> {
+/**
+ * An outgoing PeerConnection (started) to a RawPeer on loopback; with
+ * `sharedReads` its socket reads into the process-wide buffer, as the session's do.
+ */
+export async function outgoing(overrides: Overrides = {}, sharedReads = false): Promise<Outgoing> {
   const server: RawPeerServer = await RawPeer.listen({ timeoutMs: WAIT_MS });
   cleanups.push(() => server.close());
-  const socket = connect({ host: LOOPBACK, port: server.port });
+  const sink: ReadSink = { conn: undefined };
+  const socket = sharedReads
+    ? connect({ host: LOOPBACK, port: server.port, onread: sharedReadOptions(sink) })
+    : connect({ host: LOOPBACK, port: server.port });
   const conn = new PeerConnection({
     socket,
+    sharedReads: sharedReads ? sink : undefined,
     infoHash: INFO_HASH,
     peerId: OUR_ID,
     pieceCount: PIECE_COUNT,
@@ -66,8 +73,8 @@ export async function outgoing(overrides: Overrides = {}): Promise<Outgoing> {
 }
 
 /** outgoing() plus a completed handshake in both directions. */
-export async function handshaked(overrides: Overrides = {}): Promise<Outgoing> {
-  const o = await outgoing(overrides);
+export async function handshaked(overrides: Overrides = {}, sharedReads = false): Promise<Outgoing> {
+  const o = await outgoing(overrides, sharedReads);
   await o.remote.readHandshake();
   const done = once(o.conn, 'handshake');
   o.remote.sendHandshake(INFO_HASH, THEIR_ID);

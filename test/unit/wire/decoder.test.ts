@@ -139,6 +139,47 @@ function rejects(bytes: Buffer, pattern: RegExp, pieceCount = PIECE_COUNT): void
   expect(() => decoder.push(Buffer.alloc(0))).toThrow(pattern); // stays failed, same reason
 }
 
+describe('MessageDecoder over a reused read buffer', () => {
+  it('detach() copies an incomplete frame out, so overwriting the buffer cannot corrupt it', () => {
+    const block = Buffer.alloc(BLOCK_SIZE);
+    for (let i = 0; i < block.length; i++) block[i] = (i * 31) & 0xff;
+    const first = encodeMessage({ type: 'piece', index: 1, begin: 0, block });
+    const second = encodeMessage({ type: 'piece', index: 1, begin: BLOCK_SIZE, block });
+    const wire = Buffer.concat([first, second]);
+    const shared = Buffer.alloc(64 * 1024);
+    const d = new MessageDecoder({ pieceCount: 4 });
+    // read 1: the first frame and half of the second
+    const cut = first.length + 5000;
+    wire.copy(shared, 0, 0, cut);
+    const got1 = d.push(shared.subarray(0, cut));
+    expect(got1).toHaveLength(1);
+    expect(got1[0]!.type === 'piece' && got1[0]!.block.equals(block)).toBe(true);
+    d.detach(shared.buffer);
+    shared.fill(0xee); // the next read overwrites the buffer
+    // read 2: the rest of the second frame, at the start of the same buffer
+    wire.copy(shared, 0, cut);
+    const got2 = d.push(shared.subarray(0, wire.length - cut));
+    expect(got2).toHaveLength(1);
+    const m = got2[0]!;
+    expect(m.type === 'piece' && m.begin === BLOCK_SIZE && m.block.equals(block)).toBe(true);
+    expect(d.bufferedBytes).toBe(0);
+  });
+
+  it('detach() leaves chunks on other buffers alone and keeps a partly consumed head in place', () => {
+    const d = new MessageDecoder({ pieceCount: 4 });
+    const shared = Buffer.alloc(4096);
+    const frames = Buffer.concat([encodeMessage({ type: 'have', index: 2 }), encodeMessage({ type: 'extended', id: 0, payload: Buffer.alloc(3000, 7) })]);
+    frames.copy(shared, 0, 0, 2000);
+    expect(d.push(shared.subarray(0, 2000))).toEqual([{ type: 'have', index: 2 }]);
+    d.detach(shared.buffer);
+    shared.fill(0);
+    const rest = Buffer.from(frames.subarray(2000)); // an ordinary chunk, not in the shared buffer
+    const got = d.push(rest);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.type === 'extended' && got[0]!.payload.equals(Buffer.alloc(3000, 7))).toBe(true);
+  });
+});
+
 describe('MessageDecoder hostile frames', () => {
   it('rejects a length prefix of 2^32-1 as soon as the 4 bytes arrive', () => {
     const decoder = new MessageDecoder({ pieceCount: PIECE_COUNT });
