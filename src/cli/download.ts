@@ -19,6 +19,7 @@ interface DownloadOptions extends SharedOptions {
   peerTimeout: number;
   stallTimeout: number;
   seed?: boolean;
+  directIo: boolean;
 }
 
 export function registerDownload(program: Command): void {
@@ -30,7 +31,8 @@ export function registerDownload(program: Command): void {
     .option('--download-limit <rate>', 'download limit in bytes/s', parseSize)
     .option('--peer-timeout <duration>', 'give up when no peer is connected for this long (0 = never)', parseDuration, 120)
     .option('--stall-timeout <duration>', 'give up when no data arrives for this long, even with peers connected (0 = never)', parseDuration, 0)
-    .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)');
+    .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
+    .option('--no-direct-io', 'write everything through the page cache (default: whole aligned pieces bypass it with O_DIRECT where the disk supports it and keeps up)');
   addSharedOptions(cmd, 'also connect to this peer (repeatable)', 'with --seed: ').action(async (torrent: string, opts: DownloadOptions) => {
     const meta = await loadTorrent(torrent);
     const reporter = new Reporter(chooseMode(opts));
@@ -52,6 +54,7 @@ export function registerDownload(program: Command): void {
       useTrackers: opts.trackers,
       peerTimeoutMs: opts.peerTimeout * 1000,
       stallTimeoutMs: opts.stallTimeout * 1000,
+      directWrites: opts.directIo,
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });

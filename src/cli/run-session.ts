@@ -149,6 +149,8 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
       uploaded: s.uploaded,
       failedPieces: s.failedPieces,
       bannedPeers: s.bannedPeers,
+      directWriteBytes: s.directWriteBytes,
+      ...(s.directWritesOff !== undefined ? { directWritesOff: s.directWritesOff } : {}),
     },
   };
 }

@@ -21,6 +21,7 @@ import { PiecePicker } from '../pieces/picker.js';
 import { TorrentStorage, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { PieceHasher } from '../storage/hasher.js';
+import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
@@ -52,8 +53,6 @@ export const MAX_PEER_REQUESTS = 2000;
 const MAX_REQUESTS_WHILE_CHOKED = 200;
 const MAX_UNREQUESTED_BLOCKS = 64;
 const MAX_HALF_OPEN = 16;
-/** Spare piece buffers kept for reuse (bounded: 16 x piece length). */
-const FREE_PIECE_BUFFERS = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
@@ -100,6 +99,11 @@ export interface SessionOptions {
   openFile?: FileOpener;
   /** Skip checking existing data (the caller knows the folder is new). */
   skipCheck?: boolean;
+  /**
+   * Write whole aligned pieces with O_DIRECT where the file system and disk
+   * allow it (storage/direct-io.ts); default true. false: always the page cache.
+   */
+  directWrites?: boolean;
 }
 
 export interface SessionStats {
@@ -120,6 +124,10 @@ export interface SessionStats {
   bannedPeers: number;
   /** complete pieces held in memory waiting for their hash or their write */
   pendingBytes: number;
+  /** bytes written with O_DIRECT, bypassing the page cache (storage/direct-io.ts) */
+  directWriteBytes: number;
+  /** why direct writes were turned off during this session, if they were */
+  directWritesOff: string | undefined;
 }
 
 export interface SessionEvents {
@@ -191,7 +199,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** smart ban: for pieces that failed with several senders, each block's sender and hash */
   readonly #suspects = new Map<number, { sender: string; digest: Buffer }[]>();
   #diskQueueBytes = 0;
-  readonly #freePieces: Buffer[] = [];
+  /** Piece buffers, reused and page-aligned (storage/piece-buffers.ts): only in-flight pieces hold one. */
+  readonly #buffers: PieceBuffers;
   /** bytes of complete pieces waiting for their SHA-1 (counted with the disk queue) */
   #hashingBytes = 0;
   readonly #hasher: PieceHasher;
@@ -221,6 +230,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.opts = opts;
     this.meta = opts.meta;
     this.geometry = new PieceGeometry(opts.meta.pieceLength, opts.meta.totalLength);
+    this.#buffers = new PieceBuffers(opts.meta.pieceLength);
     // a piece being sent and the ones read ahead must fit the cache together,
     // or read-ahead would evict what is about to be sent
     this.#cacheWholePieces = opts.meta.pieceLength * 2 <= READ_CACHE_BYTES;
@@ -268,6 +278,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       failedPieces: this.#failedPieces,
       bannedPeers: this.#banned,
       pendingBytes: this.#diskQueueBytes + this.#hashingBytes,
+      directWriteBytes: this.storage?.directWrites?.bytes ?? 0,
+      directWritesOff: this.storage?.directWrites?.offReason,
     };
   }
 
@@ -292,6 +304,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     this.storage = await TorrentStorage.open(root, meta, {
       mode: this.opts.mode === 'download' ? 'readwrite' : 'read',
+      directWrites: this.opts.directWrites ?? true,
       ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
     });
     this.#readCache = new PieceReadCache(
@@ -803,17 +816,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     return false;
   }
 
-  /** A piece-sized buffer, reused when one is free: only in-flight pieces hold one. */
   #allocPiece(size: number): Buffer {
-    if (size === this.geometry.pieceLength) {
-      const free = this.#freePieces.pop();
-      if (free) return free;
-    }
-    return Buffer.allocUnsafeSlow(size);
+    return this.#buffers.take(size);
   }
 
+  /** `piece` is referenced nowhere any more: its buffer serves the next piece. */
   #freePiece(piece: Buffer): void {
-    if (piece.length === this.geometry.pieceLength && this.#freePieces.length < FREE_PIECE_BUFFERS) this.#freePieces.push(piece);
+    this.#buffers.give(piece);
   }
 
   #onHashFailure(index: number, buffer: Buffer, senders: string[]): void {

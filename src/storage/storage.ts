@@ -11,6 +11,8 @@ import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { assertOpenedInside, realRoot } from './confine.js';
+import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
+import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
 import { mkdirp } from './mkdirp.js';
@@ -30,6 +32,14 @@ export interface StorageOptions {
   maxOpenFiles?: number;
   /** Test seam: how files are opened. */
   openFile?: FileOpener;
+  /**
+   * Write the page-aligned part of pieces in aligned buffers (piece-buffers.ts)
+   * with O_DIRECT while the filesystem accepts it and the disk keeps up
+   * (direct-io.ts); everything else goes through the page cache.
+   */
+  directWrites?: boolean;
+  /** Test seam: the monitor deciding whether direct writes stay on. */
+  directMonitor?: DirectWriteMonitor;
 }
 
 // O_NOFOLLOW: a symlink planted after resolveInside() still is not followed.
@@ -58,7 +68,10 @@ export class TorrentStorage {
   readonly #root: string;
   /** realpath(root), fixed at open() (or at the first open, when root did not exist yet). */
   #rootReal: string | undefined;
+  /** Open handles by key: fileIndex for ordinary ones, ~fileIndex (negative) for O_DIRECT ones. */
   readonly #slots = new Map<number, Slot>();
+  /** Present when direct writes were asked for and the platform has O_DIRECT. */
+  readonly #direct: DirectWriteMonitor | undefined;
   #closed = false;
 
   private constructor(root: string, meta: Metainfo, paths: string[], opts: StorageOptions) {
@@ -70,6 +83,8 @@ export class TorrentStorage {
     this.#maxOpen = Math.max(1, opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
+    const directFlag = (constants as { O_DIRECT?: number }).O_DIRECT;
+    this.#direct = opts.directWrites && this.#writable && directFlag !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
   }
 
   /**
@@ -123,9 +138,46 @@ export class TorrentStorage {
     const writes = spans.map((span) => {
       const chunk = data.subarray(at, at + span.length);
       at += span.length;
-      return this.#withFile(span.fileIndex, 'write', (fh) => writeFully(fh, chunk, span.fileOffset));
+      return this.#writeSpan(span.fileIndex, chunk, span.fileOffset);
     });
     await settleAll(writes);
+  }
+
+  /** Bytes written with O_DIRECT so far, and why direct writes stopped if they did (undefined: not asked for or no O_DIRECT). */
+  get directWrites(): { bytes: number; offReason: string | undefined } | undefined {
+    return this.#direct ? { bytes: this.#direct.directBytes, offReason: this.#direct.offReason } : undefined;
+  }
+
+  async #writeSpan(fileIndex: number, chunk: Buffer, position: number): Promise<void> {
+    const split = this.#direct?.enabled && inAlignedStore(chunk) ? splitForDirect(chunk.byteOffset, position, chunk.length) : undefined;
+    if (!split) {
+      await this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, chunk, position));
+      return;
+    }
+    const { head, middle } = split;
+    const parts: Promise<void>[] = [];
+    if (head > 0) parts.push(this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, chunk.subarray(0, head), position)));
+    parts.push(this.#writeDirect(fileIndex, chunk.subarray(head, head + middle), position + head));
+    const tail = head + middle;
+    if (tail < chunk.length) parts.push(this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, chunk.subarray(tail), position + tail)));
+    await settleAll(parts);
+  }
+
+  /** An aligned write with O_DIRECT; through the page cache instead when the filesystem refuses it (EINVAL). */
+  async #writeDirect(fileIndex: number, bytes: Buffer, position: number): Promise<void> {
+    const monitor = this.#direct!;
+    monitor.begin();
+    let written = 0;
+    try {
+      await this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, bytes, position), true);
+      written = bytes.length;
+    } catch (err) {
+      if (!(err instanceof DiskError && err.syscallCode === 'EINVAL')) throw err;
+      monitor.disable('the file system refuses O_DIRECT (EINVAL)');
+    } finally {
+      monitor.end(written);
+    }
+    if (written === 0) await this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, bytes, position));
   }
 
   /** Bytes for a peer's request. DiskError when a file is missing or short. */
@@ -188,15 +240,16 @@ export class TorrentStorage {
     return out;
   }
 
-  async #withFile<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+  async #withFile<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>, direct = false): Promise<T> {
     const file = this.#paths[fileIndex]!;
-    const slot = this.#acquire(fileIndex);
+    const key = direct ? ~fileIndex : fileIndex;
+    const slot = this.#acquire(key);
     try {
       let fh: FileHandle;
       try {
         fh = await slot.handle;
       } catch (err) {
-        if (this.#slots.get(fileIndex) === slot) this.#slots.delete(fileIndex); // retry the open next time
+        if (this.#slots.get(key) === slot) this.#slots.delete(key); // retry the open next time
         if (op === 'read' && (err as NodeJS.ErrnoException).code === 'ENOENT') {
           throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`);
         }
@@ -214,17 +267,19 @@ export class TorrentStorage {
     }
   }
 
-  #acquire(fileIndex: number): Slot {
-    let slot = this.#slots.get(fileIndex);
+  /** The slot for `key` (see #slots), opening the file when it has none. */
+  #acquire(key: number): Slot {
+    let slot = this.#slots.get(key);
     if (slot) {
-      this.#slots.delete(fileIndex); // re-insert: most recently used last
+      this.#slots.delete(key); // re-insert: most recently used last
     } else {
-      const flags = this.#writable ? WRITE_FLAGS : READ_FLAGS;
-      slot = { handle: this.#openConfined(fileIndex, flags), users: 0 };
+      const direct = key < 0;
+      const flags = direct ? WRITE_FLAGS | (constants as { O_DIRECT?: number }).O_DIRECT! : this.#writable ? WRITE_FLAGS : READ_FLAGS;
+      slot = { handle: this.#openConfined(direct ? ~key : key, flags), users: 0 };
       slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
     }
     slot.users++;
-    this.#slots.set(fileIndex, slot);
+    this.#slots.set(key, slot);
     this.#evict();
     return slot;
   }
@@ -252,10 +307,10 @@ export class TorrentStorage {
   /** Close least recently used idle handles while over the limit. */
   #evict(): void {
     if (this.#slots.size <= this.#maxOpen) return;
-    for (const [fileIndex, slot] of this.#slots) {
+    for (const [key, slot] of this.#slots) {
       if (this.#slots.size <= this.#maxOpen) break;
       if (slot.users > 0) continue;
-      this.#slots.delete(fileIndex);
+      this.#slots.delete(key);
       slot.handle.then((fh) => fh.close()).catch(() => undefined);
     }
   }

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
+import { directSupported } from '../../helpers/direct-io.js';
 import { piecesOnDisk } from '../safety/pieces-on-disk.js';
 import { LOOPBACK, expectOneErrorLine, killAllTt, runTt, startTt } from './tt-cli.js';
 
@@ -63,6 +64,20 @@ describe('tt download --json', () => {
     expect(progress[progress.length - 1]).toMatchObject({ have: fx.meta.pieceCount, left: 0 });
     expect(p.events[p.events.length - 1]).toMatchObject({ event: 'done', complete: true, have: fx.meta.pieceCount });
     await expectSameData(fx, out);
+  });
+
+  it('writes whole pieces with O_DIRECT by default, through the page cache with --no-direct-io', async () => {
+    const fx = await fixture(32 * PIECE + 123);
+    const peer = await seeder(fx);
+    const supported = await directSupported(fx.work);
+    for (const [flags, expected] of [[[], supported ? 32 * PIECE : 0], [['--no-direct-io'], 0]] as const) {
+      const out = join(fx.work, `out${flags.length}`);
+      const p = await runTt(['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--json', ...flags]);
+      expect(p.exit?.code, p.describe()).toBe(0);
+      const done = p.events.find((e) => e.event === 'done')!;
+      expect(done.directWriteBytes, flags.join(' ')).toBe(expected); // the 123-byte last piece always goes through the page cache
+      await expectSameData(fx, out);
+    }
   });
 
   it('--quiet prints nothing at all on success', async () => {

@@ -7,6 +7,10 @@ import { DiskError } from '../../../src/core/errors.js';
 import { PieceGeometry } from '../../../src/core/geometry.js';
 import { toDiskError } from '../../../src/storage/disk-error.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
+import { DirectWriteMonitor } from '../../../src/storage/direct-io.js';
+import { PieceBuffers } from '../../../src/storage/piece-buffers.js';
+import type { Metainfo } from '../../../src/metainfo/metainfo.js';
+import { directSupported } from '../../helpers/direct-io.js';
 import { makeTorrent, withTempDir } from './fixture.js';
 
 function shuffled(n: number, seed: number): number[] {
@@ -126,6 +130,162 @@ describe('TorrentStorage.open', () => {
       expect(await storage.readPiece(0)).toBeUndefined(); // the handle to f0 was evicted by f1's
       await storage.close();
       await expect(storage.readPiece(3)).rejects.toThrow(/closed/);
+    });
+  });
+});
+
+/** Write every piece of `data` from aligned pool buffers, in a shuffled order, a few at a time. */
+async function writeAllFromPool(storage: TorrentStorage, meta: Metainfo, data: Buffer): Promise<void> {
+  const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+  const pool = new PieceBuffers(meta.pieceLength);
+  const order = shuffled(meta.pieceCount, 5);
+  for (let at = 0; at < order.length; at += 4) {
+    await Promise.all(
+      order.slice(at, at + 4).map(async (i) => {
+        const buf = pool.take(g.pieceSize(i));
+        pieceOf(data, g, i).copy(buf);
+        await storage.writePiece(i, buf);
+        pool.give(buf);
+      }),
+    );
+  }
+}
+
+async function expectFilesMatch(root: string, meta: Metainfo, data: Buffer): Promise<void> {
+  for (const file of meta.files) {
+    const onDisk = await readFile(path.join(root, ...file.path));
+    expect(onDisk.equals(data.subarray(file.offset, file.offset + file.length))).toBe(true);
+  }
+}
+
+describe('direct writes (O_DIRECT)', () => {
+  const PIECE = 64 * 1024;
+
+  it('writes aligned pieces with O_DIRECT and every byte lands, in one file and across unaligned files', async () => {
+    await withTempDir(async (root) => {
+      const supported = await directSupported(root);
+      // one file (whole pieces aligned, short last piece), then odd file sizes where only some runs align
+      const cases: [number[], number][] = [
+        [[20 * PIECE + 1234], 20 * PIECE], // the 1234-byte last piece is less than a block
+        // f0 aligned; f1 starts aligned (4096 of its 5000 direct); later files start at offsets
+        // that disagree with their place in the piece buffer modulo 4096: page cache only
+        [[PIECE * 3, 5000, 4096 * 7, 1, PIECE * 2 + 100, 0, 9000], 3 * PIECE + 4096],
+      ];
+      for (const [lengths, expectDirect] of cases) {
+        const { meta, data } = makeTorrent(lengths, PIECE);
+        const dir = path.join(root, String(lengths.length));
+        const storage = await TorrentStorage.open(dir, meta, { mode: 'readwrite', directWrites: true });
+        await writeAllFromPool(storage, meta, data);
+        const stats = storage.directWrites!;
+        for (let i = 0; i < meta.pieceCount; i++) expect((await storage.readPiece(i))?.equals(pieceOf(data, new PieceGeometry(PIECE, meta.totalLength), i))).toBe(true);
+        await storage.close();
+        await expectFilesMatch(dir, meta, data);
+        if (supported) {
+          expect(stats.offReason).toBeUndefined();
+          expect(stats.bytes).toBe(expectDirect);
+        } else {
+          expect(stats.bytes).toBe(0);
+          expect(stats.offReason).toMatch(/refuses O_DIRECT/);
+        }
+      }
+    });
+  });
+
+  it('plain (unaligned) buffers and directWrites off go through the page cache only', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([8 * PIECE], PIECE);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', directWrites: true });
+      const g = new PieceGeometry(PIECE, meta.totalLength);
+      for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, Buffer.from(pieceOf(data, g, i)));
+      expect(storage.directWrites!.bytes).toBe(0);
+      await storage.close();
+      await expectFilesMatch(root, meta, data);
+      const off = await TorrentStorage.open(path.join(root, 'off'), meta, { mode: 'readwrite' });
+      expect(off.directWrites).toBeUndefined();
+      await off.close();
+    });
+  });
+
+  it('falls back to the page cache when the file system refuses O_DIRECT (EINVAL), losing nothing', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([6 * PIECE, 3 * PIECE], PIECE);
+      let directOpens = 0;
+      const storage = await TorrentStorage.open(root, meta, {
+        mode: 'readwrite',
+        directWrites: true,
+        openFile: (file, flags) => {
+          if ((flags & constants.O_DIRECT) === 0) return open(file, flags, 0o644);
+          directOpens++;
+          return Promise.reject(Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' }));
+        },
+      });
+      await writeAllFromPool(storage, meta, data);
+      expect(directOpens).toBeGreaterThan(0);
+      expect(directOpens).toBeLessThanOrEqual(4); // the writes already in flight when the first one failed, then no more tries
+      expect(storage.directWrites).toEqual({ bytes: 0, offReason: 'the file system refuses O_DIRECT (EINVAL)' });
+      await storage.close();
+      await expectFilesMatch(root, meta, data);
+    });
+  });
+
+  it('a direct write failing with EINVAL is redone through the page cache', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([8 * PIECE], PIECE);
+      const storage = await TorrentStorage.open(root, meta, {
+        mode: 'readwrite',
+        directWrites: true,
+        openFile: async (file, flags) => {
+          const fh = await open(file, flags, 0o644);
+          if ((flags & constants.O_DIRECT) === 0) return fh;
+          // e.g. a device whose logical blocks are larger than 4096
+          const einval = Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' });
+          return new Proxy(fh, {
+            get: (t, k) => {
+              if (k === 'write') return () => Promise.reject(einval);
+              const v: unknown = Reflect.get(t, k, t);
+              return typeof v === 'function' ? v.bind(t) : v;
+            },
+          });
+        },
+      });
+      await writeAllFromPool(storage, meta, data);
+      expect(storage.directWrites).toEqual({ bytes: 0, offReason: 'the file system refuses O_DIRECT (EINVAL)' });
+      await storage.close();
+      await expectFilesMatch(root, meta, data);
+    });
+  });
+
+  it('other direct write errors are reported, not hidden by a fallback (real ENOSPC)', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([4 * PIECE], PIECE);
+      const storage = await TorrentStorage.open(root, meta, {
+        mode: 'readwrite',
+        directWrites: true,
+        openFile: (file, flags) => ((flags & constants.O_DIRECT) !== 0 ? open('/dev/full', constants.O_RDWR) : open(file, flags, 0o644)),
+      });
+      const buf = new PieceBuffers(PIECE).take(PIECE);
+      data.copy(buf, 0, 0, PIECE);
+      await expect(storage.writePiece(0, buf)).rejects.toThrow(/disk full \(ENOSPC\)/);
+      await storage.close();
+    });
+  });
+
+  it('a disk too slow for direct writes is switched to the page cache, saying why', async () => {
+    if (!(await withTempDir(directSupported))) {
+      throw new Error('this test needs a temp folder on a file system with O_DIRECT (ext4, xfs, btrfs, tmpfs on Linux >= 6.6)');
+    }
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([16 * PIECE], PIECE);
+      // judge after two pieces, against a rate no disk reaches
+      const directMonitor = new DirectWriteMonitor({ windowBytes: 2 * PIECE, minRate: Number.MAX_SAFE_INTEGER });
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', directWrites: true, directMonitor });
+      await writeAllFromPool(storage, meta, data);
+      const stats = storage.directWrites!;
+      expect(stats.offReason).toMatch(/MiB\/s with O_DIRECT, below .*: the page cache serves it better/);
+      expect(stats.bytes).toBeGreaterThanOrEqual(2 * PIECE);
+      expect(stats.bytes).toBeLessThanOrEqual(4 * PIECE); // the first batch of four at most
+      await storage.close();
+      await expectFilesMatch(root, meta, data);
     });
   });
 });
