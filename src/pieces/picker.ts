@@ -246,7 +246,7 @@ export class PiecePicker {
 
   /** Does the peer have any piece we still lack? O(pieces / 8). */
   interestingFor(peerHas: Bitfield | 'all'): boolean {
-    if (peerHas === 'all') return !this.#have.complete;
+    if (peerHas === 'all' || peerHas.complete) return !this.#have.complete;
     const mine = this.#have.bytes;
     const theirs = peerHas.bytes;
     const n = Math.min(mine.length, theirs.length);
