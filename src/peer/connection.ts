@@ -16,6 +16,7 @@ import {
   encodeMessage,
   encodePieceHeader,
   encodeRequest,
+  encodeRequests,
   encodeCancel,
   type Message,
 } from '../wire/messages.js';
@@ -226,6 +227,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   request(index: number, begin: number, length: number): void {
     this.#write(encodeRequest(index, begin, length));
+  }
+
+  /** Several requests in one write (a socket.write per request cost ~1 µs of JS each). */
+  requestMany(blocks: readonly { index: number; begin: number; length: number }[]): void {
+    if (blocks.length > 0) this.#write(encodeRequests(blocks));
   }
 
   cancel(index: number, begin: number, length: number): void {

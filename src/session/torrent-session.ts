@@ -656,18 +656,19 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
       return;
     }
-    conn.batch(() => {
-      for (const b of blocks) {
-        const wait = this.#downloadBucket.take(b.length);
-        if (wait > 0) {
-          picker.release(conn, b.index, b.begin);
-          this.#scheduleRefill(state, wait);
-          continue;
-        }
-        state.outstanding.add(blockKey(b.index, b.begin));
-        conn.request(b.index, b.begin, b.length);
+    let sent = 0;
+    for (const b of blocks) {
+      const wait = this.#downloadBucket.take(b.length);
+      if (wait > 0) {
+        picker.release(conn, b.index, b.begin);
+        this.#scheduleRefill(state, wait);
+        continue;
       }
-    });
+      state.outstanding.add(blockKey(b.index, b.begin));
+      blocks[sent++] = b;
+    }
+    blocks.length = sent;
+    conn.requestMany(blocks); // one write of all of them
   }
 
   /** How many blocks `state` may have in flight: its rate-driven depth, its reqq, its share of the session's. */

@@ -87,10 +87,29 @@ function encodeIndexMessage(id: number, index: number): Buffer {
 
 /** request / cancel / reject share one layout: <len=0013><id><index><begin><length>. */
 function encodeBlockRef(id: number, index: number, begin: number, length: number): Buffer {
-  const buf = frame(id, 12);
-  buf.writeUInt32BE(index, 5);
-  buf.writeUInt32BE(begin, 9);
-  buf.writeUInt32BE(length, 13);
+  const buf = Buffer.allocUnsafe(BLOCK_REF_FRAME_BYTES);
+  writeBlockRef(buf, 0, id, index, begin, length);
+  return buf;
+}
+
+const BLOCK_REF_FRAME_BYTES = LENGTH_PREFIX_BYTES + 13;
+
+function writeBlockRef(buf: Buffer, at: number, id: number, index: number, begin: number, length: number): void {
+  buf.writeUInt32BE(13, at);
+  buf[at + 4] = id;
+  buf.writeUInt32BE(index, at + 5);
+  buf.writeUInt32BE(begin, at + 9);
+  buf.writeUInt32BE(length, at + 13);
+}
+
+/** Several requests as one buffer (one write instead of one per request); 17 bytes each. */
+export function encodeRequests(blocks: readonly { index: number; begin: number; length: number }[]): Buffer {
+  const buf = Buffer.allocUnsafe(blocks.length * BLOCK_REF_FRAME_BYTES);
+  let at = 0;
+  for (const b of blocks) {
+    writeBlockRef(buf, at, MessageId.request, b.index, b.begin, b.length);
+    at += BLOCK_REF_FRAME_BYTES;
+  }
   return buf;
 }
 

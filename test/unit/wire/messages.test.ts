@@ -12,6 +12,7 @@ import {
   encodeMessage,
   encodePieceHeader,
   encodeRequest,
+  encodeRequests,
   type Message,
 } from '../../../src/wire/messages.js';
 
@@ -76,6 +77,17 @@ describe('hot-path encoders', () => {
     const header = encodePieceHeader(9, 32768, block.length);
     expect(header).toHaveLength(13);
     expect(Buffer.concat([header, block])).toEqual(encodeMessage({ type: 'piece', index: 9, begin: 32768, block }));
+  });
+
+  it('encodeRequests is the requests end to end, and refuses out-of-range values too', () => {
+    const blocks = [
+      { index: 0, begin: 0, length: 16384 },
+      { index: 7, begin: 16384, length: 1000 },
+      { index: 2 ** 32 - 1, begin: 2 ** 32 - 16384, length: 16384 },
+    ];
+    expect(encodeRequests(blocks)).toEqual(Buffer.concat(blocks.map((b) => encodeRequest(b.index, b.begin, b.length))));
+    expect(encodeRequests([])).toHaveLength(0);
+    expect(() => encodeRequests([{ index: 1, begin: -1, length: 5 }])).toThrow(RangeError);
   });
 
   it('constant frames hold the right bytes', () => {
