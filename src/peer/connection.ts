@@ -119,6 +119,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #closed = false;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Piece indices to announce at the end of this event-loop turn. */
+  #haves: number[] = [];
   /** Bytes read before this connection was attached to its socket (fed at start()). */
   #early: Buffer[] = [];
   readonly #decoder: MessageDecoder;
@@ -221,8 +223,22 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.send({ type: 'not-interested' });
   }
 
+  /**
+   * Announce a piece. Haves made in the same event-loop turn go out as one
+   * write at its end: pieces verified together cost the peer one wake-up, not
+   * one per piece. Nothing we send depends on a have arriving first.
+   */
   have(index: number): void {
-    this.#write(encodeHave(index));
+    if (this.#closed) return;
+    this.#haves.push(index);
+    if (this.#haves.length === 1) setImmediate(() => this.#flushHaves());
+  }
+
+  #flushHaves(): void {
+    const haves = this.#haves;
+    this.#haves = [];
+    if (this.#closed || haves.length === 0) return;
+    this.#write(haves.length === 1 ? encodeHave(haves[0]!) : Buffer.concat(haves.map(encodeHave)));
   }
 
   request(index: number, begin: number, length: number): void {

@@ -333,6 +333,33 @@ describe('PeerConnection data and rates', () => {
     expect(conn.downloadRate.total).toBe(0);
   });
 
+  it('haves from one event-loop turn go out in one write, in order; a later turn writes again', async () => {
+    const { remote, conn } = await handshaked();
+    let writes = 0;
+    const write = conn.socket.write.bind(conn.socket) as (...args: unknown[]) => boolean;
+    Object.assign(conn.socket, {
+      write: (...args: unknown[]) => {
+        writes++;
+        return write(...args);
+      },
+    });
+    conn.have(3);
+    conn.have(1);
+    conn.have(7);
+    expect(writes).toBe(0); // not yet: at the end of the turn
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toBe(1);
+    for (const index of [3, 1, 7]) expect(await remote.nextMessage()).toEqual({ type: 'have', index });
+    conn.have(2);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toBe(2);
+    expect(await remote.nextMessage()).toEqual({ type: 'have', index: 2 });
+    conn.have(4);
+    conn.close('gone'); // queued haves die with the connection
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toBe(2);
+  });
+
   it('request, cancel and have go out as BEP 3 frames', async () => {
     const { remote, conn } = await handshaked();
     conn.request(1, 0, 16384);
