@@ -76,6 +76,7 @@ export function parseExtendedHandshake(payload: Buffer): ExtendedHandshake {
   const metadataSize = intInRange(getInt(root, 'metadata_size'), 1, MAX_METADATA_SIZE_BYTES);
   if (metadataSize !== undefined) out.metadataSize = metadataSize;
   const yourip = getBytes(root, 'yourip');
-  if (yourip !== undefined && (yourip.length === 4 || yourip.length === 16)) out.yourip = yourip;
+  // a copy: the payload may be a view into a read buffer that is reused (peer/connection.ts)
+  if (yourip !== undefined && (yourip.length === 4 || yourip.length === 16)) out.yourip = Buffer.from(yourip);
   return out;
 }
