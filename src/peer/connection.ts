@@ -42,7 +42,7 @@ export function ourReserved(): Buffer {
  * one at a time and each read is consumed (messages handled, an incomplete
  * frame copied out) before the buffer is reused.
  */
-const SHARED_READ_BYTES = 1024 * 1024;
+export const SHARED_READ_BYTES = 1024 * 1024;
 let sharedReadBuffer: Buffer | undefined;
 
 /** Routes a socket's reads to the PeerConnection that later wraps it. */

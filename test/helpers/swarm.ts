@@ -82,11 +82,12 @@ export interface Running {
 const running: Running[] = [];
 const dirs: string[] = [];
 
-export async function startSession(opts: Omit<SessionOptions, 'listener'>): Promise<Running> {
+export async function startSession(opts: Omit<SessionOptions, 'listener'>, beforeStart?: (session: TorrentSession) => void): Promise<Running> {
   const listener = await Listener.listen({ host: '127.0.0.1', port: 0 });
   const session = new TorrentSession({ ...opts, listener });
   const r = { session, listener, address: { host: '127.0.0.1', port: listener.port } };
   running.push(r);
+  beforeStart?.(session);
   await session.start();
   return r;
 }
