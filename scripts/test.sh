@@ -25,8 +25,8 @@ else
   echo "node_modules matches package-lock.json"
 fi
 
-step "build (tsc -p tsconfig.build.json)"
-npx tsc -p tsconfig.build.json || die "build failed"
+step "build (tsc, then one bundled file for bin/tt.js)"
+npm run --silent build || die "build failed"
 
 step "typecheck (tsc -p tsconfig.json --noEmit)"
 npx tsc -p tsconfig.json --noEmit || die "typecheck failed"

@@ -24,10 +24,20 @@ export function staleSources(dir = join(ROOT, 'src')): string[] {
   return stale;
 }
 
-/** `tsc -p tsconfig.build.json` unless dist/ is up to date. */
+/** The one-file build that bin/tt.js loads (`npm run build`: tsc, then rolldown). */
+export const TT_BUNDLE = join(ROOT, 'dist/tt.mjs');
+
+/** `npm run build` (tsc, then the bundle) unless dist/ and the bundle are up to date. */
 export function ensureBuilt(): void {
-  if (staleSources().length === 0) return;
+  const stale = staleSources();
+  const bundleTime = existsSync(TT_BUNDLE) ? statSync(TT_BUNDLE).mtimeMs : 0;
+  const distTime = existsSync(join(ROOT, 'dist/cli/main.js')) ? statSync(join(ROOT, 'dist/cli/main.js')).mtimeMs : Infinity;
+  if (stale.length === 0 && bundleTime >= distTime) return;
   // others' in-progress files may not typecheck; tsc still emits, so only the output matters
   spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 });
-  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('build failed: dist/cli/main.js is missing');
+  spawnSync(process.execPath, [join(ROOT, 'node_modules/rolldown/bin/cli.mjs'), 'dist/cli/main.js', '--file', 'dist/tt.mjs', '--platform', 'node', '--format', 'esm', '--sourcemap'], {
+    cwd: ROOT,
+    timeout: 120_000,
+  });
+  if (!existsSync(TT_BUNDLE)) throw new Error('build failed: dist/tt.mjs is missing');
 }

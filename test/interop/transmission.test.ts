@@ -34,7 +34,7 @@ let source: string;
 let torrent: string;
 
 beforeAll(async () => {
-  if (!existsSync(new URL('../../dist/cli/main.js', import.meta.url))) throw new Error('build tt first: npx tsc -p tsconfig.build.json');
+  if (!existsSync(new URL('../../dist/tt.mjs', import.meta.url))) throw new Error('build tt first: npm run build');
   dir = await mkdtemp(join(tmpdir(), 'tt-interop-transmission-'));
   seedDir = join(dir, 'seed');
   source = await writeMultiFileData(seedDir, 'multi', LAYOUT);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startProcess, type ManagedProcess } from './process.js';
 
 export const TT_BIN = fileURLToPath(new URL('../../../bin/tt.js', import.meta.url));
-const TT_DIST_MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
+const TT_DIST_MAIN = fileURLToPath(new URL('../../../dist/tt.mjs', import.meta.url));
 export const TT_START_TIMEOUT_MS = 15_000;
 export const TT_CHECK_TIMEOUT_MS = 120_000;
 

@@ -9,7 +9,7 @@ import { expect } from 'vitest';
 import { killAll, startProcess, type ExitStatus, type ManagedProcess } from '../../helpers/clients/process.js';
 
 export const TT_BIN = fileURLToPath(new URL('../../../bin/tt.js', import.meta.url));
-const TT_DIST_MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
+const TT_DIST_MAIN = fileURLToPath(new URL('../../../dist/tt.mjs', import.meta.url));
 /** Default bound on any single wait in these tests. */
 export const TT_WAIT_MS = 30_000;
 
@@ -30,7 +30,7 @@ export class TtProcess {
   #partial = '';
 
   constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
-    if (!existsSync(TT_DIST_MAIN)) throw new Error(`${TT_DIST_MAIN} is missing: run npx tsc -p tsconfig.build.json first`);
+    if (!existsSync(TT_DIST_MAIN)) throw new Error(`${TT_DIST_MAIN} is missing: run npm run build first`);
     this.args = args;
     this.proc = startProcess('tt', process.execPath, [TT_BIN, ...args], { env: { ...process.env, TT_DEBUG: '', ...env } });
     this.pid = this.proc.pid;
