@@ -47,6 +47,8 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
 // Only open() creates files: a file removed later is reported, not silently recreated.
 const CREATE_FLAGS = WRITE_FLAGS | constants.O_CREAT;
+/** Linux's O_DIRECT; undefined where Node does not define it (no direct writes there). */
+const O_DIRECT = (constants as { O_DIRECT?: number }).O_DIRECT;
 
 interface Slot {
   readonly handle: Promise<FileHandle>;
@@ -83,8 +85,7 @@ export class TorrentStorage {
     this.#maxOpen = Math.max(1, opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
-    const directFlag = (constants as { O_DIRECT?: number }).O_DIRECT;
-    this.#direct = opts.directWrites && this.#writable && directFlag !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
+    this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
   }
 
   /**
@@ -274,7 +275,7 @@ export class TorrentStorage {
       this.#slots.delete(key); // re-insert: most recently used last
     } else {
       const direct = key < 0;
-      const flags = direct ? WRITE_FLAGS | (constants as { O_DIRECT?: number }).O_DIRECT! : this.#writable ? WRITE_FLAGS : READ_FLAGS;
+      const flags = direct ? WRITE_FLAGS | O_DIRECT! : this.#writable ? WRITE_FLAGS : READ_FLAGS;
       slot = { handle: this.#openConfined(direct ? ~key : key, flags), users: 0 };
       slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
     }
