@@ -165,6 +165,27 @@ describe('MessageDecoder over a reused read buffer', () => {
     expect(d.bufferedBytes).toBe(0);
   });
 
+  it('random chunkings through one reused buffer decode the same stream (each push re-encoded at once, then the buffer trashed)', () => {
+    const random = prng(0xd7ac4);
+    const shared = Buffer.alloc(8192);
+    for (let run = 0; run < 300; run++) {
+      const d = new MessageDecoder({ pieceCount: PIECE_COUNT });
+      const encoded: Buffer[] = [];
+      const maxChunk = run % 3 === 0 ? 8 : run % 3 === 1 ? 1500 : 8192;
+      for (let pos = 0; pos < STREAM.length; ) {
+        const n = Math.min(1 + Math.floor(random() * maxChunk), STREAM.length - pos, shared.length);
+        STREAM.copy(shared, 0, pos, pos + n);
+        // handlers see views into the read buffer: use them before the next read, as the session does
+        for (const m of d.push(shared.subarray(0, n))) encoded.push(encodeMessage(m));
+        d.detach(shared.buffer);
+        shared.fill(random() * 256); // the next read overwrites everything
+        pos += n;
+      }
+      expect(d.bufferedBytes).toBe(0);
+      expect(Buffer.concat(encoded).equals(STREAM), `run ${run}`).toBe(true);
+    }
+  });
+
   it('detach() leaves chunks on other buffers alone and keeps a partly consumed head in place', () => {
     const d = new MessageDecoder({ pieceCount: 4 });
     const shared = Buffer.alloc(4096);
