@@ -15,7 +15,6 @@ import {
   encodeHave,
   encodeMessage,
   encodePieceHeader,
-  encodeRequest,
   encodeRequests,
   encodeCancel,
   type Message,
@@ -241,11 +240,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.#write(haves.length === 1 ? encodeHave(haves[0]!) : Buffer.concat(haves.map(encodeHave)));
   }
 
-  request(index: number, begin: number, length: number): void {
-    this.#write(encodeRequest(index, begin, length));
-  }
-
-  /** Several requests in one write (a socket.write per request cost ~1 µs of JS each). */
+  /** Requests, all in one write (a socket.write per request cost ~1 µs of JS each). */
   requestMany(blocks: readonly { index: number; begin: number; length: number }[]): void {
     if (blocks.length > 0) this.#write(encodeRequests(blocks));
   }

@@ -151,17 +151,19 @@ export class TorrentStorage {
 
   async #writeSpan(fileIndex: number, chunk: Buffer, position: number): Promise<void> {
     const split = this.#direct?.enabled && inAlignedStore(chunk) ? splitForDirect(chunk.byteOffset, position, chunk.length) : undefined;
-    if (!split) {
-      await this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, chunk, position));
-      return;
-    }
+    if (!split) return this.#writeBuffered(fileIndex, chunk, position);
     const { head, middle } = split;
     const parts: Promise<void>[] = [];
-    if (head > 0) parts.push(this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, chunk.subarray(0, head), position)));
+    if (head > 0) parts.push(this.#writeBuffered(fileIndex, chunk.subarray(0, head), position));
     parts.push(this.#writeDirect(fileIndex, chunk.subarray(head, head + middle), position + head));
     const tail = head + middle;
-    if (tail < chunk.length) parts.push(this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, chunk.subarray(tail), position + tail)));
+    if (tail < chunk.length) parts.push(this.#writeBuffered(fileIndex, chunk.subarray(tail), position + tail));
     await settleAll(parts);
+  }
+
+  /** A positioned write through the page cache. */
+  #writeBuffered(fileIndex: number, bytes: Buffer, position: number): Promise<void> {
+    return this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, bytes, position));
   }
 
   /** An aligned write with O_DIRECT; through the page cache instead when the filesystem refuses it (EINVAL). */
@@ -178,7 +180,7 @@ export class TorrentStorage {
     } finally {
       monitor.end(written);
     }
-    if (written === 0) await this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, bytes, position));
+    if (written === 0) await this.#writeBuffered(fileIndex, bytes, position);
   }
 
   /** Bytes for a peer's request. DiskError when a file is missing or short. */

@@ -35,9 +35,6 @@ export function ensureBuilt(): void {
   if (stale.length === 0 && bundleTime >= distTime) return;
   // others' in-progress files may not typecheck; tsc still emits, so only the output matters
   spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 });
-  spawnSync(process.execPath, [join(ROOT, 'node_modules/rolldown/bin/cli.mjs'), 'dist/cli/main.js', '--file', 'dist/tt.mjs', '--platform', 'node', '--format', 'esm', '--sourcemap'], {
-    cwd: ROOT,
-    timeout: 120_000,
-  });
+  spawnSync(process.execPath, [join(ROOT, 'scripts/bundle.mjs')], { cwd: ROOT, timeout: 120_000 });
   if (!existsSync(TT_BUNDLE)) throw new Error('build failed: dist/tt.mjs is missing');
 }

@@ -251,7 +251,7 @@ describe('PeerConnection failures', () => {
     expect(() => {
       conn.interested();
       conn.have(1);
-      conn.request(0, 0, 16384);
+      conn.requestMany([{ index: 0, begin: 0, length: 16384 }]);
       conn.sendPiece(0, 0, Buffer.alloc(10));
     }).not.toThrow();
     expect(conn.uploadRate.total).toBe(0);
@@ -362,7 +362,7 @@ describe('PeerConnection data and rates', () => {
 
   it('request, cancel and have go out as BEP 3 frames', async () => {
     const { remote, conn } = await handshaked();
-    conn.request(1, 0, 16384);
+    conn.requestMany([{ index: 1, begin: 0, length: 16384 }]);
     conn.cancel(1, 0, 16384);
     conn.have(9);
     expect(await remote.nextMessage()).toEqual({ type: 'request', index: 1, begin: 0, length: 16384 });
