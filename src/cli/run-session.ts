@@ -149,6 +149,7 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
       uploaded: s.uploaded,
       failedPieces: s.failedPieces,
       bannedPeers: s.bannedPeers,
+      wastedBytes: s.wastedBytes,
       directWriteBytes: s.directWriteBytes,
       ...(s.directWritesOff !== undefined ? { directWritesOff: s.directWritesOff } : {}),
     },

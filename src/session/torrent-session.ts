@@ -52,6 +52,8 @@ export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 export const MAX_PEER_REQUESTS = 2000;
 const MAX_REQUESTS_WHILE_CHOKED = 200;
 const MAX_UNREQUESTED_BLOCKS = 64;
+/** Requests remembered per peer after we stop waiting for them (PeerState.released). */
+const MAX_RELEASED = 2 * MAX_QUEUE_DEPTH;
 const MAX_HALF_OPEN = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
@@ -124,6 +126,8 @@ export interface SessionStats {
   bannedPeers: number;
   /** complete pieces held in memory waiting for their hash or their write */
   pendingBytes: number;
+  /** blocks received and dropped: a copy came first (endgame, a request we had given up on) */
+  wastedBytes: number;
   /** bytes written with O_DIRECT, bypassing the page cache (storage/direct-io.ts) */
   directWriteBytes: number;
   /** why direct writes were turned off during this session, if they were */
@@ -155,6 +159,13 @@ class PeerState {
    * to V8's old space).
    */
   readonly outstanding = new Set<number>();
+  /**
+   * Requests we stopped waiting for (cancelled in endgame, dropped on choke
+   * or snub) whose block may still be on the wire: when it arrives it is
+   * used if still missing, wasted otherwise, never a protocol error. Oldest
+   * first, at most MAX_RELEASED entries.
+   */
+  readonly released = new Set<number>();
   readonly uploads = new UploadQueue();
   queueDepth = INITIAL_QUEUE_DEPTH;
   maxQueueDepth = MAX_QUEUE_DEPTH;
@@ -172,6 +183,17 @@ class PeerState {
     this.conn = conn;
     this.key = conn.key;
     this.poolKey = poolKey;
+  }
+}
+
+function rememberReleased(state: PeerState, key: number): void {
+  state.released.delete(key);
+  state.released.add(key);
+  if (state.released.size > MAX_RELEASED) {
+    for (const oldest of state.released) {
+      state.released.delete(oldest);
+      break;
+    }
   }
 }
 
@@ -218,6 +240,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #uploadBucket: TokenBucket;
   #downloadBucket: TokenBucket;
   #failedPieces = 0;
+  #wastedBytes = 0;
   #banned = 0;
   #verifiedBytes = 0;
   /** bytes of the pieces in `have` (so stats() need not scan every piece) */
@@ -278,6 +301,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       failedPieces: this.#failedPieces,
       bannedPeers: this.#banned,
       pendingBytes: this.#diskQueueBytes + this.#hashingBytes,
+      wastedBytes: this.#wastedBytes,
       directWriteBytes: this.storage?.directWrites?.bytes ?? 0,
       directWritesOff: this.storage?.directWrites?.offReason,
     };
@@ -692,14 +716,20 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #dropOutstanding(state: PeerState): void {
     const picker = this.picker;
     if (!picker) return;
-    for (const key of state.outstanding) picker.release(state.conn, keyIndex(key), keyBegin(key));
+    for (const key of state.outstanding) {
+      picker.release(state.conn, keyIndex(key), keyBegin(key));
+      // a peer with the fast extension may still serve them after a choke, a snubbed one late
+      rememberReleased(state, key);
+    }
     state.outstanding.clear();
     // the released blocks can go to peers that are unchoking us
     for (const p of this.#peers.values()) if (p !== state) this.#fillRequests(p);
   }
 
   #onReject(state: PeerState, index: number, begin: number): void {
-    if (!state.outstanding.delete(blockKey(index, begin))) return;
+    const key = blockKey(index, begin);
+    state.released.delete(key);
+    if (!state.outstanding.delete(key)) return;
     this.picker?.release(state.conn, index, begin);
   }
 
@@ -707,13 +737,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const picker = this.picker;
     if (!picker) return;
     const key = blockKey(index, begin);
-    if (!state.outstanding.has(key) || !this.geometry.isExpectedBlock(index, begin, block.length)) {
-      // unrequested, cancelled-too-late or wrong size: ignore, but not forever
+    const awaited = state.outstanding.has(key);
+    if ((!awaited && !state.released.has(key)) || !this.geometry.isExpectedBlock(index, begin, block.length)) {
+      // never requested, or the wrong size: ignore, but not forever
       if (++state.unrequested > MAX_UNREQUESTED_BLOCKS) state.conn.close('protocol error: too many unrequested blocks');
       return;
     }
-    state.queueDepth = grownQueueDepth(state.queueDepth, state.outstanding.size, state.maxQueueDepth);
-    state.outstanding.delete(key);
+    if (awaited) {
+      state.queueDepth = grownQueueDepth(state.queueDepth, state.outstanding.size, state.maxQueueDepth);
+      state.outstanding.delete(key);
+    } else state.released.delete(key); // it crossed our cancel, or came after a choke: still good data
     state.lastBlockAt = Date.now();
     state.blocksThisTick++;
     state.snubbed = false;
@@ -733,11 +766,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         if (other === state.conn) continue;
         const otherState = this.#peers.get(other as PeerConnection);
         if (!otherState) continue;
-        if (otherState.outstanding.delete(key)) otherState.conn.cancel(index, begin, block.length);
+        if (otherState.outstanding.delete(key)) {
+          otherState.conn.cancel(index, begin, block.length);
+          rememberReleased(otherState, key); // it may already be on its way
+        }
         picker.release(other, index, begin);
       }
       if (picker.isPieceComplete(index)) this.#verifyPiece(index);
-    }
+    } else this.#wastedBytes += block.length; // someone else's copy came first
     // refill in batches: one writev of many requests, not a syscall per block
     const depth = this.#depthFor(state);
     if (depth - state.outstanding.size >= Math.max(1, depth >> 2)) this.#fillRequests(state);

@@ -1,0 +1,167 @@
+/**
+ * Blocks that arrive after we stopped waiting for them: a cancel crossed on
+ * the wire in endgame, or a fast-extension peer served what it was asked
+ * after choking us (BEP 6: a choke no longer discards requests). They are
+ * good data, used when still missing and counted as waste otherwise, never a
+ * protocol error: libtorrent and aria2c do both things, and tt used to drop
+ * such peers after 64 of them.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { Bitfield } from '../../../src/core/bitfield.js';
+import type { Metainfo } from '../../../src/metainfo/metainfo.js';
+import type { Message } from '../../../src/wire/messages.js';
+import { RawPeer } from '../../helpers/raw-peer.js';
+import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
+
+afterEach(stopAll);
+
+async function concatenated(fx: Fixture): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const f of fx.meta.files) parts.push(await readFile(join(fx.seedRoot, ...f.path)));
+  return Buffer.concat(parts);
+}
+
+type Request = Extract<Message, { type: 'request' }>;
+
+/** A raw seed with its own request-handling script; records the cancels it gets. */
+async function scriptedSeed(meta: Metainfo, opts: { fast: boolean; has?: Bitfield; onBitfield?: () => void }, script: (peer: RawPeer, serve: (r: Request) => void) => Promise<void>) {
+  const server = await RawPeer.listen();
+  const data: { bytes: Buffer } = { bytes: Buffer.alloc(0) };
+  const done = (async () => {
+    const peer = await server.accept();
+    await peer.readHandshake(5_000);
+    const reserved = Buffer.alloc(8);
+    if (opts.fast) reserved[7] = 0x04; // BEP 6
+    peer.sendHandshake(meta.infoHash, undefined, reserved);
+    peer.send({ type: 'bitfield', bitfield: opts.has ?? Bitfield.full(meta.pieceCount) });
+    opts.onBitfield?.();
+    const serve = (r: Request): void => {
+      const at = r.index * meta.pieceLength + r.begin;
+      peer.send({ type: 'piece', index: r.index, begin: r.begin, block: data.bytes.subarray(at, at + r.length) });
+    };
+    await script(peer, serve);
+  })().catch(() => undefined);
+  return { port: server.port, data, close: () => server.close(), done };
+}
+
+describe('late blocks', () => {
+  it('a fast-extension seed that chokes and then serves every request keeps its connection, and those blocks are used', async () => {
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 3 * 1024 * 1024 + 1234 }], pieceLength: 65_536 });
+    trackDir(fx.work);
+    let rounds = 0;
+    let servedAfterChoke = 0;
+    const seed = await scriptedSeed(fx.meta, { fast: true }, async (peer, serve) => {
+      // rounds: unchoke, gather what tt asks, choke, then serve all of it anyway
+      for (let round = 0; round < 1000 && !peer.isClosed(); round++) {
+        peer.send({ type: 'unchoke' });
+        const asked: Request[] = [];
+        for (;;) {
+          const m = await peer.nextMessage(asked.length > 0 ? 100 : 5_000).catch(() => undefined);
+          if (!m) break;
+          if (m.type === 'request') asked.push(m);
+        }
+        if (asked.length === 0) return; // tt has everything (or is gone)
+        peer.send({ type: 'choke' });
+        for (const r of asked) serve(r);
+        servedAfterChoke += asked.length;
+        rounds++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    seed.data.bytes = await concatenated(fx);
+    const out = join(fx.work, 'out');
+    const closes: string[] = [];
+    const leech = await startSession(
+      { meta: fx.meta, root: out, mode: 'download', useTrackers: false, peers: [{ host: '127.0.0.1', port: seed.port }] },
+      (s) => s.on('peer-closed', (_peer, reason) => closes.push(reason)),
+    );
+    await whenComplete(leech.session, 20_000);
+    await expectSameData(fx, out);
+    // the script did what it says: well over the 64 blocks that used to cost the connection
+    expect(servedAfterChoke).toBeGreaterThan(64);
+    expect(rounds).toBeGreaterThan(2);
+    expect(closes.filter((r) => r.startsWith('protocol error'))).toEqual([]);
+    // each late block was still missing, so it was kept: nothing asked twice, nothing wasted
+    const stats = leech.session.stats();
+    expect(stats.downloaded).toBe(fx.meta.totalLength);
+    expect(stats.wastedBytes).toBe(0);
+    await seed.close();
+  });
+
+  it('in endgame, blocks that crossed our cancel are dropped as waste and the sender stays connected', async () => {
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 2 * 1024 * 1024 }], pieceLength: 32_768 });
+    trackDir(fx.work);
+    const last = fx.meta.pieceCount - 1;
+    let slowFilled = (): void => {};
+    const slowWasAsked = new Promise<void>((resolve) => (slowFilled = resolve));
+    let fastAnnounced = (): void => {};
+    const fastHasSaid = new Promise<void>((resolve) => (fastAnnounced = resolve));
+    // the fast seed answers at once, but lacks the last piece: only the slow seed can finish the torrent.
+    // It unchokes once the slow seed holds a full pipe of requests, the rarest piece (the last) first.
+    const fastHas = new Bitfield(fx.meta.pieceCount);
+    for (let i = 0; i < last; i++) fastHas.set(i);
+    const fast = await scriptedSeed(fx.meta, { fast: false, has: fastHas, onBitfield: () => fastAnnounced() }, async (peer, serve) => {
+      await Promise.race([slowWasAsked, new Promise((r) => setTimeout(r, 3_000))]);
+      peer.send({ type: 'unchoke' });
+      for (let i = 0; i < 100_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(10_000).catch(() => undefined);
+        if (!m) return;
+        if (m.type === 'request') serve(m);
+      }
+    });
+    // the slow seed sits on its requests until cancels come, then sends the cancelled blocks, then the rest
+    let cancelledAtDump = 0;
+    const slow = await scriptedSeed(fx.meta, { fast: false }, async (peer, serve) => {
+      // unchoke once tt knows what the fast seed has, so the last piece is the rarest
+      await Promise.race([fastHasSaid, new Promise((r) => setTimeout(r, 3_000))]);
+      await new Promise((r) => setTimeout(r, 100));
+      peer.send({ type: 'unchoke' });
+      const held: Request[] = [];
+      const cancelled = new Set<string>();
+      for (let i = 0; i < 100_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(cancelled.size > 0 ? 100 : 10_000).catch(() => undefined);
+        if (m?.type === 'request' && held.push(m) >= 32) slowFilled();
+        else if (m?.type === 'cancel') cancelled.add(`${m.index}:${m.begin}`);
+        else if (!m && cancelled.size > 0) break; // the cancels have stopped coming
+        else if (!m) return;
+      }
+      cancelledAtDump = cancelled.size;
+      const isCancelled = (r: Request): boolean => cancelled.has(`${r.index}:${r.begin}`);
+      for (const r of held.filter(isCancelled)) serve(r);
+      for (const r of held.filter((r) => !isCancelled(r))) serve(r);
+      for (let i = 0; i < 100_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(10_000).catch(() => undefined);
+        if (!m) return;
+        if (m.type === 'request') serve(m);
+      }
+    });
+    const bytes = await concatenated(fx);
+    fast.data.bytes = bytes;
+    slow.data.bytes = bytes;
+    const out = join(fx.work, 'out');
+    const closes: string[] = [];
+    const leech = await startSession(
+      {
+        meta: fx.meta,
+        root: out,
+        mode: 'download',
+        useTrackers: false,
+        peers: [
+          { host: '127.0.0.1', port: slow.port },
+          { host: '127.0.0.1', port: fast.port },
+        ],
+      },
+      (s) => s.on('peer-closed', (peer, reason) => closes.push(`${peer} ${reason}`)),
+    );
+    await whenComplete(leech.session, 20_000);
+    await expectSameData(fx, out);
+    // the cancelled blocks came (before the last piece, which only the slow seed has): all waste, no violation
+    expect(cancelledAtDump).toBeGreaterThan(16);
+    expect(leech.session.stats().wastedBytes).toBeGreaterThanOrEqual(cancelledAtDump * 16_384);
+    expect(closes.filter((r) => r.includes('protocol error'))).toEqual([]);
+    await fast.close();
+    await slow.close();
+  });
+});
