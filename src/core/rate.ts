@@ -3,18 +3,27 @@
  * TokenBucket. Pure (time is passed in or read from a clock function).
  */
 
-/** Bytes per second over a sliding window of one-second buckets. */
+/** A meter younger than this divides by this, not by its age (no spike from the first block). */
+const MIN_SPAN_S = 0.25;
+
+/**
+ * Bytes per second over a sliding window of one-second buckets; a meter
+ * younger than the window divides by its age, so a peer's rate is right in
+ * its first seconds (dividing 0.3 s of bytes by the whole window read 15x low).
+ */
 export class RateMeter {
   readonly #windowS: number;
   readonly #buckets: Float64Array;
   #bucketSecond = -1;
   #total = 0;
   readonly #now: () => number;
+  readonly #createdMs: number;
 
   constructor(windowS = 5, now: () => number = Date.now) {
     this.#windowS = windowS;
     this.#buckets = new Float64Array(windowS);
     this.#now = now;
+    this.#createdMs = now();
   }
 
   add(bytes: number): void {
@@ -36,7 +45,8 @@ export class RateMeter {
     for (const b of this.#buckets) sum += b;
     const ms = this.#now();
     const elapsedInCurrent = (ms % 1000) / 1000;
-    return sum / Math.max(1, this.#windowS - 1 + elapsedInCurrent);
+    const span = Math.min(Math.max(1, this.#windowS - 1 + elapsedInCurrent), Math.max(MIN_SPAN_S, (ms - this.#createdMs) / 1000));
+    return sum / span;
   }
 
   #advance(): void {

@@ -51,6 +51,23 @@ describe('RateMeter', () => {
     expect(meter.total).toBe(3000);
   });
 
+  it('a meter younger than its window divides by its age, not below a quarter second', () => {
+    const clock = fakeClock(7_400);
+    const meter = new RateMeter(5, clock.now);
+    clock.advance(10);
+    meter.add(16_384);
+    expect(meter.rate).toBeCloseTo(16_384 / 0.25, 6); // the first block is no spike
+    clock.advance(290);
+    meter.add(16_384 * 99);
+    expect(meter.rate).toBeCloseTo((16_384 * 100) / 0.3, 6); // 0.3 s old: all of it over 0.3 s
+    clock.advance(1700); // 2 s old
+    meter.add(16_384 * 100);
+    expect(meter.rate).toBeCloseTo((16_384 * 200) / 2, 6);
+    clock.advance(6000); // older than the window: the window rules again
+    meter.add(4000);
+    expect(meter.rate).toBeCloseTo(4000 / 4.4, 6);
+  });
+
   it('a gap longer than the window clears everything', () => {
     const clock = fakeClock(123_456);
     const meter = new RateMeter(5, clock.now);
