@@ -35,6 +35,8 @@ interface PartialPiece {
   moreRequesters: Map<number, PeerToken[]> | undefined;
   /** Who delivered each received block (for strikes when the hash fails). */
   readonly senders: (PeerToken | undefined)[];
+  /** The request counter when each block was last requested: endgame copies the newest first. */
+  readonly requestedAt: Float64Array;
   openCount: number;
   receivedCount: number;
   /** No open block below this block number. */
@@ -58,6 +60,7 @@ export class PiecePicker {
   readonly #starts: number[];
 
   readonly #partials = new Map<number, PartialPiece>();
+  #requestCount = 0;
   /** Partials with at least one open block, oldest first. */
   readonly #openPartials = new Set<number>();
   /** Outstanding request keys (index * blocksPerPiece + block) per peer. */
@@ -126,9 +129,10 @@ export class PiecePicker {
    * Up to `count` blocks to request from `peer`, marked as requested by it.
    * Blocks of pieces already started come first, then new pieces rarest-first
    * (random among equally rare). In endgame, blocks other peers have requested
-   * but this one has not.
+   * but this one has not, for which `worthCopying(requesters)` says yes (all of
+   * them, without it): the caller knows which peers are slow to deliver.
    */
-  pick(peer: PeerToken, peerHas: Bitfield | 'all', count: number): BlockRequest[] {
+  pick(peer: PeerToken, peerHas: Bitfield | 'all', count: number, worthCopying?: (requesters: readonly PeerToken[]) => boolean): BlockRequest[] {
     const out: BlockRequest[] = [];
     if (count <= 0) return out;
     const has = peerHas === 'all' ? (): boolean => true : (i: number): boolean => peerHas.has(i);
@@ -142,7 +146,7 @@ export class PiecePicker {
       if (index === undefined) break;
       this.#takeOpen(peer, this.#start(index), count, out);
     }
-    if (out.length < count && this.inEndgame) this.#takeEndgame(peer, has, count, out);
+    if (out.length < count && this.inEndgame) this.#takeEndgame(peer, has, count, out, worthCopying);
     return out;
   }
 
@@ -306,19 +310,26 @@ export class PiecePicker {
     }
   }
 
-  #takeEndgame(peer: PeerToken, has: (i: number) => boolean, count: number, out: BlockRequest[]): void {
-    const candidates: { piece: PartialPiece; block: number; others: number }[] = [];
+  #takeEndgame(
+    peer: PeerToken,
+    has: (i: number) => boolean,
+    count: number,
+    out: BlockRequest[],
+    worthCopying: ((requesters: readonly PeerToken[]) => boolean) | undefined,
+  ): void {
+    const candidates: { piece: PartialPiece; block: number; others: number; at: number }[] = [];
     for (const piece of this.#partials.values()) {
       if (!has(piece.index)) continue;
       for (let b = 0; b < piece.state.length; b++) {
         if (piece.state[b] !== REQUESTED || piece.requester[b] === undefined) continue;
         const requesters = requestersOfBlock(piece, b);
-        if (requesters.includes(peer)) continue;
-        candidates.push({ piece, block: b, others: requesters.length });
+        if (requesters.includes(peer) || (worthCopying && !worthCopying(requesters))) continue;
+        candidates.push({ piece, block: b, others: requesters.length, at: piece.requestedAt[b]! });
       }
     }
-    // fewest requesters first; sort is stable, so piece order breaks ties
-    candidates.sort((x, y) => x.others - y.others);
+    // fewest requesters first, then the newest requests: the tails of the slow
+    // peers' queues, which would come last and which they have not sent yet
+    candidates.sort((x, y) => x.others - y.others || y.at - x.at);
     for (const c of candidates) {
       if (out.length >= count) break;
       this.#request(peer, c.piece, c.block, out);
@@ -327,6 +338,7 @@ export class PiecePicker {
 
   #request(peer: PeerToken, piece: PartialPiece, block: number, out: BlockRequest[]): void {
     piece.state[block] = REQUESTED;
+    piece.requestedAt[block] = ++this.#requestCount;
     addRequester(piece, block, peer);
     let keys = this.#byPeer.get(peer);
     if (!keys) this.#byPeer.set(peer, (keys = new Set()));
@@ -373,6 +385,7 @@ export class PiecePicker {
       requester: new Array<PeerToken | undefined>(blocks).fill(undefined),
       moreRequesters: undefined,
       senders: new Array<PeerToken | undefined>(blocks).fill(undefined),
+      requestedAt: new Float64Array(blocks),
       openCount: blocks,
       receivedCount: 0,
       firstOpen: 0,

@@ -164,4 +164,34 @@ describe('late blocks', () => {
     await fast.close();
     await slow.close();
   });
+
+  it('endgame asks nobody for a copy of a block its peer is about to send: two prompt seeds, no block comes twice', async () => {
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 4 * 1024 * 1024 }], pieceLength: 32_768 });
+    trackDir(fx.work);
+    const prompt = async (peer: RawPeer, serve: (r: Request) => void): Promise<void> => {
+      peer.send({ type: 'unchoke' });
+      for (let i = 0; i < 100_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(10_000).catch(() => undefined);
+        if (!m) return;
+        if (m.type === 'request') serve(m);
+      }
+    };
+    const seeds = [await scriptedSeed(fx.meta, { fast: false }, prompt), await scriptedSeed(fx.meta, { fast: false }, prompt)];
+    const bytes = await concatenated(fx);
+    for (const seed of seeds) seed.data.bytes = bytes;
+    const out = join(fx.work, 'out');
+    const leech = await startSession({
+      meta: fx.meta,
+      root: out,
+      mode: 'download',
+      useTrackers: false,
+      peers: seeds.map((s) => ({ host: '127.0.0.1', port: s.port })),
+    });
+    await whenComplete(leech.session, 20_000);
+    await expectSameData(fx, out);
+    const { downloaded, wastedBytes } = leech.session.stats();
+    expect(wastedBytes).toBe(0);
+    expect(downloaded).toBe(fx.meta.totalLength);
+    for (const seed of seeds) await seed.close();
+  });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../../../src/core/geometry.js';
-import { PiecePicker, type BlockRequest } from '../../../src/pieces/picker.js';
+import { PiecePicker, type BlockRequest, type PeerToken } from '../../../src/pieces/picker.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 /** "1010" -> bitfield with pieces 0 and 2. */
@@ -271,6 +271,34 @@ describe('endgame', () => {
       { index: 0, begin: 0, length: BLOCK_SIZE },
     ]);
     expect(p.inEndgame).toBe(true);
+  });
+
+  it('copies only the blocks the caller says are worth it, and passes their requesters', () => {
+    const p = new PiecePicker(geometry(3, 1), new Bitfield(3));
+    p.peerHasAll();
+    p.pick(A, bf('100'), 1);
+    p.pick(B, bf('011'), 2);
+    expect(p.inEndgame).toBe(true);
+    const asked: PeerToken[][] = [];
+    const slowA = (requesters: readonly PeerToken[]): boolean => {
+      asked.push([...requesters]);
+      return requesters.every((r) => r === A);
+    };
+    expect(pieces(p.pick(C, 'all', 10, slowA))).toEqual([0]); // B's blocks stay B's alone
+    expect(asked).toEqual([[A], [B], [B]]);
+    expect(p.requestersOf(0, 0)).toEqual([A, C]);
+    expect(p.requestersOf(1, 0)).toEqual([B]);
+    // without the predicate every block is fair game
+    expect(pieces(p.pick(S, 'all', 10)).sort()).toEqual([0, 1, 2]);
+  });
+
+  it('copies the newest requests first: the tail of a slow queue, which would come last', () => {
+    const p = new PiecePicker(geometry(6, 1), new Bitfield(6));
+    p.peerHasAll();
+    const first = pieces(p.pick(A, 'all', 3));
+    const then = pieces(p.pick(A, 'all', 3));
+    expect(pieces(p.pick(B, 'all', 2))).toEqual([then[2], then[1]]);
+    expect(pieces(p.pick(B, 'all', 10))).toEqual([then[0], first[2], first[1], first[0]]);
   });
 
   it('forgets duplicates once the piece is verified', () => {
