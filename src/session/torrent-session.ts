@@ -677,7 +677,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
-    const blocks = picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying);
+    const blocks = picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying());
     if (blocks.length === 0) {
       if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
       return;
@@ -707,16 +707,21 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
    * wasted 15-20 MiB per GiB and made the last ~1000 blocks take 60-100 ms
    * instead of 20-30.
    */
-  readonly #worthCopying = (requesters: readonly PeerToken[]): boolean => {
-    const now = Date.now();
-    for (const token of requesters) {
-      const p = this.#peers.get(token as PeerConnection);
-      if (!p) continue;
-      const drainMs = (p.outstanding.size * BLOCK_SIZE * 1000) / Math.max(1, p.conn.downloadRate.rate);
-      if (drainMs <= ENDGAME_COPY_AFTER_MS && now - p.lastBlockAt <= ENDGAME_COPY_AFTER_MS) return false;
-    }
-    return true;
-  };
+  #worthCopying(): (requesters: readonly PeerToken[]) => boolean {
+    let prompt: Set<PeerToken> | undefined; // worked out once per pick, and only if it reaches endgame
+    return (requesters) => {
+      if (!prompt) {
+        prompt = new Set();
+        const now = Date.now();
+        for (const p of this.#peers.values()) {
+          const drainMs = (p.outstanding.size * BLOCK_SIZE * 1000) / Math.max(1, p.conn.downloadRate.rate);
+          if (drainMs <= ENDGAME_COPY_AFTER_MS && now - p.lastBlockAt <= ENDGAME_COPY_AFTER_MS) prompt.add(p.conn);
+        }
+      }
+      for (const r of requesters) if (prompt.has(r)) return false;
+      return true;
+    };
+  }
 
   /** How many blocks `state` may have in flight: its rate-driven depth, its reqq, its share of the session's. */
   #depthFor(state: PeerState): number {
