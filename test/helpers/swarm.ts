@@ -92,6 +92,16 @@ export async function startSession(opts: Omit<SessionOptions, 'listener'>, befor
   return r;
 }
 
+/** The whole torrent's bytes, the files concatenated in torrent order (to answer requests from a raw peer). */
+export async function torrentBytes(fx: Fixture): Promise<Buffer> {
+  return Buffer.concat(await Promise.all(fx.meta.files.map((f) => readFile(join(fx.seedRoot, ...f.path)))));
+}
+
+/** A downloading session into `root` that talks only to the given 127.0.0.1 ports (no trackers). */
+export function startLeech(meta: Metainfo, root: string, ports: number[], beforeStart?: (session: TorrentSession) => void): Promise<Running> {
+  return startSession({ meta, root, mode: 'download', useTrackers: false, peers: ports.map((port) => ({ host: '127.0.0.1', port })) }, beforeStart);
+}
+
 export function trackDir(dir: string): void {
   dirs.push(dir);
 }

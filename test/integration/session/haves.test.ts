@@ -4,11 +4,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import type { Message } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
-import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
+import { expectSameData, makeFixture, startLeech, stopAll, torrentBytes, trackDir, whenComplete } from '../../helpers/swarm.js';
 
 afterEach(stopAll);
 
@@ -40,18 +39,12 @@ describe('have messages', () => {
     const pieceLength = 32_768;
     const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 20 * pieceLength + 500 }], pieceLength });
     trackDir(fx.work);
-    const data = Buffer.concat(await Promise.all(fx.meta.files.map((f) => readFile(join(fx.seedRoot, ...f.path)))));
+    const data = await torrentBytes(fx);
     const n = fx.meta.pieceCount;
     const seed = await recordingPeer(fx.meta.infoHash, Bitfield.full(n), data, pieceLength);
     const leecher = await recordingPeer(fx.meta.infoHash, new Bitfield(n), data, pieceLength);
     const out = join(fx.work, 'out');
-    const leech = await startSession({
-      meta: fx.meta,
-      root: out,
-      mode: 'download',
-      useTrackers: false,
-      peers: [{ host: '127.0.0.1', port: seed.port }, { host: '127.0.0.1', port: leecher.port }],
-    });
+    const leech = await startLeech(fx.meta, out, [seed.port, leecher.port]);
     await whenComplete(leech.session, 20_000);
     await expectSameData(fx, out);
     const havesTo = (p: { received: Message[] }) => p.received.flatMap((m) => (m.type === 'have' ? [m.index] : []));

@@ -8,17 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
-import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
-import { readFile } from 'node:fs/promises';
+import { expectSameData, makeFixture, startSession, stopAll, torrentBytes, trackDir, whenComplete } from '../../helpers/swarm.js';
 
 afterEach(stopAll);
-
-/** The whole torrent's bytes, concatenated, to answer requests honestly. */
-async function concatenated(fx: Fixture): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const f of fx.meta.files) parts.push(await readFile(join(fx.seedRoot, ...f.path)));
-  return Buffer.concat(parts);
-}
 
 /**
  * A scripted seeder: handshakes, claims every piece, unchokes, then answers
@@ -75,7 +67,7 @@ describe('hostile seeders', () => {
   it('a seeder that disconnects mid-piece: its blocks go to the other seeder', async () => {
     const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 512 * 1024 + 7 }], pieceLength: 65_536 });
     trackDir(fx.work);
-    const all = await concatenated(fx);
+    const all = await torrentBytes(fx);
     // serves 5 honest blocks (a piece is 4 blocks), then hangs up in the middle of the second piece
     const flaky = await scriptedSeeder(fx.meta, (index, begin, length, served) =>
       served >= 5 ? 'close' : all.subarray(index * fx.meta.pieceLength + begin, index * fx.meta.pieceLength + begin + length),

@@ -8,20 +8,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import type { Message } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
-import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
+import { expectSameData, makeFixture, startLeech, stopAll, torrentBytes, trackDir, whenComplete } from '../../helpers/swarm.js';
 
 afterEach(stopAll);
-
-async function concatenated(fx: Fixture): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const f of fx.meta.files) parts.push(await readFile(join(fx.seedRoot, ...f.path)));
-  return Buffer.concat(parts);
-}
 
 type Request = Extract<Message, { type: 'request' }>;
 
@@ -70,13 +63,10 @@ describe('late blocks', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     });
-    seed.data.bytes = await concatenated(fx);
+    seed.data.bytes = await torrentBytes(fx);
     const out = join(fx.work, 'out');
     const closes: string[] = [];
-    const leech = await startSession(
-      { meta: fx.meta, root: out, mode: 'download', useTrackers: false, peers: [{ host: '127.0.0.1', port: seed.port }] },
-      (s) => s.on('peer-closed', (_peer, reason) => closes.push(reason)),
-    );
+    const leech = await startLeech(fx.meta, out, [seed.port], (s) => s.on('peer-closed', (_peer, reason) => closes.push(reason)));
     await whenComplete(leech.session, 20_000);
     await expectSameData(fx, out);
     // the script did what it says: well over the 64 blocks that used to cost the connection
@@ -137,24 +127,12 @@ describe('late blocks', () => {
         if (m.type === 'request') serve(m);
       }
     });
-    const bytes = await concatenated(fx);
+    const bytes = await torrentBytes(fx);
     fast.data.bytes = bytes;
     slow.data.bytes = bytes;
     const out = join(fx.work, 'out');
     const closes: string[] = [];
-    const leech = await startSession(
-      {
-        meta: fx.meta,
-        root: out,
-        mode: 'download',
-        useTrackers: false,
-        peers: [
-          { host: '127.0.0.1', port: slow.port },
-          { host: '127.0.0.1', port: fast.port },
-        ],
-      },
-      (s) => s.on('peer-closed', (peer, reason) => closes.push(`${peer} ${reason}`)),
-    );
+    const leech = await startLeech(fx.meta, out, [slow.port, fast.port], (s) => s.on('peer-closed', (peer, reason) => closes.push(`${peer} ${reason}`)));
     await whenComplete(leech.session, 20_000);
     await expectSameData(fx, out);
     // the cancelled blocks came (before the last piece, which only the slow seed has): all waste, no violation
@@ -177,16 +155,10 @@ describe('late blocks', () => {
       }
     };
     const seeds = [await scriptedSeed(fx.meta, { fast: false }, prompt), await scriptedSeed(fx.meta, { fast: false }, prompt)];
-    const bytes = await concatenated(fx);
+    const bytes = await torrentBytes(fx);
     for (const seed of seeds) seed.data.bytes = bytes;
     const out = join(fx.work, 'out');
-    const leech = await startSession({
-      meta: fx.meta,
-      root: out,
-      mode: 'download',
-      useTrackers: false,
-      peers: seeds.map((s) => ({ host: '127.0.0.1', port: s.port })),
-    });
+    const leech = await startLeech(fx.meta, out, seeds.map((s) => s.port));
     await whenComplete(leech.session, 20_000);
     await expectSameData(fx, out);
     const { downloaded, wastedBytes } = leech.session.stats();
