@@ -137,6 +137,7 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
     ` in ${formatDuration(seconds)} (avg ${formatRate(s.downloaded / Math.max(seconds, 0.001))})` +
     ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)} ratio ${ratio.toFixed(2)}` +
     (s.failedPieces > 0 ? ` | ${s.failedPieces} pieces failed` : '') +
+    (s.wastedBytes > 0 ? ` | ${humanBytes(s.wastedBytes)} wasted` : '') +
     (s.bannedPeers > 0 ? ` | ${s.bannedPeers} peers banned` : '');
   return {
     line,
