@@ -29,6 +29,10 @@ export function formatRate(bytesPerSec: number): string {
 /** Seconds -> "42s", "3m 05s", "2h 03m", "4d 07h"; unknown or infinite -> "∞". */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '∞';
+  // under 10 s, tenths: a loopback or LAN download of a GiB takes 2 s, and "in 0s" says nothing
+  const tenths = Math.round(seconds * 10) / 10;
+  if (tenths === 0) return '0s';
+  if (tenths < 10) return `${tenths.toFixed(1)}s`;
   const s = Math.round(seconds);
   const pad = (n: number): string => String(n).padStart(2, '0');
   if (s < 60) return `${s}s`;

@@ -24,6 +24,11 @@ describe('humanBytes / formatRate', () => {
 describe('formatDuration', () => {
   it('picks the two most useful units', () => {
     expect(formatDuration(0)).toBe('0s');
+    expect(formatDuration(0.04)).toBe('0s');
+    expect(formatDuration(0.34)).toBe('0.3s');
+    expect(formatDuration(1.85)).toBe('1.9s');
+    expect(formatDuration(9.94)).toBe('9.9s');
+    expect(formatDuration(9.96)).toBe('10s');
     expect(formatDuration(59.4)).toBe('59s');
     expect(formatDuration(185)).toBe('3m 05s');
     expect(formatDuration(2 * 3600 + 3 * 60 + 59)).toBe('2h 03m');
