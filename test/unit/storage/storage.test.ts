@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DiskError } from '../../../src/core/errors.js';
 import { PieceGeometry } from '../../../src/core/geometry.js';
 import { toDiskError } from '../../../src/storage/disk-error.js';
-import { TorrentStorage } from '../../../src/storage/storage.js';
+import { TorrentStorage, type FileOpener } from '../../../src/storage/storage.js';
 import { DirectWriteMonitor } from '../../../src/storage/direct-io.js';
 import { PieceBuffers } from '../../../src/storage/piece-buffers.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
@@ -206,52 +206,42 @@ describe('direct writes (O_DIRECT)', () => {
     });
   });
 
-  it('falls back to the page cache when the file system refuses O_DIRECT (EINVAL), losing nothing', async () => {
+  /** Write every piece with `openFile` injecting an O_DIRECT fault: direct writes go off for good, no byte is lost. */
+  async function expectEinvalFallback(fileSizes: number[], openFile: FileOpener): Promise<void> {
     await withTempDir(async (root) => {
-      const { meta, data } = makeTorrent([6 * PIECE, 3 * PIECE], PIECE);
-      let directOpens = 0;
-      const storage = await TorrentStorage.open(root, meta, {
-        mode: 'readwrite',
-        directWrites: true,
-        openFile: (file, flags) => {
-          if ((flags & constants.O_DIRECT) === 0) return open(file, flags, 0o644);
-          directOpens++;
-          return Promise.reject(Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' }));
-        },
-      });
+      const { meta, data } = makeTorrent(fileSizes, PIECE);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', directWrites: true, openFile });
       await writeAllFromPool(storage, meta, data);
-      expect(directOpens).toBeGreaterThan(0);
-      expect(directOpens).toBeLessThanOrEqual(4); // the writes already in flight when the first one failed, then no more tries
       expect(storage.directWrites).toEqual({ bytes: 0, offReason: 'the file system refuses O_DIRECT (EINVAL)' });
       await storage.close();
       await expectFilesMatch(root, meta, data);
     });
+  }
+
+  it('falls back to the page cache when the file system refuses O_DIRECT (EINVAL), losing nothing', async () => {
+    let directOpens = 0;
+    await expectEinvalFallback([6 * PIECE, 3 * PIECE], (file, flags) => {
+      if ((flags & constants.O_DIRECT) === 0) return open(file, flags, 0o644);
+      directOpens++;
+      return Promise.reject(Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' }));
+    });
+    expect(directOpens).toBeGreaterThan(0);
+    expect(directOpens).toBeLessThanOrEqual(4); // the writes already in flight when the first one failed, then no more tries
   });
 
   it('a direct write failing with EINVAL is redone through the page cache', async () => {
-    await withTempDir(async (root) => {
-      const { meta, data } = makeTorrent([8 * PIECE], PIECE);
-      const storage = await TorrentStorage.open(root, meta, {
-        mode: 'readwrite',
-        directWrites: true,
-        openFile: async (file, flags) => {
-          const fh = await open(file, flags, 0o644);
-          if ((flags & constants.O_DIRECT) === 0) return fh;
-          // e.g. a device whose logical blocks are larger than 4096
-          const einval = Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' });
-          return new Proxy(fh, {
-            get: (t, k) => {
-              if (k === 'write') return () => Promise.reject(einval);
-              const v: unknown = Reflect.get(t, k, t);
-              return typeof v === 'function' ? v.bind(t) : v;
-            },
-          });
+    await expectEinvalFallback([8 * PIECE], async (file, flags) => {
+      const fh = await open(file, flags, 0o644);
+      if ((flags & constants.O_DIRECT) === 0) return fh;
+      // e.g. a device whose logical blocks are larger than 4096
+      const einval = Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' });
+      return new Proxy(fh, {
+        get: (t, k) => {
+          if (k === 'write') return () => Promise.reject(einval);
+          const v: unknown = Reflect.get(t, k, t);
+          return typeof v === 'function' ? v.bind(t) : v;
         },
       });
-      await writeAllFromPool(storage, meta, data);
-      expect(storage.directWrites).toEqual({ bytes: 0, offReason: 'the file system refuses O_DIRECT (EINVAL)' });
-      await storage.close();
-      await expectFilesMatch(root, meta, data);
     });
   });
 
