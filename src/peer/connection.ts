@@ -47,12 +47,32 @@ let sharedReadBuffer: Buffer | undefined;
 /** Routes a socket's reads to the PeerConnection that later wraps it. */
 export interface ReadSink {
   conn: PeerConnection | undefined;
-  /** Copies of reads before a connection was attached (Node reads only after 'connect', so normally none). */
-  early?: Buffer[];
+  /**
+   * Copies of reads before a connection was attached: normally none for an
+   * outgoing socket (Node reads only after 'connect'); an incoming one's
+   * handshake, which the listener reads from here.
+   */
+  early?: Buffer[] | undefined;
+  /** Called after each read stored in `early` (the listener waiting for a handshake). */
+  onEarly?: (() => void) | undefined;
 }
 
 /**
- * `onread` options for net.connect(): reads land in the shared buffer and go
+ * Hand one read to the sink: to its connection, or (none attached yet) into
+ * `early`. `transient` reads live in the shared buffer and are copied when kept.
+ */
+export function deliverRead(sink: ReadSink, chunk: Buffer, transient: boolean): void {
+  if (sink.conn) {
+    sink.conn.receiveShared(chunk);
+    return;
+  }
+  (sink.early ??= []).push(transient ? Buffer.from(chunk) : chunk);
+  sink.onEarly?.();
+}
+
+/**
+ * `onread` options for net.connect() (and, through the listener, accepted
+ * sockets): reads land in the shared buffer and go
  * to `sink.conn` (set by the PeerConnection given `sharedReads: sink`).
  */
 export function sharedReadOptions(sink: ReadSink): { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean } {
@@ -60,8 +80,7 @@ export function sharedReadOptions(sink: ReadSink): { buffer: Buffer; callback: (
   return {
     buffer: sharedReadBuffer,
     callback: (n, buf) => {
-      if (sink.conn) sink.conn.receiveShared(buf.subarray(0, n));
-      else (sink.early ??= []).push(Buffer.from(buf.subarray(0, n)));
+      deliverRead(sink, buf.subarray(0, n), true);
       return true;
     },
   };

@@ -1,20 +1,28 @@
 /**
  * The TCP listener shared by every torrent in a process (BEP 3 "peers connect
- * to each other"). Owns accepting sockets, reading the 68-byte handshake with
+ * to each other"). Owns accepting sockets (moved onto the shared read buffer,
+ * as outgoing ones are opened), reading the 68-byte handshake with
  * a timeout and a cap on half-open sockets, and handing the socket to the
  * torrent whose info hash it names. Unknown info hashes are dropped.
  */
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
+import { deliverRead, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { HANDSHAKE_LENGTH, checkHandshakePrefix, parseHandshake, type Handshake } from '../wire/handshake.js';
 
 export const INCOMING_HANDSHAKE_TIMEOUT_MS = 10_000;
 const MAX_PENDING_HANDSHAKES = 64;
 export const DEFAULT_PORTS: readonly number[] = [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889];
 
-export type IncomingHandler = (socket: net.Socket, handshake: Handshake, leftover: Buffer) => void;
+export type IncomingHandler = (socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink) => void;
 
-export class Listener {
+/** `accepted`: the socket tt reads and writes for an incoming connection, before its handshake. */
+export interface ListenerEvents {
+  accepted: [socket: net.Socket];
+}
+
+export class Listener extends EventEmitter<ListenerEvents> {
   readonly server: net.Server;
   readonly host: string;
   readonly port: number;
@@ -23,6 +31,7 @@ export class Listener {
   readonly #pending = new Set<net.Socket>();
 
   private constructor(server: net.Server, host: string, port: number) {
+    super();
     this.server = server;
     this.host = host;
     this.port = port;
@@ -65,7 +74,9 @@ export class Listener {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  #onConnection(socket: net.Socket): void {
+  #onConnection(accepted: net.Socket): void {
+    const sink: ReadSink = { conn: undefined };
+    const socket = adoptWithSharedReads(accepted, sink);
     if (this.#pending.size >= MAX_PENDING_HANDSHAKES) {
       // full of sockets that say nothing: the oldest goes (an honest peer
       // handshakes within milliseconds, so the newcomer is the better bet)
@@ -76,27 +87,27 @@ export class Listener {
       }
     }
     this.#pending.add(socket);
-    const chunks: Buffer[] = [];
-    let length = 0;
+    this.emit('accepted', socket);
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       this.#pending.delete(socket);
       clearTimeout(timer);
-      socket.removeListener('data', onData);
+      sink.onEarly = undefined;
     };
     const timer = setTimeout(() => {
       finish();
       socket.destroy();
     }, INCOMING_HANDSHAKE_TIMEOUT_MS);
     timer.unref();
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length < HANDSHAKE_LENGTH) {
+    sink.onEarly = (): void => {
+      const chunks = sink.early ?? [];
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      sink.early = [all];
+      if (all.length < HANDSHAKE_LENGTH) {
         try {
-          checkHandshakePrefix(Buffer.concat(chunks, length)); // garbage is refused at its first wrong byte
+          checkHandshakePrefix(all); // garbage is refused at its first wrong byte
         } catch {
           finish();
           socket.destroy();
@@ -104,8 +115,8 @@ export class Listener {
         return;
       }
       finish();
+      sink.early = undefined;
       socket.pause();
-      const all = Buffer.concat(chunks, length);
       let handshake: Handshake;
       try {
         handshake = parseHandshake(all.subarray(0, HANDSHAKE_LENGTH));
@@ -119,13 +130,12 @@ export class Listener {
         return;
       }
       try {
-        handler(socket, handshake, all.subarray(HANDSHAKE_LENGTH));
+        handler(socket, handshake, all.subarray(HANDSHAKE_LENGTH), sink);
         socket.resume();
       } catch {
         socket.destroy();
       }
     };
-    socket.on('data', onData);
     socket.on('error', () => {
       finish();
       socket.destroy();
@@ -134,9 +144,40 @@ export class Listener {
   }
 }
 
+/**
+ * Incoming sockets read into the shared buffer too (`sharedReadOptions`: no
+ * allocation per read, reads up to 1 MiB). net.Server takes no `onread`, so
+ * the accepted socket (paused, nothing read yet) hands its TCP handle to a
+ * new Socket opened with one, as Node itself re-wraps handles sent between
+ * processes; the server's connection count is released with the old wrapper.
+ * Where that is not possible the socket stays as it is and its 'data' events
+ * feed the same sink.
+ */
+export function adoptWithSharedReads(accepted: net.Socket, sink: ReadSink): net.Socket {
+  const wrapper = accepted as unknown as { _handle: { useUserBuffer?: unknown } | null };
+  const handle = wrapper._handle;
+  if (handle && typeof handle.useUserBuffer === 'function') {
+    let adopted: net.Socket | undefined;
+    try {
+      adopted = new net.Socket({ handle, onread: sharedReadOptions(sink) } as net.SocketConstructorOpts);
+    } catch {
+      adopted = undefined;
+    }
+    if (adopted) {
+      wrapper._handle = null; // the old wrapper must not close the handle it gave away
+      accepted.destroy();
+      adopted.setNoDelay(true);
+      return adopted;
+    }
+  }
+  accepted.on('data', (chunk: Buffer) => deliverRead(sink, chunk, false));
+  accepted.resume();
+  return accepted;
+}
+
 function listenOn(host: string, port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ noDelay: true });
+    const server = net.createServer({ noDelay: true, pauseOnConnect: true });
     const onError = (err: Error): void => {
       server.close();
       reject(err);

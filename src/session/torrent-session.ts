@@ -350,7 +350,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       (buffer) => this.#freePiece(buffer),
     );
     this.picker = new PiecePicker(this.geometry, this.have);
-    this.opts.listener.register(meta.infoHash, (socket, handshake, leftover) => this.#onIncoming(socket, handshake, leftover));
+    this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads) =>
+      this.#onIncoming(socket, handshake, leftover, reads),
+    );
     if (this.opts.peers) this.pool.add(this.opts.peers, true);
     if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
     this.#started = true;
@@ -451,7 +453,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #dial(host: string, port: number, key: string): void {
     this.pool.markConnecting(key);
     this.#halfOpen++;
-    // reads land in one process-wide buffer (net.Server offers no onread: incoming peers use 'data')
+    // reads land in one process-wide buffer (incoming sockets too: see the listener)
     const sink: ReadSink = { conn: undefined };
     const socket = net.connect({ host, port, noDelay: true, onread: sharedReadOptions(sink) });
     let settled = false;
@@ -484,7 +486,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     });
   }
 
-  #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer): void {
+  #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
     const port = socket.remotePort ?? 0;
     const maxPeers = this.opts.maxPeers ?? 50;
@@ -496,7 +498,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       socket.destroy();
       return;
     }
-    this.#attach(socket, 'incoming', host, port, undefined).start({ handshake, leftover });
+    this.#attach(socket, 'incoming', host, port, undefined, reads).start({ handshake, leftover });
   }
 
   /** Wrap a connected socket in a PeerConnection and route its events here. */

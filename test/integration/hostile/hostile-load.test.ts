@@ -26,7 +26,7 @@ describe('leechers that never read', () => {
     // no upload limit: the attackers get everything the sockets take; 16 slots: all of them are unchoked
     const { fx, seed } = await startSeed({ uploadLimit: 0, uploadSlots: 16 }, payload);
     const ttSockets: Socket[] = [];
-    seed.listener.server.on('connection', (s: Socket) => ttSockets.push(s));
+    seed.listener.on('accepted', (s: Socket) => ttSockets.push(s));
     const honest = await startHonestLeecher(fx, [seed.address], { downloadLimit: 8 * 1024 * 1024 });
     const before = process.memoryUsage();
 
