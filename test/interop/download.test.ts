@@ -11,9 +11,9 @@ import { makeTrackedTorrent } from '../helpers/clients/tracked-torrent.js';
 import { startAria2Seeder } from '../helpers/clients/aria2.js';
 import { assertSameTree } from '../helpers/clients/data.js';
 import { startLtSeeder } from '../helpers/clients/libtorrent.js';
-import { freePort, killAll } from '../helpers/clients/process.js';
+import { freePort, killAll, startProcess } from '../helpers/clients/process.js';
 import { scrape, waitForSeeders } from '../helpers/clients/tracker-wait.js';
-import { startTtDownload } from '../helpers/clients/tt.js';
+import { TT_BIN, TT_START_TIMEOUT_MS, startTtDownload } from '../helpers/clients/tt.js';
 
 const DOWNLOAD_TIMEOUT_MS = 90_000;
 
@@ -80,5 +80,30 @@ describe('tt download from real seeders via opentracker', () => {
     await killAll();
     const recheck = await startLtSeeder({ torrent, dataDir: out });
     expect(recheck.port).toBeGreaterThan(0); // startLtSeeder resolves only once libtorrent verified every piece
+  }, DOWNLOAD_TIMEOUT_MS + 60_000);
+});
+
+describe('tt download when the seeder dials tt', () => {
+  it('a libtorrent seeder connects to tt: the download runs over the incoming connection, bytes match', async () => {
+    const out = await mkdtemp(join(dir, 'out-incoming-'));
+    const ttPort = await freePort();
+    // no tracker, and the only peer tt may dial listens nowhere: every byte has to come in
+    // over the connection libtorrent opens
+    const nobody = await freePort();
+    const tt = startProcess('tt download', process.execPath, [
+      TT_BIN, 'download', torrent, '--out', out, '--bind', '127.0.0.1', '--port', String(ttPort),
+      '--no-trackers', '--peer', `127.0.0.1:${nobody}`, '--peer-timeout', '0', '--json', '--verbose',
+    ]);
+    await tt.waitForEventNamed('listening', TT_START_TIMEOUT_MS);
+    const seeder = await startLtSeeder({ torrent, dataDir: seedDir, peers: [`127.0.0.1:${ttPort}`] });
+    await tt.expectSuccess(DOWNLOAD_TIMEOUT_MS);
+    await assertSameTree(source, join(out, 'multi'), { strict: true });
+
+    const connected = tt.events
+      .filter((e) => e['event'] === 'info' && String(e['message']).endsWith(': connected'))
+      .map((e) => String(e['message']));
+    expect(connected.length, tt.output()).toBeGreaterThan(0);
+    // libtorrent dialed from an ephemeral port: tt never connected to the seeder's listening port
+    expect(connected.some((m) => m.includes(`:${seeder.port}:`)), tt.output()).toBe(false);
   }, DOWNLOAD_TIMEOUT_MS + 60_000);
 });
