@@ -50,6 +50,12 @@ export interface InfoJson {
 
 function readError(what: string, err: unknown): TtError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' && /^magnet:\?/i.test(what)) {
+    // parseMagnet() reads them, but getting the info dict from peers (BEP 9) is not built yet
+    return new TtError('INPUT', 'magnet links are not supported yet (no metadata download from peers): give the .torrent file', {
+      cause: err,
+    });
+  }
   const reason =
     code === 'ENOENT' ? 'no such file'
     : code === 'EISDIR' ? 'is a directory'

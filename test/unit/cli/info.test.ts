@@ -142,6 +142,12 @@ describe('tt info: errors are one line and a documented exit code', () => {
     expect(expectOneLineError(tt(['info', join(tmp, 'absent.torrent')]), 3)).toContain('no such file');
   });
 
+  it('a magnet link -> INPUT (3) saying so, for info and download alike', () => {
+    const magnet = 'magnet:?xt=urn:btih:024eae68c2e8e05d1e82adb56ceb065c6d414df4&dn=x';
+    expect(expectOneLineError(tt(['info', magnet]), 3)).toContain('magnet links are not supported yet');
+    expect(expectOneLineError(tt(['download', magnet, '--out', tmp]), 3)).toContain('magnet links are not supported yet');
+  });
+
   it('a directory -> INPUT (3)', () => {
     expect(expectOneLineError(tt(['info', FIXTURES]), 3)).toContain('is a directory');
   });
