@@ -96,6 +96,20 @@ export class TokenBucket {
     return Math.ceil(((n - this.#tokens) / this.#rate) * 1000);
   }
 
+  /**
+   * Take `n` tokens now, into debt if need be, and return the milliseconds
+   * until that debt is paid (0: none). Callers are served in the order they
+   * reserve: one that was kept waiting cannot be overtaken by one that asks
+   * again the moment its own wait ends (take() lets timers race for tokens:
+   * under an upload limit one peer could starve every other).
+   */
+  reserve(n: number): number {
+    if (this.unlimited) return 0;
+    this.#refill();
+    this.#tokens -= n;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens / this.#rate) * 1000);
+  }
+
   #refill(): void {
     const now = this.#now();
     this.#tokens = Math.min(this.#capacity, this.#tokens + ((now - this.#last) / 1000) * this.#rate);

@@ -1029,6 +1029,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const cache = this.#readCache!;
     let corked = false;
     let lastIndex = -1;
+    /** The upload limit was paid for the next block sent. */
+    let paid = false;
     const uncork = (): void => {
       if (corked) conn.socket.uncork();
       corked = false;
@@ -1046,17 +1048,23 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           await onceDrained(conn);
           continue;
         }
-        const wait = this.#uploadBucket.take(req.length);
-        if (wait > 0) {
-          uncork();
-          await delay(wait);
-          continue; // take() again: the wait must really pay for this block
+        if (!paid) {
+          // reserved in turn with the other peers' loops: a wait pays for this block, whichever
+          // request is at the head when it ends (a cancel in between leaves it to the next)
+          paid = true;
+          const wait = this.#uploadBucket.reserve(req.length);
+          if (wait > 0) {
+            uncork();
+            await delay(wait);
+            continue;
+          }
         }
         if (!this.#cacheWholePieces) {
           uncork();
           const block = await this.storage!.readBlock(req.index, req.begin, req.length);
           if (state.uploads.peek() !== req || conn.amChoking) continue; // cancelled or choked while reading
           state.uploads.shift();
+          paid = false;
           conn.sendPiece(req.index, req.begin, block);
           this.uploadRate.add(req.length);
           continue;
@@ -1072,6 +1080,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           continue; // the queue may have changed (cancel, choke) while reading
         }
         state.uploads.shift();
+        paid = false;
         if (!corked) {
           conn.socket.cork();
           corked = true;

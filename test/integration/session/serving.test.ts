@@ -9,6 +9,7 @@ import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { READ_CACHE_BYTES } from '../../../src/session/read-cache.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
+import { PIECE_LENGTH, delay, getUnchoked, startSeed } from '../hostile/harness.js';
 
 afterEach(stopAll);
 
@@ -84,4 +85,28 @@ describe('serving', () => {
     await expectSameData(fx, out);
     expect(leech.session.stats().failedPieces).toBe(0);
   }, 90_000);
+
+  it('under an upload limit, leechers asking at the same time share it (none is starved)', async () => {
+    // 64 KiB/s: four blocks a second to share. Each serve loop used to retry its own timer,
+    // and the loop that had just sent always re-armed first: one leecher got every block.
+    const { fx, seed } = await startSeed({ uploadLimit: 64 * 1024 });
+    const peers = await Promise.all(
+      [0, 1].map(async () => {
+        const p = await RawPeer.connect('127.0.0.1', seed.address.port);
+        p.sendHandshake(fx.meta.infoHash);
+        await p.readHandshake();
+        return p;
+      }),
+    );
+    for (const p of peers) await getUnchoked(p);
+    const perPiece = PIECE_LENGTH / BLOCK_SIZE;
+    for (const p of peers) {
+      for (let i = 0; i < 16; i++) p.send({ type: 'request', index: Math.floor(i / perPiece), begin: (i % perPiece) * BLOCK_SIZE, length: BLOCK_SIZE });
+    }
+    const served = (): number[] => peers.map((p) => p.received.filter((m) => m.type === 'piece').length);
+    for (let i = 0; i < 500 && served().reduce((a, b) => a + b, 0) < 10; i++) await delay(10);
+    const counts = served();
+    expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(10);
+    expect(Math.min(...counts), `blocks served: ${counts.join(' / ')}`).toBeGreaterThanOrEqual(4);
+  });
 });

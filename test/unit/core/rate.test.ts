@@ -103,6 +103,25 @@ describe('TokenBucket', () => {
     expect(bucket.take(1)).toBe(1); // ceil: never a zero wait when tokens are short
   });
 
+  it('reserve() serves callers in the order they ask: a waiter is never overtaken', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(16_384, clock.now); // burst = one block
+    expect(bucket.reserve(16_384)).toBe(0); // A: the burst
+    expect(bucket.reserve(16_384)).toBe(1000); // B: one second
+    expect(bucket.reserve(16_384)).toBe(2000); // A again: behind B, not racing it
+    clock.advance(1000); // B sends
+    expect(bucket.reserve(16_384)).toBe(2000); // B again: behind A
+    expect(new TokenBucket(0, clock.now).reserve(1 << 30)).toBe(0);
+  });
+
+  it('reserve() keeps the long-run rate: N blocks reserved back to back take (N - burst) / rate', () => {
+    const clock = fakeClock();
+    const bucket = new TokenBucket(100_000, clock.now); // burst 25,000
+    let last = 0;
+    for (let i = 0; i < 100; i++) last = bucket.reserve(10_000);
+    expect(last).toBe(Math.ceil(((100 * 10_000 - 25_000) / 100_000) * 1000));
+  });
+
   it('refills no further than the burst', () => {
     const clock = fakeClock();
     const bucket = new TokenBucket(100_000, clock.now);
