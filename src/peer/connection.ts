@@ -17,20 +17,26 @@ import {
   encodePieceHeader,
   encodeRequests,
   encodeCancel,
+  encodeReject,
   type Message,
 } from '../wire/messages.js';
-import { HANDSHAKE_LENGTH, encodeHandshake, parseHandshake, type Handshake } from '../wire/handshake.js';
+import {
+  HANDSHAKE_LENGTH,
+  defaultReserved,
+  encodeHandshake,
+  parseHandshake,
+  supportsFastExtension,
+  type Handshake,
+} from '../wire/handshake.js';
 
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const IDLE_TIMEOUT_MS = 120_000;
 export const KEEP_ALIVE_INTERVAL_MS = 60_000;
 const TIMER_TICK_MS = 5_000;
 
-/** Reserved bytes we send: BEP 10 extension protocol (byte 5, 0x10). */
+/** Reserved bytes we send: BEP 10 extension protocol (byte 5, 0x10) and BEP 6 fast extension (byte 7, 0x04). */
 export function ourReserved(): Buffer {
-  const reserved = Buffer.alloc(8);
-  reserved[5] = 0x10;
-  return reserved;
+  return defaultReserved();
 }
 
 /**
@@ -127,6 +133,12 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly peerBitfield: Bitfield;
   remotePeerId: Buffer | undefined;
   remoteReserved: Buffer | undefined;
+  /**
+   * BEP 6 is on for this connection (both set the bit): every request gets
+   * exactly one answer, a piece or a reject, and a choke no longer discards
+   * requests by itself.
+   */
+  fastExtension = false;
 
   /** Payload bytes of piece messages received from / sent to this peer. */
   readonly downloadRate = new RateMeter();
@@ -268,6 +280,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.#write(encodeCancel(index, begin, length));
   }
 
+  /** BEP 6 reject request: only on a fast-extension connection (a plain peer must close on one). */
+  reject(index: number, begin: number, length: number): void {
+    if (this.fastExtension) this.#write(encodeReject(index, begin, length));
+  }
+
   /** piece: <len=0009+X><id=7><index><begin><block> — header and block written together (one writev when corked). */
   sendPiece(index: number, begin: number, block: Buffer, onSent?: () => void): void {
     if (this.#closed) {
@@ -365,6 +382,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     this.remotePeerId = h.peerId;
     this.remoteReserved = h.reserved;
+    this.fastExtension = supportsFastExtension(ourReserved()) && supportsFastExtension(h.reserved);
     this.#handshakeDone = true;
     this.emit('handshake', h);
   }

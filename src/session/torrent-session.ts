@@ -567,7 +567,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           payload: encodeExtendedHandshake({ m: {}, v: CLIENT_NAME, reqq: MAX_PEER_REQUESTS, p: this.opts.listener.port }),
         });
       }
-      if (this.have.count > 0) conn.send({ type: 'bitfield', bitfield: this.have });
+      // BEP 6: a fast peer learns "all" or "none" in 5 bytes; a plain one gets a bitfield only when there is something to say
+      if (conn.fastExtension && this.have.complete) conn.send({ type: 'have-all' });
+      else if (conn.fastExtension && this.have.count === 0) conn.send({ type: 'have-none' });
+      else if (this.have.count > 0) conn.send({ type: 'bitfield', bitfield: this.have });
     });
     // a free upload slot goes to the first peers straight away (no 10 s wait)
   }
@@ -595,6 +598,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       case 'not-interested':
         if (!conn.amChoking) {
           conn.choke();
+          this.#discardUploads(state);
           this.#fillFreeSlot();
         }
         break;
@@ -987,10 +991,17 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       return;
     }
     if (conn.amChoking) {
+      // requests already on the wire when our choke left are normal; a peer that keeps asking is not
+      // (the count starts again with each request we accept). A BEP 6 peer gets its answer: reject.
+      conn.reject(index, begin, length);
       if (++state.requestsWhileChoked > MAX_REQUESTS_WHILE_CHOKED) conn.close('protocol error: too many requests while choked');
       return;
     }
-    if (!this.have.has(index)) return; // a race with our 'have' or a confused peer: ignore
+    state.requestsWhileChoked = 0;
+    if (!this.have.has(index)) {
+      conn.reject(index, begin, length); // a race with our 'have' or a confused peer: not served
+      return;
+    }
     if (state.uploads.size >= MAX_PEER_REQUESTS) {
       conn.close('protocol error: request flood');
       return;
@@ -1000,7 +1011,23 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   #onCancel(state: PeerState, index: number, begin: number, length: number): void {
-    state.uploads.cancel(index, begin, length);
+    // BEP 6: a cancelled request is still answered, by the piece if it is already on its way, else a reject
+    if (state.uploads.cancel(index, begin, length)) state.conn.reject(index, begin, length);
+  }
+
+  /**
+   * Drop a peer's queued requests: we choked it (BEP 3: a choke discards them)
+   * or are stopping. A BEP 6 peer is owed an answer to each: one reject per
+   * request, in one write.
+   */
+  #discardUploads(state: PeerState): void {
+    const { conn } = state;
+    if (state.uploads.size > 0 && conn.fastExtension && !conn.closed) {
+      conn.batch(() => {
+        for (const r of state.uploads.pending()) conn.reject(r.index, r.begin, r.length);
+      });
+    }
+    state.uploads.clear();
   }
 
   /** Serve queued requests in order while the socket has room; one loop per peer. */
@@ -1038,7 +1065,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     try {
       for (let guard = 0; guard < 10_000_000; guard++) {
         if (conn.closed || conn.amChoking || this.#stopped) {
-          state.uploads.clear();
+          this.#discardUploads(state);
           return;
         }
         const req = state.uploads.peek();
@@ -1142,7 +1169,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (unchoke.has(p.conn)) p.conn.unchoke();
       else {
         p.conn.choke();
-        p.uploads.clear(); // BEP 3: choking discards their pending requests
+        this.#discardUploads(p);
       }
     }
   }
