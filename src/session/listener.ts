@@ -10,8 +10,15 @@ import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
 import { deliverRead, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { HANDSHAKE_LENGTH, checkHandshakePrefix, parseHandshake, type Handshake } from '../wire/handshake.js';
+import { MseResponder, req2Hash } from '../wire/mse.js';
 
 export const INCOMING_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * A greeting that is not plain BitTorrent must deliver a whole MSE public key
+ * (96 bytes, sent in one write by every client) this fast, or it is garbage:
+ * an HTTP request must not hold a pending-handshake slot for 10 s.
+ */
+export const MSE_KEY_TIMEOUT_MS = 1_000;
 const MAX_PENDING_HANDSHAKES = 64;
 export const DEFAULT_PORTS: readonly number[] = [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889];
 
@@ -27,6 +34,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
   readonly host: string;
   readonly port: number;
   readonly #handlers = new Map<string, IncomingHandler>();
+  /** HASH('req2', info hash) -> info hash: how an MSE initiator names the torrent. */
+  readonly #byReq2 = new Map<string, Buffer>();
   /** sockets still owing us a handshake, oldest first (Set keeps insertion order) */
   readonly #pending = new Set<net.Socket>();
 
@@ -61,10 +70,12 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   register(infoHash: Buffer, handler: IncomingHandler): void {
     this.#handlers.set(infoHash.toString('hex'), handler);
+    this.#byReq2.set(req2Hash(infoHash).toString('hex'), infoHash);
   }
 
   unregister(infoHash: Buffer): void {
     this.#handlers.delete(infoHash.toString('hex'));
+    this.#byReq2.delete(req2Hash(infoHash).toString('hex'));
   }
 
   close(): Promise<void> {
@@ -94,6 +105,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       done = true;
       this.#pending.delete(socket);
       clearTimeout(timer);
+      clearTimeout(keyTimer);
       sink.onEarly = undefined;
     };
     const timer = setTimeout(() => {
@@ -101,26 +113,66 @@ export class Listener extends EventEmitter<ListenerEvents> {
       socket.destroy();
     }, INCOMING_HANDSHAKE_TIMEOUT_MS);
     timer.unref();
+    /** Plain BitTorrent bytes not yet consumed (after MSE: the decrypted initial payload onwards). */
+    let pending: Buffer = Buffer.alloc(0);
+    let mse: MseResponder | undefined;
+    let mseInfoHash: Buffer | undefined;
+    let keyTimer: NodeJS.Timeout | undefined;
+    const refuse = (): void => {
+      finish();
+      socket.destroy();
+    };
     sink.onEarly = (): void => {
       const chunks = sink.early ?? [];
-      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      sink.early = [all];
-      if (all.length < HANDSHAKE_LENGTH) {
+      sink.early = undefined;
+      const chunk = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (mse) {
+        let replies: Buffer[];
         try {
-          checkHandshakePrefix(all); // garbage is refused at its first wrong byte
+          replies = mse.push(chunk);
         } catch {
-          finish();
-          socket.destroy();
+          refuse();
+          return;
         }
+        for (const reply of replies) socket.write(reply);
+        if (!mse.result) return;
+        mseInfoHash = mse.result.infoHash;
+        pending = mse.result.rest;
+        mse = undefined;
+      } else {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      }
+      if (!plainPrefix(pending)) {
+        if (mseInfoHash) {
+          refuse(); // one encrypted handshake, then plain BitTorrent: nothing else
+          return;
+        }
+        // not "\x13BitTorrent protocol": the start of an encrypted (MSE) handshake, or garbage
+        // (which fails there: no HASH('req1') within the allowed padding, or the timeout)
+        const responder = new MseResponder((req2) => this.#byReq2.get(req2.toString('hex')));
+        mse = responder;
+        keyTimer = setTimeout(() => {
+          if (!responder.keyReceived) refuse();
+        }, MSE_KEY_TIMEOUT_MS);
+        keyTimer.unref();
+        const all = pending;
+        pending = Buffer.alloc(0) as Buffer;
+        sink.early = [all];
+        sink.onEarly?.();
         return;
       }
+      if (pending.length < HANDSHAKE_LENGTH) return;
+      const all = pending;
       finish();
-      sink.early = undefined;
       socket.pause();
       let handshake: Handshake;
       try {
         handshake = parseHandshake(all.subarray(0, HANDSHAKE_LENGTH));
       } catch {
+        socket.destroy();
+        return;
+      }
+      if (mseInfoHash && !mseInfoHash.equals(handshake.infoHash)) {
         socket.destroy();
         return;
       }
@@ -141,6 +193,16 @@ export class Listener extends EventEmitter<ListenerEvents> {
       socket.destroy();
     });
     socket.on('close', finish);
+  }
+}
+
+/** True while `bytes` can still be the start of a plain BitTorrent handshake. */
+function plainPrefix(bytes: Buffer): boolean {
+  try {
+    checkHandshakePrefix(bytes.subarray(0, HANDSHAKE_LENGTH));
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -52,6 +52,16 @@ describe('tt seed to real leechers via opentracker', () => {
     await assertSameTree(source, join(out, 'multi'));
   }, (LEECH_TIMEOUT_S + 30) * 1000);
 
+  it('an aria2c leecher that accepts only encrypted (MSE) handshakes downloads everything from tt', async () => {
+    // --bt-require-crypto: no fallback to a plain handshake. tt answers MSE and selects the
+    // plaintext stream, which aria2c's default minimum level ("plain") accepts.
+    const out = await mkdtemp(join(dir, 'out-aria2-mse-'));
+    const port = await freePort();
+    const extraArgs = ['--bt-require-crypto=true', '--bt-min-crypto-level=plain'];
+    await aria2Download({ torrent, outDir: out, port, timeoutS: 30, extraArgs });
+    await assertSameTree(source, join(out, 'multi'));
+  }, (LEECH_TIMEOUT_S + 30) * 1000);
+
   it('a libtorrent leecher downloads everything from tt (found through the tracker only)', async () => {
     const out = await mkdtemp(join(dir, 'out-lt-'));
     await ltDownload({ torrent, outDir: out, timeoutS: LEECH_TIMEOUT_S });

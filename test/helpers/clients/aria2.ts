@@ -63,6 +63,7 @@ export interface Aria2LeechOptions {
   port: number;
   /** Give up after this many seconds (aria2 --stop). */
   timeoutS?: number;
+  extraArgs?: readonly string[];
 }
 
 /** Start an aria2c leecher that exits 0 once the download is complete (--seed-time=0). */
@@ -72,13 +73,15 @@ export function startAria2Leecher(opts: Aria2LeechOptions): ManagedProcess {
     `--dir=${opts.outDir}`,
     '--seed-time=0',
     `--stop=${opts.timeoutS ?? 120}`,
+    ...(opts.extraArgs ?? []),
     opts.torrent,
   ]);
 }
 
 /** Download with aria2c to completion (exit 0 and "(OK)" in its summary). */
-export async function aria2Download(opts: Aria2LeechOptions): Promise<void> {
+export async function aria2Download(opts: Aria2LeechOptions): Promise<ManagedProcess> {
   const proc = startAria2Leecher(opts);
   await proc.expectSuccess((opts.timeoutS ?? 120) * 1000 + 15_000);
   if (!/\|OK\s*\|/.test(proc.output())) throw proc.failure('exited 0 without an OK download result');
+  return proc;
 }

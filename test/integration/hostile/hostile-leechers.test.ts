@@ -72,8 +72,9 @@ describe('hostile leechers: the handshake', () => {
   });
 
   it('a greeting that is not BitTorrent at all (an HTTP request, 18 bytes) is dropped without waiting for 68 bytes', async () => {
-    // checkHandshakePrefix exists for this; a listener that waits for 68 bytes holds
-    // one of its 64 pending-handshake slots for the whole handshake timeout
+    // not BitTorrent, so possibly an encrypted (MSE) handshake: but every MSE client sends its
+    // 96-byte key in one write, so a greeting still short of it after MSE_KEY_TIMEOUT_MS (1 s)
+    // is dropped; waiting for the 10 s handshake timeout would hold one of 64 pending slots
     const { seed, honest } = await attackedSeed();
     const http = await RawPeer.connect('127.0.0.1', seed.address.port);
     try {

@@ -10,6 +10,8 @@ import { once } from 'node:events';
 import { Listener, adoptWithSharedReads } from '../../../src/session/listener.js';
 import { SHARED_READ_BYTES, type ReadSink } from '../../../src/peer/connection.js';
 import { encodeHandshake } from '../../../src/wire/handshake.js';
+import { CRYPTO_PLAINTEXT } from '../../../src/wire/mse.js';
+import { mseInitiator } from '../../helpers/mse-initiator.js';
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -131,17 +133,48 @@ describe('Listener', () => {
     expect(got[0]!.reads.onEarly).toBeUndefined(); // the listener let go of the sink
   });
 
-  it('drops garbage at its first wrong byte and handshakes for torrents it does not serve', async () => {
+  it('drops garbage once it cannot be an encrypted handshake, and handshakes for torrents it does not serve', async () => {
     const listener = await Listener.listen({ host: '127.0.0.1', port: 0 });
     cleanup.push(() => void listener.close());
     let handled = 0;
     listener.register(infoHash, () => handled++);
+    // not "\x13BitTorrent protocol": read as MSE, which allows 96 + 512 + 20 bytes before HASH('req1')
     const garbage = await dial(listener.port);
-    garbage.write('GET / HTTP/1.1\r\n');
+    garbage.write(Buffer.alloc(800, 'GET / HTTP/1.1\r\n'));
+    const t0 = Date.now();
     await once(garbage, 'close');
+    expect(Date.now() - t0).toBeLessThan(2_000); // not the 10 s handshake timeout
     const stranger = await dial(listener.port);
     stranger.write(encodeHandshake(Buffer.alloc(20, 0xcd), peerId, Buffer.alloc(8)));
     await once(stranger, 'close');
     expect(handled).toBe(0);
+  });
+
+  it('an MSE (encrypted handshake) initiator gets the plaintext method; its BitTorrent handshake then reaches the handler', async () => {
+    const listener = await Listener.listen({ host: '127.0.0.1', port: 0 });
+    cleanup.push(() => void listener.close());
+    const got: { handshake: { infoHash: Buffer }; leftover: Buffer }[] = [];
+    listener.register(infoHash, (_socket, handshake, leftover) => got.push({ handshake, leftover }));
+    const hs = encodeHandshake(infoHash, peerId, Buffer.alloc(8));
+    // the handshake split: its first 30 bytes as MSE's initial payload, the rest in plain after step 4
+    const a = mseInitiator({ infoHash, ia: hs.subarray(0, 30) });
+    const client = await dial(listener.port);
+    const received: Buffer[] = [];
+    client.on('data', (d: Buffer) => received.push(d));
+    client.write(a.first);
+    await until(() => Buffer.concat(received).length >= 96);
+    const { bytes, decryptReply, vcMarker } = a.third(Buffer.concat(received).subarray(0, 96));
+    client.write(bytes);
+    // step 4 (VC, crypto_select, len(padD)) follows Yb and a random PadB: found by its encrypted VC
+    let at = -1;
+    await until(() => (at = Buffer.concat(received).indexOf(vcMarker, 96)) >= 0 && Buffer.concat(received).length >= at + 14);
+    const step4 = decryptReply.process(Buffer.concat(received).subarray(at, at + 14));
+    expect(step4.subarray(0, 8).equals(Buffer.alloc(8))).toBe(true);
+    const select = step4.readUInt32BE(8);
+    expect(select).toBe(CRYPTO_PLAINTEXT);
+    client.write(Buffer.concat([hs.subarray(30), Buffer.from([0, 0, 0, 1, 2])]));
+    await until(() => got.length === 1);
+    expect(got[0]!.handshake.infoHash).toEqual(infoHash);
+    expect([...got[0]!.leftover]).toEqual([0, 0, 0, 1, 2]);
   });
 });
