@@ -1,7 +1,8 @@
 /**
  * The TCP listener shared by every torrent in a process (BEP 3 "peers connect
  * to each other"). Owns accepting sockets (moved onto the shared read buffer,
- * as outgoing ones are opened), reading the 68-byte handshake with
+ * as outgoing ones are opened), answering an encrypted (MSE) greeting
+ * (wire/mse.ts), reading the 68-byte handshake with
  * a timeout and a cap on half-open sockets, and handing the socket to the
  * torrent whose info hash it names. Unknown info hashes are dropped.
  */
