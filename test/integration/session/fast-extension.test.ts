@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import type { Message } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
+import { until } from '../../helpers/until.js';
 import { stopAll } from '../../helpers/swarm.js';
 import { PIECE_LENGTH, delay, expectKept, getUnchoked, startSeed, type SeedSetup } from '../hostile/harness.js';
 
@@ -35,13 +36,6 @@ function answers(peer: RawPeer): Answer[] {
   return out;
 }
 
-async function until(check: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await delay(10);
-  }
-}
 
 function blocks(count: number): { index: number; begin: number; length: number }[] {
   const perPiece = PIECE_LENGTH / BLOCK_SIZE;

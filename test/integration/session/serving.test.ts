@@ -9,7 +9,8 @@ import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { READ_CACHE_BYTES } from '../../../src/session/read-cache.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
-import { PIECE_LENGTH, delay, getUnchoked, startSeed } from '../hostile/harness.js';
+import { PIECE_LENGTH, getUnchoked, startSeed } from '../hostile/harness.js';
+import { until } from '../../helpers/until.js';
 
 afterEach(stopAll);
 
@@ -104,7 +105,7 @@ describe('serving', () => {
       for (let i = 0; i < 16; i++) p.send({ type: 'request', index: Math.floor(i / perPiece), begin: (i % perPiece) * BLOCK_SIZE, length: BLOCK_SIZE });
     }
     const served = (): number[] => peers.map((p) => p.received.filter((m) => m.type === 'piece').length);
-    for (let i = 0; i < 500 && served().reduce((a, b) => a + b, 0) < 10; i++) await delay(10);
+    await until(() => served().reduce((a, b) => a + b, 0) >= 10, 5_000, 'ten blocks served');
     const counts = served();
     expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(10);
     expect(Math.min(...counts), `blocks served: ${counts.join(' / ')}`).toBeGreaterThanOrEqual(4);

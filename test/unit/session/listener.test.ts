@@ -12,6 +12,7 @@ import { SHARED_READ_BYTES, type ReadSink } from '../../../src/peer/connection.j
 import { encodeHandshake } from '../../../src/wire/handshake.js';
 import { CRYPTO_PLAINTEXT } from '../../../src/wire/mse.js';
 import { mseInitiator } from '../../helpers/mse-initiator.js';
+import { until } from '../../helpers/until.js';
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -33,17 +34,6 @@ async function rawServer(): Promise<{ server: net.Server; port: number }> {
   return { server, port: typeof address === 'object' && address ? address.port : 0 };
 }
 
-function until(check: () => boolean, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve();
-      else if (Date.now() > deadline) reject(new Error('timed out'));
-      else setTimeout(poll, 5);
-    };
-    poll();
-  });
-}
 
 describe('adoptWithSharedReads', () => {
   it('moves the accepted handle into a socket that reads into the shared buffer, releasing the server', async () => {
