@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../../../src/core/errors.js';
-import { CRYPTO_PLAINTEXT, CRYPTO_RC4, MSE_MAX_PAD, MseResponder, Rc4, req2Hash } from '../../../src/wire/mse.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4, MSE_MAX_PAD, MseResponder, Rc4, mseKeyPair, req2Hash } from '../../../src/wire/mse.js';
 import { mseInitiator, type MseInitiatorOptions } from '../../helpers/mse-initiator.js';
 
 describe('Rc4', () => {
@@ -54,6 +54,19 @@ function exchange(opts: MseInitiatorOptions & { chunk?: number; after?: Buffer }
   const fourth = Buffer.concat(feed(Buffer.concat([bytes, opts.after ?? Buffer.alloc(0)])));
   return { b, reply: decryptReply.process(fourth) };
 }
+
+describe('mseKeyPair', () => {
+  it('pairs made in between (one shared DH group object) do not change an earlier pair\'s secret', () => {
+    const a = mseKeyPair();
+    const b = mseKeyPair();
+    for (let i = 0; i < 3; i++) mseKeyPair(); // each sets its own private key on the shared object
+    const ab = a.secret(b.publicKey);
+    expect(ab).toHaveLength(96);
+    expect(ab.equals(b.secret(a.publicKey))).toBe(true);
+    expect(a.publicKey.equals(b.publicKey)).toBe(false);
+    expect(ab.equals(a.secret(mseKeyPair().publicKey))).toBe(false);
+  });
+});
 
 describe('MseResponder', () => {
   it('completes the handshake, selects the plaintext stream and hands over the initial payload', () => {
