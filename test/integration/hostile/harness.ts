@@ -53,9 +53,9 @@ export async function startHonestLeecher(fx: Fixture, peers: SessionOptions['pee
 }
 
 /** A raw leecher that completed the handshake with `seed` (and so may now misbehave). */
-export async function hostileLeecher(meta: Metainfo, seed: Running, peerId?: Buffer): Promise<RawPeer> {
+export async function hostileLeecher(meta: Metainfo, seed: Running, peerId?: Buffer, reserved?: Buffer): Promise<RawPeer> {
   const peer = await RawPeer.connect('127.0.0.1', seed.address.port);
-  peer.sendHandshake(meta.infoHash, peerId);
+  peer.sendHandshake(meta.infoHash, peerId, reserved);
   const theirs = await peer.readHandshake();
   expect(theirs.infoHash.equals(meta.infoHash)).toBe(true);
   return peer;

@@ -7,10 +7,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import type { Message } from '../../../src/wire/messages.js';
-import { RawPeer } from '../../helpers/raw-peer.js';
+import type { RawPeer } from '../../helpers/raw-peer.js';
 import { until } from '../../helpers/until.js';
 import { stopAll } from '../../helpers/swarm.js';
-import { PIECE_LENGTH, delay, expectKept, getUnchoked, startSeed, type SeedSetup } from '../hostile/harness.js';
+import { PIECE_LENGTH, delay, expectKept, getUnchoked, hostileLeecher, startSeed, type SeedSetup } from '../hostile/harness.js';
 
 afterEach(stopAll);
 
@@ -18,8 +18,7 @@ const FAST = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0x04]);
 const PLAIN = Buffer.alloc(8);
 
 async function connect({ fx, seed }: SeedSetup, reserved: Buffer): Promise<RawPeer> {
-  const peer = await RawPeer.connect('127.0.0.1', seed.address.port);
-  peer.sendHandshake(fx.meta.infoHash, undefined, reserved);
+  const peer = await hostileLeecher(fx.meta, seed, undefined, reserved);
   const theirs = await peer.readHandshake();
   expect(theirs.reserved[7]! & 0x04).toBe(0x04); // tt advertises BEP 6 to everyone
   return peer;

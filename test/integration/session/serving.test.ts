@@ -9,7 +9,7 @@ import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { READ_CACHE_BYTES } from '../../../src/session/read-cache.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
-import { PIECE_LENGTH, getUnchoked, startSeed } from '../hostile/harness.js';
+import { PIECE_LENGTH, getUnchoked, hostileLeecher, startSeed } from '../hostile/harness.js';
 import { until } from '../../helpers/until.js';
 
 afterEach(stopAll);
@@ -91,14 +91,7 @@ describe('serving', () => {
     // 64 KiB/s: four blocks a second to share. Each serve loop used to retry its own timer,
     // and the loop that had just sent always re-armed first: one leecher got every block.
     const { fx, seed } = await startSeed({ uploadLimit: 64 * 1024 });
-    const peers = await Promise.all(
-      [0, 1].map(async () => {
-        const p = await RawPeer.connect('127.0.0.1', seed.address.port);
-        p.sendHandshake(fx.meta.infoHash);
-        await p.readHandshake();
-        return p;
-      }),
-    );
+    const peers = await Promise.all([0, 1].map(() => hostileLeecher(fx.meta, seed)));
     for (const p of peers) await getUnchoked(p);
     const perPiece = PIECE_LENGTH / BLOCK_SIZE;
     for (const p of peers) {
