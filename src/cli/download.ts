@@ -6,7 +6,10 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { toDiskError } from '../storage/disk-error.js';
 import { mkdirp } from '../storage/mkdirp.js';
+import type { PeerAddress } from '../core/peer-address.js';
+import { Listener } from '../session/listener.js';
 import { loadTorrent } from './info.js';
+import { isMagnet, resolveMagnet } from './magnet-source.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { addSharedOptions, seedGoal, sharedRunOptions, type SharedOptions } from './session-options.js';
@@ -25,7 +28,7 @@ interface DownloadOptions extends SharedOptions {
 export function registerDownload(program: Command): void {
   const cmd = program
     .command('download <torrent>')
-    .description('download a torrent, verify every piece and write it to disk')
+    .description('download a torrent (a .torrent file or a magnet link), verify every piece and write it to disk')
     .option('-o, --out <dir>', 'folder to download into', '.')
     .option('--no-trackers', 'do not contact the torrent\'s trackers (use with --peer)')
     .option('--download-limit <rate>', 'download limit in bytes/s', parseSize)
@@ -34,19 +37,40 @@ export function registerDownload(program: Command): void {
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
     .option('--no-direct-io', 'write everything through the page cache (default: whole aligned pieces bypass it with O_DIRECT where the disk supports it and keeps up)');
   addSharedOptions(cmd, 'also connect to this peer (repeatable)', 'with --seed: ').action(async (torrent: string, opts: DownloadOptions) => {
-    const meta = await loadTorrent(torrent);
     const reporter = new Reporter(chooseMode(opts));
+    const shared = sharedRunOptions(opts);
+    let meta;
+    let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[] } | undefined;
+    if (isMagnet(torrent)) {
+      // the port must be known before the metadata phase announces it
+      const listener = await Listener.listen({ host: shared.host, ...(shared.port !== undefined ? { port: shared.port } : {}) });
+      try {
+        const resolved = await resolveMagnet(
+          torrent,
+          { listener, peers: shared.peers, useTrackers: opts.trackers, timeoutMs: opts.peerTimeout * 1000, verbose: shared.verbose },
+          reporter,
+        );
+        meta = resolved.meta;
+        fromMagnet = { listener, peerId: resolved.peerId, peers: [...shared.peers, ...resolved.peers] };
+      } catch (err) {
+        await listener.close();
+        reporter.close();
+        throw err;
+      }
+    } else meta = await loadTorrent(torrent);
     const root = resolve(opts.out);
     try {
       await mkdirp(root);
     } catch (err) {
+      await fromMagnet?.listener.close();
       throw toDiskError('create', root, err);
     }
     const keepSeeding = opts.seed === true || opts.seedRatio !== undefined || opts.seedTime !== undefined;
     const started = Date.now();
     reporter.info(`${meta.name}: ${meta.pieceCount} pieces, into ${root}`);
     const session = await runSession({
-      ...sharedRunOptions(opts),
+      ...shared,
+      ...(fromMagnet ?? {}),
       meta,
       root,
       mode: 'download',

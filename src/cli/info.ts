@@ -51,8 +51,8 @@ export interface InfoJson {
 function readError(what: string, err: unknown): TtError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT' && /^magnet:\?/i.test(what)) {
-    // parseMagnet() reads them, but getting the info dict from peers (BEP 9) is not built yet
-    return new TtError('INPUT', 'magnet links are not supported yet (no metadata download from peers): give the .torrent file', {
+    // the info dictionary comes from peers: that is the download's first phase, not something info does offline
+    return new TtError('INPUT', 'tt info reads .torrent files; a magnet link has no file list until peers send it: use tt download <magnet>', {
       cause: err,
     });
   }

@@ -21,6 +21,8 @@ export interface RunGoal {
 
 export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta'> {
   meta: Metainfo;
+  /** A listener opened earlier (a magnet's metadata phase announced its port); closed at the end like our own. */
+  listener?: Listener;
   host?: string;
   port?: number;
   goal: RunGoal;
@@ -39,7 +41,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   const listenerOpts: { host?: string; port?: number } = {};
   if (opts.host !== undefined) listenerOpts.host = opts.host;
   if (opts.port !== undefined) listenerOpts.port = opts.port;
-  const listener = await Listener.listen(listenerOpts);
+  const listener = opts.listener ?? (await Listener.listen(listenerOpts));
   const session = new TorrentSession({ ...opts, listener });
   const started = Date.now();
   let completedAt: number | undefined;

@@ -100,6 +100,11 @@ export interface PeerConnectionOptions {
   /** Our peer id. */
   peerId: Buffer;
   pieceCount: number;
+  /**
+   * The piece count is not known yet (a magnet link's metadata phase): accept
+   * bitfields of any length and haves of any index, and keep none of them.
+   */
+  pieceCountUnknown?: boolean;
   /** outgoing: we send our handshake first; incoming: the listener already read theirs. */
   direction: 'outgoing' | 'incoming';
   /** For incoming connections: the handshake the listener read. */
@@ -172,7 +177,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.#infoHash = opts.infoHash;
     this.#peerId = opts.peerId;
     this.peerBitfield = new Bitfield(opts.pieceCount);
-    this.#decoder = new MessageDecoder({ pieceCount: opts.pieceCount });
+    this.#decoder = new MessageDecoder({ pieceCount: opts.pieceCount, lenient: opts.pieceCountUnknown === true });
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.#keepAliveMs = opts.keepAliveIntervalMs ?? KEEP_ALIVE_INTERVAL_MS;
     this.#handshakeDeadline = Date.now() + (opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
@@ -402,7 +407,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         this.peerInterested = false;
         break;
       case 'have':
-        if (!this.peerBitfield.set(m.index)) return; // a repeated have changes nothing
+        // a repeated have changes nothing; one beyond our bitfield comes only when the piece count is unknown
+        if (m.index >= this.peerBitfield.size || !this.peerBitfield.set(m.index)) return;
         break;
       case 'bitfield':
       case 'have-all': {

@@ -26,6 +26,8 @@ import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
+import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
+import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { PeerPool } from './peer-pool.js';
@@ -56,6 +58,8 @@ const MAX_UNREQUESTED_BLOCKS = 64;
 const ENDGAME_COPY_AFTER_MS = 250;
 /** Requests remembered per peer after we stop waiting for them (PeerState.released). */
 const MAX_RELEASED = 2 * MAX_QUEUE_DEPTH;
+/** ut_metadata requests answered per connection: this many copies of the whole info dictionary. */
+const MAX_METADATA_COPIES = 4;
 const MAX_HALF_OPEN = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
@@ -67,7 +71,7 @@ const TICK_MS = 1_000;
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 /** Distinct pieces read ahead for one peer's queued requests. */
 const READ_AHEAD_PIECES = 8;
-const CLIENT_NAME = 'tt/0.1.0';
+export const CLIENT_NAME = 'tt/0.1.0';
 
 export interface SessionOptions {
   meta: Metainfo;
@@ -178,6 +182,10 @@ class PeerState {
   requestsWhileChoked = 0;
   serving = false;
   snubbed = false;
+  /** BEP 9: the extended id the peer wants ut_metadata messages under (0: it does not take them). */
+  utMetadataId = 0;
+  /** ut_metadata requests answered on this connection (bounded: see #onMetadataMessage). */
+  metadataRequests = 0;
   /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
   poolKey: string | undefined;
 
@@ -564,7 +572,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         conn.send({
           type: 'extended',
           id: 0,
-          payload: encodeExtendedHandshake({ m: {}, v: CLIENT_NAME, reqq: MAX_PEER_REQUESTS, p: this.opts.listener.port }),
+          payload: encodeExtendedHandshake({
+            // BEP 9: magnet users fetch the info dictionary from us (not for private torrents: BEP 27 keeps them off public channels)
+            ...(this.meta.private ? { m: {} } : { m: { [UT_METADATA]: OUR_UT_METADATA_ID }, metadataSize: this.meta.rawInfo.length }),
+            v: CLIENT_NAME,
+            reqq: MAX_PEER_REQUESTS,
+            p: this.opts.listener.port,
+          }),
         });
       }
       // BEP 6: a fast peer learns "all" or "none" in 5 bytes; a plain one gets a bitfield only when there is something to say
@@ -615,8 +629,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         this.#onReject(state, m.index, m.begin);
         break;
       case 'extended':
-        if (m.id === 0) {
+        if (m.id === OUR_UT_METADATA_ID && !this.meta.private) this.#onMetadataMessage(state, m.payload);
+        else if (m.id === 0) {
           const ext = parseExtendedHandshake(m.payload);
+          state.utMetadataId = ext.m.get(UT_METADATA) ?? 0;
           if (ext.reqq !== undefined && ext.reqq > 0) state.maxQueueDepth = Math.min(MAX_QUEUE_DEPTH, Math.max(1, ext.reqq));
           // an incoming peer tells us where it listens: that is its identity in
           // the pool, so we never dial a second connection to it
@@ -630,6 +646,22 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       default:
         break; // keep-alive, port, suggest, allowed-fast, have-none, unknown: nothing to do
     }
+  }
+
+  /**
+   * BEP 9, serving side: a request is answered with the piece of our info
+   * dictionary (or a reject once the peer asked for more than a few full
+   * copies: a 16 KiB answer to a 20-byte request must not be an amplifier).
+   * Data and rejects sent to us are ignored: we have the metadata.
+   */
+  #onMetadataMessage(state: PeerState, payload: Buffer): void {
+    const msg = parseMetadataMessage(payload);
+    if (msg?.type !== 'request' || state.utMetadataId === 0) return;
+    const metadata = this.meta.rawInfo;
+    const inRange = msg.piece < metadataPieceCount(metadata.length);
+    const allowed = ++state.metadataRequests <= MAX_METADATA_COPIES * metadataPieceCount(metadata.length);
+    const reply = inRange && allowed ? encodeMetadataData(metadata, msg.piece) : encodeMetadataReject(msg.piece);
+    state.conn.send({ type: 'extended', id: state.utMetadataId, payload: reply });
   }
 
   #onClose(state: PeerState, reason: string): void {

@@ -224,6 +224,23 @@ export class Announcer extends EventEmitter {
    */
   stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
     if (this.stopping) return this.stopping;
+    this.stopping = this.sendStopped(this.halt(), timeoutMs);
+    return this.stopping;
+  }
+
+  /**
+   * Stop without telling the trackers: another announcer for the same torrent
+   * and peer id takes over (a magnet's metadata phase hands over to the
+   * download). Clears every timer and aborts what is in flight.
+   */
+  abandon(): void {
+    if (this.stopping) return;
+    this.halt();
+    this.stopping = Promise.resolve();
+  }
+
+  /** Clear timers, abort requests in flight; returns the trackers that may know us. */
+  private halt(): Entry[] {
     this.stopped = true;
     if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
     this.fallbackTimer = undefined;
@@ -236,8 +253,7 @@ export class Announcer extends EventEmitter {
       e.inFlight?.abort();
       e.inFlight = undefined;
     }
-    this.stopping = this.sendStopped(targets, timeoutMs);
-    return this.stopping;
+    return targets;
   }
 
   private async sendStopped(targets: Entry[], timeoutMs: number): Promise<void> {

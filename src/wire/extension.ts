@@ -6,6 +6,7 @@
  */
 import { ProtocolError, errorMessage } from '../core/errors.js';
 import { decode, encode, getBytes, getDict, getInt, isDict, type BEncodable } from '../metainfo/bencode.js';
+import { MAX_METADATA_BYTES } from '../metainfo/metadata.js';
 
 /** Extended message id 0 is the extended handshake (BEP 10). */
 export const EXTENDED_HANDSHAKE_ID = 0;
@@ -17,8 +18,6 @@ const HANDSHAKE_DECODE_LIMITS = { maxBytes: MAX_EXTENDED_HANDSHAKE_BYTES, maxDep
 const MAX_CLIENT_NAME_CHARS = 64;
 /** Largest `reqq` taken at face value (callers clamp further to their own policy). */
 const MAX_REQQ = 2 ** 31 - 1;
-/** Largest `metadata_size` believed: the .torrent size limit (HARDENING.md), in bytes. */
-const MAX_METADATA_SIZE_BYTES = 10 * 1024 * 1024;
 /** An extended message id is one byte; 0 in `m` means "disabled" (BEP 10). */
 const MAX_EXTENSION_ID = 255;
 
@@ -38,8 +37,9 @@ export interface ExtendedHandshake {
 }
 
 /** The payload of an extended message with id 0 (frame it with encodeExtended(0, ...)). */
-export function encodeExtendedHandshake(h: { m?: Record<string, number>; v?: string; reqq?: number; p?: number }): Buffer {
+export function encodeExtendedHandshake(h: { m?: Record<string, number>; v?: string; reqq?: number; p?: number; metadataSize?: number }): Buffer {
   const dict: Record<string, BEncodable> = { m: h.m ?? {} };
+  if (h.metadataSize !== undefined) dict['metadata_size'] = h.metadataSize;
   if (h.v !== undefined) dict['v'] = h.v;
   if (h.reqq !== undefined) dict['reqq'] = h.reqq;
   if (h.p !== undefined) dict['p'] = h.p;
@@ -73,7 +73,7 @@ export function parseExtendedHandshake(payload: Buffer): ExtendedHandshake {
   if (reqq !== undefined) out.reqq = reqq;
   const p = intInRange(getInt(root, 'p'), 1, 65535);
   if (p !== undefined) out.p = p;
-  const metadataSize = intInRange(getInt(root, 'metadata_size'), 1, MAX_METADATA_SIZE_BYTES);
+  const metadataSize = intInRange(getInt(root, 'metadata_size'), 1, MAX_METADATA_BYTES);
   if (metadataSize !== undefined) out.metadataSize = metadataSize;
   const yourip = getBytes(root, 'yourip');
   // a copy: the payload may be a view into a read buffer that is reused (peer/connection.ts)

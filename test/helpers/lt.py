@@ -87,9 +87,11 @@ def session_settings(port, upload_limit=0):
     }
 
 
-def make_session(port, upload_limit=0):
-    # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban)
+def make_session(port, upload_limit=0, metadata=False):
+    # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban); ut_metadata (BEP 9) on request
     ses = lt.session(session_settings(port, upload_limit), 0)
+    if metadata:
+        ses.add_extension("ut_metadata")
     if upload_limit > 0:
         # libtorrent exempts local peers from rate limits unless the local class is limited
         ses.set_peer_class(ses.local_peer_class_id, {"upload_limit": upload_limit, "download_limit": 0,
@@ -198,7 +200,7 @@ def cmd_seed(args):
         data_dir = tmp
         params.flags |= lt.torrent_flags.seed_mode
     params.save_path = data_dir
-    ses = make_session(args.port, args.upload_limit)
+    ses = make_session(args.port, args.upload_limit, args.metadata)
     if args.corrupt:
         ses.apply_settings({"disable_hash_checks": True})
     try:
@@ -249,12 +251,17 @@ def describe_peers(h):
 
 
 def cmd_leech(args):
-    ti = load_info(args.torrent)
+    magnet = args.torrent.startswith("magnet:")
+    ti = None if magnet else load_info(args.torrent)
     out_dir = os.path.abspath(args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    ses = make_session(args.port)
-    params = lt.add_torrent_params()
-    params.ti = ti
+    # a magnet's info dictionary comes from peers (BEP 9)
+    ses = make_session(args.port, metadata=magnet)
+    if magnet:
+        params = lt.parse_magnet_uri(args.torrent)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = ti
     params.save_path = out_dir
     params.flags &= ~lt.torrent_flags.auto_managed
     params.flags &= ~lt.torrent_flags.paused
@@ -269,12 +276,15 @@ def cmd_leech(args):
     hash_failures = 0
     while not stopping:
         now = time.time()
+        if ti is None and h.status().has_metadata:
+            ti = h.torrent_file()
+            emit({"event": "metadata", "name": ti.name(), "numPieces": ti.num_pieces()})
         if now > deadline:
             st = h.status()
             missing = [i for i, have in enumerate(st.pieces) if not have][:10]
-            fail("timeout after %ds: %d of %d pieces, %d peers, %d hash failures, missing pieces %s; peers: %s" % (
-                args.timeout, st.num_pieces, ti.num_pieces(), st.num_peers, hash_failures, missing,
-                describe_peers(h)))
+            fail("timeout after %ds: %d of %s pieces (metadata %s), %d peers, %d hash failures, missing pieces %s; peers: %s" % (
+                args.timeout, st.num_pieces, ti.num_pieces() if ti else "?", "yes" if ti else "no", st.num_peers,
+                hash_failures, missing, describe_peers(h)))
         ses.wait_for_alert(int(POLL_INTERVAL_S * 1000))
         for a in ses.pop_alerts():
             if isinstance(a, lt.hash_failed_alert):
@@ -289,7 +299,7 @@ def cmd_leech(args):
             emit({"event": "progress", "progress": round(st.progress, 4), "pieces": st.num_pieces,
                   "downloadRate": st.download_payload_rate, "peers": st.num_peers,
                   "hashFailures": hash_failures})
-        if st.is_finished or st.is_seeding:
+        if ti is not None and (st.is_finished or st.is_seeding):
             break
     if stopping:
         emit({"event": "stopped"})
@@ -337,9 +347,10 @@ def main():
     s.add_argument("--corrupt", action="store_true", help="serve a copy with one flipped byte in every piece")
     s.add_argument("--peer", action="append", default=[], help="host:port to connect to (e.g. a Transmission leecher)")
     s.add_argument("--check-timeout", type=int, default=300)
+    s.add_argument("--metadata", action="store_true", help="serve the info dictionary to magnet users (ut_metadata)")
 
     s = sub.add_parser("leech")
-    s.add_argument("torrent")
+    s.add_argument("torrent", help="a .torrent file or a magnet link (fetched with ut_metadata)")
     s.add_argument("out_dir")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--peer", action="append", default=[])

@@ -55,6 +55,8 @@ export interface LtSeedOptions {
   corrupt?: boolean;
   /** Peers to connect to (Transmission only accepts incoming on loopback). */
   peers?: readonly string[];
+  /** Serve the info dictionary to magnet users (BEP 9 ut_metadata). */
+  metadata?: boolean;
 }
 
 export interface LtSeeder {
@@ -68,6 +70,7 @@ export async function startLtSeeder(opts: LtSeedOptions): Promise<LtSeeder> {
   const args = [LT_PY, 'seed', opts.torrent, opts.dataDir, '--port', String(opts.port ?? 0)];
   if (opts.uploadLimit !== undefined) args.push('--upload-limit', String(opts.uploadLimit));
   if (opts.corrupt) args.push('--corrupt');
+  if (opts.metadata) args.push('--metadata');
   for (const p of opts.peers ?? []) args.push('--peer', p);
   const proc = startProcess('libtorrent seeder', SYSTEM_PYTHON, args);
   try {
@@ -81,6 +84,7 @@ export async function startLtSeeder(opts: LtSeedOptions): Promise<LtSeeder> {
 }
 
 export interface LtLeechOptions {
+  /** A .torrent file, or a magnet link (libtorrent then fetches the metadata with ut_metadata). */
   torrent: string;
   outDir: string;
   port?: number;

@@ -4,7 +4,9 @@
  * (a restart fetches only the rest), --seed --seed-time, and the demo swarm.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { RawPeer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
 import { directSupported } from '../../helpers/direct-io.js';
 import { piecesOnDisk } from '../safety/pieces-on-disk.js';
@@ -124,6 +126,46 @@ describe('Ctrl-C', () => {
     expect(done.downloaded).toBeLessThanOrEqual((128 - onDisk.length) * PIECE);
     expect(done.downloaded).toBeGreaterThan(0);
     await expectSameData(fx, out);
+  });
+});
+
+describe('tt download <magnet>', () => {
+  it('fetches the metadata from a tt seed, then every byte of a multi-file torrent; the events say so, in order', async () => {
+    const fx = await makeFixture({ pieceLength: PIECE });
+    trackDir(fx.work);
+    const peer = await seeder(fx);
+    const out = join(fx.work, 'out');
+    const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}&dn=${encodeURIComponent(fx.meta.name)}`;
+    const p = await runTt(['download', magnet, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--json'], 30_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    expect(p.badLines).toEqual([]);
+    const names = p.events.map((e) => e.event);
+    expect(names.indexOf('metadata-fetching')).toBeGreaterThanOrEqual(0);
+    expect(names.indexOf('metadata')).toBeGreaterThan(names.indexOf('metadata-fetching'));
+    expect(names.indexOf('started')).toBeGreaterThan(names.indexOf('metadata'));
+    expect(p.events.find((e) => e.event === 'metadata')!.bytes).toBe(fx.meta.rawInfo.length);
+    expect(p.events.find((e) => e.event === 'started')!.infoHash).toBe(fx.meta.infoHashHex);
+    await expectSameData(fx, out);
+  });
+
+  it('SIGINT while waiting for the metadata exits 130 with one line and writes nothing', async () => {
+    const fx = await fixture(64 * 1024);
+    // a listener that accepts and never answers: tt stays in the metadata phase
+    const silent = await RawPeer.listen();
+    try {
+      const out = join(fx.work, 'out');
+      const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}`;
+      const p = startTt(['download', magnet, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', `127.0.0.1:${silent.port}`, '--json']);
+      await p.waitForEvent('metadata-fetching', 15_000);
+      await silent.accept(10_000);
+      p.signal('SIGINT');
+      const exit = await p.waitForExit(10_000);
+      expect(exit.code, p.describe()).toBe(130);
+      expectOneErrorLine(p, /interrupted.*metadata/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      await silent.close();
+    }
   });
 });
 

@@ -1,0 +1,93 @@
+/**
+ * `tt download magnet:?...`: turn a magnet link into a Metainfo by fetching the
+ * info dictionary from peers (BEP 9), reporting progress, and handling Ctrl-C
+ * during that phase. The listener is opened first so trackers and peers learn
+ * the port the download will use; it is handed on to the download.
+ */
+import { TtError } from '../core/errors.js';
+import { generatePeerId } from '../core/ids.js';
+import type { PeerAddress } from '../core/peer-address.js';
+import { parseMagnet } from '../metainfo/magnet.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import { torrentFromMetadata } from '../metainfo/metadata.js';
+import type { Listener } from '../session/listener.js';
+import { MetadataFetcher } from '../session/metadata-fetch.js';
+import { CLIENT_NAME } from '../session/torrent-session.js';
+import { sanitizeForTerminal } from './format.js';
+import type { Reporter } from './reporter.js';
+
+export function isMagnet(source: string): boolean {
+  return /^magnet:\?/i.test(source);
+}
+
+export interface MagnetResolved {
+  meta: Metainfo;
+  peerId: Buffer;
+  /** Peers that answered during the metadata phase: dialed first by the download. */
+  peers: PeerAddress[];
+}
+
+export async function resolveMagnet(
+  uri: string,
+  opts: { listener: Listener; peers: readonly PeerAddress[]; useTrackers: boolean; timeoutMs: number; verbose: boolean },
+  reporter: Reporter,
+): Promise<MagnetResolved> {
+  let magnet;
+  try {
+    magnet = parseMagnet(uri);
+  } catch (err) {
+    if (err instanceof TtError) err.message = sanitizeForTerminal(err.message);
+    throw err;
+  }
+  const peerId = generatePeerId();
+  const trackers = opts.useTrackers ? magnet.trackers : [];
+  if (trackers.length === 0 && opts.peers.length === 0) {
+    const why = magnet.trackers.length > 0 ? 'with --no-trackers' : 'the magnet link names no tracker';
+    throw new TtError('USAGE', `${why} and no --peer given, tt cannot find peers (DHT is not supported yet)`);
+  }
+  const fetcher = new MetadataFetcher({
+    infoHash: magnet.infoHash,
+    peerId,
+    trackers,
+    peers: opts.peers,
+    port: opts.listener.port,
+    clientName: CLIENT_NAME,
+    timeoutMs: opts.timeoutMs,
+  });
+  fetcher.on('warning', (m) => reporter.warn(m));
+  fetcher.on('peer-banned', (peer, reason) => reporter.warn(`banned peer ${peer}: ${reason}`));
+  if (opts.verbose) {
+    fetcher.on('peer-connected', (peer) => reporter.info(`peer ${peer}: connected (metadata)`));
+    fetcher.on('peer-closed', (peer, reason) => reporter.info(`peer ${peer}: closed: ${reason}`));
+  }
+  const hex = magnet.infoHash.toString('hex');
+  reporter.info(`fetching the torrent's metadata from peers (${magnet.name ?? hex})`);
+  reporter.event('metadata-fetching', { infoHash: hex, trackers: trackers.length });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    fetcher.stop();
+    rejectInterrupted(new TtError('INTERRUPTED', `interrupted by ${signal} while fetching the metadata; nothing written`));
+  };
+  let rejectInterrupted!: (e: TtError) => void;
+  const interrupted = new Promise<never>((_, reject) => (rejectInterrupted = reject));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const started = Date.now();
+    const { metadata, peers } = await Promise.race([fetcher.run(), interrupted]);
+    let meta: Metainfo;
+    try {
+      meta = torrentFromMetadata(metadata, magnet.trackers);
+    } catch (err) {
+      // the bytes hash to the magnet's info hash, yet are no usable torrent
+      if (err instanceof TtError) err.message = sanitizeForTerminal(`metadata from peers: ${err.message}`);
+      throw err;
+    }
+    reporter.event('metadata', { infoHash: hex, bytes: metadata.length, seconds: (Date.now() - started) / 1000 });
+    reporter.info(`metadata: ${meta.name}, ${metadata.length} bytes from peers`);
+    return { meta, peerId, peers };
+  } finally {
+    fetcher.stop();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}

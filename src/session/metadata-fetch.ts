@@ -1,0 +1,381 @@
+/**
+ * Magnet links, phase one (BEP 9): find peers (the magnet's trackers and
+ * --peer), fetch the info dictionary from those that offer ut_metadata, and
+ * verify it against the info hash. Owns these short-lived connections and
+ * their tracker announces; the download proper is an ordinary TorrentSession
+ * started afterwards with the Metainfo made from what this returns.
+ *
+ * Pieces (16 KiB) are spread over peers, a few requests each. A peer that
+ * rejects, stalls or closes gives its pieces back. When the assembled bytes do
+ * not hash to the info hash, a lone sender is banned; with several senders
+ * nobody can be blamed yet, so from then on one peer at a time must supply
+ * every piece, and the next failure names the liar.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { TtError, errorMessage } from '../core/errors.js';
+import type { PeerAddress } from '../core/peer-address.js';
+import { MetadataAssembler } from '../metainfo/metadata.js';
+import { PeerConnection } from '../peer/connection.js';
+import { Announcer, type AnnounceFn } from '../tracker/announcer.js';
+import type { TrackerFailure } from '../tracker/announcer.js';
+import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
+import { supportsExtensionProtocol } from '../wire/handshake.js';
+import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataReject, encodeMetadataRequest, parseMetadataMessage } from '../wire/ut-metadata.js';
+import { PeerPool } from './peer-pool.js';
+
+/** Requests in flight per peer (pieces are 16 KiB; a whole dictionary is usually a handful). */
+export const METADATA_REQUESTS_PER_PEER = 8;
+/** A request unanswered this long is given to another peer, and the slow peer dropped. */
+export const METADATA_REQUEST_TIMEOUT_MS = 10_000;
+/** Connections (open and half-open) at once while looking for the metadata. */
+export const METADATA_MAX_PEERS = 16;
+/** What we tell trackers we still need: the size is unknown until the metadata arrives (libtorrent says the same). */
+export const UNKNOWN_LEFT_BYTES = 16 * 1024;
+const CONNECT_TIMEOUT_MS = 10_000;
+const TICK_MS = 1_000;
+
+export interface MetadataFetchOptions {
+  infoHash: Buffer;
+  peerId: Buffer;
+  /** The magnet's `tr` trackers, each its own tier. */
+  trackers: readonly string[];
+  /** Peers given on the command line. */
+  peers: readonly PeerAddress[];
+  /** Our listening port, as announced to trackers and peers. */
+  port: number;
+  clientName: string;
+  /** Give up when the metadata has not arrived within this long (0 = never). */
+  timeoutMs: number;
+  maxPeers?: number;
+  /** Tracker transport (tests). */
+  announce?: AnnounceFn;
+}
+
+export interface MetadataFetchResult {
+  /** The verified info dictionary, exactly the bytes whose SHA-1 is the info hash. */
+  readonly metadata: Buffer;
+  /** Peers that completed a handshake: the download dials them first. */
+  readonly peers: PeerAddress[];
+}
+
+export interface MetadataFetchEvents {
+  'peer-connected': [peer: string];
+  'peer-closed': [peer: string, reason: string];
+  'peer-banned': [peer: string, reason: string];
+  warning: [message: string];
+}
+
+interface FetchPeer {
+  readonly conn: PeerConnection;
+  readonly key: string;
+  /** The extended id this peer wants ut_metadata under; 0 until its extended handshake offers it. */
+  utMetadataId: number;
+  /** Piece -> when we asked. */
+  readonly outstanding: Map<number, number>;
+  /** Data messages for pieces we did not ask of this peer. */
+  unrequested: number;
+  readonly connectedAt: number;
+}
+
+export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
+  readonly #opts: MetadataFetchOptions;
+  readonly #pool = new PeerPool();
+  readonly #peers = new Map<PeerConnection, FetchPeer>();
+  readonly #sockets = new Set<net.Socket>();
+  readonly #connected = new Map<string, PeerAddress>();
+  #assembler: MetadataAssembler | undefined;
+  /** After a failed check with several senders: the one peer that must now send every piece. */
+  #exclusive: FetchPeer | undefined;
+  #needExclusive = false;
+  #announcer: Announcer | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #done = false;
+  #settle!: { resolve: (r: MetadataFetchResult) => void; reject: (e: unknown) => void };
+
+  constructor(opts: MetadataFetchOptions) {
+    super();
+    this.#opts = opts;
+  }
+
+  /** Resolves with the verified metadata; rejects with a TtError (NO_PEERS, TRACKER). */
+  run(): Promise<MetadataFetchResult> {
+    const result = new Promise<MetadataFetchResult>((resolve, reject) => (this.#settle = { resolve, reject }));
+    const { trackers, peers } = this.#opts;
+    if (trackers.length === 0 && peers.length === 0) {
+      this.#finish(new TtError('USAGE', 'the magnet link names no tracker and no --peer was given: tt cannot find peers without one (DHT is not supported yet)'));
+      return result;
+    }
+    this.#pool.add(peers, true);
+    this.#timer = setInterval(() => this.#guard(() => this.#tick()), TICK_MS);
+    if (this.#opts.timeoutMs > 0) {
+      this.#deadline = setTimeout(() => {
+        const tried = this.#pool.size;
+        this.#finish(new TtError('NO_PEERS', `no peer sent the torrent's metadata within ${Math.round(this.#opts.timeoutMs / 1000)} s (${tried} peer${tried === 1 ? '' : 's'} known)`));
+      }, this.#opts.timeoutMs);
+    }
+    if (trackers.length > 0) this.#startAnnouncer();
+    this.#connectMore();
+    return result;
+  }
+
+  /** Peers learned elsewhere (an incoming connection's address, a late tracker): tried like the rest. */
+  addPeers(peers: readonly PeerAddress[]): void {
+    this.#pool.add(peers, true);
+    this.#guard(() => this.#connectMore());
+  }
+
+  /** Close every connection and timer (also after success); trackers get no `stopped`: the download announces next. */
+  stop(): void {
+    this.#done = true;
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#announcer?.abandon();
+    for (const p of [...this.#peers.values()]) p.conn.close('metadata phase over');
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+  }
+
+  #finish(outcome: MetadataFetchResult | TtError): void {
+    if (this.#done) return;
+    this.stop();
+    if (outcome instanceof TtError) this.#settle.reject(outcome);
+    else this.#settle.resolve(outcome);
+  }
+
+  /** Runs a callback from a timer or socket event: a bug ends the fetch with an error, never the process. */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#finish(err instanceof TtError ? err : new TtError('INTERNAL', `metadata fetch: ${errorMessage(err)}`, { cause: err }));
+    }
+  }
+
+  #startAnnouncer(): void {
+    const announcer = new Announcer({
+      announceList: this.#opts.trackers.map((t) => [t]),
+      infoHash: this.#opts.infoHash,
+      peerId: this.#opts.peerId,
+      port: this.#opts.port,
+      stats: () => ({ uploaded: 0, downloaded: 0, left: UNKNOWN_LEFT_BYTES }),
+      ...(this.#opts.announce ? { announce: this.#opts.announce } : {}),
+    });
+    announcer.on('peers', (peers: PeerAddress[]) => {
+      this.#pool.add(peers);
+      this.#guard(() => this.#connectMore());
+    });
+    announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
+    announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
+    announcer.on('all-failed', (failures: TrackerFailure[]) => {
+      if (this.#pool.size > 0 || this.#peers.size > 0) return;
+      const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
+      this.#finish(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}`));
+    });
+    this.#announcer = announcer;
+    announcer.start();
+  }
+
+  // ---- connections ----
+
+  #connectMore(): void {
+    if (this.#done) return;
+    const room = (this.#opts.maxPeers ?? METADATA_MAX_PEERS) - this.#peers.size - this.#sockets.size;
+    if (room <= 0) return;
+    for (const candidate of this.#pool.candidates(room)) this.#dial(candidate.host, candidate.port, candidate.key);
+  }
+
+  #dial(host: string, port: number, key: string): void {
+    this.#pool.markConnecting(key);
+    const socket = net.connect({ host, port, noDelay: true });
+    this.#sockets.add(socket);
+    const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
+    timer.unref();
+    let settled = false;
+    const fail = (reason: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.#sockets.delete(socket);
+      socket.destroy();
+      this.#pool.markFailed(key);
+      this.emit('peer-closed', key, `cannot connect: ${reason}`);
+      setImmediate(() => this.#guard(() => this.#connectMore()));
+    };
+    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? errorMessage(err)));
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.#sockets.delete(socket);
+      socket.removeAllListeners('error');
+      if (this.#done) {
+        socket.destroy();
+        return;
+      }
+      this.#guard(() => this.#attach(socket, host, port, key));
+    });
+  }
+
+  #attach(socket: net.Socket, host: string, port: number, key: string): void {
+    const conn = new PeerConnection({
+      socket,
+      infoHash: this.#opts.infoHash,
+      peerId: this.#opts.peerId,
+      pieceCount: 0,
+      pieceCountUnknown: true,
+      direction: 'outgoing',
+      host,
+      port,
+    });
+    const peer: FetchPeer = { conn, key, utMetadataId: 0, outstanding: new Map(), unrequested: 0, connectedAt: Date.now() };
+    this.#peers.set(conn, peer);
+    conn.on('handshake', (h) => {
+      this.#pool.markConnected(key);
+      this.#connected.set(key, { host, port });
+      this.emit('peer-connected', key);
+      if (!supportsExtensionProtocol(h.reserved)) {
+        conn.close('peer does not support the extension protocol (BEP 10), so it cannot send metadata');
+        return;
+      }
+      conn.send({ type: 'extended', id: 0, payload: encodeExtendedHandshake({ m: { [UT_METADATA]: OUR_UT_METADATA_ID }, v: this.#opts.clientName, p: this.#opts.port }) });
+    });
+    // exceptions thrown here are caught by the connection and close it ('protocol error: ...')
+    conn.on('message', (m) => {
+      if (m.type !== 'extended' || this.#done) return;
+      if (m.id === 0) this.#onExtendedHandshake(peer, m.payload);
+      else if (m.id === OUR_UT_METADATA_ID) this.#onMetadataMessage(peer, m.payload);
+    });
+    conn.on('close', (reason) => this.#guard(() => this.#onClose(peer, reason)));
+    conn.start();
+  }
+
+  #onClose(peer: FetchPeer, reason: string): void {
+    if (!this.#peers.delete(peer.conn)) return;
+    peer.outstanding.clear();
+    if (this.#exclusive === peer) this.#exclusive = undefined;
+    if (this.#done) return;
+    if (!this.#pool.isBanned(peer.key)) this.#pool.markFailed(peer.key, !reason.startsWith('protocol error'));
+    this.emit('peer-closed', peer.key, reason);
+    this.#requestMore();
+    this.#connectMore();
+  }
+
+  // ---- the exchange ----
+
+  #onExtendedHandshake(peer: FetchPeer, payload: Buffer): void {
+    const ext = parseExtendedHandshake(payload);
+    const id = ext.m.get(UT_METADATA) ?? 0;
+    if (id === 0 || ext.metadataSize === undefined) {
+      peer.conn.close('peer does not offer the metadata (no ut_metadata / metadata_size)');
+      return;
+    }
+    if (this.#assembler && this.#assembler.size !== ext.metadataSize) {
+      // the first peer's size stands until its bytes fail the hash check
+      peer.conn.close(`peer's metadata size ${ext.metadataSize} disagrees with ${this.#assembler.size}`);
+      return;
+    }
+    this.#assembler ??= new MetadataAssembler(this.#opts.infoHash, ext.metadataSize);
+    peer.utMetadataId = id;
+    this.#requestMore();
+  }
+
+  #onMetadataMessage(peer: FetchPeer, payload: Buffer): void {
+    const msg = parseMetadataMessage(payload);
+    if (!msg) return;
+    if (msg.type === 'request') {
+      // we have nothing to give yet
+      if (peer.utMetadataId !== 0) peer.conn.send({ type: 'extended', id: peer.utMetadataId, payload: encodeMetadataReject(msg.piece) });
+      return;
+    }
+    const assembler = this.#assembler;
+    if (!peer.outstanding.delete(msg.piece) || !assembler) {
+      // unasked-for pieces are ignored, but a peer cannot make us parse them forever
+      if (++peer.unrequested > METADATA_REQUESTS_PER_PEER * 4) peer.conn.close('protocol error: metadata pieces we did not ask for');
+      return;
+    }
+    if (msg.type === 'reject') {
+      peer.conn.close('peer rejected a metadata request');
+      return;
+    }
+    if (msg.totalSize !== assembler.size) {
+      peer.conn.close(`protocol error: metadata total_size ${msg.totalSize}, expected ${assembler.size}`);
+      return;
+    }
+    assembler.add(msg.piece, msg.data, peer.key);
+    if (assembler.complete) this.#verify(assembler);
+    else this.#requestMore();
+  }
+
+  #verify(assembler: MetadataAssembler): void {
+    const result = assembler.verify();
+    if (result.ok) {
+      const peers = [...this.#connected].filter(([key]) => !this.#pool.isBanned(key)).map(([, address]) => address);
+      this.#finish({ metadata: result.metadata, peers });
+      return;
+    }
+    if (result.sources.length === 1) {
+      const liar = result.sources[0]!;
+      this.#pool.ban(liar, 'sent metadata that does not match the info hash');
+      this.emit('peer-banned', liar, 'sent metadata that does not match the info hash');
+      for (const p of this.#peers.values()) if (p.key === liar) p.conn.close('banned: bad metadata');
+    } else {
+      this.emit('warning', `metadata from ${result.sources.length} peers did not match the info hash; asking one peer at a time`);
+    }
+    this.#needExclusive = true;
+    this.#exclusive = undefined;
+    // every peer's in-flight answers belong to the failed round
+    for (const p of this.#peers.values()) p.outstanding.clear();
+    this.#requestMore();
+  }
+
+  /** Hand out missing pieces: spread over peers, or all to one once a check has failed. */
+  #requestMore(): void {
+    const assembler = this.#assembler;
+    if (!assembler || this.#done) return;
+    const ready = [...this.#peers.values()].filter((p) => p.utMetadataId !== 0 && !p.conn.closed);
+    if (this.#needExclusive) {
+      if (!this.#exclusive || this.#exclusive.conn.closed) this.#exclusive = ready[0];
+      if (!this.#exclusive) return;
+      ready.length = 0;
+      ready.push(this.#exclusive);
+    }
+    const asked = new Set<number>();
+    for (const p of this.#peers.values()) for (const piece of p.outstanding.keys()) asked.add(piece);
+    const free = assembler.missing().filter((piece) => !asked.has(piece));
+    const now = Date.now();
+    for (const p of ready) {
+      while (p.outstanding.size < METADATA_REQUESTS_PER_PEER && free.length > 0) {
+        const piece = free.shift()!;
+        p.outstanding.set(piece, now);
+        p.conn.send({ type: 'extended', id: p.utMetadataId, payload: encodeMetadataRequest(piece) });
+      }
+    }
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const p of [...this.#peers.values()]) {
+      if (p.utMetadataId === 0 && now - p.connectedAt > METADATA_REQUEST_TIMEOUT_MS) {
+        p.conn.close('no metadata offered in time');
+        continue;
+      }
+      for (const askedAt of p.outstanding.values()) {
+        if (now - askedAt > METADATA_REQUEST_TIMEOUT_MS) {
+          p.conn.close('metadata request timeout');
+          break;
+        }
+      }
+    }
+    this.#announcer?.requestPeers();
+    this.#connectMore();
+  }
+}
+
+/** Fetch and verify a magnet link's metadata (see MetadataFetcher). */
+export function fetchMetadata(opts: MetadataFetchOptions, observe?: (f: MetadataFetcher) => void): Promise<MetadataFetchResult> {
+  const fetcher = new MetadataFetcher(opts);
+  observe?.(fetcher);
+  return fetcher.run();
+}
