@@ -227,6 +227,25 @@ describe('Announcer.stop', () => {
     expect(emitted).toBe(0);
   });
 
+  it('abandon() (a magnet hands over to the download): no stopped, in-flight announces aborted, nothing fires afterwards', async () => {
+    vi.useFakeTimers();
+    const t = fakeTransport({ 'http://ok/announce': 'ok', 'http://hang/announce': 'hang' });
+    const answered = make([['http://ok/announce']], t.fn);
+    const hanging = make([['http://hang/announce']], t.fn);
+    answered.start();
+    hanging.start();
+    await flush();
+    const inFlight = t.calls.find((c) => c.url === 'http://hang/announce')!;
+    expect(inFlight.signal?.aborted).toBe(false);
+    answered.abandon();
+    hanging.abandon();
+    expect(inFlight.signal?.aborted).toBe(true);
+    await answered.stop(1_000); // after abandon, stop sends nothing either
+    await hanging.stop(1_000);
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(t.events()).toEqual(['http://ok/announce:started', 'http://hang/announce:started']);
+  });
+
   it('returns within its bound when trackers hang, aborting in-flight announces', async () => {
     const calls: { url: string; event: string; signal: AbortSignal | undefined }[] = [];
     const transport: AnnounceFn = (url, params, opts) => {
