@@ -41,15 +41,16 @@ export async function resolveMagnet(
   }
   const peerId = generatePeerId();
   const trackers = opts.useTrackers ? magnet.trackers : [];
-  if (trackers.length === 0 && opts.peers.length === 0) {
+  const peers = [...opts.peers, ...magnet.peers];
+  if (trackers.length === 0 && peers.length === 0) {
     const why = magnet.trackers.length > 0 ? 'with --no-trackers' : 'the magnet link names no tracker';
-    throw new TtError('USAGE', `${why} and no --peer given, tt cannot find peers (DHT is not supported yet)`);
+    throw new TtError('USAGE', `${why} or peer (x.pe) and no --peer given, tt cannot find peers (DHT is not supported yet)`);
   }
   const fetcher = new MetadataFetcher({
     infoHash: magnet.infoHash,
     peerId,
     trackers,
-    peers: opts.peers,
+    peers,
     port: opts.listener.port,
     clientName: CLIENT_NAME,
     timeoutMs: opts.timeoutMs,

@@ -4,7 +4,7 @@
  * throws commander's InvalidArgumentError so bad values become usage errors.
  */
 import { InvalidArgumentError } from 'commander';
-import type { PeerAddress } from '../core/peer-address.js';
+import { parseHostPort, type PeerAddress } from '../core/peer-address.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -56,9 +56,10 @@ export function parseCount(text: string): number {
 
 /** "host:port" or "[v6]:port", repeatable. */
 export function parsePeer(text: string, previous: PeerAddress[] = []): PeerAddress[] {
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) throw new InvalidArgumentError(`'${text}' is not host:port`);
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`'${text}' has no valid port`);
-  return [...previous, { host: m[1]!, port }];
+  const address = parseHostPort(text);
+  if (!address) {
+    const why = /:\d+$/.test(text) ? 'has no valid port' : 'is not host:port';
+    throw new InvalidArgumentError(`'${text}' ${why}`);
+  }
+  return [...previous, address];
 }

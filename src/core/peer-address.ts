@@ -1,5 +1,6 @@
 /**
- * A peer's network address, as trackers and listeners report it. Pure.
+ * A peer's network address, as trackers and listeners report it, and its
+ * host:port text form (command line, magnet x.pe). Pure.
  */
 export interface PeerAddress {
   /** IPv4 dotted quad or IPv6 text form (no brackets). */
@@ -7,4 +8,13 @@ export interface PeerAddress {
   readonly port: number;
   /** Present when the tracker's dictionary form gave one. */
   readonly peerId?: Buffer;
+}
+
+/** `host:port`, `1.2.3.4:port` or `[v6]:port` -> address; undefined when it is not one. */
+export function parseHostPort(text: string): PeerAddress | undefined {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host: m[1]!, port };
 }

@@ -1,16 +1,23 @@
 /**
  * Magnet links (BEP 9 "magnet URI format"): build one from a Metainfo, and parse
- * xt=urn:btih (40 hex or 32 base32 characters), dn and tr. v2 (btmh) is not handled.
+ * xt=urn:btih (40 hex or 32 base32 characters), dn, tr and x.pe (peer addresses;
+ * malformed ones are skipped). v2 (btmh) is not handled.
  * Errors are MetainfoError naming the magnet parameter.
  */
 import { MetainfoError } from '../core/errors.js';
+import { parseHostPort, type PeerAddress } from '../core/peer-address.js';
 import type { Metainfo } from './metainfo.js';
 
 export interface MagnetLink {
   readonly infoHash: Buffer;
   readonly name?: string;
   readonly trackers: string[];
+  /** x.pe: peers to dial directly (at most MAX_MAGNET_PEERS). */
+  readonly peers: PeerAddress[];
 }
+
+/** Most x.pe peers taken from one magnet link. */
+export const MAX_MAGNET_PEERS = 200;
 
 const MAGNET_PREFIX = 'magnet:?';
 /** Longest magnet URI we look at (a magnet with hundreds of trackers is still far below). */
@@ -69,6 +76,7 @@ export function parseMagnet(uri: string): MagnetLink {
   let infoHash: Buffer | undefined;
   let name: string | undefined;
   const trackers: string[] = [];
+  const peers: PeerAddress[] = [];
   for (const param of uri.slice(MAGNET_PREFIX.length).split('&')) {
     const eq = param.indexOf('=');
     if (eq < 0) continue;
@@ -82,8 +90,11 @@ export function parseMagnet(uri: string): MagnetLink {
     } else if (key === 'tr') {
       const tr = decodeComponent(key, raw);
       if (tr.length > 0 && !trackers.includes(tr)) trackers.push(tr);
+    } else if (key === 'x.pe') {
+      const peer = parseHostPort(decodeComponent(key, raw));
+      if (peer && peers.length < MAX_MAGNET_PEERS) peers.push(peer);
     }
   }
   if (infoHash === undefined) throw new MetainfoError('magnet.xt', 'no urn:btih info hash');
-  return name === undefined ? { infoHash, trackers } : { infoHash, name, trackers };
+  return name === undefined ? { infoHash, trackers, peers } : { infoHash, name, trackers, peers };
 }

@@ -130,13 +130,14 @@ describe('Ctrl-C', () => {
 });
 
 describe('tt download <magnet>', () => {
-  it('fetches the metadata from a tt seed, then every byte of a multi-file torrent; the events say so, in order', async () => {
+  it('fetches the metadata from a tt seed named by x.pe, then every byte of a multi-file torrent; the events say so, in order', async () => {
     const fx = await makeFixture({ pieceLength: PIECE });
     trackDir(fx.work);
     const peer = await seeder(fx);
     const out = join(fx.work, 'out');
-    const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}&dn=${encodeURIComponent(fx.meta.name)}`;
-    const p = await runTt(['download', magnet, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--json'], 30_000);
+    // the seed's address travels in the link itself (x.pe), no --peer
+    const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}&dn=${encodeURIComponent(fx.meta.name)}&x.pe=${encodeURIComponent(peer)}`;
+    const p = await runTt(['download', magnet, '--out', out, ...LOOPBACK, '--no-trackers', '--json'], 30_000);
     expect(p.exit?.code, p.describe()).toBe(0);
     expect(p.badLines).toEqual([]);
     const names = p.events.map((e) => e.event);

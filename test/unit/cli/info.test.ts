@@ -149,7 +149,7 @@ describe('tt info: errors are one line and a documented exit code', () => {
 
   it('tt download of a magnet with no tracker and no --peer -> USAGE (2); a bad info hash -> METAINFO (4)', () => {
     const magnet = 'magnet:?xt=urn:btih:024eae68c2e8e05d1e82adb56ceb065c6d414df4&dn=x';
-    expect(expectOneLineError(tt(['download', magnet, '--out', tmp, '--bind', '127.0.0.1', '--port', '0']), 2)).toContain('names no tracker and no --peer given');
+    expect(expectOneLineError(tt(['download', magnet, '--out', tmp, '--bind', '127.0.0.1', '--port', '0']), 2)).toContain('names no tracker or peer (x.pe) and no --peer given');
     expect(expectOneLineError(tt(['download', 'magnet:?xt=urn:btih:1234&dn=x', '--out', tmp, '--bind', '127.0.0.1', '--port', '0']), 4)).toContain('magnet.xt');
     expect(expectOneLineError(tt(['download', 'magnet:?dn=x&tr=http%3A%2F%2F127.0.0.1%3A1%2Fa', '--out', tmp, '--bind', '127.0.0.1', '--port', '0']), 4)).toContain('no urn:btih');
   });

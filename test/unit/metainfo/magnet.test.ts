@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetainfoError } from '../../../src/core/errors.js';
-import { parseMagnet, toMagnet } from '../../../src/metainfo/magnet.js';
+import { MAX_MAGNET_PEERS, parseMagnet, toMagnet } from '../../../src/metainfo/magnet.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { createTorrent } from '../../../src/metainfo/create.js';
 
@@ -29,7 +29,18 @@ describe('magnet links', () => {
     expect(m.infoHash.toString('hex')).toBe(HEX);
     expect(m.name).toBe('two words');
     expect(m.trackers).toEqual(['udp://127.0.0.1:1']);
-    expect(parseMagnet(`MAGNET:?xt=urn:btih:${HEX.toUpperCase()}`)).toEqual({ infoHash: Buffer.from(HEX, 'hex'), trackers: [] });
+    expect(parseMagnet(`MAGNET:?xt=urn:btih:${HEX.toUpperCase()}`)).toEqual({ infoHash: Buffer.from(HEX, 'hex'), trackers: [], peers: [] });
+  });
+
+  it('reads x.pe peers (IPv4, [IPv6], host names), skipping malformed ones, at most MAX_MAGNET_PEERS', () => {
+    const m = parseMagnet(`magnet:?xt=urn:btih:${HEX}&x.pe=127.0.0.1:6881&x.pe=%5B%3A%3A1%5D%3A51413&x.pe=seed.example:7&x.pe=nope&x.pe=1.2.3.4:0&x.pe=1.2.3.4:70000`);
+    expect(m.peers).toEqual([
+      { host: '127.0.0.1', port: 6881 },
+      { host: '::1', port: 51413 },
+      { host: 'seed.example', port: 7 },
+    ]);
+    const many = Array.from({ length: MAX_MAGNET_PEERS + 50 }, (_, i) => `x.pe=10.0.${i >> 8}.${i & 255}:1`).join('&');
+    expect(parseMagnet(`magnet:?xt=urn:btih:${HEX}&${many}`).peers).toHaveLength(MAX_MAGNET_PEERS);
   });
 
   it('skips a v2-only xt and uses the btih one', () => {
