@@ -198,6 +198,10 @@ export function parseTorrent(bytes: Uint8Array): Metainfo {
   const rawInfo = Buffer.from(bytes.subarray(span.start, span.end));
   const infoHash = createHash('sha1').update(rawInfo).digest();
 
+  // BEP 52: a v2-only torrent has a file tree and per-file merkle roots but no v1 piece hashes (a hybrid has both)
+  if (getInt(info, 'meta version') === 2 && !info.has('pieces')) {
+    throw new MetainfoError('info', "a BitTorrent v2-only torrent (no v1 'pieces'); tt speaks v1: use a v1 or hybrid torrent");
+  }
   const name = preferUtf8Bytes(info, 'name', 'info.');
   checkComponent('info.name', name);
   const pieceLength = readPieceLength(info);

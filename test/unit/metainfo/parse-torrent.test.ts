@@ -120,6 +120,15 @@ describe('parseTorrent: other rules', () => {
   const withInfo = (info: [string, Parameters<typeof rdict>[0][number][1]][], top?: Parameters<typeof torrent>[1]) =>
     torrent(rdict(info), top);
 
+  it('a v2-only torrent (BEP 52: file tree, no v1 pieces) is refused saying what it is; a hybrid parses as v1', () => {
+    const fileTree = rdict([['a.bin', rdict([['', rdict([['length', 5], ['pieces root', Buffer.alloc(32, 1)]])]])]]);
+    const v2only = withInfo([['file tree', fileTree], ['meta version', 2], ['name', 'x'], ['piece length', 16384]]);
+    expect(() => parseTorrent(v2only)).toThrow(MetainfoError);
+    expect(() => parseTorrent(v2only)).toThrow(/v2-only/);
+    const hybrid = withInfo([...singleInfo(), ['file tree', fileTree], ['meta version', 2]].sort(([a], [b]) => (a < b ? -1 : 1)) as Parameters<typeof withInfo>[0]);
+    expect(parseTorrent(hybrid).pieceCount).toBe(parseTorrent(withInfo(singleInfo())).pieceCount);
+  });
+
   it('refuses a file over 10 MiB before decoding', () => {
     const big = Buffer.alloc(10 * 1024 * 1024 + 1, 0x65);
     expect(() => parseTorrent(big)).toThrow(MetainfoError);
