@@ -12,7 +12,7 @@ export interface TorrentFile {
   readonly length: number;
   /** Byte offset of the file's first byte in the torrent's concatenated data. */
   readonly offset: number;
-  /** BEP 47 padding file (attr contains 'p'). Written like any other file. */
+  /** BEP 47 padding file (attr contains 'p'): zeros that align the next file; storage never creates it on disk. */
   readonly padding: boolean;
 }
 

@@ -191,6 +191,10 @@ class FileReader {
     for (const span of spansFor(this.#meta.files, offset, target.length)) {
       const start = at;
       at += span.length;
+      if (this.#meta.files[span.fileIndex]!.padding) {
+        target.fill(0, start, at); // BEP 47: zeros by definition, never on disk
+        continue;
+      }
       this.#closeBefore(span.fileIndex);
       const fh = await this.#handle(span.fileIndex);
       if (!fh) {

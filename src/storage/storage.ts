@@ -105,6 +105,7 @@ export class TorrentStorage {
     }
     try {
       for (const [fileIndex, file] of paths.entries()) {
+        if (meta.files[fileIndex]!.padding) continue; // BEP 47 padding: zeros, never created (as libtorrent does)
         const dir = path.dirname(file);
         try {
           await mkdirp(dir);
@@ -136,11 +137,12 @@ export class TorrentStorage {
     }
     const spans = spansFor(this.#meta.files, this.#geometry.pieceOffset(index), data.length);
     let at = 0;
-    const writes = spans.map((span) => {
+    const writes: Promise<void>[] = [];
+    for (const span of spans) {
       const chunk = data.subarray(at, at + span.length);
       at += span.length;
-      return this.#writeSpan(span.fileIndex, chunk, span.fileOffset);
-    });
+      if (!this.#meta.files[span.fileIndex]!.padding) writes.push(this.#writeSpan(span.fileIndex, chunk, span.fileOffset));
+    }
     await settleAll(writes);
   }
 
@@ -234,6 +236,10 @@ export class TorrentStorage {
     const reads = spans.map((span: FileSpan) => {
       const target = out.subarray(at, at + span.length);
       at += span.length;
+      if (this.#meta.files[span.fileIndex]!.padding) {
+        target.fill(0); // BEP 47 padding reads as zeros
+        return Promise.resolve();
+      }
       return this.#withFile(span.fileIndex, 'read', async (fh) => {
         const got = await readFully(fh, target, span.fileOffset);
         if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);

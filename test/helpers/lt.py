@@ -143,7 +143,9 @@ def cmd_create(args):
     lt.add_files(fs, src)
     if fs.num_files() == 0:
         fail("nothing to add under " + src, 3)
-    flags = lt.create_torrent.v1_only
+    # hybrid: v1 and v2 (BEP 52) in one info dict, files aligned with BEP 47 padding files, as
+    # libtorrent 2.0 and qBittorrent make them by default
+    flags = 0 if args.hybrid else lt.create_torrent.v1_only
     t = lt.create_torrent(fs, args.piece_length, flags=flags)
     for tier, url in enumerate(args.tracker):
         t.add_tracker(url, tier)
@@ -338,6 +340,7 @@ def main():
     s.add_argument("out")
     s.add_argument("--piece-length", type=int, default=256 * 1024)
     s.add_argument("--tracker", action="append", default=[])
+    s.add_argument("--hybrid", action="store_true", help="v1+v2 torrent with padding files (libtorrent's default)")
 
     s = sub.add_parser("seed")
     s.add_argument("torrent")

@@ -33,13 +33,16 @@ export async function ltInfoHash(torrentPath: string): Promise<string> {
 export interface LtCreateOptions {
   pieceLength?: number;
   trackers?: readonly string[];
+  /** v1+v2 with BEP 47 padding files (libtorrent's and qBittorrent's default) instead of v1 only. */
+  hybrid?: boolean;
 }
 
-/** Create a v1-only torrent of a file or folder with libtorrent; returns its info hash (hex). */
+/** Create a torrent (v1-only unless `hybrid`) of a file or folder with libtorrent; returns its info hash (hex). */
 export async function ltCreate(path: string, outTorrent: string, opts: LtCreateOptions = {}): Promise<string> {
   const args = ['create', path, outTorrent];
   if (opts.pieceLength !== undefined) args.push('--piece-length', String(opts.pieceLength));
   for (const t of opts.trackers ?? []) args.push('--tracker', t);
+  if (opts.hybrid) args.push('--hybrid');
   const out = await runLt(args, 300_000);
   return String(out['infoHash']);
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DiskError, TtError } from '../../../src/core/errors.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { CHECK_RUN_BYTES, checkExisting, type CheckProgress } from '../../../src/storage/check.js';
-import { makeTorrent, withFileIn, withTempDir } from './fixture.js';
+import { makePaddedTorrent, makeTorrent, withFileIn, withTempDir } from './fixture.js';
 
 async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
   for (const file of meta.files) {
@@ -98,6 +98,22 @@ describe('checkExisting', () => {
       await fh.write(Buffer.from([data[pieceLength + 8_500_000]! ^ 1]), 0, 1, pieceLength + 8_500_000);
       await fh.close();
       expect(bits(await checkExisting(root, meta))).toBe('101');
+    });
+  });
+
+  it('BEP 47 padding is zeros whether or not a pad file exists: data written by libtorrent checks complete', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makePaddedTorrent([5000, 3000, 7000], 4096);
+      for (const file of meta.files.filter((f) => !f.padding)) {
+        await mkdir(path.dirname(path.join(root, ...file.path)), { recursive: true });
+        await writeFile(path.join(root, ...file.path), data.subarray(file.offset, file.offset + file.length));
+      }
+      expect(bits(await checkExisting(root, meta))).toBe('1'.repeat(meta.pieceCount));
+      // a pad file with junk in it (not ours to trust) changes nothing either
+      const pad = meta.files.find((f) => f.padding)!;
+      await mkdir(path.dirname(path.join(root, ...pad.path)), { recursive: true });
+      await writeFile(path.join(root, ...pad.path), Buffer.alloc(pad.length, 0xff));
+      expect(bits(await checkExisting(root, meta))).toBe('1'.repeat(meta.pieceCount));
     });
   });
 

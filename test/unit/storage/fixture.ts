@@ -60,3 +60,27 @@ export function withFileIn(meta: Metainfo, fileIndex: number, sub: string): Meta
   const files = meta.files.map((f, i) => (i === fileIndex ? { ...f, path: [f.path[0]!, sub, ...f.path.slice(1)] } : f));
   return { ...meta, files };
 }
+
+/**
+ * A hybrid-style torrent (BEP 47): `lengths` with a padding file after each but
+ * the last, filling to the next piece boundary, under T/.pad/<size> as
+ * libtorrent names them. The data has zeros in the padding.
+ */
+export function makePaddedTorrent(lengths: readonly number[], pieceLength: number): { meta: Metainfo; data: Buffer } {
+  const parts: Buffer[] = [];
+  const files: TorrentFile[] = [];
+  let offset = 0;
+  lengths.forEach((length, i) => {
+    files.push({ path: ['T', `f${i}.bin`], length, offset, padding: false });
+    parts.push(randomBytes(length));
+    offset += length;
+    const pad = (pieceLength - (offset % pieceLength)) % pieceLength;
+    if (i < lengths.length - 1 && pad > 0) {
+      files.push({ path: ['T', '.pad', String(pad)], length: pad, offset, padding: true });
+      parts.push(Buffer.alloc(pad));
+      offset += pad;
+    }
+  });
+  const { meta, data } = makeTorrent([offset], pieceLength, Buffer.concat(parts));
+  return { meta: { ...meta, files }, data };
+}

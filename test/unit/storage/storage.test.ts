@@ -11,7 +11,7 @@ import { DirectWriteMonitor } from '../../../src/storage/direct-io.js';
 import { PieceBuffers } from '../../../src/storage/piece-buffers.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { directSupported } from '../../helpers/direct-io.js';
-import { makeTorrent, withTempDir } from './fixture.js';
+import { makePaddedTorrent, makeTorrent, withTempDir } from './fixture.js';
 
 function shuffled(n: number, seed: number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
@@ -72,6 +72,29 @@ describe('TorrentStorage round trip', () => {
       await expect(storage.writePiece(2, Buffer.alloc(36))).rejects.toThrow(RangeError);
       await expect(storage.readBlock(1, 30, 10)).rejects.toThrow(RangeError);
       await storage.close();
+    });
+  });
+});
+
+describe('BEP 47 padding files', () => {
+  it('are never created; pieces across them round-trip, their bytes read as zeros; read mode needs no pad file', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makePaddedTorrent([5000, 3000, 7000], 4096);
+      expect(meta.files.filter((f) => f.padding)).toHaveLength(2);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, data.subarray(i * 4096, (i + 1) * 4096));
+      await expect(stat(path.join(root, 'T', '.pad'))).rejects.toMatchObject({ code: 'ENOENT' });
+      for (const file of meta.files.filter((f) => !f.padding)) {
+        expect((await readFile(path.join(root, ...file.path))).equals(data.subarray(file.offset, file.offset + file.length))).toBe(true);
+      }
+      await storage.close();
+      const reader = await TorrentStorage.open(root, meta, { mode: 'read' });
+      for (let i = 0; i < meta.pieceCount; i++) expect((await reader.readPiece(i))?.equals(data.subarray(i * 4096, (i + 1) * 4096)), `piece ${i}`).toBe(true);
+      const pad = meta.files.find((f) => f.padding)!;
+      const piece = Math.floor(pad.offset / 4096);
+      const block = await reader.readBlock(piece, pad.offset % 4096, pad.length);
+      expect(block.equals(Buffer.alloc(pad.length))).toBe(true);
+      await reader.close();
     });
   });
 });
