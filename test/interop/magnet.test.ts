@@ -7,15 +7,14 @@
  * The multi-file torrent with odd file sizes; bytes on disk compared with the source.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { OpentrackerHandle } from '../helpers/opentracker.js';
-import { makeTrackedTorrent } from '../helpers/clients/tracked-torrent.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTrackedTorrent } from '../helpers/clients/tracked-torrent.js';
 import { startAria2Seeder } from '../helpers/clients/aria2.js';
 import { assertSameTree } from '../helpers/clients/data.js';
 import { startLtLeecher, startLtSeeder } from '../helpers/clients/libtorrent.js';
-import { freePort, killAll, startProcess, type ManagedProcess } from '../helpers/clients/process.js';
+import { freePort, startProcess, type ManagedProcess } from '../helpers/clients/process.js';
 import { scrape, waitForSeeders } from '../helpers/clients/tracker-wait.js';
 import { TT_BIN, startTtSeeder } from '../helpers/clients/tt.js';
 
@@ -27,42 +26,26 @@ const LEECH_TIMEOUT_S = 60;
 const NO_METADATA_TIMEOUT_S = 5;
 const NO_METADATA_EXIT_MS = 20_000;
 
-let dir: string;
-let seedDir: string;
-let source: string;
-let torrent: string;
-let infoHash: string;
-let tracker: OpentrackerHandle;
-let pieceCount: number;
 /** Length of the bencoded info dictionary: what a ut_metadata fetch must deliver. */
 let infoBytes: number;
 
+const t = useTrackedTorrent('tt-interop-magnet-');
+
 beforeAll(async () => {
-  ({ dir, seedDir, source, torrent, infoHash, tracker, pieceCount } = await makeTrackedTorrent('tt-interop-magnet-'));
   // libtorrent writes sorted keys and "info" is the last one: the info dictionary runs from
   // after "4:info" to the outer dictionary's final "e". Checked against the info hash.
-  const raw = await readFile(torrent);
+  const raw = await readFile(t.torrent);
   const at = raw.indexOf('4:info');
   const info = raw.subarray(at + '4:info'.length, raw.length - 1);
-  if (at < 0 || createHash('sha1').update(info).digest('hex') !== infoHash) {
-    throw new Error(`cannot locate the info dictionary of ${torrent}`);
+  if (at < 0 || createHash('sha1').update(info).digest('hex') !== t.infoHash) {
+    throw new Error(`cannot locate the info dictionary of ${t.torrent}`);
   }
   infoBytes = info.length;
 });
 
-afterEach(async () => {
-  await killAll();
-});
-
-afterAll(async () => {
-  await killAll();
-  await tracker?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
-
 function magnetOf(opts: { tracker?: string } = {}): string {
   const tr = opts.tracker !== undefined ? `&tr=${encodeURIComponent(opts.tracker)}` : '';
-  return `magnet:?xt=urn:btih:${infoHash}&dn=multi${tr}`;
+  return `magnet:?xt=urn:btih:${t.infoHash}&dn=multi${tr}`;
 }
 
 /** `tt download <magnet> --json --verbose` on 127.0.0.1, plus extra flags. */
@@ -80,52 +63,52 @@ function expectMetadataEvents(tt: ManagedProcess): void {
   expect(fetching, tt.output()).toBeGreaterThanOrEqual(0);
   expect(got, tt.output()).toBeGreaterThan(fetching);
   const metadata = tt.events[got]!;
-  expect(metadata['infoHash']).toBe(infoHash);
+  expect(metadata['infoHash']).toBe(t.infoHash);
   expect(metadata['bytes']).toBe(infoBytes);
   expect(names.lastIndexOf('done'), tt.output()).toBeGreaterThan(got);
 }
 
 describe('magnet links with real clients (BEP 9 ut_metadata)', () => {
   it('tt downloads a magnet whose tracker lists a libtorrent seeder', async () => {
-    const base = (await scrape(tracker.httpUrl, infoHash)).complete;
-    await startLtSeeder({ torrent, dataDir: seedDir, metadata: true });
-    await waitForSeeders(tracker.httpUrl, infoHash, base + 1);
-    const out = await mkdtemp(join(dir, 'out-lt-tracker-'));
-    const tt = startTtMagnet(magnetOf({ tracker: tracker.httpUrl }), out, ['--peer-timeout', String(PEER_TIMEOUT_S)]);
+    const base = (await scrape(t.tracker.httpUrl, t.infoHash)).complete;
+    await startLtSeeder({ torrent: t.torrent, dataDir: t.seedDir, metadata: true });
+    await waitForSeeders(t.tracker.httpUrl, t.infoHash, base + 1);
+    const out = await mkdtemp(join(t.dir, 'out-lt-tracker-'));
+    const tt = startTtMagnet(magnetOf({ tracker: t.tracker.httpUrl }), out, ['--peer-timeout', String(PEER_TIMEOUT_S)]);
     await tt.expectSuccess(DOWNLOAD_TIMEOUT_MS);
-    await assertSameTree(source, join(out, 'multi'), { strict: true });
+    await assertSameTree(t.source, join(out, 'multi'), { strict: true });
     expectMetadataEvents(tt);
   }, DOWNLOAD_TIMEOUT_MS + 60_000);
 
   it('tt downloads a magnet from an aria2c seeder given with --peer (no trackers)', async () => {
     const port = await freePort();
-    await startAria2Seeder({ torrent, dataDir: seedDir, port });
-    const out = await mkdtemp(join(dir, 'out-aria2-'));
+    await startAria2Seeder({ torrent: t.torrent, dataDir: t.seedDir, port });
+    const out = await mkdtemp(join(t.dir, 'out-aria2-'));
     const tt = startTtMagnet(magnetOf(), out, [
       '--no-trackers', '--peer', `127.0.0.1:${port}`, '--peer-timeout', String(PEER_TIMEOUT_S),
     ]);
     await tt.expectSuccess(DOWNLOAD_TIMEOUT_MS);
-    await assertSameTree(source, join(out, 'multi'), { strict: true });
+    await assertSameTree(t.source, join(out, 'multi'), { strict: true });
     expectMetadataEvents(tt);
   }, DOWNLOAD_TIMEOUT_MS + 60_000);
 
   it('a libtorrent leecher downloads a magnet from tt seed (metadata and data from tt only)', async () => {
-    const seeder = await startTtSeeder(torrent, seedDir);
-    const out = await mkdtemp(join(dir, 'out-lt-leech-'));
+    const seeder = await startTtSeeder(t.torrent, t.seedDir);
+    const out = await mkdtemp(join(t.dir, 'out-lt-leech-'));
     // no tr= in the magnet: tt is libtorrent's only source of the info dictionary
     const lt = startLtLeecher({ torrent: magnetOf(), outDir: out, peers: [`127.0.0.1:${seeder.port}`], timeoutS: LEECH_TIMEOUT_S });
     await lt.expectSuccess(LEECH_TIMEOUT_S * 1000 + 15_000);
     const metadata = lt.events.find((e) => e['event'] === 'metadata');
-    expect(metadata, lt.output()).toMatchObject({ name: 'multi', numPieces: pieceCount });
+    expect(metadata, lt.output()).toMatchObject({ name: 'multi', numPieces: t.pieceCount });
     expect(lt.events.some((e) => e['event'] === 'done'), lt.output()).toBe(true);
-    await assertSameTree(source, join(out, 'multi'), { strict: true });
+    await assertSameTree(t.source, join(out, 'multi'), { strict: true });
   }, (LEECH_TIMEOUT_S + 60) * 1000);
 
   it('tt exits 5 (NO_PEERS), writing nothing, when its only peer does not serve the metadata', async () => {
-    const seeder = await startLtSeeder({ torrent, dataDir: seedDir, metadata: false });
-    const out = await mkdtemp(join(dir, 'out-no-metadata-'));
+    const seeder = await startLtSeeder({ torrent: t.torrent, dataDir: t.seedDir, metadata: false });
+    const out = await mkdtemp(join(t.dir, 'out-no-metadata-'));
     const started = Date.now();
-    const tt = startTtMagnet(magnetOf({ tracker: tracker.httpUrl }), out, [
+    const tt = startTtMagnet(magnetOf({ tracker: t.tracker.httpUrl }), out, [
       '--no-trackers', '--peer', `127.0.0.1:${seeder.port}`, '--peer-timeout', String(NO_METADATA_TIMEOUT_S),
     ]);
     let stderr = '';

@@ -1,14 +1,17 @@
 /**
  * The fixture both real-client suites start from: a ~3 MiB multi-file layout
  * whose files end inside pieces (one empty file, nested folders), a torrent of
- * it made by libtorrent, and an opentracker on 127.0.0.1 that whitelists it.
+ * it made by libtorrent, and an opentracker on 127.0.0.1 that whitelists it;
+ * useTrackedTorrent() wraps it in a test file's before/after hooks.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { startOpentracker, type OpentrackerHandle } from '../opentracker.js';
 import { writeMultiFileData } from './data.js';
 import { ltCreate } from './libtorrent.js';
+import { killAll } from './process.js';
 
 export const INTEROP_PIECE_LENGTH = 32 * 1024;
 export const INTEROP_LAYOUT: Readonly<Record<string, number>> = {
@@ -44,4 +47,25 @@ export async function makeTrackedTorrent(prefix: string): Promise<TrackedTorrent
   await ltCreate(source, torrent, { pieceLength: INTEROP_PIECE_LENGTH, trackers: [tracker.httpUrl] });
   const total = Object.values(INTEROP_LAYOUT).reduce((a, b) => a + b, 0);
   return { dir, seedDir, source, torrent, infoHash, tracker, pieceCount: Math.ceil(total / INTEROP_PIECE_LENGTH) };
+}
+
+/**
+ * The lifecycle of a test file built on the tracked torrent: made before all
+ * tests, every started process killed after each, tracker stopped and folder
+ * removed at the end. The returned object is filled in by the beforeAll hook.
+ */
+export function useTrackedTorrent(prefix: string): TrackedTorrent {
+  const t = {} as TrackedTorrent;
+  beforeAll(async () => {
+    Object.assign(t, await makeTrackedTorrent(prefix));
+  });
+  afterEach(async () => {
+    await killAll();
+  });
+  afterAll(async () => {
+    await killAll();
+    await t.tracker?.stop();
+    if (t.dir) await rm(t.dir, { recursive: true, force: true });
+  });
+  return t;
 }
