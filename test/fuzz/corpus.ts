@@ -76,6 +76,7 @@ export function magnetCorpus(): Buffer[] {
     'magnet:?xt=urn:btih:YEX6BQDLUISUVHOJ6UM3GNNKPQJWPKEK&dn=a+b%20c',
     'MAGNET:?XT=URN:BTIH:C12FE1C06BBA254A9DC9F519B335AA7C1367A88A&tr.1=udp%3A%2F%2Fx&tr.2=http://y',
     'magnet:?xt=urn:btmh:1220abcd&xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&x.pe=1.2.3.4:5',
+    'magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&x.pe=%5B%3A%3A1%5D%3A6881&x.pe=seed.example:51413&x.pe=bad',
   ].map((s) => Buffer.from(s, 'utf8'));
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BencodeError, MetainfoError } from '../../src/core/errors.js';
-import { type MagnetLink, parseMagnet } from '../../src/metainfo/magnet.js';
+import { MAX_MAGNET_PEERS, type MagnetLink, parseMagnet } from '../../src/metainfo/magnet.js';
 import type { Metainfo } from '../../src/metainfo/metainfo.js';
 import { MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, parseTorrent } from '../../src/metainfo/parse-torrent.js';
 import { isSafePath } from '../../src/metainfo/path-safety.js';
@@ -44,6 +44,8 @@ function checkMagnet(m: MagnetLink): void {
   const again = parseMagnet(`magnet:?${rebuilt.join('&')}`);
   invariant(again.infoHash.equals(m.infoHash) && again.name === m.name, 'hash and name round-trip');
   invariant(JSON.stringify(again.trackers) === JSON.stringify(m.trackers), 'trackers round-trip');
+  invariant(m.peers.length <= MAX_MAGNET_PEERS, 'x.pe peers bounded');
+  for (const p of m.peers) invariant(Number.isInteger(p.port) && p.port >= 1 && p.port <= 65535 && /^[^\s[\]]+$/.test(p.host), 'x.pe peers are host:port');
 }
 
 describe('fuzz: metainfo', () => {

@@ -7,6 +7,8 @@ import { FrameError, MessageDecoder } from '../../src/wire/decoder.js';
 import { type ExtendedHandshake, encodeExtendedHandshake, parseExtendedHandshake } from '../../src/wire/extension.js';
 import { HANDSHAKE_LENGTH, checkHandshakePrefix, defaultReserved, encodeHandshake, parseHandshake, supportsExtensionProtocol, supportsFastExtension } from '../../src/wire/handshake.js';
 import { encodeMessage, type Message } from '../../src/wire/messages.js';
+import { METADATA_PIECE_BYTES, MAX_METADATA_BYTES, metadataPieceLength } from '../../src/metainfo/metadata.js';
+import { encodeMetadataData, encodeMetadataReject, encodeMetadataRequest, parseMetadataMessage, type MetadataMessage } from '../../src/wire/ut-metadata.js';
 import { Rng, attempt, invariant, runFuzz, type Outcome } from './engine.js';
 
 const PIECE_COUNT = 21; // a 3-byte bitfield with 3 spare bits
@@ -159,6 +161,27 @@ describe('fuzz: peer wire', () => {
         invariant(h.reqq === undefined || (Number.isSafeInteger(h.reqq) && h.reqq >= 1), 'reqq positive');
         invariant(h.metadataSize === undefined || (h.metadataSize >= 1 && h.metadataSize <= 10 * 1024 * 1024), 'metadata size bounded');
         invariant(h.yourip === undefined || h.yourip.length === 4 || h.yourip.length === 16, 'yourip is an address');
+      },
+    });
+    expect(stats.accepted).toBeGreaterThan(1000);
+    expect(stats.rejected.get('ProtocolError')).toBeGreaterThan(1000);
+  });
+
+  it('parseMetadataMessage (BEP 9): a message within bounds whose data is exactly its piece, nothing, or a ProtocolError', () => {
+    const metadata = Buffer.alloc(METADATA_PIECE_BYTES + 300, 0x61);
+    const stats = runFuzz<MetadataMessage | undefined>({
+      name: 'parseMetadataMessage',
+      corpus: [encodeMetadataRequest(0), encodeMetadataReject(5), encodeMetadataData(metadata, 0), encodeMetadataData(metadata, 1)],
+      iterations: 15_000,
+      maxInputBytes: 2 * METADATA_PIECE_BYTES,
+      errors: [ProtocolError],
+      run: (input) => parseMetadataMessage(input),
+      check: (_input, m) => {
+        if (m === undefined) return;
+        invariant(Number.isInteger(m.piece) && m.piece >= 0 && m.piece * METADATA_PIECE_BYTES < MAX_METADATA_BYTES, 'piece in range');
+        if (m.type !== 'data') return;
+        invariant(m.totalSize >= 1 && m.totalSize <= MAX_METADATA_BYTES, 'total_size bounded');
+        invariant(m.data.length === metadataPieceLength(m.totalSize, m.piece) && m.data.length > 0, 'data is exactly its piece');
       },
     });
     expect(stats.accepted).toBeGreaterThan(1000);
