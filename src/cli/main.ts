@@ -10,6 +10,8 @@ import { registerInfo } from './info.js';
 import { registerDownload } from './download.js';
 import { registerSeed } from './seed.js';
 import { registerDemo } from './demo.js';
+import { registerCreate } from './create.js';
+import { registerTracker } from './tracker.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerDownload(program);
   registerSeed(program);
+  registerCreate(program);
+  registerTracker(program);
   registerDemo(program);
   return program;
 }

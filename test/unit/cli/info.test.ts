@@ -2,7 +2,6 @@
  * `tt info` end to end: spawns the BUILT cli (bin/tt.js -> dist/) and checks
  * stdout, stderr (one line, no stack) and exit codes.
  */
-import { spawnSync } from 'node:child_process';
 import { ensureBuilt } from '../../helpers/build.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,41 +9,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTorrent } from '../../../src/metainfo/create.js';
 import { badFixtures } from '../../helpers/torrent-factory.js';
+import { ROOT, TERMINAL_UNSAFE, expectOneLineError, tt } from '../../helpers/cli-sync.js';
 
-const ROOT = join(import.meta.dirname, '../../..');
 const FIXTURES = join(ROOT, 'fixtures/torrents');
 const tmp = mkdtempSync(join(tmpdir(), 'tt-info-'));
-// eslint-disable-next-line no-control-regex
-const TERMINAL_UNSAFE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]/;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function tt(args: string[], input?: Buffer): Run {
-  const r = spawnSync(process.execPath, ['bin/tt.js', ...args], {
-    cwd: ROOT,
-    input: input ?? Buffer.alloc(0),
-    timeout: 30_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return { status: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
-}
-
-/** An error run: the exit code, and exactly one `tt: ` line on stderr with no stack frames. */
-function expectOneLineError(r: Run, exitCode: number): string {
-  expect(r.status).toBe(exitCode);
-  expect(r.stdout).toBe('');
-  const lines = r.stderr.split('\n');
-  expect(lines.length).toBe(2);
-  expect(lines[1]).toBe('');
-  expect(lines[0]).toMatch(/^tt: /);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-  expect(r.stderr).not.toMatch(TERMINAL_UNSAFE);
-  return lines[0]!;
-}
 
 // not an unconditional rebuild: rewriting dist/ while other test files spawn tt races them
 beforeAll(ensureBuilt, 130_000);

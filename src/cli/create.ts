@@ -1,0 +1,150 @@
+/**
+ * `tt create <path>`: make a .torrent of a file or folder (BEP 3; trackers as
+ * BEP 12 tiers, BEP 27 private, BEP 19 web seeds), write it without ever
+ * leaving half a file behind, and print its info hash and magnet link. The
+ * hashing and the bencode are metainfo/create.ts; this file owns the options,
+ * where the output goes and what is said about it.
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { TtError } from '../core/errors.js';
+import { CLIENT_VERSION } from '../core/ids.js';
+import { createTorrentFromPath } from '../metainfo/create.js';
+import { toMagnet } from '../metainfo/magnet.js';
+import { MAX_PIECE_LENGTH, parseTorrent } from '../metainfo/parse-torrent.js';
+import { humanBytes, sanitizeForTerminal } from './format.js';
+import { terminalSafeJson } from './info.js';
+import { parseSize } from './units.js';
+
+const TRACKER_SCHEMES = new Set(['http:', 'https:', 'udp:', 'wss:']);
+const WEB_SEED_SCHEMES = new Set(['http:', 'https:']);
+const MIN_PIECE_LENGTH = 16 * 1024;
+
+interface CreateCliOptions {
+  out?: string;
+  tracker?: string[];
+  webSeed?: string[];
+  pieceLength?: number;
+  private?: boolean;
+  comment?: string;
+  date: boolean;
+  force?: boolean;
+  json?: boolean;
+}
+
+function urlOption(schemes: Set<string>, what: string) {
+  return (text: string, previous: string[] = []): string[] => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new InvalidArgumentError(`'${text}' is not a URL`);
+    }
+    if (!schemes.has(url.protocol)) throw new InvalidArgumentError(`'${text}': a ${what} URL must start with ${[...schemes].map((s) => `${s}//`).join(', ')}`);
+    return [...previous, text];
+  };
+}
+
+function pieceLengthOption(text: string): number {
+  const n = parseSize(text);
+  if (n < MIN_PIECE_LENGTH || n > MAX_PIECE_LENGTH || (n & (n - 1)) !== 0) {
+    throw new InvalidArgumentError(`'${text}': a piece length is a power of two from 16KiB to 512MiB`);
+  }
+  return n;
+}
+
+/** True when `inner` is `outer` or lies below it. */
+function isInside(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/** Write `bytes` to `path` whole or not at all: a temporary file beside it, then a rename. */
+async function writeWhole(path: string, bytes: Buffer, force: boolean): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(bytes);
+    } finally {
+      await fh.close();
+    }
+    if (!force) {
+      // never replace an existing file: claim the name first
+      const claim = await open(path, 'wx', 0o644);
+      await claim.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new TtError('USAGE', `${sanitizeForTerminal(path)} already exists (--force replaces it)`);
+    throw new TtError('DISK', `cannot write ${sanitizeForTerminal(path)}: ${code ?? 'write failed'}`, { cause: err });
+  }
+}
+
+export async function runCreate(source: string, opts: CreateCliOptions): Promise<void> {
+  const root = resolve(source);
+  const out = resolve(opts.out ?? `${basename(root)}.torrent`);
+  if (isInside(out, root)) {
+    throw new TtError('USAGE', `the .torrent would be written inside ${sanitizeForTerminal(root)}, the data it describes (give --out elsewhere)`);
+  }
+  const trackers = opts.tracker ?? [];
+  const bytes = await createTorrentFromPath(root, {
+    ...(opts.pieceLength !== undefined ? { pieceLength: opts.pieceLength } : {}),
+    ...(trackers.length > 0 ? { announce: trackers[0]!, announceList: trackers.map((t) => [t]) } : {}),
+    ...(opts.private ? { private: true } : {}),
+    ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
+    ...(opts.webSeed && opts.webSeed.length > 0 ? { urlList: opts.webSeed } : {}),
+    ...(opts.date ? { creationDate: Math.floor(Date.now() / 1000) } : {}),
+    createdBy: `tt/${CLIENT_VERSION}`,
+  });
+  // what we wrote must be a torrent we (and so every strict client) accept
+  const meta = parseTorrent(bytes);
+  await writeWhole(out, bytes, opts.force === true);
+  const summary = {
+    path: out,
+    name: meta.name,
+    infoHash: meta.infoHashHex,
+    totalLength: meta.totalLength,
+    pieceLength: meta.pieceLength,
+    pieceCount: meta.pieceCount,
+    files: meta.files.length,
+    private: meta.private,
+    magnet: toMagnet(meta),
+  };
+  if (opts.json) {
+    process.stdout.write(`${terminalSafeJson(summary)}\n`);
+    return;
+  }
+  process.stdout.write(
+    [
+      `Created:     ${sanitizeForTerminal(out)}`,
+      `Name:        ${sanitizeForTerminal(meta.name)}`,
+      `Info hash:   ${meta.infoHashHex}`,
+      `Total size:  ${humanBytes(meta.totalLength)} in ${meta.files.length} file${meta.files.length === 1 ? '' : 's'}`,
+      `Pieces:      ${meta.pieceCount} x ${humanBytes(meta.pieceLength)}`,
+      `Trackers:    ${trackers.length > 0 ? trackers.map(sanitizeForTerminal).join(', ') : 'none (peers will need --peer or x.pe)'}`,
+      `Magnet:      ${sanitizeForTerminal(summary.magnet)}`,
+    ].join('\n') + '\n',
+  );
+}
+
+export function registerCreate(program: Command): void {
+  program
+    .command('create <path>')
+    .description('make a .torrent of a file or folder, and print its info hash and magnet link')
+    .option('-o, --out <file>', 'where to write the .torrent (default: <name>.torrent here)')
+    .option('-t, --tracker <url>', 'announce URL (repeatable; each becomes its own tier, tried in order)', urlOption(TRACKER_SCHEMES, 'tracker'))
+    .option('-w, --web-seed <url>', 'BEP 19 web seed URL (repeatable)', urlOption(WEB_SEED_SCHEMES, 'web seed'))
+    .option('--piece-length <size>', 'bytes per piece, a power of two (default: about size/1500, 16KiB-16MiB)', pieceLengthOption)
+    .option('--private', 'private torrent (BEP 27): peers only from its trackers')
+    .option('-c, --comment <text>', 'comment stored in the torrent')
+    .option('--no-date', 'leave out the creation date (the same input then gives the same bytes)')
+    .option('-f, --force', 'replace the output file if it exists')
+    .option('--json', 'print one JSON object instead of text')
+    .action(async (path: string, opts: CreateCliOptions) => runCreate(path, opts));
+}
