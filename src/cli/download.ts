@@ -43,7 +43,11 @@ export function registerDownload(program: Command): void {
     let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[] } | undefined;
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
-      const listener = await Listener.listen({ host: shared.host, ...(shared.port !== undefined ? { port: shared.port } : {}) });
+      const listener = await Listener.listen({
+        host: shared.host,
+        requireEncryption: shared.requireEncryption,
+        ...(shared.port !== undefined ? { port: shared.port } : {}),
+      });
       try {
         const resolved = await resolveMagnet(
           torrent,

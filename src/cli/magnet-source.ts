@@ -54,6 +54,7 @@ export async function resolveMagnet(
     port: opts.listener.port,
     clientName: CLIENT_NAME,
     timeoutMs: opts.timeoutMs,
+    requireEncryption: opts.listener.requireEncryption,
   });
   fetcher.on('warning', (m) => reporter.warn(m));
   fetcher.on('peer-banned', (peer, reason) => reporter.warn(`banned peer ${peer}: ${reason}`));

@@ -29,6 +29,8 @@ export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta'> {
   reporter: Reporter;
   /** Show peer connects and disconnects with their reasons. */
   verbose?: boolean;
+  /** Only RC4-encrypted connections (MSE), incoming and outgoing. */
+  requireEncryption?: boolean;
   /** Install SIGINT/SIGTERM handlers (the CLI does; embedded users may not). */
   handleSignals?: boolean;
 }
@@ -38,7 +40,7 @@ const PROGRESS_INTERVAL_MS = 1_000;
 /** Resolves when the goal is met; rejects with a TtError (INTERRUPTED on a signal). */
 export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   const { reporter, meta, goal } = opts;
-  const listenerOpts: { host?: string; port?: number } = {};
+  const listenerOpts: { host?: string; port?: number; requireEncryption?: boolean } = { requireEncryption: opts.requireEncryption === true };
   if (opts.host !== undefined) listenerOpts.host = opts.host;
   if (opts.port !== undefined) listenerOpts.port = opts.port;
   const listener = opts.listener ?? (await Listener.listen(listenerOpts));

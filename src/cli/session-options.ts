@@ -3,7 +3,7 @@
  * seeding goals, output mode) and their translation into runSession options,
  * declared once so the two commands cannot drift apart.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { PeerAddress } from '../core/peer-address.js';
 import type { RunGoal } from './run-session.js';
 import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
@@ -20,6 +20,12 @@ export interface SharedOptions {
   quiet?: boolean;
   verbose?: boolean;
   json?: boolean;
+  encryption: 'allow' | 'require';
+}
+
+function parseEncryption(text: string): 'allow' | 'require' {
+  if (text === 'allow' || text === 'require') return text;
+  throw new InvalidArgumentError(`'${text}' is not allow or require`);
 }
 
 /** Adds the shared options; `peerHelp` and `goalPrefix` word them for each command. */
@@ -31,6 +37,12 @@ export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: str
     .option('--peer <host:port>', peerHelp, parsePeer)
     .option('--upload-limit <rate>', 'upload limit in bytes/s (e.g. 500K, 2M)', parseSize)
     .option('--upload-slots <n>', 'peers unchoked at once', parseCount, 4)
+    .option(
+      '--encryption <mode>',
+      'allow: plain BitTorrent first, an encrypted (MSE) handshake with peers that want one; require: RC4-encrypted connections only, both ways',
+      parseEncryption,
+      'allow',
+    )
     .option('--seed-ratio <ratio>', `${goalPrefix}stop once uploaded/size reaches this`, parseRatio)
     .option('--seed-time <duration>', `${goalPrefix}stop after seeding this long (e.g. 30m)`, parseDuration)
     .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
@@ -48,6 +60,7 @@ export function sharedRunOptions(opts: SharedOptions) {
     uploadLimit: opts.uploadLimit ?? 0,
     peers: opts.peer ?? [],
     verbose: opts.verbose === true,
+    requireEncryption: opts.encryption === 'require',
   };
 }
 

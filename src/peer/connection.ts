@@ -20,6 +20,7 @@ import {
   encodeReject,
   type Message,
 } from '../wire/messages.js';
+import type { StreamCipher } from '../wire/mse.js';
 import {
   HANDSHAKE_LENGTH,
   defaultReserved,
@@ -109,8 +110,10 @@ export interface PeerConnectionOptions {
   direction: 'outgoing' | 'incoming';
   /** For incoming connections: the handshake the listener read. */
   remoteHandshake?: Handshake;
-  /** For incoming connections: bytes that arrived after the handshake. */
+  /** Incoming: bytes that arrived after the handshake. Outgoing after MSE: plaintext that followed it. */
   leftover?: Buffer;
+  /** The RC4 stream an MSE handshake selected: every byte after it is decrypted on arrival and encrypted on sending. */
+  cipher?: StreamCipher | undefined;
   host: string;
   port: number;
   handshakeTimeoutMs?: number;
@@ -159,6 +162,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   /** Bytes read before this connection was attached to its socket (fed at start()). */
   #early: Buffer[] = [];
   readonly #decoder: MessageDecoder;
+  readonly #cipher: StreamCipher | undefined;
+  readonly #leftover: Buffer | undefined;
   readonly #infoHash: Buffer;
   readonly #peerId: Buffer;
   #lastReceived = Date.now();
@@ -176,6 +181,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.direction = opts.direction;
     this.#infoHash = opts.infoHash;
     this.#peerId = opts.peerId;
+    this.#cipher = opts.cipher;
+    this.#leftover = opts.leftover;
     this.peerBitfield = new Bitfield(opts.pieceCount);
     this.#decoder = new MessageDecoder({ pieceCount: opts.pieceCount, lenient: opts.pieceCountUnknown === true });
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
@@ -187,7 +194,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       opts.sharedReads.conn = this;
       this.#early = opts.sharedReads.early?.splice(0) ?? [];
     } else {
-      this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+      this.socket.on('data', (chunk: Buffer) => this.#onData(this.#cipher ? this.#cipher.decrypt.process(chunk) : chunk));
     }
     this.socket.on('error', (err) => this.close(`socket error: ${errorMessage(err)}`));
     this.socket.on('close', () => this.close('connection closed by peer'));
@@ -206,7 +213,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   start(remote?: { handshake: Handshake; leftover?: Buffer }): void {
     if (this.direction === 'outgoing') {
       this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved()));
-      for (const chunk of this.#early.splice(0)) this.#onData(chunk);
+      if (this.#leftover && this.#leftover.length > 0) this.#onData(this.#leftover);
+      for (const chunk of this.#early.splice(0)) this.#onData(this.#cipher ? this.#cipher.decrypt.process(chunk) : chunk);
       return;
     }
     if (!remote) throw new Error('incoming connection needs the remote handshake');
@@ -217,6 +225,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** True when the stream is RC4-encrypted (an MSE handshake selected it). */
+  get encrypted(): boolean {
+    return this.#cipher !== undefined;
   }
 
   get handshakeDone(): boolean {
@@ -298,8 +311,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     this.socket.cork();
     this.#write(encodePieceHeader(index, begin, block.length));
-    // the callback runs once the socket no longer holds `block` (written, or the write failed)
-    this.socket.write(block, onSent);
+    // the callback runs once the socket no longer holds `block` (written, or the write failed);
+    // an encrypted stream sends a copy, so `block` is free at once but the order of callbacks stays
+    this.socket.write(this.#cipher ? this.#cipher.encrypt.process(block) : block, onSent);
     this.socket.uncork();
     this.uploadRate.add(block.length);
   }
@@ -342,6 +356,10 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
 
   /** A read in the shared buffer: handled now, and whatever stays buffered is copied out before the buffer is reused. */
   receiveShared(chunk: Buffer): void {
+    if (this.#cipher) {
+      this.#onData(this.#cipher.decrypt.process(chunk)); // a fresh buffer: nothing to detach
+      return;
+    }
     this.#onData(chunk, true);
     if (!this.#closed) this.#decoder.detach(chunk.buffer);
   }
@@ -349,7 +367,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #write(bytes: Buffer): void {
     if (this.#closed) return;
     this.#lastSent = Date.now();
-    this.socket.write(bytes);
+    this.socket.write(this.#cipher ? this.#cipher.encrypt.process(bytes) : bytes);
   }
 
   #onData(chunk: Buffer, shared = false): void {

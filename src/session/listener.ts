@@ -11,7 +11,7 @@ import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
 import { deliverRead, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { HANDSHAKE_LENGTH, checkHandshakePrefix, parseHandshake, type Handshake } from '../wire/handshake.js';
-import { MseResponder, req2Hash } from '../wire/mse.js';
+import { MseResponder, req2Hash, type StreamCipher } from '../wire/mse.js';
 
 export const INCOMING_HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
@@ -23,7 +23,8 @@ export const MSE_KEY_TIMEOUT_MS = 1_000;
 const MAX_PENDING_HANDSHAKES = 64;
 export const DEFAULT_PORTS: readonly number[] = [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889];
 
-export type IncomingHandler = (socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink) => void;
+/** `cipher`: the RC4 stream the connection's MSE handshake selected (leftover is already decrypted). */
+export type IncomingHandler = (socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink, cipher?: StreamCipher) => void;
 
 /** `accepted`: the socket tt reads and writes for an incoming connection, before its handshake. */
 export interface ListenerEvents {
@@ -39,12 +40,15 @@ export class Listener extends EventEmitter<ListenerEvents> {
   readonly #byReq2 = new Map<string, Buffer>();
   /** sockets still owing us a handshake, oldest first (Set keeps insertion order) */
   readonly #pending = new Set<net.Socket>();
+  /** Only MSE handshakes with the RC4 stream (`--encryption require`); plain BitTorrent greetings are dropped. */
+  readonly requireEncryption: boolean;
 
-  private constructor(server: net.Server, host: string, port: number) {
+  private constructor(server: net.Server, host: string, port: number, requireEncryption: boolean) {
     super();
     this.server = server;
     this.host = host;
     this.port = port;
+    this.requireEncryption = requireEncryption;
     server.on('connection', (socket) => this.#onConnection(socket));
   }
 
@@ -52,7 +56,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
    * Listen on `port`, or (port undefined) on the first free port of 6881-6889,
    * falling back to a random free port.
    */
-  static async listen(opts: { host?: string; port?: number } = {}): Promise<Listener> {
+  static async listen(opts: { host?: string; port?: number; requireEncryption?: boolean } = {}): Promise<Listener> {
     const host = opts.host ?? '0.0.0.0';
     const candidates = opts.port !== undefined ? [opts.port] : [...DEFAULT_PORTS, 0];
     let lastError: unknown;
@@ -61,7 +65,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         const server = await listenOn(host, port);
         const address = server.address();
         const bound = typeof address === 'object' && address ? address.port : port;
-        return new Listener(server, host, bound);
+        return new Listener(server, host, bound, opts.requireEncryption === true);
       } catch (err) {
         lastError = err;
       }
@@ -118,6 +122,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     let pending: Buffer = Buffer.alloc(0);
     let mse: MseResponder | undefined;
     let mseInfoHash: Buffer | undefined;
+    let cipher: StreamCipher | undefined;
     let keyTimer: NodeJS.Timeout | undefined;
     const refuse = (): void => {
       finish();
@@ -139,9 +144,15 @@ export class Listener extends EventEmitter<ListenerEvents> {
         if (!mse.result) return;
         mseInfoHash = mse.result.infoHash;
         pending = mse.result.rest;
+        cipher = mse.result.cipher;
         mse = undefined;
       } else {
-        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        const plain = cipher ? cipher.decrypt.process(chunk) : chunk;
+        pending = pending.length === 0 ? plain : Buffer.concat([pending, plain]);
+      }
+      if (this.requireEncryption && !mseInfoHash && pending.length >= 20 && plainPrefix(pending)) {
+        refuse(); // a plain BitTorrent greeting, and we take encrypted connections only
+        return;
       }
       if (!plainPrefix(pending)) {
         if (mseInfoHash) {
@@ -150,7 +161,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         }
         // not "\x13BitTorrent protocol": the start of an encrypted (MSE) handshake, or garbage
         // (which fails there: no HASH('req1') within the allowed padding, or the timeout)
-        const responder = new MseResponder((req2) => this.#byReq2.get(req2.toString('hex')));
+        const responder = new MseResponder((req2) => this.#byReq2.get(req2.toString('hex')), { requireRc4: this.requireEncryption });
         mse = responder;
         keyTimer = setTimeout(() => {
           if (!responder.keyReceived) refuse();
@@ -183,7 +194,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         return;
       }
       try {
-        handler(socket, handshake, all.subarray(HANDSHAKE_LENGTH), sink);
+        handler(socket, handshake, all.subarray(HANDSHAKE_LENGTH), sink, cipher);
         socket.resume();
       } catch {
         socket.destroy();

@@ -16,13 +16,16 @@ import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import { MetadataAssembler } from '../metainfo/metadata.js';
-import { PeerConnection } from '../peer/connection.js';
+import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
+import { negotiateMse } from '../peer/mse-dial.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
 import { Announcer, type AnnounceFn } from '../tracker/announcer.js';
 import type { TrackerFailure } from '../tracker/announcer.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { supportsExtensionProtocol } from '../wire/handshake.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataReject, encodeMetadataRequest, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { PeerPool } from './peer-pool.js';
+import { DROPPED_UNANSWERED } from './torrent-session.js';
 
 /** Requests in flight per peer (pieces are 16 KiB; a whole dictionary is usually a handful). */
 export const METADATA_REQUESTS_PER_PEER = 8;
@@ -50,6 +53,8 @@ export interface MetadataFetchOptions {
   maxPeers?: number;
   /** Tracker transport (tests). */
   announce?: AnnounceFn;
+  /** Dial with RC4-encrypted MSE handshakes only. */
+  requireEncryption?: boolean;
 }
 
 export interface MetadataFetchResult {
@@ -188,7 +193,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
 
   #dial(host: string, port: number, key: string): void {
     this.#pool.markConnecting(key);
-    const socket = net.connect({ host, port, noDelay: true });
+    const sink: ReadSink = { conn: undefined };
+    const socket = net.connect({ host, port, noDelay: true, onread: sharedReadOptions(sink) });
     this.#sockets.add(socket);
     const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
     timer.unref();
@@ -214,13 +220,34 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
         socket.destroy();
         return;
       }
-      this.#guard(() => this.#attach(socket, host, port, key));
+      if (!this.#opts.requireEncryption && !this.#pool.get(key)?.encrypt) {
+        this.#guard(() => this.#attach(socket, host, port, key, sink));
+        return;
+      }
+      const provide = this.#opts.requireEncryption ? CRYPTO_RC4 : CRYPTO_PLAINTEXT | CRYPTO_RC4;
+      this.#sockets.add(socket);
+      negotiateMse(socket, sink, this.#opts.infoHash, provide).then(
+        (mse) => {
+          this.#sockets.delete(socket);
+          if (this.#done) socket.destroy();
+          else this.#guard(() => this.#attach(socket, host, port, key, sink, mse.cipher, mse.rest));
+        },
+        (err: unknown) => {
+          this.#sockets.delete(socket);
+          socket.destroy();
+          this.#pool.markFailed(key);
+          this.emit('peer-closed', key, `encrypted handshake failed: ${errorMessage(err)}`);
+        },
+      );
     });
   }
 
-  #attach(socket: net.Socket, host: string, port: number, key: string): void {
+  #attach(socket: net.Socket, host: string, port: number, key: string, sink: ReadSink, cipher?: StreamCipher, leftover?: Buffer): void {
     const conn = new PeerConnection({
       socket,
+      sharedReads: sink,
+      cipher,
+      ...(leftover ? { leftover } : {}),
       infoHash: this.#opts.infoHash,
       peerId: this.#opts.peerId,
       pieceCount: 0,
@@ -256,7 +283,12 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     peer.outstanding.clear();
     if (this.#exclusive === peer) this.#exclusive = undefined;
     if (this.#done) return;
-    if (!this.#pool.isBanned(peer.key)) this.#pool.markFailed(peer.key, !reason.startsWith('protocol error'));
+    const droppedPlain = !peer.conn.handshakeDone && DROPPED_UNANSWERED.test(reason);
+    if (this.#pool.isBanned(peer.key)) {
+      // stays banned
+    } else if (!(droppedPlain && this.#pool.retryEncrypted(peer.key))) {
+      this.#pool.markFailed(peer.key, !reason.startsWith('protocol error'));
+    }
     this.emit('peer-closed', peer.key, reason);
     this.#requestMore();
     this.#connectMore();

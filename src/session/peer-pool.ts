@@ -22,6 +22,8 @@ export interface KnownPeer {
   connected: boolean;
   connecting: boolean;
   banned: string | undefined;
+  /** Dial it with an encrypted (MSE) handshake: it dropped a plain one. */
+  encrypt: boolean;
 }
 
 export class PeerPool {
@@ -45,7 +47,7 @@ export class PeerPool {
       if (this.#peers.has(key) || this.#banned.has(key)) continue;
       if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne();
       if (this.#peers.size >= MAX_KNOWN_PEERS) break;
-      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, addedAt: explicit ? -Infinity : this.#now(), connected: false, connecting: false, banned: undefined });
+      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, addedAt: explicit ? -Infinity : this.#now(), connected: false, connecting: false, banned: undefined, encrypt: false });
       added++;
     }
     return added;
@@ -105,6 +107,21 @@ export class PeerPool {
       return;
     }
     p.nextAttemptAt = this.#now() + Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (p.failures - 1));
+  }
+
+  /**
+   * The peer closed a plain BitTorrent handshake without answering: peers set
+   * to require encryption do that. Redial it at once with MSE, once; true
+   * when that retry was scheduled (false: it was already encrypted).
+   */
+  retryEncrypted(key: string): boolean {
+    const p = this.#peers.get(key);
+    if (!p || p.encrypt) return false;
+    p.encrypt = true;
+    p.connecting = false;
+    p.connected = false;
+    p.nextAttemptAt = 0;
+    return true;
   }
 
   ban(key: string, reason: string): void {

@@ -26,6 +26,8 @@ import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
+import { negotiateMse } from '../peer/mse-dial.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsExtensionProtocol } from '../wire/handshake.js';
@@ -72,6 +74,8 @@ const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 /** Distinct pieces read ahead for one peer's queued requests. */
 const READ_AHEAD_PIECES = 8;
 export const CLIENT_NAME = 'tt/0.1.0';
+/** How a connection ends when the peer drops our handshake without a word (a peer that requires encryption). */
+export const DROPPED_UNANSWERED = /^(connection (closed|ended) by peer|socket error: (ECONNRESET|EPIPE))/;
 
 export interface SessionOptions {
   meta: Metainfo;
@@ -358,8 +362,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       (buffer) => this.#freePiece(buffer),
     );
     this.picker = new PiecePicker(this.geometry, this.have);
-    this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads) =>
-      this.#onIncoming(socket, handshake, leftover, reads),
+    this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads, cipher) =>
+      this.#onIncoming(socket, handshake, leftover, reads, cipher),
     );
     if (this.opts.peers) this.pool.add(this.opts.peers, true);
     if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
@@ -482,19 +486,33 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? errorMessage(err)));
     socket.once('connect', () => {
       if (settled) return;
-      settled = true;
       clearTimeout(timer);
-      this.#halfOpen--;
       socket.removeAllListeners('error');
-      if (this.#stopped) {
-        socket.destroy();
+      const { requireEncryption } = this.opts.listener;
+      if (this.#stopped || !(requireEncryption || this.pool.get(key)?.encrypt)) {
+        settled = true;
+        this.#halfOpen--;
+        if (this.#stopped) socket.destroy();
+        else this.#attach(socket, 'outgoing', host, port, key, sink).start();
         return;
       }
-      this.#attach(socket, 'outgoing', host, port, key, sink).start();
+      // MSE first: we require encryption, or this peer dropped our plain handshake before.
+      // Still half-open until the encrypted handshake is done.
+      const provide = requireEncryption ? CRYPTO_RC4 : CRYPTO_PLAINTEXT | CRYPTO_RC4;
+      negotiateMse(socket, sink, this.meta.infoHash, provide).then(
+        (mse) => {
+          if (settled) return;
+          settled = true;
+          this.#halfOpen--;
+          if (this.#stopped) socket.destroy();
+          else this.#guard(() => this.#attach(socket, 'outgoing', host, port, key, sink, mse.cipher, mse.rest).start());
+        },
+        (err: unknown) => fail(`encrypted handshake failed: ${errorMessage(err)}`),
+      );
     });
   }
 
-  #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink): void {
+  #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink, cipher?: StreamCipher): void {
     const host = normalizeHost(socket.remoteAddress ?? '');
     const port = socket.remotePort ?? 0;
     const maxPeers = this.opts.maxPeers ?? 50;
@@ -506,7 +524,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       socket.destroy();
       return;
     }
-    this.#attach(socket, 'incoming', host, port, undefined, reads).start({ handshake, leftover });
+    this.#attach(socket, 'incoming', host, port, undefined, reads, cipher).start({ handshake, leftover });
   }
 
   /** Wrap a connected socket in a PeerConnection and route its events here. */
@@ -517,10 +535,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     port: number,
     poolKey: string | undefined,
     sharedReads?: ReadSink,
+    cipher?: StreamCipher,
+    leftover?: Buffer,
   ): PeerConnection {
     const conn = new PeerConnection({
       socket,
       sharedReads,
+      cipher,
+      ...(leftover ? { leftover } : {}),
       infoHash: this.meta.infoHash,
       peerId: this.peerId,
       pieceCount: this.geometry.pieceCount,
@@ -672,9 +694,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (state.conn.handshakeDone && !state.conn.peerBitfield.empty) picker.peerLost(state.conn.peerBitfield);
     }
     if (this.#optimistic === state.conn) this.#optimistic = undefined;
-    if (state.poolKey) {
-      const banned = this.pool.isBanned(state.poolKey);
-      if (!banned) this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
+    if (state.poolKey && !this.pool.isBanned(state.poolKey)) {
+      // a peer that requires encryption closes a plain handshake unanswered: redial it with MSE, once
+      const droppedPlain = state.conn.direction === 'outgoing' && !state.conn.handshakeDone && DROPPED_UNANSWERED.test(reason);
+      if (droppedPlain && !this.#stopped && this.pool.retryEncrypted(state.poolKey)) this.#connectMoreSoon();
+      else this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
     }
     if (state.conn.handshakeDone) this.emit('peer-closed', state.key, reason);
     if (!state.conn.amChoking) this.#fillFreeSlot();

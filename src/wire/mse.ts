@@ -1,13 +1,13 @@
 /**
  * Message Stream Encryption (MSE/PE, the Vuze/Azureus protocol every major
- * client speaks), receiving side, sans-I/O. aria2c, Transmission ("prefer
- * encryption") and libtorrent open connections with it by default and retry in
- * plain BitTorrent only after a failure: against a tt that spoke only plain
- * BitTorrent, aria2c lost a second per connection. Owns the Diffie-Hellman
- * exchange, the obfuscated torrent lookup, RC4 (OpenSSL 3 no longer offers it)
- * and the bounds on padding. tt selects the plaintext payload method: the
- * handshake is obfuscated, the stream after it is plain (as every client
- * allows by default); a peer that insists on RC4 for the stream is refused.
+ * client speaks), both sides, sans-I/O. aria2c, Transmission ("prefer
+ * encryption") and libtorrent open connections with it by default, and peers
+ * set to "require encryption" accept nothing else. Owns the Diffie-Hellman
+ * exchange, the obfuscated torrent lookup, RC4 (OpenSSL 3 no longer offers it),
+ * the choice of stream method and the bounds on padding. The responder picks
+ * the plaintext stream method when the initiator offers it (every client does
+ * by default) and RC4 when that is all it offers or when tt requires
+ * encryption; the initiator offers what the caller asks for.
  */
 import { createDiffieHellman, createHash, randomBytes, randomInt } from 'node:crypto';
 import { ProtocolError } from '../core/errors.js';
@@ -106,10 +106,23 @@ function leftPad(b: Buffer): Buffer {
   return Buffer.concat([Buffer.alloc(MSE_KEY_LENGTH - b.length), b]);
 }
 
+/** The RC4 stream of a connection that selected it: every byte after the handshake goes through these. */
+export interface StreamCipher {
+  readonly decrypt: Rc4;
+  readonly encrypt: Rc4;
+}
+
 export interface MseResult {
   infoHash: Buffer;
-  /** Plaintext that follows the encrypted handshake: the initial payload, then whatever came after it. */
+  /** Plaintext that follows the encrypted handshake: the initial payload, then whatever came after it (decrypted). */
   rest: Buffer;
+  /** Present when the RC4 stream method was selected. */
+  cipher?: StreamCipher;
+}
+
+export interface MseResponderOptions {
+  /** Select RC4 whatever else is offered, and refuse a peer that does not offer it. */
+  requireRc4?: boolean;
 }
 
 type Stage = 'ya' | 'req1' | 'provide' | 'padc' | 'ia' | 'done';
@@ -140,9 +153,12 @@ export class MseResponder {
     return this.#stage !== 'ya';
   }
 
+  readonly #requireRc4: boolean;
+
   /** `lookup` maps HASH('req2', info hash) to the info hash of a torrent we serve. */
-  constructor(lookup: (req2: Buffer) => Buffer | undefined) {
+  constructor(lookup: (req2: Buffer) => Buffer | undefined, opts: MseResponderOptions = {}) {
     this.#lookup = lookup;
+    this.#requireRc4 = opts.requireRc4 === true;
   }
 
   push(chunk: Buffer): Buffer[] {
@@ -225,14 +241,149 @@ export class MseResponder {
       case 'ia': {
         if (this.#buf.length < this.#iaLength) return;
         const ia = this.#decrypt!.process(this.#take(this.#iaLength));
-        if ((this.#provide & CRYPTO_PLAINTEXT) === 0) {
-          throw new ProtocolError('MSE: the peer requires an RC4-encrypted stream (tt offers the plaintext method only)');
-        }
+        const method = selectMethod(this.#provide, this.#requireRc4);
         const select = Buffer.alloc(8 + 4 + 2);
-        select.writeUInt32BE(CRYPTO_PLAINTEXT, 8); // VC, crypto_select, len(padD) = 0
+        select.writeUInt32BE(method, 8); // VC, crypto_select, len(padD) = 0
         out.push(this.#encrypt!.process(select));
-        this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, this.#buf]) };
+        if (method === CRYPTO_RC4) {
+          const cipher = { decrypt: this.#decrypt!, encrypt: this.#encrypt! };
+          this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, cipher.decrypt.process(this.#buf)]), cipher };
+        } else {
+          this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, this.#buf]) };
+        }
         this.#buf = Buffer.alloc(0);
+        this.#stage = 'done';
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}
+
+/** The stream method a responder selects from `provide`: plaintext when offered, unless RC4 is required. */
+function selectMethod(provide: number, requireRc4: boolean): number {
+  if (requireRc4) {
+    if ((provide & CRYPTO_RC4) === 0) throw new ProtocolError('MSE: the peer does not offer RC4 and tt requires encryption');
+    return CRYPTO_RC4;
+  }
+  if ((provide & CRYPTO_PLAINTEXT) !== 0) return CRYPTO_PLAINTEXT;
+  if ((provide & CRYPTO_RC4) !== 0) return CRYPTO_RC4;
+  throw new ProtocolError(`MSE: no stream method in common (crypto_provide ${provide})`);
+}
+
+type InitiatorStage = 'yb' | 'vc' | 'select' | 'padd' | 'done';
+
+export interface MseInitiatorResult {
+  /** Plaintext that followed the handshake (decrypted when RC4 was selected). */
+  rest: Buffer;
+  cipher?: StreamCipher;
+}
+
+/**
+ * The initiating side of the MSE handshake, for connections tt opens. Send
+ * `first` (Ya and PadA), then push() what the peer sends; it returns what to
+ * send next, and `result` once the peer selected a method we offered. The
+ * BitTorrent handshake follows through the chosen stream method (no initial
+ * payload). Any violation throws a ProtocolError.
+ */
+export class MseInitiator {
+  readonly first: Buffer;
+  readonly #infoHash: Buffer;
+  readonly #provide: number;
+  readonly #keys = mseKeyPair();
+  #stage: InitiatorStage = 'yb';
+  #buf: Buffer = Buffer.alloc(0);
+  #decrypt: Rc4 | undefined;
+  #encrypt: Rc4 | undefined;
+  #vcMarker: Buffer | undefined;
+  /** Bytes of PadB skipped looking for the encrypted VC. */
+  #scanned = 0;
+  #select = 0;
+  #padD = 0;
+  result: MseInitiatorResult | undefined;
+
+  /** `provide`: CRYPTO_PLAINTEXT and/or CRYPTO_RC4, the methods we accept. */
+  constructor(infoHash: Buffer, provide: number) {
+    if ((provide & (CRYPTO_PLAINTEXT | CRYPTO_RC4)) === 0) throw new RangeError('provide no stream method');
+    this.#infoHash = infoHash;
+    this.#provide = provide & (CRYPTO_PLAINTEXT | CRYPTO_RC4);
+    this.first = Buffer.concat([this.#keys.publicKey, randomBytes(randomInt(0, MSE_MAX_PAD + 1))]);
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    if (this.#stage === 'done') throw new ProtocolError('MSE: data after the handshake');
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    const out: Buffer[] = [];
+    for (let guard = 0; guard < 8 && !this.result; guard++) {
+      const before: InitiatorStage = this.#stage;
+      this.#advance(out);
+      if (this.#stage === before) break;
+    }
+    return out;
+  }
+
+  #take(n: number): Buffer {
+    const head = this.#buf.subarray(0, n);
+    this.#buf = this.#buf.subarray(n);
+    return head;
+  }
+
+  #advance(out: Buffer[]): void {
+    switch (this.#stage) {
+      case 'yb': {
+        if (this.#buf.length < MSE_KEY_LENGTH) return;
+        const secret = this.#keys.secret(this.#take(MSE_KEY_LENGTH));
+        this.#encrypt = new Rc4(sha1('keyA', secret, this.#infoHash));
+        this.#decrypt = new Rc4(sha1('keyB', secret, this.#infoHash));
+        this.#vcMarker = new Rc4(sha1('keyB', secret, this.#infoHash)).process(VC);
+        const req3 = sha1('req3', secret);
+        const obfuscated = Buffer.from(req2Hash(this.#infoHash).map((b, i) => b ^ req3[i]!));
+        const head = Buffer.alloc(8 + 4 + 2 + 2); // VC, crypto_provide, len(PadC) = 0, len(IA) = 0
+        head.writeUInt32BE(this.#provide, 8);
+        out.push(Buffer.concat([sha1('req1', secret), obfuscated, this.#encrypt.process(head)]));
+        this.#stage = 'vc';
+        return;
+      }
+      case 'vc': {
+        const at = this.#buf.indexOf(this.#vcMarker!);
+        if (at < 0) {
+          // keep the last 7 bytes: the marker may straddle two reads
+          const drop = Math.max(0, this.#buf.length - 7);
+          this.#scanned += drop;
+          this.#take(drop);
+          if (this.#scanned > MSE_MAX_PAD) throw new ProtocolError('MSE: no verification constant within 512 bytes of padding');
+          return;
+        }
+        if (this.#scanned + at > MSE_MAX_PAD) throw new ProtocolError('MSE: padding longer than 512 bytes');
+        this.#take(at);
+        this.#decrypt!.process(this.#take(8)); // the VC itself: keeps the keystream in step
+        this.#stage = 'select';
+        return;
+      }
+      case 'select': {
+        if (this.#buf.length < 6) return;
+        const plain = this.#decrypt!.process(this.#take(6));
+        this.#select = plain.readUInt32BE(0);
+        this.#padD = plain.readUInt16BE(4);
+        if ((this.#select !== CRYPTO_PLAINTEXT && this.#select !== CRYPTO_RC4) || (this.#select & this.#provide) === 0) {
+          throw new ProtocolError(`MSE: the peer selected method ${this.#select}, not one we offered`);
+        }
+        if (this.#padD > MSE_MAX_PAD) throw new ProtocolError(`MSE: PadD of ${this.#padD} bytes`);
+        this.#stage = 'padd';
+        return;
+      }
+      case 'padd': {
+        if (this.#buf.length < this.#padD) return;
+        this.#decrypt!.process(this.#take(this.#padD));
+        const rest = this.#buf;
+        this.#buf = Buffer.alloc(0);
+        if (this.#select === CRYPTO_RC4) {
+          const cipher = { decrypt: this.#decrypt!, encrypt: this.#encrypt! };
+          this.result = { rest: cipher.decrypt.process(rest), cipher };
+        } else {
+          this.result = { rest };
+        }
         this.#stage = 'done';
         return;
       }

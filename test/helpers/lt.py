@@ -87,9 +87,13 @@ def session_settings(port, upload_limit=0):
     }
 
 
-def make_session(port, upload_limit=0, metadata=False):
+def make_session(port, upload_limit=0, metadata=False, require_rc4=False):
     # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban); ut_metadata (BEP 9) on request
-    ses = lt.session(session_settings(port, upload_limit), 0)
+    settings = session_settings(port, upload_limit)
+    if require_rc4:
+        # "require encryption" as qBittorrent/Transmission users set it: MSE both ways, RC4 stream only
+        settings.update({"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2, "prefer_rc4": True})
+    ses = lt.session(settings, 0)
     if metadata:
         ses.add_extension("ut_metadata")
     if upload_limit > 0:
@@ -202,7 +206,7 @@ def cmd_seed(args):
         data_dir = tmp
         params.flags |= lt.torrent_flags.seed_mode
     params.save_path = data_dir
-    ses = make_session(args.port, args.upload_limit, args.metadata)
+    ses = make_session(args.port, args.upload_limit, args.metadata, args.require_rc4)
     if args.corrupt:
         ses.apply_settings({"disable_hash_checks": True})
     try:
@@ -258,7 +262,7 @@ def cmd_leech(args):
     out_dir = os.path.abspath(args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     # a magnet's info dictionary comes from peers (BEP 9)
-    ses = make_session(args.port, metadata=magnet)
+    ses = make_session(args.port, metadata=magnet, require_rc4=args.require_rc4)
     if magnet:
         params = lt.parse_magnet_uri(args.torrent)
     else:
@@ -351,6 +355,7 @@ def main():
     s.add_argument("--peer", action="append", default=[], help="host:port to connect to (e.g. a Transmission leecher)")
     s.add_argument("--check-timeout", type=int, default=300)
     s.add_argument("--metadata", action="store_true", help="serve the info dictionary to magnet users (ut_metadata)")
+    s.add_argument("--require-rc4", action="store_true", help="encrypted (MSE, RC4 stream) connections only")
 
     s = sub.add_parser("leech")
     s.add_argument("torrent", help="a .torrent file or a magnet link (fetched with ut_metadata)")
@@ -358,6 +363,7 @@ def main():
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--peer", action="append", default=[])
     s.add_argument("--timeout", type=int, default=120)
+    s.add_argument("--require-rc4", action="store_true", help="encrypted (MSE, RC4 stream) connections only")
 
     args = p.parse_args()
     {"infohash": cmd_infohash, "create": cmd_create, "seed": cmd_seed, "leech": cmd_leech}[args.cmd](args)

@@ -1,6 +1,7 @@
 /**
  * The initiating side of MSE, written from the protocol text, for tests that
- * drive tt's responder (tt itself only receives encrypted handshakes).
+ * drive tt's responder: independent of tt's own MseInitiator, so the two
+ * cannot share a misreading of the protocol.
  */
 import { randomBytes } from 'node:crypto';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, Rc4, mseKeyPair, req2Hash, sha1 } from '../../src/wire/mse.js';
@@ -26,7 +27,7 @@ export function mseInitiator(opts: MseInitiatorOptions = {}) {
      * Step 3, once the responder's Yb is known. `decryptReply` reads step 4;
      * `vcMarker` (the encrypted VC) is how an initiator finds step 4 behind PadB.
      */
-    third(yb: Buffer): { bytes: Buffer; decryptReply: Rc4; vcMarker: Buffer } {
+    third(yb: Buffer): { bytes: Buffer; decryptReply: Rc4; vcMarker: Buffer; encryptAfter: Rc4 } {
       const secret = keys.secret(yb);
       const skey = opts.infoHash ?? Buffer.alloc(20);
       const enc = new Rc4(sha1('keyA', secret, skey));
@@ -45,6 +46,8 @@ export function mseInitiator(opts: MseInitiatorOptions = {}) {
         bytes: Buffer.concat([sha1('req1', secret), obfuscated, encrypted]),
         decryptReply: new Rc4(keyB),
         vcMarker: new Rc4(keyB).process(Buffer.alloc(8)),
+        /** The keyA stream, continued past step 3: what the initiator sends once RC4 is selected. */
+        encryptAfter: enc,
       };
     },
   };

@@ -82,8 +82,12 @@ export interface Running {
 const running: Running[] = [];
 const dirs: string[] = [];
 
-export async function startSession(opts: Omit<SessionOptions, 'listener'>, beforeStart?: (session: TorrentSession) => void): Promise<Running> {
-  const listener = await Listener.listen({ host: '127.0.0.1', port: 0 });
+export async function startSession(
+  opts: Omit<SessionOptions, 'listener'>,
+  beforeStart?: (session: TorrentSession) => void,
+  listenerOpts: { requireEncryption?: boolean } = {},
+): Promise<Running> {
+  const listener = await Listener.listen({ host: '127.0.0.1', port: 0, ...listenerOpts });
   const session = new TorrentSession({ ...opts, listener });
   const r = { session, listener, address: { host: '127.0.0.1', port: listener.port } };
   running.push(r);

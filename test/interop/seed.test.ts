@@ -62,6 +62,13 @@ describe('tt seed to real leechers via opentracker', () => {
     await assertSameTree(source, join(out, 'multi'));
   }, (LEECH_TIMEOUT_S + 30) * 1000);
 
+  it('an aria2c leecher that requires the RC4 stream (MSE, arc4 minimum) downloads everything from tt', async () => {
+    const out = await mkdtemp(join(dir, 'out-aria2-rc4-'));
+    const extraArgs = ['--bt-require-crypto=true', '--bt-min-crypto-level=arc4'];
+    await aria2Download({ torrent, outDir: out, port: await freePort(), timeoutS: 30, extraArgs });
+    await assertSameTree(source, join(out, 'multi'));
+  }, (LEECH_TIMEOUT_S + 30) * 1000);
+
   it('a libtorrent leecher downloads everything from tt (found through the tracker only)', async () => {
     const out = await mkdtemp(join(dir, 'out-lt-'));
     await ltDownload({ torrent, outDir: out, timeoutS: LEECH_TIMEOUT_S });

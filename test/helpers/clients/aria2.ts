@@ -34,6 +34,7 @@ export interface Aria2SeedOptions {
   /** The folder that holds the torrent's name (file or folder). */
   dataDir: string;
   port: number;
+  extraArgs?: readonly string[];
 }
 
 /** Start an aria2c seeder over existing data; resolves once it has verified the data and listens. */
@@ -45,6 +46,7 @@ export async function startAria2Seeder(opts: Aria2SeedOptions): Promise<ManagedP
     '--check-integrity=true',
     '--bt-seed-unverified=false',
     '--seed-ratio=0.0',
+    ...(opts.extraArgs ?? []),
     opts.torrent,
   ]);
   try {

@@ -60,6 +60,8 @@ export interface LtSeedOptions {
   peers?: readonly string[];
   /** Serve the info dictionary to magnet users (BEP 9 ut_metadata). */
   metadata?: boolean;
+  /** Encrypted connections only, RC4 stream ("require encryption"). */
+  requireRc4?: boolean;
 }
 
 export interface LtSeeder {
@@ -74,6 +76,7 @@ export async function startLtSeeder(opts: LtSeedOptions): Promise<LtSeeder> {
   if (opts.uploadLimit !== undefined) args.push('--upload-limit', String(opts.uploadLimit));
   if (opts.corrupt) args.push('--corrupt');
   if (opts.metadata) args.push('--metadata');
+  if (opts.requireRc4) args.push('--require-rc4');
   for (const p of opts.peers ?? []) args.push('--peer', p);
   const proc = startProcess('libtorrent seeder', SYSTEM_PYTHON, args);
   try {
@@ -93,6 +96,8 @@ export interface LtLeechOptions {
   port?: number;
   peers?: readonly string[];
   timeoutS?: number;
+  /** Encrypted connections only, RC4 stream ("require encryption"). */
+  requireRc4?: boolean;
 }
 
 /** Start a libtorrent leecher; it prints {"event":"done","seconds":S} and exits 0 when complete. */
@@ -100,6 +105,7 @@ export function startLtLeecher(opts: LtLeechOptions): ManagedProcess {
   const args = [LT_PY, 'leech', opts.torrent, opts.outDir, '--port', String(opts.port ?? 0)];
   for (const p of opts.peers ?? []) args.push('--peer', p);
   args.push('--timeout', String(opts.timeoutS ?? 120));
+  if (opts.requireRc4) args.push('--require-rc4');
   return startProcess('libtorrent leecher', SYSTEM_PYTHON, args);
 }
 

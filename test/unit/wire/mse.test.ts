@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../../../src/core/errors.js';
-import { CRYPTO_PLAINTEXT, CRYPTO_RC4, MSE_MAX_PAD, MseResponder, Rc4, mseKeyPair, req2Hash } from '../../../src/wire/mse.js';
+import { CRYPTO_PLAINTEXT, CRYPTO_RC4, MSE_MAX_PAD, MseInitiator, MseResponder, Rc4, mseKeyPair, req2Hash } from '../../../src/wire/mse.js';
 import { mseInitiator, type MseInitiatorOptions } from '../../helpers/mse-initiator.js';
 
 describe('Rc4', () => {
@@ -86,8 +86,33 @@ describe('MseResponder', () => {
     expect(b.result?.rest.toString()).toBe('x');
   });
 
-  it('refuses a peer that offers only the RC4 stream', () => {
-    expect(() => exchange({ provide: CRYPTO_RC4 })).toThrow(ProtocolError);
+  it('a peer offering only RC4 gets the RC4 stream: bytes after the handshake are decrypted, and both ciphers continue', () => {
+    const ia = Buffer.from('handshake in IA');
+    const a = initiator({ provide: CRYPTO_RC4, ia });
+    const b = responder();
+    const yb = Buffer.concat(b.push(a.first)).subarray(0, 96);
+    const { bytes, decryptReply, encryptAfter } = a.third(yb);
+    const later = encryptAfter.process(Buffer.from('encrypted stream bytes'));
+    const reply = decryptReply.process(Buffer.concat(b.push(Buffer.concat([bytes, later]))));
+    expect(reply.readUInt32BE(8)).toBe(CRYPTO_RC4);
+    expect(b.result?.cipher).toBeDefined();
+    expect(b.result?.rest.toString()).toBe('handshake in IAencrypted stream bytes');
+    // tt's next bytes to the peer continue the keyB stream the peer decrypts with
+    const sent = b.result!.cipher!.encrypt.process(Buffer.from('from tt'));
+    expect(decryptReply.process(sent).toString()).toBe('from tt');
+    expect(b.result!.cipher!.decrypt.process(encryptAfter.process(Buffer.from('more'))).toString()).toBe('more');
+  });
+
+  it('requireRc4: selects RC4 even when plaintext is offered; refuses a peer offering plaintext only', () => {
+    const a = initiator();
+    const b = new MseResponder((req2) => (req2.equals(req2Hash(INFO_HASH)) ? INFO_HASH : undefined), { requireRc4: true });
+    const yb = Buffer.concat(b.push(a.first)).subarray(0, 96);
+    const { bytes, decryptReply } = a.third(yb);
+    expect(decryptReply.process(Buffer.concat(b.push(bytes))).readUInt32BE(8)).toBe(CRYPTO_RC4);
+    const c = initiator({ provide: CRYPTO_PLAINTEXT });
+    const d = new MseResponder((req2) => (req2.equals(req2Hash(INFO_HASH)) ? INFO_HASH : undefined), { requireRc4: true });
+    const yd = Buffer.concat(d.push(c.first)).subarray(0, 96);
+    expect(() => d.push(c.third(yd).bytes)).toThrow(/requires encryption/);
   });
 
   it('refuses a torrent it does not serve', () => {
@@ -108,5 +133,58 @@ describe('MseResponder', () => {
     const { bytes } = a.third(yb);
     bytes[40] = bytes[40]! ^ 0xff; // first byte of the encrypted VC
     expect(() => b.push(bytes)).toThrow(/verification constant/);
+  });
+});
+
+describe('MseInitiator (tt dialing out) against MseResponder', () => {
+  function handshake(provide: number, responderOpts: { requireRc4?: boolean } = {}, chunk = 0) {
+    const a = new MseInitiator(INFO_HASH, provide);
+    const b = new MseResponder((req2) => (req2.equals(req2Hash(INFO_HASH)) ? INFO_HASH : undefined), responderOpts);
+    const split = (bytes: Buffer): Buffer[] => {
+      if (chunk === 0) return [bytes];
+      const out: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += chunk) out.push(bytes.subarray(i, i + chunk));
+      return out;
+    };
+    let toB = [a.first];
+    for (let round = 0; round < 6 && !(a.result && b.result); round++) {
+      const toA: Buffer[] = [];
+      for (const bytes of toB) for (const part of split(bytes)) toA.push(...b.push(part));
+      toB = [];
+      for (const bytes of toA) for (const part of split(bytes)) toB.push(...a.push(part));
+    }
+    return { a, b };
+  }
+
+  it('plaintext offered: plaintext selected, nothing left over, no cipher', () => {
+    const { a, b } = handshake(CRYPTO_PLAINTEXT | CRYPTO_RC4);
+    expect(a.result).toEqual({ rest: Buffer.alloc(0) });
+    expect(b.result?.cipher).toBeUndefined();
+  });
+
+  it('RC4 only, fed a byte at a time: both sides hold matching ciphers both ways', () => {
+    const { a, b } = handshake(CRYPTO_RC4, {}, 1);
+    const ca = a.result!.cipher!;
+    const cb = b.result!.cipher!;
+    expect(cb.decrypt.process(ca.encrypt.process(Buffer.from('tt -> peer'))).toString()).toBe('tt -> peer');
+    expect(ca.decrypt.process(cb.encrypt.process(Buffer.from('peer -> tt'))).toString()).toBe('peer -> tt');
+  });
+
+  it('a responder that requires RC4 and an initiator offering both agree on RC4', () => {
+    const { a } = handshake(CRYPTO_PLAINTEXT | CRYPTO_RC4, { requireRc4: true });
+    expect(a.result?.cipher).toBeDefined();
+  });
+
+  it('refuses a selection it did not offer, and a reply with no verification constant', () => {
+    const a = new MseInitiator(INFO_HASH, CRYPTO_RC4);
+    const b = new MseResponder((req2) => (req2.equals(req2Hash(INFO_HASH)) ? INFO_HASH : undefined));
+    const yb = Buffer.concat(b.push(a.first));
+    // a forged reply: right key, then garbage where the encrypted VC should be
+    a.push(yb.subarray(0, 96));
+    expect(() => a.push(randomBytes(700))).toThrow(/verification constant/);
+    const c = new MseInitiator(INFO_HASH, CRYPTO_PLAINTEXT);
+    const d = new MseResponder((req2) => (req2.equals(req2Hash(INFO_HASH)) ? INFO_HASH : undefined), { requireRc4: true });
+    const third = c.push(Buffer.concat(d.push(c.first)).subarray(0, 96));
+    expect(() => d.push(Buffer.concat(third))).toThrow(/requires encryption/);
   });
 });
