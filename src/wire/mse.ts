@@ -125,6 +125,51 @@ export interface MseResponderOptions {
   requireRc4?: boolean;
 }
 
+/**
+ * Bytes received and not yet consumed by a handshake side, and the search for
+ * a marker behind at most MSE_MAX_PAD bytes of random padding (the responder
+ * looks for HASH('req1'), the initiator for the encrypted VC).
+ */
+class Intake {
+  #buf: Buffer = Buffer.alloc(0);
+  #scanned = 0;
+
+  get length(): number {
+    return this.#buf.length;
+  }
+
+  append(chunk: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+  }
+
+  take(n: number): Buffer {
+    const head = this.#buf.subarray(0, n);
+    this.#buf = this.#buf.subarray(n);
+    return head;
+  }
+
+  /** Everything still held. */
+  drain(): Buffer {
+    return this.take(this.#buf.length);
+  }
+
+  /** Drop padding up to `marker`: true once the marker is next; a ProtocolError past 512 bytes of padding. */
+  skipTo(marker: Buffer, what: string): boolean {
+    const at = this.#buf.indexOf(marker);
+    if (at < 0) {
+      // keep a marker's length less one: it may straddle two reads
+      const drop = Math.max(0, this.#buf.length - (marker.length - 1));
+      this.#scanned += drop;
+      this.take(drop);
+      if (this.#scanned > MSE_MAX_PAD) throw new ProtocolError(`MSE: no ${what} within 512 bytes of padding`);
+      return false;
+    }
+    if (this.#scanned + at > MSE_MAX_PAD) throw new ProtocolError('MSE: padding longer than 512 bytes');
+    this.take(at);
+    return true;
+  }
+}
+
 type Stage = 'ya' | 'req1' | 'provide' | 'padc' | 'ia' | 'done';
 
 /**
@@ -135,11 +180,9 @@ type Stage = 'ya' | 'req1' | 'provide' | 'padc' | 'ia' | 'done';
 export class MseResponder {
   readonly #lookup: (req2: Buffer) => Buffer | undefined;
   #stage: Stage = 'ya';
-  #buf: Buffer = Buffer.alloc(0);
+  readonly #in = new Intake();
   #secret: Buffer | undefined;
   #req1: Buffer | undefined;
-  /** Bytes scanned for req1 after Ya (PadA is at most 512). */
-  #scanned = 0;
   #infoHash: Buffer | undefined;
   #decrypt: Rc4 | undefined;
   #encrypt: Rc4 | undefined;
@@ -163,19 +206,13 @@ export class MseResponder {
 
   push(chunk: Buffer): Buffer[] {
     if (this.#stage === 'done') throw new ProtocolError('MSE: data after the handshake');
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#in.append(chunk);
     const out: Buffer[] = [];
     for (let guard = 0; guard < 8; guard++) {
       const before: Stage = this.#stage;
       if (!this.#step(out) || this.#stage === before) break;
     }
     return out;
-  }
-
-  #take(n: number): Buffer {
-    const head = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return head;
   }
 
   /** One stage forward if its bytes are here; false once done. */
@@ -187,8 +224,8 @@ export class MseResponder {
   #advance(out: Buffer[]): void {
     switch (this.#stage) {
       case 'ya': {
-        if (this.#buf.length < MSE_KEY_LENGTH) return;
-        const ya = this.#take(MSE_KEY_LENGTH);
+        if (this.#in.length < MSE_KEY_LENGTH) return;
+        const ya = this.#in.take(MSE_KEY_LENGTH);
         const keys = mseKeyPair();
         this.#secret = keys.secret(ya);
         this.#req1 = sha1('req1', this.#secret);
@@ -197,23 +234,14 @@ export class MseResponder {
         return;
       }
       case 'req1': {
-        const at = this.#buf.indexOf(this.#req1!);
-        if (at < 0) {
-          // keep the last 19 bytes: req1 may straddle two reads
-          const drop = Math.max(0, this.#buf.length - 19);
-          this.#scanned += drop;
-          this.#take(drop);
-          if (this.#scanned > MSE_MAX_PAD) throw new ProtocolError('MSE: no HASH(req1) within 512 bytes of padding');
-          return;
-        }
-        if (this.#scanned + at > MSE_MAX_PAD) throw new ProtocolError('MSE: padding longer than 512 bytes');
-        this.#take(at + 20);
+        if (!this.#in.skipTo(this.#req1!, 'HASH(req1)')) return;
+        this.#in.take(20);
         this.#stage = 'provide';
         return;
       }
       case 'provide': {
-        if (this.#buf.length < 20 + 8 + 4 + 2) return;
-        const obfuscated = this.#take(20);
+        if (this.#in.length < 20 + 8 + 4 + 2) return;
+        const obfuscated = this.#in.take(20);
         const req3 = sha1('req3', this.#secret!);
         const req2 = Buffer.alloc(20);
         for (let i = 0; i < 20; i++) req2[i] = obfuscated[i]! ^ req3[i]!;
@@ -222,7 +250,7 @@ export class MseResponder {
         this.#infoHash = infoHash;
         this.#decrypt = new Rc4(sha1('keyA', this.#secret!, infoHash));
         this.#encrypt = new Rc4(sha1('keyB', this.#secret!, infoHash));
-        const head = this.#decrypt.process(this.#take(14));
+        const head = this.#decrypt.process(this.#in.take(14));
         if (!head.subarray(0, 8).equals(VC)) throw new ProtocolError('MSE: bad verification constant');
         this.#provide = head.readUInt32BE(8);
         this.#padC = head.readUInt16BE(12);
@@ -231,27 +259,26 @@ export class MseResponder {
         return;
       }
       case 'padc': {
-        if (this.#buf.length < this.#padC + 2) return;
-        const plain = this.#decrypt!.process(this.#take(this.#padC + 2));
+        if (this.#in.length < this.#padC + 2) return;
+        const plain = this.#decrypt!.process(this.#in.take(this.#padC + 2));
         this.#iaLength = plain.readUInt16BE(this.#padC);
         if (this.#iaLength > MSE_MAX_IA) throw new ProtocolError(`MSE: initial payload of ${this.#iaLength} bytes`);
         this.#stage = 'ia';
         return;
       }
       case 'ia': {
-        if (this.#buf.length < this.#iaLength) return;
-        const ia = this.#decrypt!.process(this.#take(this.#iaLength));
+        if (this.#in.length < this.#iaLength) return;
+        const ia = this.#decrypt!.process(this.#in.take(this.#iaLength));
         const method = selectMethod(this.#provide, this.#requireRc4);
         const select = Buffer.alloc(8 + 4 + 2);
         select.writeUInt32BE(method, 8); // VC, crypto_select, len(padD) = 0
         out.push(this.#encrypt!.process(select));
         if (method === CRYPTO_RC4) {
           const cipher = { decrypt: this.#decrypt!, encrypt: this.#encrypt! };
-          this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, cipher.decrypt.process(this.#buf)]), cipher };
+          this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, cipher.decrypt.process(this.#in.drain())]), cipher };
         } else {
-          this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, this.#buf]) };
+          this.result = { infoHash: this.#infoHash!, rest: Buffer.concat([ia, this.#in.drain()]) };
         }
-        this.#buf = Buffer.alloc(0);
         this.#stage = 'done';
         return;
       }
@@ -293,12 +320,10 @@ export class MseInitiator {
   readonly #provide: number;
   readonly #keys = mseKeyPair();
   #stage: InitiatorStage = 'yb';
-  #buf: Buffer = Buffer.alloc(0);
+  readonly #in = new Intake();
   #decrypt: Rc4 | undefined;
   #encrypt: Rc4 | undefined;
   #vcMarker: Buffer | undefined;
-  /** Bytes of PadB skipped looking for the encrypted VC. */
-  #scanned = 0;
   #select = 0;
   #padD = 0;
   result: MseInitiatorResult | undefined;
@@ -313,7 +338,7 @@ export class MseInitiator {
 
   push(chunk: Buffer): Buffer[] {
     if (this.#stage === 'done') throw new ProtocolError('MSE: data after the handshake');
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#in.append(chunk);
     const out: Buffer[] = [];
     for (let guard = 0; guard < 8 && !this.result; guard++) {
       const before: InitiatorStage = this.#stage;
@@ -323,17 +348,11 @@ export class MseInitiator {
     return out;
   }
 
-  #take(n: number): Buffer {
-    const head = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return head;
-  }
-
   #advance(out: Buffer[]): void {
     switch (this.#stage) {
       case 'yb': {
-        if (this.#buf.length < MSE_KEY_LENGTH) return;
-        const secret = this.#keys.secret(this.#take(MSE_KEY_LENGTH));
+        if (this.#in.length < MSE_KEY_LENGTH) return;
+        const secret = this.#keys.secret(this.#in.take(MSE_KEY_LENGTH));
         this.#encrypt = new Rc4(sha1('keyA', secret, this.#infoHash));
         this.#decrypt = new Rc4(sha1('keyB', secret, this.#infoHash));
         this.#vcMarker = new Rc4(sha1('keyB', secret, this.#infoHash)).process(VC);
@@ -346,24 +365,14 @@ export class MseInitiator {
         return;
       }
       case 'vc': {
-        const at = this.#buf.indexOf(this.#vcMarker!);
-        if (at < 0) {
-          // keep the last 7 bytes: the marker may straddle two reads
-          const drop = Math.max(0, this.#buf.length - 7);
-          this.#scanned += drop;
-          this.#take(drop);
-          if (this.#scanned > MSE_MAX_PAD) throw new ProtocolError('MSE: no verification constant within 512 bytes of padding');
-          return;
-        }
-        if (this.#scanned + at > MSE_MAX_PAD) throw new ProtocolError('MSE: padding longer than 512 bytes');
-        this.#take(at);
-        this.#decrypt!.process(this.#take(8)); // the VC itself: keeps the keystream in step
+        if (!this.#in.skipTo(this.#vcMarker!, 'verification constant')) return;
+        this.#decrypt!.process(this.#in.take(8)); // the VC itself: keeps the keystream in step
         this.#stage = 'select';
         return;
       }
       case 'select': {
-        if (this.#buf.length < 6) return;
-        const plain = this.#decrypt!.process(this.#take(6));
+        if (this.#in.length < 6) return;
+        const plain = this.#decrypt!.process(this.#in.take(6));
         this.#select = plain.readUInt32BE(0);
         this.#padD = plain.readUInt16BE(4);
         if ((this.#select !== CRYPTO_PLAINTEXT && this.#select !== CRYPTO_RC4) || (this.#select & this.#provide) === 0) {
@@ -374,10 +383,9 @@ export class MseInitiator {
         return;
       }
       case 'padd': {
-        if (this.#buf.length < this.#padD) return;
-        this.#decrypt!.process(this.#take(this.#padD));
-        const rest = this.#buf;
-        this.#buf = Buffer.alloc(0);
+        if (this.#in.length < this.#padD) return;
+        this.#decrypt!.process(this.#in.take(this.#padD));
+        const rest = this.#in.drain();
         if (this.#select === CRYPTO_RC4) {
           const cipher = { decrypt: this.#decrypt!, encrypt: this.#encrypt! };
           this.result = { rest: cipher.decrypt.process(rest), cipher };
