@@ -76,6 +76,8 @@ interface FetchPeer {
   readonly key: string;
   /** The extended id this peer wants ut_metadata under; 0 until its extended handshake offers it. */
   utMetadataId: number;
+  /** The size it says the info dictionary has (its metadata_size). */
+  metadataSize: number;
   /** Piece -> when we asked. */
   readonly outstanding: Map<number, number>;
   /** Data messages for pieces we did not ask of this peer. */
@@ -256,7 +258,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       host,
       port,
     });
-    const peer: FetchPeer = { conn, key, utMetadataId: 0, outstanding: new Map(), unrequested: 0, connectedAt: Date.now() };
+    const peer: FetchPeer = { conn, key, utMetadataId: 0, metadataSize: 0, outstanding: new Map(), unrequested: 0, connectedAt: Date.now() };
     this.#peers.set(conn, peer);
     conn.on('handshake', (h) => {
       this.#pool.markConnected(key);
@@ -303,13 +305,14 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       peer.conn.close('peer does not offer the metadata (no ut_metadata / metadata_size)');
       return;
     }
-    if (this.#assembler && this.#assembler.size !== ext.metadataSize) {
-      // the first peer's size stands until its bytes fail the hash check
+    if (!this.#needExclusive && this.#assembler && this.#assembler.size !== ext.metadataSize) {
+      // the first peer's size stands until a hash check fails; then every size gets its turn
       peer.conn.close(`peer's metadata size ${ext.metadataSize} disagrees with ${this.#assembler.size}`);
       return;
     }
     this.#assembler ??= new MetadataAssembler(this.#opts.infoHash, ext.metadataSize);
     peer.utMetadataId = id;
+    peer.metadataSize = ext.metadataSize;
     this.#requestMore();
   }
 
@@ -357,6 +360,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     }
     this.#needExclusive = true;
     this.#exclusive = undefined;
+    // the size may have been the lie: the next peer asked alone sets it again
+    this.#assembler = undefined;
     // every peer's in-flight answers belong to the failed round
     for (const p of this.#peers.values()) p.outstanding.clear();
     this.#requestMore();
@@ -364,15 +369,19 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
 
   /** Hand out missing pieces: spread over peers, or all to one once a check has failed. */
   #requestMore(): void {
-    const assembler = this.#assembler;
-    if (!assembler || this.#done) return;
+    if (this.#done) return;
     const ready = [...this.#peers.values()].filter((p) => p.utMetadataId !== 0 && !p.conn.closed);
     if (this.#needExclusive) {
       if (!this.#exclusive || this.#exclusive.conn.closed) this.#exclusive = ready[0];
       if (!this.#exclusive) return;
       ready.length = 0;
       ready.push(this.#exclusive);
+      if (this.#assembler?.size !== this.#exclusive.metadataSize) {
+        this.#assembler = new MetadataAssembler(this.#opts.infoHash, this.#exclusive.metadataSize);
+      }
     }
+    const assembler = this.#assembler;
+    if (!assembler) return;
     const asked = new Set<number>();
     for (const p of this.#peers.values()) for (const piece of p.outstanding.keys()) asked.add(piece);
     const free = assembler.missing().filter((piece) => !asked.has(piece));

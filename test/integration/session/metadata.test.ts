@@ -183,6 +183,18 @@ describe('MetadataFetcher', () => {
     expect((await result).metadata.equals(info)).toBe(true);
   });
 
+  it('a liar that also lies about the size cannot lock the size in: after its ban, the honest size is used', async () => {
+    const { fx, seed } = await bigSeed();
+    const info = fx.meta.rawInfo;
+    const forged = Buffer.concat([info, Buffer.from('e')]); // one byte longer, so a different metadata_size
+    const liar = await rawMetadataSeeder(fx.meta.infoHash, forged.length, (piece) => encodeMetadataData(forged, piece));
+    const f = fetcher(fx.meta.infoHash, [liar.server.port], { timeoutMs: 15_000 });
+    const result = f.run();
+    await (await liar.served).waitClosed(5_000);
+    f.addPeers([seed.address]);
+    expect((await result).metadata.equals(info)).toBe(true);
+  });
+
   it('several senders and a wrong result: one peer at a time supplies everything, the liar is found', async () => {
     // synthetic metadata of 20 pieces: the fetcher only checks its SHA-1
     const info = randomBytes(20 * METADATA_PIECE_BYTES);
