@@ -62,7 +62,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   });
   session.on('warning', (m) => reporter.warn(m));
   if (opts.verbose) {
-    session.on('peer-connected', (peer) => reporter.info(`peer ${peer}: connected`));
+    session.on('peer-connected', (peer, encrypted) => reporter.info(`peer ${peer}: connected${encrypted ? ' (encrypted, RC4)' : ''}`));
     session.on('peer-dial-failed', (peer, reason) => reporter.info(`peer ${peer}: cannot connect: ${reason}`));
     session.on('peer-closed', (peer, reason) => reporter.info(`peer ${peer}: closed: ${reason}`));
   }

@@ -151,7 +151,8 @@ export interface SessionEvents {
   'piece-verified': [index: number];
   'piece-failed': [index: number, peers: string[]];
   'peer-banned': [peer: string, reason: string];
-  'peer-connected': [peer: string];
+  /** `encrypted`: the stream is RC4 (MSE selected it). */
+  'peer-connected': [peer: string, encrypted: boolean];
   'peer-dial-failed': [peer: string, reason: string];
   'peer-closed': [peer: string, reason: string];
   warning: [message: string];
@@ -588,7 +589,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     if (state.poolKey) this.pool.markConnected(state.poolKey);
     this.#lastPeerAt = Date.now();
-    this.emit('peer-connected', state.key);
+    this.emit('peer-connected', state.key, conn.encrypted);
     conn.batch(() => {
       if (supportsExtensionProtocol(h.reserved)) {
         conn.send({

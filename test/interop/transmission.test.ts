@@ -93,6 +93,22 @@ describe('tt <-> Transmission 3.00 on loopback', () => {
     console.log(`tt downloaded ${TOTAL_LENGTH} bytes from Transmission in ${seconds.toFixed(1)} s`);
   }, TEST_TIMEOUT_MS);
 
+  it('tt downloads from a Transmission seeder that requires encryption (tt redials with MSE, RC4 stream)', async () => {
+    const port = await freePort();
+    const tr = await startTransmission({ torrent, dir: seedDir, port, encryptionRequired: true });
+    await tr.waitSeeding(TRANSMISSION_VERIFY_TIMEOUT_MS);
+    const out = await mkdtemp(join(dir, 'out-tt-encrypted-'));
+    const tt = startProcess('tt download', process.execPath, [
+      TT_BIN, 'download', torrent, '--out', out, '--bind', '127.0.0.1', '--port', '0',
+      '--peer', `127.0.0.1:${port}`, '--no-trackers', '--json', '--verbose',
+    ]);
+    await withPeerLog(tt, tt.expectSuccess(TRANSFER_TIMEOUT_MS));
+    await assertSameTree(source, join(out, 'multi'), { strict: true });
+    // Transmission required it, so the data came over the RC4 stream
+    const connected = tt.events.filter((e) => e['event'] === 'info' && String(e['message']).includes(': connected')).map((e) => String(e['message']));
+    expect(connected, tt.output()).toContain(`peer 127.0.0.1:${port}: connected (encrypted, RC4)`);
+  }, TEST_TIMEOUT_MS);
+
   it('a Transmission leecher downloads everything from `tt seed --peer` (tt dials it)', async () => {
     const out = await mkdtemp(join(dir, 'out-transmission-'));
     const port = await freePort();

@@ -16,7 +16,7 @@ export const TRANSMISSION_START_TIMEOUT_MS = 60_000;
 export const STDBUF = '/usr/bin/stdbuf';
 
 /** The settings.json we give every transmission-cli. */
-export function transmissionSettings(port: number, downloadDir: string): Record<string, unknown> {
+export function transmissionSettings(port: number, downloadDir: string, encryptionRequired = false): Record<string, unknown> {
   return {
     'dht-enabled': false,
     'lpd-enabled': false,
@@ -31,7 +31,8 @@ export function transmissionSettings(port: number, downloadDir: string): Record<
     'peer-port-random-on-start': false,
     'download-dir': downloadDir,
     'incomplete-dir-enabled': false,
-    encryption: 0, // prefer unencrypted: tt speaks plaintext BEP 3
+    // 0: prefer unencrypted; 2: require encryption (RC4), as users set it for privacy
+    encryption: encryptionRequired ? 2 : 0,
     'speed-limit-up-enabled': false,
     'speed-limit-down-enabled': false,
     'ratio-limit-enabled': false,
@@ -44,6 +45,8 @@ export interface TransmissionOptions {
   /** Where the data is (seeder) or goes (leecher). */
   dir: string;
   port: number;
+  /** Accept encrypted (MSE, RC4) connections only ("require encryption"). */
+  encryptionRequired?: boolean;
 }
 
 export interface TransmissionClient {
@@ -57,8 +60,8 @@ export interface TransmissionClient {
 /** Start transmission-cli on a torrent; it keeps running (seeding) until stopped. */
 export async function startTransmission(opts: TransmissionOptions): Promise<TransmissionClient> {
   const configDir = await mkdtemp(join(tmpdir(), 'tt-transmission-'));
-  await writeFile(join(configDir, 'settings.json'), JSON.stringify(transmissionSettings(opts.port, opts.dir), null, 2));
-  const args = ['-g', configDir, '-w', opts.dir, '-p', String(opts.port), '-M', '-et', '-D', '-U', opts.torrent];
+  await writeFile(join(configDir, 'settings.json'), JSON.stringify(transmissionSettings(opts.port, opts.dir, opts.encryptionRequired), null, 2));
+  const args = ['-g', configDir, '-w', opts.dir, '-p', String(opts.port), '-M', opts.encryptionRequired ? '-er' : '-et', '-D', '-U', opts.torrent];
   // transmission-cli prints "Seeding" every 200 ms without flushing; unbuffered, waitSeeding sees it at once
   const proc = existsSync(STDBUF)
     ? startProcess('transmission-cli', STDBUF, ['-o0', TRANSMISSION_CLI, ...args])
