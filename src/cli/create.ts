@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { TtError } from '../core/errors.js';
 import { CLIENT_VERSION } from '../core/ids.js';
@@ -91,6 +91,9 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
   const out = resolve(opts.out ?? `${basename(root)}.torrent`);
   if (isInside(out, root)) {
     throw new TtError('USAGE', `the .torrent would be written inside ${sanitizeForTerminal(root)}, the data it describes (give --out elsewhere)`);
+  }
+  if ((await stat(out).catch(() => undefined))?.isDirectory()) {
+    throw new TtError('USAGE', `${sanitizeForTerminal(out)} is a folder: give the .torrent file's path with --out`);
   }
   const trackers = opts.tracker ?? [];
   const bytes = await createTorrentFromPath(root, {

@@ -49,6 +49,14 @@ export function formatDuration(seconds: number): string {
 // eslint-disable-next-line no-control-regex
 const UNSAFE_FOR_TERMINAL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
+/**
+ * JSON text with every character a terminal could act on written as a \uXXXX
+ * escape (JSON.stringify escapes only C0): the same value for a JSON parser.
+ */
+export function terminalSafeJsonText(json: string): string {
+  return json.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Make an untrusted string safe to print: every unsafe character becomes U+FFFD. */
 export function sanitizeForTerminal(s: string): string {
   return s.replace(UNSAFE_FOR_TERMINAL, '\ufffd');

@@ -9,7 +9,7 @@ import { BencodeError, TtError } from '../core/errors.js';
 import { toMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { MAX_TORRENT_BYTES, parseTorrent } from '../metainfo/parse-torrent.js';
-import { humanBytes, sanitizeForTerminal } from './format.js';
+import { humanBytes, sanitizeForTerminal, terminalSafeJsonText } from './format.js';
 import { DEFAULT_SCRAPE_TIMEOUT_MS, formatScrape, scrapeAll, type ScrapeReport } from './scrape-trackers.js';
 import { parseDuration } from './units.js';
 
@@ -139,9 +139,7 @@ export function infoJson(meta: Metainfo): InfoJson {
 
 /** JSON text safe to print raw: C1 controls, bidi and separators escaped as \uXXXX (still the same JSON). */
 export function terminalSafeJson(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) =>
-    `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return terminalSafeJsonText(JSON.stringify(value, null, 2));
 }
 
 function formatDate(unixSeconds: number): string {

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { CLIENT_VERSION } from '../core/ids.js';
 import { EXIT_CODES, TtError, errorMessage } from '../core/errors.js';
+import { sanitizeForTerminal } from './format.js';
 import { registerInfo } from './info.js';
 import { registerDownload } from './download.js';
 import { registerSeed } from './seed.js';
@@ -51,8 +52,8 @@ export function reportError(err: unknown): number {
 }
 
 function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ').trim();
+  // line breaks and tabs become spaces; every other control, C1 or bidi character cannot reach the terminal
+  return sanitizeForTerminal(s.replace(/[\r\n\t]+/g, ' ')).trim();
 }
 
 /**

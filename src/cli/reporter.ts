@@ -6,7 +6,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { SessionStats } from '../session/torrent-session.js';
-import { formatDuration, formatRate, humanBytes, sanitizeForTerminal } from './format.js';
+import { formatDuration, formatRate, humanBytes, sanitizeForTerminal, terminalSafeJsonText } from './format.js';
 
 export type ReporterMode = 'tty' | 'plain' | 'json' | 'quiet';
 
@@ -30,7 +30,8 @@ export class Reporter {
 
   /** One JSON event (json mode only). */
   event(name: string, fields: Record<string, unknown> = {}): void {
-    if (this.mode === 'json') process.stdout.write(`${JSON.stringify({ event: name, time: Date.now(), ...fields })}\n`);
+    // names and messages can come from peers and torrents: nothing a terminal would act on reaches stdout
+    if (this.mode === 'json') process.stdout.write(`${terminalSafeJsonText(JSON.stringify({ event: name, time: Date.now(), ...fields }))}\n`);
   }
 
   /** A human line on stderr (tty/plain), or a JSON 'info' event. */

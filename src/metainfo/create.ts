@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Dirent, Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { TtError } from '../core/errors.js';
@@ -191,11 +192,14 @@ function comparePaths(a: readonly string[], b: readonly string[]): number {
 async function hashFile(path: string, length: number, hasher: PieceHasher, buf: Buffer): Promise<void> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    // O_NONBLOCK: a file swapped for a FIFO after the listing must not block the open forever
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     throw inputError(path, err);
   }
   try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new TtError('INPUT', `cannot create torrent: ${path} is no longer a regular file`);
     let position = 0;
     while (position < length) {
       const want = Math.min(buf.length, length - position);

@@ -31,6 +31,8 @@ import { DROPPED_UNANSWERED } from './torrent-session.js';
 export const METADATA_REQUESTS_PER_PEER = 8;
 /** A request unanswered this long is given to another peer, and the slow peer dropped. */
 export const METADATA_REQUEST_TIMEOUT_MS = 10_000;
+/** ut_metadata requests a peer may send us before we have metadata (each gets a reject) before it is closed. */
+const MAX_REQUESTS_FROM_PEER = 64;
 /** Connections (open and half-open) at once while looking for the metadata. */
 export const METADATA_MAX_PEERS = 16;
 /** What we tell trackers we still need: the size is unknown until the metadata arrives (libtorrent says the same). */
@@ -82,6 +84,8 @@ interface FetchPeer {
   readonly outstanding: Map<number, number>;
   /** Data messages for pieces we did not ask of this peer. */
   unrequested: number;
+  /** ut_metadata requests this peer sent us (we have nothing to give yet). */
+  requestsSeen: number;
   readonly connectedAt: number;
 }
 
@@ -258,7 +262,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       host,
       port,
     });
-    const peer: FetchPeer = { conn, key, utMetadataId: 0, metadataSize: 0, outstanding: new Map(), unrequested: 0, connectedAt: Date.now() };
+    const peer: FetchPeer = { conn, key, utMetadataId: 0, metadataSize: 0, outstanding: new Map(), unrequested: 0, requestsSeen: 0, connectedAt: Date.now() };
     this.#peers.set(conn, peer);
     conn.on('handshake', (h) => {
       this.#pool.markConnected(key);
@@ -305,12 +309,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       peer.conn.close('peer does not offer the metadata (no ut_metadata / metadata_size)');
       return;
     }
-    if (!this.#needExclusive && this.#assembler && this.#assembler.size !== ext.metadataSize) {
-      // the first peer's size stands until a hash check fails; then every size gets its turn
-      peer.conn.close(`peer's metadata size ${ext.metadataSize} disagrees with ${this.#assembler.size}`);
-      return;
-    }
-    this.#assembler ??= new MetadataAssembler(this.#opts.infoHash, ext.metadataSize);
+    // a peer announcing another size than the one being collected waits, connected: if the
+    // peers of that size go away or are caught lying, its size gets its turn (see #requestMore)
     peer.utMetadataId = id;
     peer.metadataSize = ext.metadataSize;
     this.#requestMore();
@@ -320,8 +320,9 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     const msg = parseMetadataMessage(payload);
     if (!msg) return;
     if (msg.type === 'request') {
-      // we have nothing to give yet
-      if (peer.utMetadataId !== 0) peer.conn.send({ type: 'extended', id: peer.utMetadataId, payload: encodeMetadataReject(msg.piece) });
+      // we have nothing to give yet; a peer asking again and again is not worth a slot
+      if (++peer.requestsSeen > MAX_REQUESTS_FROM_PEER) peer.conn.close('protocol error: endless metadata requests to a peer without metadata');
+      else if (peer.utMetadataId !== 0) peer.conn.send({ type: 'extended', id: peer.utMetadataId, payload: encodeMetadataReject(msg.piece) });
       return;
     }
     const assembler = this.#assembler;
@@ -370,18 +371,21 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   /** Hand out missing pieces: spread over peers, or all to one once a check has failed. */
   #requestMore(): void {
     if (this.#done) return;
-    const ready = [...this.#peers.values()].filter((p) => p.utMetadataId !== 0 && !p.conn.closed);
+    let ready = [...this.#peers.values()].filter((p) => p.utMetadataId !== 0 && !p.conn.closed);
     if (this.#needExclusive) {
       if (!this.#exclusive || this.#exclusive.conn.closed) this.#exclusive = ready[0];
       if (!this.#exclusive) return;
-      ready.length = 0;
-      ready.push(this.#exclusive);
-      if (this.#assembler?.size !== this.#exclusive.metadataSize) {
-        this.#assembler = new MetadataAssembler(this.#opts.infoHash, this.#exclusive.metadataSize);
-      }
+      ready = [this.#exclusive];
+    }
+    if (ready.length === 0) return;
+    // collect the size some connected peer offers; when none offers the current one any more
+    // (they left, or lied and were banned), the pieces so far are dropped (never checked anyway)
+    if (!this.#assembler || !ready.some((p) => p.metadataSize === this.#assembler!.size)) {
+      this.#assembler = new MetadataAssembler(this.#opts.infoHash, ready[0]!.metadataSize);
+      for (const p of this.#peers.values()) p.outstanding.clear();
     }
     const assembler = this.#assembler;
-    if (!assembler) return;
+    ready = ready.filter((p) => p.metadataSize === assembler.size);
     const asked = new Set<number>();
     for (const p of this.#peers.values()) for (const piece of p.outstanding.keys()) asked.add(piece);
     const free = assembler.missing().filter((piece) => !asked.has(piece));

@@ -62,6 +62,8 @@ const ENDGAME_COPY_AFTER_MS = 250;
 const MAX_RELEASED = 2 * MAX_QUEUE_DEPTH;
 /** ut_metadata requests answered per connection: this many copies of the whole info dictionary. */
 const MAX_METADATA_COPIES = 4;
+/** Requests answered with a reject past the copies, before the connection is closed. */
+const METADATA_SPARE_REQUESTS = 16;
 const MAX_HALF_OPEN = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
@@ -75,7 +77,7 @@ const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 const READ_AHEAD_PIECES = 8;
 export const CLIENT_NAME = 'tt/0.1.0';
 /** How a connection ends when the peer drops our handshake without a word (a peer that requires encryption). */
-export const DROPPED_UNANSWERED = /^(connection (closed|ended) by peer|socket error: (ECONNRESET|EPIPE))/;
+export const DROPPED_UNANSWERED = /^(connection (closed|ended) by peer|socket error: (read |write )?(ECONNRESET|EPIPE))/;
 
 export interface SessionOptions {
   meta: Metainfo;
@@ -226,6 +228,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   readonly #peers = new Map<PeerConnection, PeerState>();
   #halfOpen = 0;
+  /** Sockets dialed and not yet a PeerConnection (connecting, or in an MSE handshake): stop() ends them. */
+  readonly #dialing = new Set<net.Socket>();
   #announcer: Announcer | undefined;
   #readCache: PieceReadCache | undefined;
   /** Whole pieces fit the read cache a few at a time; otherwise serving reads single blocks. */
@@ -395,6 +399,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#timers = [];
     this.opts.listener.unregister(this.meta.infoHash);
     for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
+    for (const socket of this.#dialing) socket.destroy();
+    this.#dialing.clear();
     const announcer = this.#announcer;
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
     this.#readCache?.clear();
@@ -469,6 +475,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // reads land in one process-wide buffer (incoming sockets too: see the listener)
     const sink: ReadSink = { conn: undefined };
     const socket = net.connect({ host, port, noDelay: true, onread: sharedReadOptions(sink) });
+    this.#dialing.add(socket);
+    socket.once('close', () => this.#dialing.delete(socket));
     let settled = false;
     const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
     timer.unref();
@@ -493,6 +501,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (this.#stopped || !(requireEncryption || this.pool.get(key)?.encrypt)) {
         settled = true;
         this.#halfOpen--;
+        this.#dialing.delete(socket);
         if (this.#stopped) socket.destroy();
         else this.#attach(socket, 'outgoing', host, port, key, sink).start();
         return;
@@ -505,6 +514,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           if (settled) return;
           settled = true;
           this.#halfOpen--;
+          this.#dialing.delete(socket);
           if (this.#stopped) socket.destroy();
           else this.#guard(() => this.#attach(socket, 'outgoing', host, port, key, sink, mse.cipher, mse.rest).start());
         },
@@ -681,9 +691,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const msg = parseMetadataMessage(payload);
     if (msg?.type !== 'request' || state.utMetadataId === 0) return;
     const metadata = this.meta.rawInfo;
-    const inRange = msg.piece < metadataPieceCount(metadata.length);
-    const allowed = ++state.metadataRequests <= MAX_METADATA_COPIES * metadataPieceCount(metadata.length);
-    const reply = inRange && allowed ? encodeMetadataData(metadata, msg.piece) : encodeMetadataReject(msg.piece);
+    const count = metadataPieceCount(metadata.length);
+    if (++state.metadataRequests > MAX_METADATA_COPIES * count + METADATA_SPARE_REQUESTS) {
+      state.conn.close(`protocol error: more than ${MAX_METADATA_COPIES} copies of the metadata asked for`);
+      return;
+    }
+    // a peer that does not read what we send gets rejects, which cost 40 bytes, not 16 KiB each
+    const canSend = msg.piece < count && state.metadataRequests <= MAX_METADATA_COPIES * count && state.conn.writableLength <= SEND_HIGH_WATER_BYTES;
+    const reply = canSend ? encodeMetadataData(metadata, msg.piece) : encodeMetadataReject(msg.piece);
     state.conn.send({ type: 'extended', id: state.utMetadataId, payload: reply });
   }
 

@@ -10,9 +10,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TtError } from '../../../src/core/errors.js';
-import { generatePeerId } from '../../../src/core/ids.js';
 import { METADATA_PIECE_BYTES, metadataPieceCount } from '../../../src/metainfo/metadata.js';
-import { MetadataFetcher, type MetadataFetchOptions } from '../../../src/session/metadata-fetch.js';
+import type { MetadataFetcher, MetadataFetchOptions } from '../../../src/session/metadata-fetch.js';
+import { fetchExplained, testFetcher } from '../../helpers/metadata-fetcher.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../../../src/wire/extension.js';
 import type { Message } from '../../../src/wire/messages.js';
 import { OUR_UT_METADATA_ID, encodeMetadataData, encodeMetadataRequest, parseMetadataMessage } from '../../../src/wire/ut-metadata.js';
@@ -77,7 +77,7 @@ describe('tt serves its metadata (BEP 9)', () => {
     expect(parts[0]!.length).toBe(METADATA_PIECE_BYTES);
   });
 
-  it('rejects a piece out of range, and every request beyond four full copies; the peer stays', async () => {
+  it('rejects a piece out of range and requests beyond four full copies; a peer that keeps asking is closed', async () => {
     const { fx, seed } = await bigSeed();
     const { peer } = await extendedPeer(fx, seed);
     const count = metadataPieceCount(fx.meta.rawInfo.length);
@@ -86,6 +86,9 @@ describe('tt serves its metadata (BEP 9)', () => {
     for (let i = 1; i < 4 * count; i++) expect((await metadataReply(peer, 0, 0))?.type).toBe('data');
     expect(await metadataReply(peer, 0, 0)).toEqual({ type: 'reject', piece: 0 });
     expect(peer.isClosed()).toBe(false);
+    // a few more rejects, then the connection goes: endless requests cost tt nothing more
+    for (let i = 0; i < 20; i++) peer.send({ type: 'extended', id: OUR_UT_METADATA_ID, payload: encodeMetadataRequest(0) });
+    await peer.waitClosed(3_000);
   });
 
   it('a private torrent: no ut_metadata, no metadata_size, and requests go unanswered', async () => {
@@ -99,16 +102,7 @@ describe('tt serves its metadata (BEP 9)', () => {
 });
 
 function fetcher(infoHash: Buffer, ports: number[], extra: Partial<MetadataFetchOptions> = {}): MetadataFetcher {
-  return new MetadataFetcher({
-    infoHash,
-    peerId: generatePeerId(),
-    trackers: [],
-    peers: ports.map((port) => ({ host: '127.0.0.1', port })),
-    port: 1,
-    clientName: 'tt-test',
-    timeoutMs: 5_000,
-    ...extra,
-  });
+  return testFetcher(infoHash, ports, { timeoutMs: 5_000, ...extra });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatRate, humanBytes, sanitizeForTerminal } from '../../../src/cli/format.js';
+import { formatDuration, formatRate, humanBytes, sanitizeForTerminal, terminalSafeJsonText } from '../../../src/cli/format.js';
 
 describe('humanBytes / formatRate', () => {
   it('uses binary units with two decimals', () => {
@@ -49,5 +49,15 @@ describe('sanitizeForTerminal', () => {
 
   it('keeps ordinary Unicode untouched', () => {
     expect(sanitizeForTerminal('Café 日本語 🎵 ok')).toBe('Café 日本語 🎵 ok');
+  });
+});
+
+describe('terminalSafeJsonText (JSON events, --json outputs)', () => {
+  it('escapes DEL, C1 and bidi characters JSON.stringify leaves raw; the JSON still parses to the same value', () => {
+    const value = { name: 'evil\u202eexe.txt\u009b2J\u007f\u2066x\u2028', n: 1 };
+    const text = terminalSafeJsonText(JSON.stringify(value));
+    expect(text).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028]/);
+    expect(text).toContain('\\u202e');
+    expect(JSON.parse(text)).toEqual(value);
   });
 });

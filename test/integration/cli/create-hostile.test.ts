@@ -1,0 +1,252 @@
+/**
+ * `tt create` (the built CLI) on hostile file systems and output paths: a
+ * FIFO or a Unix socket in the folder (or as the source), a file swapped for
+ * a FIFO while the folder is being hashed, a file that shrinks or grows while
+ * it is hashed, names with newlines, escape sequences and bidi controls (the
+ * text and JSON output and every error line must stay terminal-safe), and -o
+ * into a missing folder, onto a directory, or inside the data. Every run ends
+ * by itself within a bound with exit 0 or one `tt: ` line, and leaves no
+ * temporary file behind.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, truncate, unlink, writeFile, open } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
+import { TERMINAL_UNSAFE, expectOneLineError, tt } from '../../helpers/cli-sync.js';
+import { killAllTt, startTt, type TtProcess } from './tt-cli.js';
+
+const dirs: string[] = [];
+const unixServers: Server[] = [];
+afterEach(async () => {
+  await killAllTt();
+  for (const s of unixServers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function workDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'tt-create-hostile-'));
+  dirs.push(d);
+  return d;
+}
+
+function mkfifo(path: string): void {
+  execFileSync('mkfifo', [path]);
+}
+
+/** A folder `data` in a fresh work dir holding a.txt (and whatever `extra` adds). */
+async function dataFolder(extra?: (dir: string) => Promise<void>): Promise<{ work: string; data: string }> {
+  const work = await workDir();
+  const data = join(work, 'data');
+  await mkdir(data);
+  await writeFile(join(data, 'a.txt'), 'hello');
+  await extra?.(data);
+  return { work, data };
+}
+
+/** No `.*.tmp` left in `dir`. */
+async function expectNoTemp(dir: string): Promise<void> {
+  expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+}
+
+/** Waits (bounded) until process `pid` has `file` open (so it is past listing the folder). */
+async function untilOpen(pid: number, file: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      if (target === file) return;
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`pid ${pid} did not open ${file} within ${timeoutMs} ms`);
+}
+
+/** Waits for exit; a process still running after `ms` is killed (by PID) and the test fails. */
+async function exitWithin(p: TtProcess, ms: number): Promise<void> {
+  await p.waitForExit(ms);
+}
+
+describe('tt create: special files', () => {
+  it('a FIFO in the folder: one error line naming it, no hang, nothing written', async () => {
+    const { work, data } = await dataFolder(async (d) => mkfifo(join(d, 'pipe')));
+    const out = join(work, 'out.torrent');
+    const r = tt(['create', data, '-o', out]);
+    expect(expectOneLineError(r, 3)).toMatch(/pipe is not a regular file/);
+    await expect(stat(out)).rejects.toThrow();
+    await expectNoTemp(work);
+  });
+
+  it('a Unix socket in the folder: one error line, nothing written', async () => {
+    const { work, data } = await dataFolder(async (d) => {
+      const server = createServer();
+      unixServers.push(server);
+      await new Promise<void>((r) => server.listen(join(d, 'sock'), r));
+    });
+    const out = join(work, 'out.torrent');
+    expect(expectOneLineError(tt(['create', data, '-o', out]), 3)).toMatch(/sock is not a regular file/);
+    await expect(stat(out)).rejects.toThrow();
+  });
+
+  it('a FIFO as the source: one error line', async () => {
+    const work = await workDir();
+    mkfifo(join(work, 'fifo'));
+    expect(expectOneLineError(tt(['create', join(work, 'fifo'), '-o', join(work, 'x.torrent')]), 3)).toMatch(/not a regular file or folder/);
+  });
+
+  it('a file swapped for a FIFO after the folder was listed: tt must not block forever opening it', async () => {
+    const { work, data } = await dataFolder(async (d) => {
+      await unlink(join(d, 'a.txt'));
+      // a.bin is hashed first (sorted); 1 GiB sparse takes long enough to swap b.bin meanwhile
+      const fh = await open(join(d, 'a.bin'), 'w');
+      await fh.truncate(1024 * 1024 * 1024);
+      await fh.close();
+      await writeFile(join(d, 'b.bin'), 'bbb');
+    });
+    const out = join(work, 'out.torrent');
+    const p = startTt(['create', data, '-o', out]);
+    await untilOpen(p.pid, join(data, 'a.bin'), 5_000);
+    await unlink(join(data, 'b.bin'));
+    mkfifo(join(data, 'b.bin'));
+    await exitWithin(p, 8_000);
+    expect(p.exit?.code, p.describe()).toBe(3);
+    const lines = p.stderr.split('\n').filter((l) => l.length > 0);
+    expect(lines, p.describe()).toHaveLength(1);
+    expect(lines[0]).toMatch(/^tt: .*b\.bin/);
+    await expect(stat(out)).rejects.toThrow();
+  });
+});
+
+describe('tt create: files changing while hashed', () => {
+  it('a file that shrinks while it is read: one error line, nothing written', async () => {
+    const work = await workDir();
+    const data = join(work, 'big.bin');
+    const fh = await open(data, 'w');
+    await fh.truncate(1024 * 1024 * 1024);
+    await fh.close();
+    const out = join(work, 'out.torrent');
+    const p = startTt(['create', data, '-o', out]);
+    await untilOpen(p.pid, data, 5_000);
+    await truncate(data, 1000);
+    await exitWithin(p, 10_000);
+    expect(p.exit?.code, p.describe()).toBe(3);
+    expect(p.stderr).toMatch(/^tt: cannot create torrent: .*big\.bin shrank while it was read\n$/);
+    await expect(stat(out)).rejects.toThrow();
+    await expectNoTemp(work);
+  });
+
+  it('a file that grows while it is read: the torrent describes the length that was listed, and parses', async () => {
+    const work = await workDir();
+    const data = join(work, 'grow.bin');
+    const size = 512 * 1024 * 1024;
+    const fh = await open(data, 'w');
+    await fh.truncate(size);
+    await fh.close();
+    const out = join(work, 'out.torrent');
+    const p = startTt(['create', data, '-o', out, '--json']);
+    await untilOpen(p.pid, data, 5_000);
+    await writeFile(data, Buffer.alloc(4096, 1), { flag: 'a' });
+    await exitWithin(p, 10_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    const meta = parseTorrent(await readFile(out));
+    expect(meta.totalLength).toBe(size);
+  });
+});
+
+describe('tt create: hostile names stay off the terminal', () => {
+  const nasty = 'evil\x1b]0;pwned\x07\x1b[2J\nline2\r\u202egnp.exe\u009b31m';
+
+  it('a folder and file named with escapes, newlines and bidi controls: created, and the text output is terminal-safe', async () => {
+    const work = await workDir();
+    const data = join(work, nasty);
+    await mkdir(data);
+    await writeFile(join(data, `\x1b[31mred\u202e\ttab`), 'x'.repeat(100));
+    const out = join(work, 'out.torrent');
+    const r = tt(['create', data, '-o', out]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    for (const line of r.stdout.split('\n')) expect(line, JSON.stringify(line)).not.toMatch(TERMINAL_UNSAFE);
+    expect(r.stdout.split('\n').filter((l) => l.length > 0)).toHaveLength(7);
+    const meta = parseTorrent(await readFile(out));
+    expect(meta.name).toBe(nasty);
+  });
+
+  it('--json: one JSON object, terminal-safe, that still carries the exact name', async () => {
+    const work = await workDir();
+    const data = join(work, nasty);
+    await mkdir(data);
+    await writeFile(join(data, 'f'), 'y');
+    const r = tt(['create', data, '-o', join(work, 'o.torrent'), '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(TERMINAL_UNSAFE);
+    expect(JSON.parse(r.stdout).name).toBe(nasty);
+  });
+
+  it('an error naming a file with bidi controls (a FIFO named "\\u202eevil") stays terminal-safe', async () => {
+    const { work, data } = await dataFolder(async (d) => mkfifo(join(d, '\u202eevil\u2066')));
+    const r = tt(['create', data, '-o', join(work, 'o.torrent')]);
+    expect(r.status).toBe(3);
+    expect(r.stderr, JSON.stringify(r.stderr)).not.toMatch(TERMINAL_UNSAFE);
+    expectOneLineError(r, 3);
+  });
+
+  it('an error under a folder whose path has escapes and bidi controls stays terminal-safe', async () => {
+    const work = await workDir();
+    const parent = join(work, 'x\x1b[2J\u202ey');
+    const data = join(parent, 'data');
+    await mkdir(data, { recursive: true });
+    mkfifo(join(data, 'p'));
+    const r = tt(['create', data, '-o', join(work, 'o.torrent')]);
+    expect(r.stderr, JSON.stringify(r.stderr)).not.toMatch(TERMINAL_UNSAFE);
+    expectOneLineError(r, 3);
+  });
+});
+
+describe('tt create: output paths', () => {
+  it('-o into a folder that does not exist: one DISK error line, nothing created', async () => {
+    const { work, data } = await dataFolder();
+    const out = join(work, 'missing', 'deeper', 'x.torrent');
+    expect(expectOneLineError(tt(['create', data, '-o', out]), 6)).toMatch(/ENOENT/);
+    await expect(stat(join(work, 'missing'))).rejects.toThrow();
+  });
+
+  it('-o an existing directory: refused (with and without --force), the directory untouched, no temporary file left', async () => {
+    const { work, data } = await dataFolder();
+    const target = join(work, 'target');
+    await mkdir(target);
+    await writeFile(join(target, 'keep'), 'k');
+    const plain = tt(['create', data, '-o', target]);
+    expectOneLineError(plain, plain.status ?? -1);
+    expect([2, 6]).toContain(plain.status);
+    const forced = tt(['create', data, '-o', target, '--force']);
+    expectOneLineError(forced, forced.status ?? -1);
+    expect([2, 6]).toContain(forced.status);
+    expect((await stat(target)).isDirectory()).toBe(true);
+    expect(await readFile(join(target, 'keep'), 'utf8')).toBe('k');
+    await expectNoTemp(work);
+  });
+
+  it('-o inside the folder being hashed (also as data/../data/x): refused before hashing', async () => {
+    const { work, data } = await dataFolder();
+    for (const out of [join(data, 'x.torrent'), `${data}/../data/sub/x.torrent`, data]) {
+      expect(expectOneLineError(tt(['create', data, '-o', out]), 2)).toMatch(/inside/);
+    }
+    expect((await readdir(data)).sort()).toEqual(['a.txt']);
+    await expectNoTemp(work);
+  });
+
+  it('-o onto an existing file without --force: refused and the file kept; with --force: replaced whole', async () => {
+    const { work, data } = await dataFolder();
+    const out = join(work, 'x.torrent');
+    await writeFile(out, 'precious');
+    expect(expectOneLineError(tt(['create', data, '-o', out]), 2)).toMatch(/already exists/);
+    expect(await readFile(out, 'utf8')).toBe('precious');
+    const r = tt(['create', data, '-o', out, '--force']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(parseTorrent(await readFile(out)).name).toBe('data');
+    await expectNoTemp(work);
+  });
+});
