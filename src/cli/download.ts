@@ -7,7 +7,9 @@ import { resolve } from 'node:path';
 import { toDiskError } from '../storage/disk-error.js';
 import { mkdirp } from '../storage/mkdirp.js';
 import type { PeerAddress } from '../core/peer-address.js';
+import type { DhtNode } from '../dht/node.js';
 import { Listener } from '../session/listener.js';
+import { openDht } from './dht-setup.js';
 import { loadTorrent } from './info.js';
 import { isMagnet, resolveMagnet } from './magnet-source.js';
 import { Reporter, chooseMode } from './reporter.js';
@@ -40,7 +42,7 @@ export function registerDownload(program: Command): void {
     const reporter = new Reporter(chooseMode(opts));
     const shared = sharedRunOptions(opts);
     let meta;
-    let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[] } | undefined;
+    let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
@@ -48,16 +50,18 @@ export function registerDownload(program: Command): void {
         requireEncryption: shared.requireEncryption,
         ...(shared.port !== undefined ? { port: shared.port } : {}),
       });
+      // a magnet link does not say whether its torrent is private: the node is closed later if it is
+      const dht = shared.dhtConfig ? await openDht(shared.dhtConfig, listener.port, reporter) : undefined;
       try {
         const resolved = await resolveMagnet(
           torrent,
-          { listener, peers: shared.peers, useTrackers: opts.trackers, timeoutMs: opts.peerTimeout * 1000, verbose: shared.verbose },
+          { listener, dht, peers: shared.peers, useTrackers: opts.trackers, timeoutMs: opts.peerTimeout * 1000, verbose: shared.verbose },
           reporter,
         );
         meta = resolved.meta;
-        fromMagnet = { listener, peerId: resolved.peerId, peers: [...shared.peers, ...resolved.peers] };
+        fromMagnet = { listener, dht, peerId: resolved.peerId, peers: [...shared.peers, ...resolved.peers] };
       } catch (err) {
-        await listener.close();
+        await Promise.all([listener.close(), dht?.close()]);
         reporter.close();
         throw err;
       }
@@ -66,7 +70,7 @@ export function registerDownload(program: Command): void {
     try {
       await mkdirp(root);
     } catch (err) {
-      await fromMagnet?.listener.close();
+      await Promise.all([fromMagnet?.listener.close(), fromMagnet?.dht?.close()]);
       throw toDiskError('create', root, err);
     }
     const keepSeeding = opts.seed === true || opts.seedRatio !== undefined || opts.seedTime !== undefined;

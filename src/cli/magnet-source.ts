@@ -10,6 +10,7 @@ import type { PeerAddress } from '../core/peer-address.js';
 import { parseMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { torrentFromMetadata } from '../metainfo/metadata.js';
+import type { DhtNode } from '../dht/node.js';
 import type { Listener } from '../session/listener.js';
 import { MetadataFetcher } from '../session/metadata-fetch.js';
 import { CLIENT_NAME } from '../session/torrent-session.js';
@@ -29,7 +30,7 @@ export interface MagnetResolved {
 
 export async function resolveMagnet(
   uri: string,
-  opts: { listener: Listener; peers: readonly PeerAddress[]; useTrackers: boolean; timeoutMs: number; verbose: boolean },
+  opts: { listener: Listener; dht?: DhtNode | undefined; peers: readonly PeerAddress[]; useTrackers: boolean; timeoutMs: number; verbose: boolean },
   reporter: Reporter,
 ): Promise<MagnetResolved> {
   let magnet;
@@ -42,9 +43,9 @@ export async function resolveMagnet(
   const peerId = generatePeerId();
   const trackers = opts.useTrackers ? magnet.trackers : [];
   const peers = [...opts.peers, ...magnet.peers];
-  if (trackers.length === 0 && peers.length === 0) {
+  if (trackers.length === 0 && peers.length === 0 && !opts.dht) {
     const why = magnet.trackers.length > 0 ? 'with --no-trackers' : 'the magnet link names no tracker';
-    throw new TtError('USAGE', `${why} or peer (x.pe) and no --peer given, tt cannot find peers (DHT is not supported yet)`);
+    throw new TtError('USAGE', `${why} or peer (x.pe) and no --peer given, tt cannot find peers: use --dht, or give peers with --peer host:port`);
   }
   const fetcher = new MetadataFetcher({
     infoHash: magnet.infoHash,
@@ -55,6 +56,7 @@ export async function resolveMagnet(
     clientName: CLIENT_NAME,
     timeoutMs: opts.timeoutMs,
     requireEncryption: opts.listener.requireEncryption,
+    dht: opts.dht,
   });
   fetcher.on('warning', (m) => reporter.warn(m));
   fetcher.on('peer-banned', (peer, reason) => reporter.warn(`banned peer ${peer}: ${reason}`));

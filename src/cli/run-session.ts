@@ -6,7 +6,9 @@
  */
 import { TtError } from '../core/errors.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import type { DhtNode } from '../dht/node.js';
 import { Listener } from '../session/listener.js';
+import { openDht, type DhtConfig } from './dht-setup.js';
 import { TorrentSession, type SessionOptions } from '../session/torrent-session.js';
 import { formatDuration, formatRate, humanBytes } from './format.js';
 import type { Reporter } from './reporter.js';
@@ -19,8 +21,12 @@ export interface RunGoal {
   seedTimeS?: number;
 }
 
-export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta'> {
+export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta' | 'dht'> {
   meta: Metainfo;
+  /** A DHT node opened earlier (a magnet's metadata phase); closed at the end. */
+  dht?: DhtNode | undefined;
+  /** Open a DHT node for this run (when `dht` is not given and the torrent is not private). */
+  dhtConfig?: DhtConfig | undefined;
   /** A listener opened earlier (a magnet's metadata phase announced its port); closed at the end like our own. */
   listener?: Listener;
   host?: string;
@@ -44,7 +50,15 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   if (opts.host !== undefined) listenerOpts.host = opts.host;
   if (opts.port !== undefined) listenerOpts.port = opts.port;
   const listener = opts.listener ?? (await Listener.listen(listenerOpts));
-  const session = new TorrentSession({ ...opts, listener });
+  let dht = opts.dht;
+  if (meta.private && (dht || opts.dhtConfig)) {
+    reporter.info('private torrent: the DHT is not used (BEP 27)');
+    await dht?.close();
+    dht = undefined;
+  } else if (!dht && opts.dhtConfig) {
+    dht = await openDht(opts.dhtConfig, listener.port, reporter);
+  }
+  const session = new TorrentSession({ ...opts, listener, dht });
   const started = Date.now();
   let completedAt: number | undefined;
   let ticker: NodeJS.Timeout | undefined;
@@ -61,6 +75,10 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     if (have > 0 || opts.mode === 'seed') reporter.info(`checked existing data: ${have} of ${total} pieces present`);
   });
   session.on('warning', (m) => reporter.warn(m));
+  session.on('dht-lookup', (found, queried) => {
+    reporter.event('dht-lookup', { peers: found, nodes: queried, routingTable: dht?.table.size ?? 0 });
+    if (opts.verbose) reporter.info(`DHT: ${found} peer${found === 1 ? '' : 's'} from ${queried} node${queried === 1 ? '' : 's'} (routing table ${dht?.table.size ?? 0})`);
+  });
   if (opts.verbose) {
     session.on('peer-connected', (peer, encrypted) => reporter.info(`peer ${peer}: connected${encrypted ? ' (encrypted, RC4)' : ''}`));
     session.on('peer-dial-failed', (peer, reason) => reporter.info(`peer ${peer}: cannot connect: ${reason}`));
@@ -126,7 +144,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     const hardExit = (): void => process.exit(130);
     if (opts.handleSignals !== false) process.once('SIGINT', hardExit);
     await session.stop();
-    await listener.close();
+    await Promise.all([listener.close(), dht?.close()]);
     process.removeListener('SIGINT', hardExit);
     reporter.close();
   }

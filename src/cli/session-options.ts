@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { PeerAddress } from '../core/peer-address.js';
+import { dhtConfigFrom } from './dht-setup.js';
 import type { RunGoal } from './run-session.js';
 import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
 
@@ -21,6 +22,9 @@ export interface SharedOptions {
   verbose?: boolean;
   json?: boolean;
   encryption: 'allow' | 'require';
+  dht?: boolean;
+  dhtPort?: number;
+  dhtBootstrap?: PeerAddress[];
 }
 
 function parseEncryption(text: string): 'allow' | 'require' {
@@ -43,6 +47,9 @@ export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: str
       parseEncryption,
       'allow',
     )
+    .option('--dht', 'also find peers through the DHT (BEP 5); never for private torrents')
+    .option('--dht-port <port>', 'UDP port of the DHT node (default: the TCP port\'s number; implies --dht)', parsePort)
+    .option('--dht-bootstrap <host:port>', 'DHT node to start from instead of the public routers (repeatable; implies --dht)', parsePeer)
     .option('--seed-ratio <ratio>', `${goalPrefix}stop once uploaded/size reaches this`, parseRatio)
     .option('--seed-time <duration>', `${goalPrefix}stop after seeding this long (e.g. 30m)`, parseDuration)
     .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
@@ -61,6 +68,7 @@ export function sharedRunOptions(opts: SharedOptions) {
     peers: opts.peer ?? [],
     verbose: opts.verbose === true,
     requireEncryption: opts.encryption === 'require',
+    dhtConfig: dhtConfigFrom(opts),
   };
 }
 

@@ -20,6 +20,8 @@ import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connec
 import { negotiateMse } from '../peer/mse-dial.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
 import { Announcer, type AnnounceFn } from '../tracker/announcer.js';
+import { DhtAnnouncer } from '../dht/announcer.js';
+import type { DhtNode } from '../dht/node.js';
 import type { TrackerFailure } from '../tracker/announcer.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { supportsExtensionProtocol } from '../wire/handshake.js';
@@ -57,6 +59,8 @@ export interface MetadataFetchOptions {
   announce?: AnnounceFn;
   /** Dial with RC4-encrypted MSE handshakes only. */
   requireEncryption?: boolean;
+  /** Find peers through this DHT node too (the caller owns it). */
+  dht?: DhtNode | undefined;
 }
 
 export interface MetadataFetchResult {
@@ -100,6 +104,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   #exclusive: FetchPeer | undefined;
   #needExclusive = false;
   #announcer: Announcer | undefined;
+  #dhtAnnouncer: DhtAnnouncer | undefined;
   #timer: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #done = false;
@@ -114,8 +119,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   run(): Promise<MetadataFetchResult> {
     const result = new Promise<MetadataFetchResult>((resolve, reject) => (this.#settle = { resolve, reject }));
     const { trackers, peers } = this.#opts;
-    if (trackers.length === 0 && peers.length === 0) {
-      this.#finish(new TtError('USAGE', 'the magnet link names no tracker and no --peer was given: tt cannot find peers without one (DHT is not supported yet)'));
+    if (trackers.length === 0 && peers.length === 0 && !this.#opts.dht) {
+      this.#finish(new TtError('USAGE', 'the magnet link names no tracker and no --peer was given: tt cannot find peers without one (or --dht)'));
       return result;
     }
     this.#pool.add(peers, true);
@@ -127,6 +132,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       }, this.#opts.timeoutMs);
     }
     if (trackers.length > 0) this.#startAnnouncer();
+    if (this.#opts.dht) this.#startDht(this.#opts.dht);
     this.#connectMore();
     return result;
   }
@@ -143,6 +149,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     if (this.#timer) clearInterval(this.#timer);
     if (this.#deadline) clearTimeout(this.#deadline);
     this.#announcer?.abandon();
+    this.#dhtAnnouncer?.stop();
     for (const p of [...this.#peers.values()]) p.conn.close('metadata phase over');
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
@@ -180,11 +187,22 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
     announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
     announcer.on('all-failed', (failures: TrackerFailure[]) => {
-      if (this.#pool.size > 0 || this.#peers.size > 0) return;
+      if (this.#pool.size > 0 || this.#peers.size > 0 || this.#dhtAnnouncer) return;
       const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
       this.#finish(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}`));
     });
     this.#announcer = announcer;
+    announcer.start();
+  }
+
+  /** BEP 5: get_peers for the info hash (announcing our port), again while nobody answers. */
+  #startDht(node: DhtNode): void {
+    const announcer = new DhtAnnouncer(node, this.#opts.infoHash, this.#opts.port);
+    announcer.on('peers', (peers) => {
+      this.#pool.add(peers);
+      this.#guard(() => this.#connectMore());
+    });
+    this.#dhtAnnouncer = announcer;
     announcer.start();
   }
 
@@ -414,6 +432,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       }
     }
     this.#announcer?.requestPeers();
+    if (this.#peers.size === 0 && this.#sockets.size === 0) this.#dhtAnnouncer?.requestPeers();
     this.#connectMore();
   }
 }

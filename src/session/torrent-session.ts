@@ -23,6 +23,8 @@ import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
+import { DhtAnnouncer } from '../dht/announcer.js';
+import type { DhtNode } from '../dht/node.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
@@ -97,6 +99,8 @@ export interface SessionOptions {
   useTrackers?: boolean;
   /** Announce this port instead of the listener's. */
   announcePort?: number;
+  /** Find peers through this DHT node too (never for a private torrent, BEP 27). The caller owns and closes it. */
+  dht?: DhtNode | undefined;
   /** Give up when no peer has been connected for this long (download only; 0 = never). */
   peerTimeoutMs?: number;
   /**
@@ -158,6 +162,8 @@ export interface SessionEvents {
   'peer-dial-failed': [peer: string, reason: string];
   'peer-closed': [peer: string, reason: string];
   warning: [message: string];
+  /** A DHT lookup ended: peers found, nodes asked. */
+  'dht-lookup': [found: number, queried: number];
   complete: [];
   error: [error: TtError];
 }
@@ -231,6 +237,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** Sockets dialed and not yet a PeerConnection (connecting, or in an MSE handshake): stop() ends them. */
   readonly #dialing = new Set<net.Socket>();
   #announcer: Announcer | undefined;
+  #dhtAnnouncer: DhtAnnouncer | undefined;
   #readCache: PieceReadCache | undefined;
   /** Whole pieces fit the read cache a few at a time; otherwise serving reads single blocks. */
   readonly #cacheWholePieces: boolean;
@@ -335,8 +342,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     for (const i of this.have.indices()) this.#haveBytes += this.geometry.pieceSize(i);
     this.emit('checked', this.have.count, this.geometry.pieceCount);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
-    if (this.opts.mode === 'download' && !this.have.complete && !trackers && (this.opts.peers ?? []).length === 0) {
-      throw new TtError('NO_PEERS', 'no way to find peers: the torrent lists no trackers (DHT is not supported yet); give peers with --peer host:port');
+    const dht = this.opts.dht !== undefined && !meta.private;
+    if (this.opts.mode === 'download' && !this.have.complete && !trackers && !dht && (this.opts.peers ?? []).length === 0) {
+      const hint = meta.private ? 'give peers with --peer host:port (a private torrent never uses the DHT)' : 'use --dht, or give peers with --peer host:port';
+      throw new TtError('NO_PEERS', `no way to find peers: the torrent lists no trackers; ${hint}`);
     }
     if (this.opts.mode === 'seed' && !this.have.complete && !this.opts.allowPartial) {
       const missing = this.geometry.pieceCount - this.have.count;
@@ -372,6 +381,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     );
     if (this.opts.peers) this.pool.add(this.opts.peers, true);
     if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
+    if (dht) this.#startDht(this.opts.dht!);
     this.#started = true;
     this.#lastPeerAt = Date.now();
     this.#lastDataAt = Date.now();
@@ -401,6 +411,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
     for (const socket of this.#dialing) socket.destroy();
     this.#dialing.clear();
+    this.#dhtAnnouncer?.stop();
     const announcer = this.#announcer;
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
     this.#readCache?.clear();
@@ -433,6 +444,15 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       }
     });
     this.#announcer = announcer;
+    announcer.start();
+  }
+
+  /** BEP 5: look the torrent up in the DHT and announce our port there, now and periodically. */
+  #startDht(node: DhtNode): void {
+    const announcer = new DhtAnnouncer(node, this.meta.infoHash, this.opts.announcePort ?? this.opts.listener.port);
+    announcer.on('peers', (peers) => this.addPeers(peers));
+    announcer.on('lookup', (found, queried) => this.emit('dht-lookup', found, queried));
+    this.#dhtAnnouncer = announcer;
     announcer.start();
   }
 
@@ -1281,7 +1301,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#fail(new TtError('NO_PEERS', `no data for ${Math.round(stallTimeout / 1000)} s (${n} peer${n === 1 ? '' : 's'} connected, none sending; --stall-timeout)`));
       return;
     }
-    if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) this.#announcer?.requestPeers();
+    if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) {
+      this.#announcer?.requestPeers();
+      if (this.opts.mode === 'download' && !this.have.complete) this.#dhtAnnouncer?.requestPeers();
+    }
     this.#connectMore();
   }
 

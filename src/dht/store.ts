@@ -1,0 +1,111 @@
+/**
+ * What a DHT node keeps for others (BEP 5): the peers announced to it per info
+ * hash (bounded in hashes and peers, expiring), and the write tokens that
+ * prove an announcer asked get_peers from its own address recently (a secret
+ * rotated every 5 minutes; the previous one still accepted). Pure apart from
+ * the random secret; time comes in as an argument.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { encodeCompactPeer } from './krpc.js';
+
+/** An announced peer is forgotten after this long without a re-announce (libtorrent: 30 min). */
+export const PEER_TTL_MS = 30 * 60_000;
+/** Most info hashes stored; the one announced longest ago makes room. */
+export const MAX_STORED_HASHES = 2000;
+/** Most peers stored per info hash. */
+export const MAX_PEERS_PER_HASH = 200;
+/** Most values returned in one get_peers reply (fits a 1.5 KB datagram). */
+export const MAX_VALUES_RETURNED = 50;
+export const TOKEN_ROTATE_MS = 5 * 60_000;
+export const TOKEN_BYTES = 8;
+
+export class PeerStore {
+  /** hex info hash -> (host:port -> [compact peer, expires]); Map order = insertion, oldest first */
+  readonly #hashes = new Map<string, Map<string, { compact: Buffer; expires: number }>>();
+
+  get hashCount(): number {
+    return this.#hashes.size;
+  }
+
+  add(infoHash: Buffer, host: string, port: number, now: number): boolean {
+    const compact = encodeCompactPeer(host, port);
+    if (!compact || port === 0) return false;
+    const hex = infoHash.toString('hex');
+    let peers = this.#hashes.get(hex);
+    if (!peers) {
+      if (this.#hashes.size >= MAX_STORED_HASHES) this.expire(now);
+      if (this.#hashes.size >= MAX_STORED_HASHES) {
+        const oldest = this.#hashes.keys().next().value;
+        if (oldest !== undefined) this.#hashes.delete(oldest);
+      }
+      peers = new Map();
+      this.#hashes.set(hex, peers);
+    }
+    const k = `${host}:${port}`;
+    peers.delete(k);
+    if (peers.size >= MAX_PEERS_PER_HASH) {
+      const oldest = peers.keys().next().value;
+      if (oldest !== undefined) peers.delete(oldest);
+    }
+    peers.set(k, { compact, expires: now + PEER_TTL_MS });
+    return true;
+  }
+
+  /** Up to `max` live compact peers for `infoHash`, a random selection when there are more. */
+  values(infoHash: Buffer, now: number, max = MAX_VALUES_RETURNED): Buffer[] {
+    const peers = this.#hashes.get(infoHash.toString('hex'));
+    if (!peers) return [];
+    const live: Buffer[] = [];
+    for (const [k, p] of peers) {
+      if (p.expires <= now) peers.delete(k);
+      else live.push(p.compact);
+    }
+    if (peers.size === 0) this.#hashes.delete(infoHash.toString('hex'));
+    for (let i = live.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [live[i], live[j]] = [live[j]!, live[i]!];
+    }
+    return live.slice(0, max);
+  }
+
+  /** Drop expired peers and empty hashes. */
+  expire(now: number): void {
+    for (const [hex, peers] of this.#hashes) {
+      for (const [k, p] of peers) if (p.expires <= now) peers.delete(k);
+      if (peers.size === 0) this.#hashes.delete(hex);
+    }
+  }
+}
+
+/** Write tokens: SHA-1(secret | ip) truncated, for the current and the previous secret. */
+export class TokenIssuer {
+  #current = randomBytes(20);
+  #previous = randomBytes(20);
+  #rotatedAt: number;
+
+  constructor(now: number) {
+    this.#rotatedAt = now;
+  }
+
+  #rotate(now: number): void {
+    if (now - this.#rotatedAt < TOKEN_ROTATE_MS) return;
+    // after a long pause both secrets are stale
+    this.#previous = now - this.#rotatedAt >= 2 * TOKEN_ROTATE_MS ? randomBytes(20) : this.#current;
+    this.#current = randomBytes(20);
+    this.#rotatedAt = now;
+  }
+
+  issue(ip: string, now: number): Buffer {
+    this.#rotate(now);
+    return tokenFor(this.#current, ip);
+  }
+
+  valid(token: Buffer, ip: string, now: number): boolean {
+    this.#rotate(now);
+    return token.equals(tokenFor(this.#current, ip)) || token.equals(tokenFor(this.#previous, ip));
+  }
+}
+
+function tokenFor(secret: Buffer, ip: string): Buffer {
+  return createHash('sha1').update(secret).update(ip, 'latin1').digest().subarray(0, TOKEN_BYTES);
+}
