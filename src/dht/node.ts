@@ -174,6 +174,17 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     return { peers: lookup.peers, queried: lookup.queriesSent, announcedTo };
   }
 
+  /**
+   * A node learnt outside the DHT (a peer's PORT message, BEP 5): ping it, and
+   * it joins the routing table if it answers. Skipped when many queries are
+   * already waiting, so peers cannot make us queue pings without bound.
+   */
+  addNode(host: string, port: number): void {
+    if (this.#closed || !isUsableNodeAddress(host, port) || this.#isSelf(host, port)) return;
+    if (this.#pending.size >= MAX_PENDING_QUERIES / 2) return;
+    void this.query({ host, port }, { q: 'ping', id: this.id });
+  }
+
   /** Send one query; resolves with the answer, or undefined on timeout, error reply or close. */
   async query(to: { host: string; port: number }, query: KrpcQuery): Promise<KrpcResponseBody | undefined> {
     while (this.#pending.size >= MAX_PENDING_QUERIES && !this.#closed) {

@@ -35,9 +35,9 @@ export const IDLE_TIMEOUT_MS = 120_000;
 export const KEEP_ALIVE_INTERVAL_MS = 60_000;
 const TIMER_TICK_MS = 5_000;
 
-/** Reserved bytes we send: BEP 10 extension protocol (byte 5, 0x10) and BEP 6 fast extension (byte 7, 0x04). */
-export function ourReserved(): Buffer {
-  return defaultReserved();
+/** Reserved bytes we send: BEP 10 extension protocol (byte 5, 0x10), BEP 6 fast extension (byte 7, 0x04), with `dht` BEP 5 (byte 7, 0x01). */
+export function ourReserved(dht = false): Buffer {
+  return defaultReserved(dht);
 }
 
 /**
@@ -116,6 +116,8 @@ export interface PeerConnectionOptions {
   cipher?: StreamCipher | undefined;
   host: string;
   port: number;
+  /** We run a DHT node: say so in the handshake (BEP 5). */
+  dht?: boolean | undefined;
   handshakeTimeoutMs?: number;
   idleTimeoutMs?: number;
   keepAliveIntervalMs?: number;
@@ -165,6 +167,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   readonly #cipher: StreamCipher | undefined;
   readonly #leftover: Buffer | undefined;
   readonly #infoHash: Buffer;
+  readonly #dht: boolean;
   readonly #peerId: Buffer;
   #lastReceived = Date.now();
   #lastSent = Date.now();
@@ -180,6 +183,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.port = opts.port;
     this.direction = opts.direction;
     this.#infoHash = opts.infoHash;
+    this.#dht = opts.dht === true;
     this.#peerId = opts.peerId;
     this.#cipher = opts.cipher;
     this.#leftover = opts.leftover;
@@ -212,13 +216,13 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
    */
   start(remote?: { handshake: Handshake; leftover?: Buffer }): void {
     if (this.direction === 'outgoing') {
-      this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved()));
+      this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved(this.#dht)));
       if (this.#leftover && this.#leftover.length > 0) this.#onData(this.#leftover);
       for (const chunk of this.#early.splice(0)) this.#onData(this.#cipher ? this.#cipher.decrypt.process(chunk) : chunk);
       return;
     }
     if (!remote) throw new Error('incoming connection needs the remote handshake');
-    this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved()));
+    this.#write(encodeHandshake(this.#infoHash, this.#peerId, ourReserved(this.#dht)));
     this.#acceptHandshake(remote.handshake);
     if (!this.#closed && remote.leftover && remote.leftover.length > 0) this.#onData(remote.leftover);
   }

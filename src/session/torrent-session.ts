@@ -32,7 +32,7 @@ import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js'
 import { negotiateMse } from '../peer/mse-dial.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { metadataPieceCount } from '../metainfo/metadata.js';
-import { supportsExtensionProtocol } from '../wire/handshake.js';
+import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { PeerPool } from './peer-pool.js';
 import { PieceReadCache, READ_CACHE_BYTES } from './read-cache.js';
@@ -197,6 +197,8 @@ class PeerState {
   snubbed = false;
   /** BEP 9: the extended id the peer wants ut_metadata messages under (0: it does not take them). */
   utMetadataId = 0;
+  /** The peer's PORT message (BEP 5) was acted on: later ones are ignored. */
+  dhtNodeAdded = false;
   /** ut_metadata requests answered on this connection (bounded: see #onMetadataMessage). */
   metadataRequests = 0;
   /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
@@ -580,6 +582,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       direction,
       host,
       port,
+      dht: this.#dhtAnnouncer !== undefined,
     });
     const state = new PeerState(conn, poolKey);
     this.#peers.set(conn, state);
@@ -638,6 +641,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (conn.fastExtension && this.have.complete) conn.send({ type: 'have-all' });
       else if (conn.fastExtension && this.have.count === 0) conn.send({ type: 'have-none' });
       else if (this.have.count > 0) conn.send({ type: 'bitfield', bitfield: this.have });
+      // BEP 5: a peer that runs a DHT node learns where ours listens
+      if (this.#dhtAnnouncer && this.opts.dht && supportsDht(h.reserved)) conn.send({ type: 'port', port: this.opts.dht.port });
     });
     // a free upload slot goes to the first peers straight away (no 10 s wait)
   }
@@ -680,6 +685,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         break;
       case 'reject':
         this.#onReject(state, m.index, m.begin);
+        break;
+      case 'port':
+        // BEP 5: the peer's DHT node; asked once per connection (a ping adds it to the routing table when it answers)
+        if (this.#dhtAnnouncer && this.opts.dht && !state.dhtNodeAdded) {
+          state.dhtNodeAdded = true;
+          this.opts.dht.addNode(conn.host, m.port);
+        }
         break;
       case 'extended':
         if (m.id === OUR_UT_METADATA_ID && !this.meta.private) this.#onMetadataMessage(state, m.payload);

@@ -21,18 +21,26 @@ const EXTENSION_PROTOCOL_BIT = 0x10;
 const FAST_EXTENSION_BYTE = 7;
 const FAST_EXTENSION_BIT = 0x04;
 
+/** BEP 5: reserved byte 7, bit 0x01 (the peer runs a DHT node and sends PORT). */
+const DHT_BYTE = 7;
+const DHT_BIT = 0x01;
+
 export interface Handshake {
   reserved: Buffer;
   infoHash: Buffer;
   peerId: Buffer;
 }
 
-/** Our reserved bytes: the extension protocol bit and the fast extension bit. */
-export function defaultReserved(): Buffer {
+/** Our reserved bytes: the extension protocol bit, the fast extension bit, and with `dht` the DHT bit. */
+export function defaultReserved(dht = false): Buffer {
   const reserved = Buffer.alloc(RESERVED_LENGTH);
   reserved[EXTENSION_PROTOCOL_BYTE] = EXTENSION_PROTOCOL_BIT;
-  reserved[FAST_EXTENSION_BYTE] = FAST_EXTENSION_BIT;
+  reserved[FAST_EXTENSION_BYTE] = FAST_EXTENSION_BIT | (dht ? DHT_BIT : 0);
   return reserved;
+}
+
+export function supportsDht(reserved: Buffer): boolean {
+  return ((reserved[DHT_BYTE] ?? 0) & DHT_BIT) !== 0;
 }
 
 export function supportsExtensionProtocol(reserved: Buffer): boolean {
