@@ -10,28 +10,21 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DhtNode } from '../../../src/dht/node.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { patternBytes } from '../../helpers/torrent-factory.js';
+import { closeDhtNodes, loopbackDhtNode } from '../../helpers/dht.js';
 import { stopAll, trackDir } from '../../helpers/swarm.js';
 import { until } from '../../helpers/until.js';
 import { LOOPBACK, expectOneErrorLine, killAllTt, runTt, startTt } from './tt-cli.js';
 
-const nodes: DhtNode[] = [];
-
 afterEach(async () => {
   await killAllTt();
   await stopAll();
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
+  await closeDhtNodes();
 });
 
 /** An in-process DHT node on loopback: the swarm's only meeting point. */
-async function router(): Promise<DhtNode> {
-  const node = new DhtNode({ host: '127.0.0.1', port: 0, bootstrap: [] });
-  nodes.push(node);
-  await node.listen();
-  return node;
-}
+const router = () => loopbackDhtNode();
 
 async function trackerless(extra: readonly string[] = []): Promise<{ work: string; torrent: string; data: Buffer; infoHash: Buffer }> {
   const work = await mkdtemp(join(tmpdir(), 'tt-dht-'));

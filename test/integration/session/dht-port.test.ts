@@ -5,25 +5,17 @@
  * table. Without a DHT node, or to a peer without the bit, nothing is said.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DhtNode } from '../../../src/dht/node.js';
 import type { Message } from '../../../src/wire/messages.js';
+import { closeDhtNodes, loopbackDhtNode } from '../../helpers/dht.js';
 import { stopAll } from '../../helpers/swarm.js';
 import { until } from '../../helpers/until.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { hostileLeecher, startSeed, type SeedSetup } from '../hostile/harness.js';
 
-const nodes: DhtNode[] = [];
 afterEach(async () => {
   await stopAll();
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
+  await closeDhtNodes();
 });
-
-async function dhtNode(): Promise<DhtNode> {
-  const node = new DhtNode({ host: '127.0.0.1', port: 0, bootstrap: [] });
-  nodes.push(node);
-  await node.listen();
-  return node;
-}
 
 const DHT_AND_FAST = Buffer.from([0, 0, 0, 0, 0, 0x10, 0, 0x05]);
 const FAST_ONLY = Buffer.from([0, 0, 0, 0, 0, 0x10, 0, 0x04]);
@@ -42,7 +34,7 @@ function portMessages(received: readonly Message[]): number[] {
 
 describe('BEP 5 PORT and the DHT handshake bit', () => {
   it('with a DHT node: the DHT bit is set and a DHT peer is told the node port', async () => {
-    const ours = await dhtNode();
+    const ours = await loopbackDhtNode();
     const setup = await startSeed({ dht: ours });
     const { peer, theirReserved } = await connect(setup, DHT_AND_FAST);
     expect(theirReserved[7]! & 0x01).toBe(0x01);
@@ -63,8 +55,8 @@ describe('BEP 5 PORT and the DHT handshake bit', () => {
   });
 
   it("a peer's PORT: our node pings theirs once, and it joins our routing table", async () => {
-    const ours = await dhtNode();
-    const theirs = await dhtNode();
+    const ours = await loopbackDhtNode();
+    const theirs = await loopbackDhtNode();
     const { fx, seed } = await startSeed({ dht: ours });
     const peer = await hostileLeecher(fx.meta, seed, undefined, DHT_AND_FAST);
     expect(ours.table.has(theirs.id)).toBe(false);
