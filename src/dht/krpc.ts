@@ -63,11 +63,14 @@ export type KrpcMessage =
   | { readonly y: 'unknown-method'; readonly t: Buffer; readonly method: string };
 
 export class KrpcError extends Error {
-  /** The transaction id, when the datagram got that far (an error reply can then be sent). */
+  /** The transaction id, when the datagram got that far. */
   readonly t: Buffer | undefined;
-  constructor(message: string, t?: Buffer) {
+  /** The datagram was a query (y = q) with a transaction id: it deserves an error reply (BEP 5, 203). */
+  readonly answerable: boolean;
+  constructor(message: string, t?: Buffer, answerable = false) {
     super(message);
     this.t = t;
+    this.answerable = answerable && t !== undefined;
   }
 }
 
@@ -180,16 +183,20 @@ export function parseKrpc(datagram: Uint8Array): KrpcMessage {
   switch (y.toString('latin1')) {
     case 'q': {
       const q = root.get('q');
-      if (!isBytes(q) || q.length > 64) throw new KrpcError('bad method name', t);
+      if (!isBytes(q) || q.length > 64) throw new KrpcError('bad method name', t, true);
       const method = q.toString('latin1');
       const a = root.get('a');
-      if (!isDict(a)) throw new KrpcError('query without arguments', t);
+      if (!isDict(a)) throw new KrpcError('query without arguments', t, true);
       if (!METHODS.has(method)) {
-        bytesField(a, 'id', t, NODE_ID_BYTES);
+        if (!isBytes(a.get('id')) || (a.get('id') as Buffer).length !== NODE_ID_BYTES) throw new KrpcError('id is missing or not 20 bytes', t, true);
         return { y: 'unknown-method', t, method };
       }
       const ro = root.get('ro');
-      return { y: 'q', t, query: parseQuery(method, a, t), readOnly: isInt(ro) && ro === 1 };
+      try {
+        return { y: 'q', t, query: parseQuery(method, a, t), readOnly: isInt(ro) && ro === 1 };
+      } catch (err) {
+        throw err instanceof KrpcError ? new KrpcError(err.message, t, true) : err;
+      }
     }
     case 'r': {
       const r = root.get('r');

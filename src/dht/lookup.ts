@@ -50,6 +50,8 @@ export class Lookup {
   readonly #alpha: number;
   readonly #maxQueries: number;
   readonly #byKey = new Map<string, Candidate>();
+  /** Every address queried, kept after the candidate list forgets it: nobody is asked twice. */
+  readonly #asked = new Set<string>();
   /** Sorted closest first; candidates without a known id come first (they are asked at once). */
   #sorted: Candidate[] = [];
   #inFlight = 0;
@@ -97,6 +99,7 @@ export class Lookup {
       }
       if (c.state !== 'new') continue;
       c.state = 'pending';
+      this.#asked.add(key(c.host, c.port));
       this.#inFlight++;
       this.#queries++;
       out.push({ host: c.host, port: c.port, id: c.id });
@@ -155,7 +158,7 @@ export class Lookup {
     for (const n of contacts) {
       if (this.#ignore(n.host, n.port)) continue;
       const k = key(n.host, n.port);
-      if (this.#byKey.has(k)) continue;
+      if (this.#byKey.has(k) || this.#asked.has(k)) continue;
       const c: Candidate = { host: n.host, port: n.port, id: n.id, state: 'new', token: undefined };
       this.#byKey.set(k, c);
       this.#sorted.push(c);

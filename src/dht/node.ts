@@ -153,6 +153,9 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     const seeds = await this.#bootstrapContacts();
     if (this.#closed) return { peers: [], queried: 0, announcedTo: 0 };
     const lookup = new Lookup(infoHash, [...this.#tableContacts(infoHash, K * 2), ...seeds], { ignore: (h, p) => this.#isSelf(h, p) });
+    // peers announced to this very node are in no other node's answer (libtorrent announces to whoever is closest, us included)
+    const stored = this.store.values(infoHash, Date.now()).map((c) => ({ host: `${c[0]}.${c[1]}.${c[2]}.${c[3]}`, port: c.readUInt16BE(4) }));
+    if (stored.length > 0) opts.onPeers?.(stored);
     let reported = 0;
     await this.#run(lookup, () => ({ q: 'get_peers', id: this.id, infoHash }), () => {
       const peers = lookup.peers;
@@ -171,7 +174,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       );
       announcedTo = answers.filter(Boolean).length;
     }
-    return { peers: lookup.peers, queried: lookup.queriesSent, announcedTo };
+    return { peers: [...stored, ...lookup.peers], queried: lookup.queriesSent, announcedTo };
   }
 
   /**
@@ -325,7 +328,8 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       m = parseKrpc(msg);
     } catch (err) {
       // a malformed query with a readable transaction id gets a protocol error (rate-limited); anything else is dropped
-      if (err instanceof KrpcError && err.t && this.#admit(host)) this.#send(encodeError(err.t, KRPC_ERROR.protocol, err.message), host, port);
+      // (never in reply to a malformed response or error: two nodes could bounce errors forever)
+      if (err instanceof KrpcError && err.answerable && err.t && this.#admit(host)) this.#send(encodeError(err.t, KRPC_ERROR.protocol, err.message), host, port);
       return;
     }
     const now = Date.now();

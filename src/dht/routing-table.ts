@@ -98,7 +98,13 @@ export class RoutingTable {
     const existing = bucket.find((e) => e.id.equals(node.id));
     if (existing) {
       // an id that moved to another address is not believed (it could be anyone claiming it)
-      if (existing.host !== node.host || existing.port !== node.port) return existing.failures > 0 && this.#replace(bucket, existing, node, now);
+      if (existing.host !== node.host || existing.port !== node.port) {
+        if (existing.failures === 0) return false;
+        // the failing id moves: whatever else sat at its new address goes (one entry per address)
+        const other = this.#byAddress.get(addressKey(node.host, node.port));
+        if (other) this.remove(other);
+        return this.#replace(bucket, existing, node, now);
+      }
       existing.lastSeen = now;
       existing.failures = 0;
       return true;

@@ -32,7 +32,11 @@ export class PeerStore {
     if (!compact || port === 0) return false;
     const hex = infoHash.toString('hex');
     let peers = this.#hashes.get(hex);
-    if (!peers) {
+    if (peers) {
+      // most recently announced last: eviction takes the hash announced longest ago
+      this.#hashes.delete(hex);
+      this.#hashes.set(hex, peers);
+    } else {
       if (this.#hashes.size >= MAX_STORED_HASHES) this.expire(now);
       if (this.#hashes.size >= MAX_STORED_HASHES) {
         const oldest = this.#hashes.keys().next().value;
@@ -87,12 +91,17 @@ export class TokenIssuer {
     this.#rotatedAt = now;
   }
 
+  /**
+   * Rotate on a fixed schedule (every TOKEN_ROTATE_MS since construction),
+   * however the calls fall: a token is accepted for at most two periods.
+   */
   #rotate(now: number): void {
-    if (now - this.#rotatedAt < TOKEN_ROTATE_MS) return;
-    // after a long pause both secrets are stale
-    this.#previous = now - this.#rotatedAt >= 2 * TOKEN_ROTATE_MS ? randomBytes(20) : this.#current;
+    const periods = Math.floor((now - this.#rotatedAt) / TOKEN_ROTATE_MS);
+    if (periods < 1) return;
+    // after two or more periods both secrets are stale
+    this.#previous = periods === 1 ? this.#current : randomBytes(20);
     this.#current = randomBytes(20);
-    this.#rotatedAt = now;
+    this.#rotatedAt += periods * TOKEN_ROTATE_MS;
   }
 
   issue(ip: string, now: number): Buffer {

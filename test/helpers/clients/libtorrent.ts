@@ -62,6 +62,8 @@ export interface LtSeedOptions {
   metadata?: boolean;
   /** Encrypted connections only, RC4 stream ("require encryption"). */
   requireRc4?: boolean;
+  /** Turn the DHT on with only these loopback nodes to start from ("127.0.0.1:port"). */
+  dhtBootstrap?: readonly string[];
 }
 
 export interface LtSeeder {
@@ -78,6 +80,7 @@ export async function startLtSeeder(opts: LtSeedOptions): Promise<LtSeeder> {
   if (opts.metadata) args.push('--metadata');
   if (opts.requireRc4) args.push('--require-rc4');
   for (const p of opts.peers ?? []) args.push('--peer', p);
+  for (const n of opts.dhtBootstrap ?? []) args.push('--dht-bootstrap', n);
   const proc = startProcess('libtorrent seeder', SYSTEM_PYTHON, args);
   try {
     const listening = await proc.waitForEventNamed('listening', LT_START_TIMEOUT_MS);
@@ -98,6 +101,8 @@ export interface LtLeechOptions {
   timeoutS?: number;
   /** Encrypted connections only, RC4 stream ("require encryption"). */
   requireRc4?: boolean;
+  /** Turn the DHT on with only these loopback nodes to start from ("127.0.0.1:port"). */
+  dhtBootstrap?: readonly string[];
 }
 
 /** Start a libtorrent leecher; it prints {"event":"done","seconds":S} and exits 0 when complete. */
@@ -106,7 +111,26 @@ export function startLtLeecher(opts: LtLeechOptions): ManagedProcess {
   for (const p of opts.peers ?? []) args.push('--peer', p);
   args.push('--timeout', String(opts.timeoutS ?? 120));
   if (opts.requireRc4) args.push('--require-rc4');
+  for (const n of opts.dhtBootstrap ?? []) args.push('--dht-bootstrap', n);
   return startProcess('libtorrent leecher', SYSTEM_PYTHON, args);
+}
+
+export interface LtDhtNode {
+  proc: ManagedProcess;
+  /** UDP port of its DHT node. */
+  port: number;
+}
+
+/** A libtorrent session that is only a DHT node (no torrents), on 127.0.0.1, bootstrapping from nothing. */
+export async function startLtDhtNode(): Promise<LtDhtNode> {
+  const proc = startProcess('libtorrent DHT node', SYSTEM_PYTHON, [LT_PY, 'dht-node', '--port', '0']);
+  try {
+    const listening = await proc.waitForEventNamed('listening', LT_START_TIMEOUT_MS);
+    return { proc, port: Number(listening['dhtPort'] ?? listening['port']) };
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
 }
 
 /** Download with libtorrent to completion; resolves with libtorrent's own seconds. */

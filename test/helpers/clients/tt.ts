@@ -40,12 +40,12 @@ export interface TtSeeder {
   stop(): Promise<void>;
 }
 
-/** `tt seed <torrent> --dir DIR --port 0 --json`; resolves once it listens and has checked its data. */
-export async function startTtSeeder(torrent: string, dataDir: string): Promise<TtSeeder> {
+/** `tt seed <torrent> --dir DIR --port 0 --json [extra]`; resolves once it listens and has checked its data. */
+export async function startTtSeeder(torrent: string, dataDir: string, extra: readonly string[] = []): Promise<TtSeeder> {
   const proc = startProcess(
     'tt seed',
     process.execPath,
-    ttArgs(['seed', torrent, '--dir', dataDir, '--port', '0', '--bind', '127.0.0.1', '--json']),
+    ttArgs(['seed', torrent, '--dir', dataDir, '--port', '0', '--bind', '127.0.0.1', '--json', ...extra]),
   );
   try {
     const listening = await proc.waitForEventNamed('listening', TT_START_TIMEOUT_MS);
