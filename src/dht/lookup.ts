@@ -166,9 +166,11 @@ export class Lookup {
     }
     if (!added) return;
     this.#sort();
-    // keep the closest; drop the farthest that are not in flight
+    // keep the closest; drop the farthest not yet asked (or failed). Nodes that answered stay,
+    // whatever is named after them: they hold the tokens the announce needs (at most
+    // maxQueries of them, so the list stays bounded)
     while (this.#sorted.length > MAX_CANDIDATES) {
-      const at = this.#sorted.findLastIndex((c) => c.state !== 'pending');
+      const at = this.#sorted.findLastIndex((c) => c.state === 'new' || c.state === 'failed');
       if (at < 0) break;
       const [gone] = this.#sorted.splice(at, 1);
       if (gone) this.#byKey.delete(key(gone.host, gone.port));

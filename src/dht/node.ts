@@ -94,7 +94,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
   readonly #pending = new Map<string, Pending>();
   readonly #waiting: Array<() => void> = [];
   readonly #rates = new Map<string, { tokens: number; at: number }>();
-  #global = { tokens: QUERIES_PER_S, at: Date.now() };
+  #global = { tokens: QUERIES_PER_S, at: performance.now() };
   #nextTid = Math.floor(Math.random() * 0x10000);
   #bootstrap: Promise<Contact[]> | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -339,7 +339,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
         const p = this.#pending.get(key);
         // an answer counts only from the address we asked: anyone can send a datagram with a guessed id
         if (!p || p.host !== host || p.port !== port) return;
-        if (isUsableNodeAddress(host, port)) this.table.seen({ id: m.response.id, host, port }, now);
+        if (isUsableNodeAddress(host, port)) this.table.seen({ id: m.response.id, host, port }, now, true);
         this.#settle(key, m.response);
         return;
       }
@@ -354,8 +354,11 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
         return;
       case 'q':
         if (!this.#admit(host)) return;
-        // read-only nodes (BEP 43) are not added: they do not answer queries
-        if (!m.readOnly && isUsableNodeAddress(host, port)) this.table.seen({ id: m.query.id, host, port }, now);
+        // read-only nodes (BEP 43) are not added: they do not answer queries. A querier joins
+        // unverified (never handed to others) and is pinged: answering from its address verifies it
+        if (!m.readOnly && isUsableNodeAddress(host, port) && this.table.seen({ id: m.query.id, host, port }, now, false)) {
+          if (this.table.shouldVerify(m.query.id, now)) this.addNode(host, port);
+        }
         this.#answer(m.t, m.query, host, port, now);
         return;
     }
@@ -390,12 +393,13 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
   }
 
   #closestNodes(target: Buffer): CompactNode[] {
-    return this.table.closest(target, K).filter((e) => e.failures === 0);
+    return this.table.closest(target, K, true);
   }
 
   /** Token buckets: per address and global. False = drop the datagram unanswered. */
   #admit(host: string): boolean {
-    const now = Date.now();
+    // a monotonic clock: a wall-clock step back must not drain the buckets
+    const now = performance.now();
     const g = this.#global;
     g.tokens = Math.min(QUERIES_PER_S, g.tokens + ((now - g.at) / 1000) * QUERIES_PER_S);
     g.at = now;

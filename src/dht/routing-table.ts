@@ -14,6 +14,8 @@ export const BUCKETS = NODE_ID_BYTES * 8;
 export const QUESTIONABLE_AFTER_MS = 15 * 60_000;
 /** Unanswered queries in a row after which a node is dropped. */
 export const MAX_FAILURES = 3;
+/** An unverified node is pinged at most this often. */
+export const VERIFY_PING_INTERVAL_MS = 60_000;
 
 export interface TableEntry {
   readonly id: Buffer;
@@ -23,6 +25,10 @@ export interface TableEntry {
   lastSeen: number;
   /** Queries in a row it did not answer. */
   failures: number;
+  /** It has answered a query of ours (from this address): only verified nodes are handed to others. */
+  verified: boolean;
+  /** When we last pinged it to verify it (-Infinity: never). */
+  verifyPingAt: number;
 }
 
 /** a XOR b, as a 20-byte buffer. */
@@ -66,6 +72,12 @@ export function randomIdInBucket(own: Uint8Array, bits: number, random: (n: numb
   return id;
 }
 
+function oldestUnverified(bucket: readonly TableEntry[]): TableEntry | undefined {
+  let oldest: TableEntry | undefined;
+  for (const e of bucket) if (!e.verified && (!oldest || e.lastSeen < oldest.lastSeen)) oldest = e;
+  return oldest;
+}
+
 function addressKey(host: string, port: number): string {
   return `${host}:${port}`;
 }
@@ -87,33 +99,42 @@ export class RoutingTable {
   }
 
   /**
-   * A node answered us (or queried us): add it or refresh it. A full bucket
-   * makes room only by dropping a node that has failed a query and not been
-   * seen for QUESTIONABLE_AFTER_MS, or has failed MAX_FAILURES times.
+   * A node answered us (`verified`) or queried us (not verified: its source
+   * address may be forged): add it or refresh it. A full bucket makes room,
+   * for a verified node only, by dropping a node that has failed a query and
+   * not been seen for QUESTIONABLE_AFTER_MS, or has failed MAX_FAILURES times,
+   * or else the longest-silent unverified node.
    * Returns whether the node is in the table afterwards.
    */
-  seen(node: CompactNode, now: number): boolean {
+  seen(node: CompactNode, now: number, verified = true): boolean {
     if (node.id.length !== NODE_ID_BYTES || node.id.equals(this.ownId)) return false;
     const bucket = this.#buckets[commonPrefixBits(this.ownId, node.id)]!;
     const existing = bucket.find((e) => e.id.equals(node.id));
     if (existing) {
       // an id that moved to another address is not believed (it could be anyone claiming it)
       if (existing.host !== node.host || existing.port !== node.port) {
-        if (existing.failures === 0) return false;
+        if (existing.failures === 0 || !verified) return false;
         // the failing id moves: whatever else sat at its new address goes (one entry per address)
         const other = this.#byAddress.get(addressKey(node.host, node.port));
         if (other) this.remove(other);
         return this.#replace(bucket, existing, node, now);
       }
       existing.lastSeen = now;
-      existing.failures = 0;
+      if (verified) {
+        existing.failures = 0;
+        existing.verified = true;
+      }
       return true;
     }
     // one entry per address: a node that changed its id replaces its old entry
     const sameAddress = this.#byAddress.get(addressKey(node.host, node.port));
-    if (sameAddress) this.remove(sameAddress);
+    if (sameAddress) {
+      // an address changes its id only by answering from it
+      if (!verified) return false;
+      this.remove(sameAddress);
+    }
     if (bucket.length < K) {
-      bucket.push({ id: node.id, host: node.host, port: node.port, lastSeen: now, failures: 0 });
+      bucket.push({ id: node.id, host: node.host, port: node.port, lastSeen: now, failures: 0, verified, verifyPingAt: -Infinity });
       this.#byAddress.set(addressKey(node.host, node.port), node.id);
       this.#size++;
       return true;
@@ -121,7 +142,30 @@ export class RoutingTable {
     const stale = bucket.find(
       (e) => e.failures >= MAX_FAILURES || (e.failures > 0 && now - e.lastSeen >= QUESTIONABLE_AFTER_MS),
     );
-    return stale ? this.#replace(bucket, stale, node, now) : false;
+    if (!verified) return false;
+    // a node that answered outranks one that only ever queried us (its address may be forged)
+    const replaceable = stale ?? oldestUnverified(bucket);
+    return replaceable ? this.#replace(bucket, replaceable, node, now) : false;
+  }
+
+  isVerified(id: Buffer): boolean {
+    return this.#find(id)?.verified ?? false;
+  }
+
+  /**
+   * True when `id` is in the table unverified and was not pinged within
+   * VERIFY_PING_INTERVAL_MS (the caller pings it now: this records that).
+   */
+  shouldVerify(id: Buffer, now: number): boolean {
+    const e = this.#find(id);
+    if (!e || e.verified || now - e.verifyPingAt < VERIFY_PING_INTERVAL_MS) return false;
+    e.verifyPingAt = now;
+    return true;
+  }
+
+  #find(id: Buffer): TableEntry | undefined {
+    if (id.length !== NODE_ID_BYTES) return undefined;
+    return this.#buckets[commonPrefixBits(this.ownId, id)]?.find((x) => x.id.equals(id));
   }
 
   /** A query to `id` went unanswered: count it; drop the node after MAX_FAILURES. */
@@ -150,10 +194,13 @@ export class RoutingTable {
     return bucket?.some((x) => x.id.equals(id)) ?? false;
   }
 
-  /** The `count` known nodes closest to `target`, closest first (failing ones last). */
-  closest(target: Uint8Array, count = K): TableEntry[] {
+  /**
+   * The `count` known nodes closest to `target`, closest first (failing ones
+   * last). `goodOnly`: verified nodes with no failure (what we tell others).
+   */
+  closest(target: Uint8Array, count = K, goodOnly = false): TableEntry[] {
     const all: TableEntry[] = [];
-    for (const b of this.#buckets) for (const e of b) all.push(e);
+    for (const b of this.#buckets) for (const e of b) if (!goodOnly || (e.verified && e.failures === 0)) all.push(e);
     all.sort((a, b) => (a.failures > 0 ? 1 : 0) - (b.failures > 0 ? 1 : 0) || compareDistance(target, a.id, b.id));
     return all.slice(0, count);
   }
@@ -177,7 +224,7 @@ export class RoutingTable {
     const sameBucket = commonPrefixBits(this.ownId, node.id) === commonPrefixBits(this.ownId, old.id);
     if (at < 0 || !sameBucket) return false;
     this.#byAddress.delete(addressKey(old.host, old.port));
-    bucket[at] = { id: node.id, host: node.host, port: node.port, lastSeen: now, failures: 0 };
+    bucket[at] = { id: node.id, host: node.host, port: node.port, lastSeen: now, failures: 0, verified: true, verifyPingAt: -Infinity };
     this.#byAddress.set(addressKey(node.host, node.port), node.id);
     return true;
   }

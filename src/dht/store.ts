@@ -19,9 +19,41 @@ export const MAX_VALUES_RETURNED = 50;
 export const TOKEN_ROTATE_MS = 5 * 60_000;
 export const TOKEN_BYTES = 8;
 
+interface StoredPeer {
+  readonly compact: Buffer;
+  readonly expires: number;
+  readonly host: string;
+}
+
+/**
+ * Make room in a full peer list: the oldest entry of the address holding the
+ * most entries goes, so one IP announcing many ports only displaces itself,
+ * never the peers other addresses announced (several peers behind one NAT
+ * still fit while there is room).
+ */
+function evictFromLargestHost(peers: Map<string, StoredPeer>): void {
+  const counts = new Map<string, number>();
+  let largest = '';
+  let most = 0;
+  for (const p of peers.values()) {
+    const n = (counts.get(p.host) ?? 0) + 1;
+    counts.set(p.host, n);
+    if (n > most) {
+      most = n;
+      largest = p.host;
+    }
+  }
+  for (const [k, p] of peers) {
+    if (p.host === largest) {
+      peers.delete(k);
+      return;
+    }
+  }
+}
+
 export class PeerStore {
   /** hex info hash -> (host:port -> [compact peer, expires]); Map order = insertion, oldest first */
-  readonly #hashes = new Map<string, Map<string, { compact: Buffer; expires: number }>>();
+  readonly #hashes = new Map<string, Map<string, StoredPeer>>();
 
   get hashCount(): number {
     return this.#hashes.size;
@@ -37,7 +69,7 @@ export class PeerStore {
       this.#hashes.delete(hex);
       this.#hashes.set(hex, peers);
     } else {
-      if (this.#hashes.size >= MAX_STORED_HASHES) this.expire(now);
+      // full: the hash announced longest ago goes (O(1); expiry of the rest is the periodic expire())
       if (this.#hashes.size >= MAX_STORED_HASHES) {
         const oldest = this.#hashes.keys().next().value;
         if (oldest !== undefined) this.#hashes.delete(oldest);
@@ -47,11 +79,8 @@ export class PeerStore {
     }
     const k = `${host}:${port}`;
     peers.delete(k);
-    if (peers.size >= MAX_PEERS_PER_HASH) {
-      const oldest = peers.keys().next().value;
-      if (oldest !== undefined) peers.delete(oldest);
-    }
-    peers.set(k, { compact, expires: now + PEER_TTL_MS });
+    if (peers.size >= MAX_PEERS_PER_HASH) evictFromLargestHost(peers);
+    peers.set(k, { compact, expires: now + PEER_TTL_MS, host });
     return true;
   }
 

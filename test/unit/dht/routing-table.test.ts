@@ -15,6 +15,7 @@ import {
   MAX_FAILURES,
   QUESTIONABLE_AFTER_MS,
   RoutingTable,
+  VERIFY_PING_INTERVAL_MS,
   commonPrefixBits,
   compareDistance,
   distance,
@@ -287,6 +288,52 @@ describe('RoutingTable: ids and addresses', () => {
     table.seen({ id: idInBucket(0, 3), host: '10.0.0.2', port: 6881 }, 2);
     expect(atAddress('10.0.0.2')).toHaveLength(1);
     checkInvariants(table);
+  });
+});
+
+describe('RoutingTable: verified and unverified nodes', () => {
+  const node = (tag: number, host = `10.0.3.${tag}`) => ({ id: idInBucket(5, tag), host, port: 6881 });
+
+  it('a querier joins unverified: kept, but not handed to others until it answers', () => {
+    const table = new RoutingTable(ZERO);
+    expect(table.seen(node(1), 0, false)).toBe(true);
+    expect(table.isVerified(node(1).id)).toBe(false);
+    expect(table.closest(node(1).id, K, true)).toEqual([]);
+    expect(table.closest(node(1).id, K).map((e) => e.host)).toEqual(['10.0.3.1']);
+    // another query does not verify it; an answer does
+    table.seen(node(1), 1, false);
+    expect(table.isVerified(node(1).id)).toBe(false);
+    table.seen(node(1), 2, true);
+    expect(table.closest(node(1).id, K, true).map((e) => e.host)).toEqual(['10.0.3.1']);
+  });
+
+  it('an unverified claim neither replaces a stale node, nor moves an id, nor changes the id at an address', () => {
+    const table = new RoutingTable(ZERO);
+    for (let i = 0; i < K; i++) table.seen(node(i), 0, true);
+    for (let i = 0; i < MAX_FAILURES - 1; i++) table.failed(node(0).id);
+    const late = 2 * QUESTIONABLE_AFTER_MS;
+    // the stale slot goes to a verified newcomer only
+    expect(table.seen(node(50), late, false)).toBe(false);
+    // a failing id is not moved by a query from elsewhere
+    expect(table.seen({ ...node(0), host: '10.0.9.9' }, late, false)).toBe(false);
+    expect(table.entries().find((e) => e.id.equals(node(0).id))?.host).toBe('10.0.3.0');
+    // an address's entry keeps its id against a query claiming another
+    expect(table.seen({ ...node(60), host: '10.0.3.1' }, late, false)).toBe(false);
+    expect(table.has(node(1).id)).toBe(true);
+    expect(table.seen(node(50), late, true)).toBe(true);
+    expect(table.has(node(0).id)).toBe(false);
+    checkInvariants(table);
+  });
+
+  it('shouldVerify: once per VERIFY_PING_INTERVAL_MS for an unverified node, never for a verified one', () => {
+    const table = new RoutingTable(ZERO);
+    table.seen(node(1), 0, false);
+    table.seen(node(2), 0, true);
+    expect(table.shouldVerify(node(1).id, 1)).toBe(true);
+    expect(table.shouldVerify(node(1).id, 2)).toBe(false);
+    expect(table.shouldVerify(node(1).id, 1 + VERIFY_PING_INTERVAL_MS)).toBe(true);
+    expect(table.shouldVerify(node(2).id, 1)).toBe(false);
+    expect(table.shouldVerify(node(3).id, 1)).toBe(false);
   });
 });
 

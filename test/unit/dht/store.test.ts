@@ -92,6 +92,23 @@ describe('PeerStore', () => {
     expect(s.hashCount).toBe(0);
   });
 
+  it('a full peer list makes room from the address holding the most entries: one IP cannot push out the others', () => {
+    const s = new PeerStore();
+    for (let i = 0; i < 10; i++) s.add(H, host(i), 6881, i);
+    // one address announces port after port, long after the others
+    for (let p = 1; p <= 3 * MAX_PEERS_PER_HASH; p++) s.add(H, '10.9.9.9', p, 100 + p);
+    const ports = new Map<string, number[]>();
+    for (const v of s.values(H, 1_000, ALL)) {
+      const key = `${v[0]}.${v[1]}.${v[2]}.${v[3]}`;
+      ports.set(key, [...(ports.get(key) ?? []), v.readUInt16BE(4)]);
+    }
+    for (let i = 0; i < 10; i++) expect(ports.get(host(i)), host(i)).toEqual([6881]);
+    // the flooder kept its newest announces in the room that was left
+    const flood = (ports.get('10.9.9.9') ?? []).sort((a, b) => a - b);
+    expect(flood).toHaveLength(MAX_PEERS_PER_HASH - 10);
+    expect(flood[0]).toBe(3 * MAX_PEERS_PER_HASH - (MAX_PEERS_PER_HASH - 10) + 1);
+  });
+
   it(`keeps at most MAX_PEERS_PER_HASH (${MAX_PEERS_PER_HASH}) per info hash, dropping the oldest announce`, () => {
     const s = new PeerStore();
     for (let i = 0; i < MAX_PEERS_PER_HASH; i++) s.add(H, host(i), 6881, i);
@@ -142,16 +159,15 @@ describe('PeerStore', () => {
     expect(s.hashCount).toBe(MAX_STORED_HASHES);
   });
 
-  it('a full store makes room from expired info hashes before evicting a live one', () => {
+  it('a full store evicts in O(1) the hash announced longest ago, which (equal TTLs) is the first to expire', () => {
     const s = new PeerStore();
-    const half = PEER_TTL_MS / 2;
-    s.add(hash(0), host(1), 1, half); // the first stored, still live
-    s.add(hash(1), host(1), 1, 0); // expires first
-    for (let i = 2; i < MAX_STORED_HASHES; i++) s.add(hash(i), host(1), 1, half);
+    s.add(hash(0), host(1), 1, 0); // announced first: expires first
+    for (let i = 1; i < MAX_STORED_HASHES; i++) s.add(hash(i), host(1), 1, PEER_TTL_MS / 2);
     s.add(hash(MAX_STORED_HASHES), host(1), 1, PEER_TTL_MS);
     expect(s.hashCount).toBe(MAX_STORED_HASHES);
-    expect(s.values(hash(0), PEER_TTL_MS)).toHaveLength(1);
-    expect(s.values(hash(1), PEER_TTL_MS)).toEqual([]);
+    expect(s.values(hash(0), PEER_TTL_MS)).toEqual([]);
+    // every live hash survived
+    for (let i = 1; i <= MAX_STORED_HASHES; i += 199) expect(s.values(hash(i), PEER_TTL_MS), `hash ${i}`).toHaveLength(1);
   });
 
   it('a full store evicts the info hash announced longest ago, not the one first stored', () => {
