@@ -18,3 +18,12 @@ export function parseHostPort(text: string): PeerAddress | undefined {
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
   return { host: m[1]!, port };
 }
+
+function isLocalAddress(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === '0.0.0.0' || host === 'localhost';
+}
+
+/** `peers` without our own listening address (a tracker or the DHT hands us back to ourselves). */
+export function withoutSelf(peers: readonly PeerAddress[], ownPort: number): PeerAddress[] {
+  return peers.filter((p) => !(p.port === ownPort && isLocalAddress(p.host)));
+}

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
-import type { PeerAddress } from '../core/peer-address.js';
+import { withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { MetadataAssembler } from '../metainfo/metadata.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { negotiateMse } from '../peer/mse-dial.js';
@@ -181,7 +181,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       ...(this.#opts.announce ? { announce: this.#opts.announce } : {}),
     });
     announcer.on('peers', (peers: PeerAddress[]) => {
-      this.#pool.add(peers);
+      this.#pool.add(withoutSelf(peers, this.#opts.port));
       this.#guard(() => this.#connectMore());
     });
     announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
@@ -199,7 +199,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   #startDht(node: DhtNode): void {
     const announcer = new DhtAnnouncer(node, this.#opts.infoHash, this.#opts.port);
     announcer.on('peers', (peers) => {
-      this.#pool.add(peers);
+      this.#pool.add(withoutSelf(peers, this.#opts.port));
       this.#guard(() => this.#connectMore());
     });
     this.#dhtAnnouncer = announcer;

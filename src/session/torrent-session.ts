@@ -25,6 +25,7 @@ import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import { DhtAnnouncer } from '../dht/announcer.js';
 import type { DhtNode } from '../dht/node.js';
+import { withoutSelf } from '../core/peer-address.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
@@ -398,8 +399,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   /** Add peers learnt elsewhere (tracker, command line) and dial them. */
   addPeers(peers: readonly PeerAddress[]): void {
-    const self = this.opts.listener.port;
-    const filtered = peers.filter((p) => !(p.port === self && isLocalAddress(p.host)));
+    const filtered = withoutSelf(peers, this.opts.listener.port);
     if (this.pool.add(filtered) > 0) this.#connectMore();
   }
 
@@ -1378,6 +1378,3 @@ function normalizeHost(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
-function isLocalAddress(host: string): boolean {
-  return host === '127.0.0.1' || host === '::1' || host === '0.0.0.0' || host === 'localhost';
-}

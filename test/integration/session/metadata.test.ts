@@ -158,6 +158,25 @@ describe('MetadataFetcher', () => {
     expect(result.peers.map((p) => p.port).sort()).toEqual([a.seed.address.port, b.address.port].sort());
   });
 
+  it('a tracker (or the DHT) handing us our own address back: the fetcher never dials itself', async () => {
+    const { fx, seed } = await bigSeed();
+    // stands where our listener would be: any connection to it is the fetcher dialing itself
+    const self = await RawPeer.listen();
+    servers.push(self);
+    let dialedSelf = false;
+    void self.accept(10_000).then(() => (dialedSelf = true), () => undefined);
+    const f = fetcher(fx.meta.infoHash, [], {
+      trackers: ['http://127.0.0.1:9/announce'],
+      port: self.port,
+      announce: async () => ({ peers: [{ host: '127.0.0.1', port: self.port }, { host: '127.0.0.1', port: seed.address.port }], interval: 1800 }),
+    });
+    const result = await fetchExplained(f);
+    expect(result.metadata.equals(fx.meta.rawInfo)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(dialedSelf).toBe(false);
+    expect(result.peers.map((p) => p.port)).toEqual([seed.address.port]);
+  });
+
   it('a lone peer sending a wrong dictionary is banned; the honest seed then supplies it', async () => {
     const { fx, seed } = await bigSeed();
     const info = fx.meta.rawInfo;
