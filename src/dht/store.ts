@@ -14,6 +14,12 @@ export const PEER_TTL_MS = 30 * 60_000;
 export const MAX_STORED_HASHES = 2000;
 /** Most peers stored per info hash. */
 export const MAX_PEERS_PER_HASH = 200;
+/**
+ * Most info hashes one address may have peers stored under: past it, its own
+ * least recently announced one is dropped, so one IP cannot evict every torrent
+ * others announced by announcing MAX_STORED_HASHES new ones.
+ */
+export const MAX_HASHES_PER_HOST = 100;
 /** Most values returned in one get_peers reply (fits a 1.5 KB datagram). */
 export const MAX_VALUES_RETURNED = 50;
 export const TOKEN_ROTATE_MS = 5 * 60_000;
@@ -54,6 +60,14 @@ function evictFromLargestHost(peers: Map<string, StoredPeer>): void {
 export class PeerStore {
   /** hex info hash -> (host:port -> [compact peer, expires]); Map order = insertion, oldest first */
   readonly #hashes = new Map<string, Map<string, StoredPeer>>();
+  /**
+   * host -> the hashes it announced, least recent first. May name hashes it no
+   * longer has peers under (evicted, expired): those are harmless when popped,
+   * and expire() rebuilds it exactly.
+   */
+  #byHost = new Map<string, Map<string, true>>();
+  /** #byHost size that triggers a rebuild (amortised: at least twice the live hosts). */
+  #rebuildAt = MAX_STORED_HASHES;
 
   get hashCount(): number {
     return this.#hashes.size;
@@ -81,7 +95,42 @@ export class PeerStore {
     peers.delete(k);
     if (peers.size >= MAX_PEERS_PER_HASH) evictFromLargestHost(peers);
     peers.set(k, { compact, expires: now + PEER_TTL_MS, host });
+    this.#noteHost(host, hex);
     return true;
+  }
+
+  /** Record that `host` announced `hex`; past MAX_HASHES_PER_HOST its least recent hash loses its peers from `host`. */
+  #noteHost(host: string, hex: string): void {
+    let hashes = this.#byHost.get(host);
+    if (!hashes) {
+      // stale hosts pile up only between expire() calls: drop them when they double the live ones
+      if (this.#byHost.size >= this.#rebuildAt) this.#rebuildByHost();
+      hashes = new Map();
+      this.#byHost.set(host, hashes);
+    }
+    hashes.delete(hex);
+    hashes.set(hex, true);
+    while (hashes.size > MAX_HASHES_PER_HOST) {
+      const oldest = hashes.keys().next().value as string;
+      hashes.delete(oldest);
+      const peers = this.#hashes.get(oldest);
+      if (!peers) continue;
+      for (const [k, p] of peers) if (p.host === host) peers.delete(k);
+      if (peers.size === 0) this.#hashes.delete(oldest);
+    }
+  }
+
+  #rebuildByHost(): void {
+    const byHost = new Map<string, Map<string, true>>();
+    for (const [hex, peers] of this.#hashes) {
+      for (const p of peers.values()) {
+        let hashes = byHost.get(p.host);
+        if (!hashes) byHost.set(p.host, (hashes = new Map()));
+        hashes.set(hex, true);
+      }
+    }
+    this.#byHost = byHost;
+    this.#rebuildAt = Math.max(MAX_STORED_HASHES, 2 * byHost.size);
   }
 
   /** Up to `max` live compact peers for `infoHash`, a random selection when there are more. */
@@ -101,12 +150,13 @@ export class PeerStore {
     return live.slice(0, max);
   }
 
-  /** Drop expired peers and empty hashes. */
+  /** Drop expired peers and empty hashes (and forget what hosts no longer hold). */
   expire(now: number): void {
     for (const [hex, peers] of this.#hashes) {
       for (const [k, p] of peers) if (p.expires <= now) peers.delete(k);
       if (peers.size === 0) this.#hashes.delete(hex);
     }
+    this.#rebuildByHost();
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_HASHES_PER_HOST,
   MAX_PEERS_PER_HASH,
   MAX_STORED_HASHES,
   MAX_VALUES_RETURNED,
@@ -145,25 +146,43 @@ describe('PeerStore', () => {
     expect(s.values(H, 1, ALL)).toHaveLength(stored);
   });
 
+  it(`one address holds peers under at most MAX_HASHES_PER_HOST (${MAX_HASHES_PER_HOST}) hashes: flooding new hashes evicts only its own`, () => {
+    const s = new PeerStore();
+    for (let i = 0; i < 50; i++) s.add(hash(100_000 + i), host(i), 6881, 0);
+    const flooder = '10.200.0.1';
+    for (let i = 0; i < MAX_STORED_HASHES + 500; i++) s.add(hash(i), flooder, 6881, 1 + i);
+    // every torrent the others announced is still there
+    for (let i = 0; i < 50; i++) expect(s.values(hash(100_000 + i), 10_000), `honest ${i}`).toHaveLength(1);
+    // the flooder keeps only its newest MAX_HASHES_PER_HOST
+    const kept = Array.from({ length: MAX_STORED_HASHES + 500 }, (_, i) => s.values(hash(i), 10_000).length).filter((n) => n > 0);
+    expect(kept).toHaveLength(MAX_HASHES_PER_HOST);
+    expect(s.values(hash(MAX_STORED_HASHES + 499), 10_000)).toHaveLength(1);
+    expect(s.hashCount).toBe(50 + MAX_HASHES_PER_HOST);
+    // a host's other peers under the same hash are untouched by its own eviction
+    s.add(hash(100_000), flooder, 7000, 20_000);
+    expect(s.values(hash(100_000), 20_001)).toHaveLength(2);
+  });
+
   it(`keeps at most MAX_STORED_HASHES (${MAX_STORED_HASHES}) info hashes; a new one evicts the oldest`, () => {
     const s = new PeerStore();
-    for (let i = 0; i < MAX_STORED_HASHES; i++) expect(s.add(hash(i), host(1), 1, i)).toBe(true);
+    // each from its own address (one address holds at most MAX_HASHES_PER_HOST)
+    for (let i = 0; i < MAX_STORED_HASHES; i++) expect(s.add(hash(i), host(i), 1, i)).toBe(true);
     expect(s.hashCount).toBe(MAX_STORED_HASHES);
-    expect(s.add(hash(MAX_STORED_HASHES), host(1), 1, MAX_STORED_HASHES)).toBe(true);
+    expect(s.add(hash(MAX_STORED_HASHES), host(MAX_STORED_HASHES), 1, MAX_STORED_HASHES)).toBe(true);
     expect(s.hashCount).toBe(MAX_STORED_HASHES);
     expect(s.values(hash(0), MAX_STORED_HASHES)).toEqual([]);
     expect(s.values(hash(1), MAX_STORED_HASHES)).toHaveLength(1);
     expect(s.values(hash(MAX_STORED_HASHES), MAX_STORED_HASHES)).toHaveLength(1);
     // more peers for a stored hash never evict anything
-    s.add(hash(1), host(2), 1, MAX_STORED_HASHES + 1);
+    s.add(hash(1), host(MAX_STORED_HASHES + 1), 1, MAX_STORED_HASHES + 1);
     expect(s.hashCount).toBe(MAX_STORED_HASHES);
   });
 
   it('a full store evicts in O(1) the hash announced longest ago, which (equal TTLs) is the first to expire', () => {
     const s = new PeerStore();
-    s.add(hash(0), host(1), 1, 0); // announced first: expires first
-    for (let i = 1; i < MAX_STORED_HASHES; i++) s.add(hash(i), host(1), 1, PEER_TTL_MS / 2);
-    s.add(hash(MAX_STORED_HASHES), host(1), 1, PEER_TTL_MS);
+    s.add(hash(0), host(0), 1, 0); // announced first: expires first
+    for (let i = 1; i < MAX_STORED_HASHES; i++) s.add(hash(i), host(i), 1, PEER_TTL_MS / 2);
+    s.add(hash(MAX_STORED_HASHES), host(MAX_STORED_HASHES), 1, PEER_TTL_MS);
     expect(s.hashCount).toBe(MAX_STORED_HASHES);
     expect(s.values(hash(0), PEER_TTL_MS)).toEqual([]);
     // every live hash survived
@@ -172,10 +191,10 @@ describe('PeerStore', () => {
 
   it('a full store evicts the info hash announced longest ago, not the one first stored', () => {
     const s = new PeerStore();
-    for (let i = 0; i < MAX_STORED_HASHES; i++) s.add(hash(i), host(1), 1, i);
+    for (let i = 0; i < MAX_STORED_HASHES; i++) s.add(hash(i), host(i), 1, i);
     // hash 0 was stored first but has just been announced again; hash 1 is now the stalest
-    s.add(hash(0), host(2), 1, 10_000);
-    s.add(hash(MAX_STORED_HASHES), host(1), 1, 10_001);
+    s.add(hash(0), host(MAX_STORED_HASHES + 1), 1, 10_000);
+    s.add(hash(MAX_STORED_HASHES), host(MAX_STORED_HASHES + 2), 1, 10_001);
     expect(s.values(hash(0), 10_002)).toHaveLength(2);
     expect(s.values(hash(1), 10_002)).toEqual([]);
   });
