@@ -235,7 +235,8 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
           void this.query(c, makeQuery(lookup.target)).then((r) => {
             inFlight--;
             if (r) {
-              lookup.answered(c.host, c.port, r.id, (r.nodes ?? []).filter((n) => isUsableNodeAddress(n.host, n.port)), r.values, r.token);
+              const values = r.values?.filter((p) => isUsableNodeAddress(p.host, p.port));
+              lookup.answered(c.host, c.port, r.id, (r.nodes ?? []).filter((n) => isUsableNodeAddress(n.host, n.port)), values, r.token);
               onProgress?.();
             } else {
               lookup.failed(c.host, c.port);
@@ -405,11 +406,15 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     g.at = now;
     if (g.tokens < 1) return false;
     let r = this.#rates.get(host);
-    if (!r) {
-      if (this.#rates.size >= MAX_RATE_ENTRIES) this.#rates.clear();
+    if (r) {
+      // most recently active last
+      this.#rates.delete(host);
+    } else {
+      // forget the address quiet longest (clearing all would refill every attacker's bucket at once)
+      if (this.#rates.size >= MAX_RATE_ENTRIES) this.#rates.delete(this.#rates.keys().next().value as string);
       r = { tokens: 2 * QUERIES_PER_ADDRESS_PER_S, at: now };
-      this.#rates.set(host, r);
     }
+    this.#rates.set(host, r);
     r.tokens = Math.min(2 * QUERIES_PER_ADDRESS_PER_S, r.tokens + ((now - r.at) / 1000) * QUERIES_PER_ADDRESS_PER_S);
     r.at = now;
     if (r.tokens < 1) return false;

@@ -119,7 +119,8 @@ export class RoutingTable {
         if (other) this.remove(other);
         return this.#replace(bucket, existing, node, now);
       }
-      existing.lastSeen = now;
+      // a query (its source may be forged) does not keep a failing node looking alive
+      if (verified || existing.failures === 0) existing.lastSeen = now;
       if (verified) {
         existing.failures = 0;
         existing.verified = true;

@@ -10,10 +10,14 @@ import { encodeCompactPeer } from './krpc.js';
 
 /** An announced peer is forgotten after this long without a re-announce (libtorrent: 30 min). */
 export const PEER_TTL_MS = 30 * 60_000;
-/** Most info hashes stored; the one announced longest ago makes room. */
-export const MAX_STORED_HASHES = 2000;
+/**
+ * Most info hashes stored; the one announced longest ago makes room. With
+ * MAX_PEERS_PER_HASH this bounds the store at 100,000 entries (a few tens of
+ * MiB at worst): a client's courtesy to the DHT, not a supernode's.
+ */
+export const MAX_STORED_HASHES = 1000;
 /** Most peers stored per info hash. */
-export const MAX_PEERS_PER_HASH = 200;
+export const MAX_PEERS_PER_HASH = 100;
 /**
  * Most info hashes one address may have peers stored under: past it, its own
  * least recently announced one is dropped, so one IP cannot evict every torrent
@@ -25,10 +29,9 @@ export const MAX_VALUES_RETURNED = 50;
 export const TOKEN_ROTATE_MS = 5 * 60_000;
 export const TOKEN_BYTES = 8;
 
-interface StoredPeer {
-  readonly compact: Buffer;
-  readonly expires: number;
-  readonly host: string;
+/** The host part of a "host:port" key (IPv4 only). */
+function hostOf(key: string): string {
+  return key.slice(0, key.lastIndexOf(':'));
 }
 
 /**
@@ -37,20 +40,21 @@ interface StoredPeer {
  * never the peers other addresses announced (several peers behind one NAT
  * still fit while there is room).
  */
-function evictFromLargestHost(peers: Map<string, StoredPeer>): void {
+function evictFromLargestHost(peers: Map<string, number>): void {
   const counts = new Map<string, number>();
   let largest = '';
   let most = 0;
-  for (const p of peers.values()) {
-    const n = (counts.get(p.host) ?? 0) + 1;
-    counts.set(p.host, n);
+  for (const k of peers.keys()) {
+    const host = hostOf(k);
+    const n = (counts.get(host) ?? 0) + 1;
+    counts.set(host, n);
     if (n > most) {
       most = n;
-      largest = p.host;
+      largest = host;
     }
   }
-  for (const [k, p] of peers) {
-    if (p.host === largest) {
+  for (const k of peers.keys()) {
+    if (hostOf(k) === largest) {
       peers.delete(k);
       return;
     }
@@ -58,8 +62,8 @@ function evictFromLargestHost(peers: Map<string, StoredPeer>): void {
 }
 
 export class PeerStore {
-  /** hex info hash -> (host:port -> [compact peer, expires]); Map order = insertion, oldest first */
-  readonly #hashes = new Map<string, Map<string, StoredPeer>>();
+  /** hex info hash -> ("host:port" -> expiry time); Map order = least recently announced first */
+  readonly #hashes = new Map<string, Map<string, number>>();
   /**
    * host -> the hashes it announced, least recent first. May name hashes it no
    * longer has peers under (evicted, expired): those are harmless when popped,
@@ -74,8 +78,7 @@ export class PeerStore {
   }
 
   add(infoHash: Buffer, host: string, port: number, now: number): boolean {
-    const compact = encodeCompactPeer(host, port);
-    if (!compact || port === 0) return false;
+    if (!encodeCompactPeer(host, port) || port === 0) return false;
     const hex = infoHash.toString('hex');
     let peers = this.#hashes.get(hex);
     if (peers) {
@@ -94,7 +97,7 @@ export class PeerStore {
     const k = `${host}:${port}`;
     peers.delete(k);
     if (peers.size >= MAX_PEERS_PER_HASH) evictFromLargestHost(peers);
-    peers.set(k, { compact, expires: now + PEER_TTL_MS, host });
+    peers.set(k, now + PEER_TTL_MS);
     this.#noteHost(host, hex);
     return true;
   }
@@ -115,7 +118,7 @@ export class PeerStore {
       hashes.delete(oldest);
       const peers = this.#hashes.get(oldest);
       if (!peers) continue;
-      for (const [k, p] of peers) if (p.host === host) peers.delete(k);
+      for (const k of peers.keys()) if (hostOf(k) === host) peers.delete(k);
       if (peers.size === 0) this.#hashes.delete(oldest);
     }
   }
@@ -123,9 +126,10 @@ export class PeerStore {
   #rebuildByHost(): void {
     const byHost = new Map<string, Map<string, true>>();
     for (const [hex, peers] of this.#hashes) {
-      for (const p of peers.values()) {
-        let hashes = byHost.get(p.host);
-        if (!hashes) byHost.set(p.host, (hashes = new Map()));
+      for (const k of peers.keys()) {
+        const host = hostOf(k);
+        let hashes = byHost.get(host);
+        if (!hashes) byHost.set(host, (hashes = new Map()));
         hashes.set(hex, true);
       }
     }
@@ -137,23 +141,23 @@ export class PeerStore {
   values(infoHash: Buffer, now: number, max = MAX_VALUES_RETURNED): Buffer[] {
     const peers = this.#hashes.get(infoHash.toString('hex'));
     if (!peers) return [];
-    const live: Buffer[] = [];
-    for (const [k, p] of peers) {
-      if (p.expires <= now) peers.delete(k);
-      else live.push(p.compact);
+    const live: string[] = [];
+    for (const [k, expires] of peers) {
+      if (expires <= now) peers.delete(k);
+      else live.push(k);
     }
     if (peers.size === 0) this.#hashes.delete(infoHash.toString('hex'));
     for (let i = live.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
       [live[i], live[j]] = [live[j]!, live[i]!];
     }
-    return live.slice(0, max);
+    return live.slice(0, max).map((k) => encodeCompactPeer(hostOf(k), Number(k.slice(k.lastIndexOf(':') + 1)))!);
   }
 
   /** Drop expired peers and empty hashes (and forget what hosts no longer hold). */
   expire(now: number): void {
     for (const [hex, peers] of this.#hashes) {
-      for (const [k, p] of peers) if (p.expires <= now) peers.delete(k);
+      for (const [k, expires] of peers) if (expires <= now) peers.delete(k);
       if (peers.size === 0) this.#hashes.delete(hex);
     }
     this.#rebuildByHost();

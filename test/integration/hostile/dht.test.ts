@@ -939,11 +939,12 @@ describe('lookups against hostile responders', () => {
     expect(result.queried).toBe(1);
   });
 
-  it('junk values (wrong lengths, port 0, non-strings, duplicates) yield only the well-formed peers', async () => {
+  it('junk values (wrong lengths, port 0, unusable addresses, non-strings, duplicates) yield only the well-formed peers', async () => {
     const node = await loopbackDhtNode();
     const infoHash = randomBytes(20);
     const good = [peer('10.1.2.3', 6881), peer('192.0.2.7', 51413)];
-    const junk: BEncodable[] = [Buffer.alloc(5, 1), Buffer.alloc(7, 1), Buffer.alloc(18, 1), peer('10.9.9.9', 0), 6881, [good[0]!], { p: good[1]! }, Buffer.alloc(0)];
+    const unusable = [peer('0.0.0.0', 6881), peer('255.255.255.255', 6881), peer('224.0.0.1', 6881), peer('0.1.2.3', 6881)];
+    const junk: BEncodable[] = [Buffer.alloc(5, 1), Buffer.alloc(7, 1), Buffer.alloc(18, 1), peer('10.9.9.9', 0), 6881, [good[0]!], { p: good[1]! }, Buffer.alloc(0), ...unusable];
     await responder(node, randomBytes(20), (q) => response(tOf(q)!, { id: randomBytes(20), token: Buffer.alloc(8), values: [...junk, ...good, good[0]!] }));
     const seen: string[] = [];
     const result = await within(node.getPeers(infoHash, { onPeers: (ps) => seen.push(...ps.map((p) => `${p.host}:${p.port}`)) }), 10_000, 'getPeers');

@@ -325,6 +325,17 @@ describe('RoutingTable: verified and unverified nodes', () => {
     checkInvariants(table);
   });
 
+  it('a query (source possibly forged) does not keep a failing node looking alive: it still goes stale', () => {
+    const table = new RoutingTable(ZERO);
+    for (let i = 0; i < K; i++) table.seen(node(i), 0, true);
+    table.failed(node(0).id);
+    // "queries" from its address all along
+    for (let t = 1; t <= 4; t++) table.seen(node(0), (t * QUESTIONABLE_AFTER_MS) / 2, false);
+    expect(table.entries().find((e) => e.id.equals(node(0).id))?.lastSeen).toBe(0);
+    expect(table.seen(node(70), 2 * QUESTIONABLE_AFTER_MS, true)).toBe(true);
+    expect(table.has(node(0).id)).toBe(false);
+  });
+
   it('shouldVerify: once per VERIFY_PING_INTERVAL_MS for an unverified node, never for a verified one', () => {
     const table = new RoutingTable(ZERO);
     table.seen(node(1), 0, false);

@@ -124,7 +124,7 @@ describe('PeerStore', () => {
 
   it(`get_peers values: at most MAX_VALUES_RETURNED (${MAX_VALUES_RETURNED}), a random subset, no duplicates`, () => {
     const s = new PeerStore();
-    const stored = 150;
+    const stored = MAX_PEERS_PER_HASH;
     for (let i = 0; i < stored; i++) s.add(H, host(i), 6881, 0);
     const all = new Set(Array.from({ length: stored }, (_, i) => compact(i)));
     const union = new Set<string>();
@@ -139,8 +139,8 @@ describe('PeerStore', () => {
       }
       firsts.add(v[0]!);
     }
-    // 30 random draws of 50 out of 150 cover nearly everything; a fixed prefix would give exactly 50
-    expect(union.size).toBeGreaterThan(120);
+    // 30 random draws of 50 cover nearly everything; a fixed prefix would give exactly 50
+    expect(union.size).toBeGreaterThan(Math.min(stored - 5, MAX_VALUES_RETURNED + 20));
     expect(firsts.size).toBeGreaterThan(10);
     expect(s.values(H, 1, 7)).toHaveLength(7);
     expect(s.values(H, 1, ALL)).toHaveLength(stored);
