@@ -154,7 +154,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     if (this.#closed) return { peers: [], queried: 0, announcedTo: 0 };
     const lookup = new Lookup(infoHash, [...this.#tableContacts(infoHash, K * 2), ...seeds], { ignore: (h, p) => this.#isSelf(h, p) });
     // peers announced to this very node are in no other node's answer (libtorrent announces to whoever is closest, us included)
-    const stored = this.store.values(infoHash, Date.now()).map((c) => ({ host: `${c[0]}.${c[1]}.${c[2]}.${c[3]}`, port: c.readUInt16BE(4) }));
+    const stored = this.store.peers(infoHash, Date.now());
     if (stored.length > 0) opts.onPeers?.(stored);
     let reported = 0;
     await this.#run(lookup, () => ({ q: 'get_peers', id: this.id, infoHash }), () => {

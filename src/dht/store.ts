@@ -6,7 +6,7 @@
  * the random secret; time comes in as an argument.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { encodeCompactPeer } from './krpc.js';
+import { encodeCompactPeer, type DhtPeer } from './krpc.js';
 
 /** An announced peer is forgotten after this long without a re-announce (libtorrent: 30 min). */
 export const PEER_TTL_MS = 30 * 60_000;
@@ -139,19 +139,25 @@ export class PeerStore {
 
   /** Up to `max` live compact peers for `infoHash`, a random selection when there are more. */
   values(infoHash: Buffer, now: number, max = MAX_VALUES_RETURNED): Buffer[] {
-    const peers = this.#hashes.get(infoHash.toString('hex'));
+    return this.peers(infoHash, now, max).map((p) => encodeCompactPeer(p.host, p.port)!);
+  }
+
+  /** Up to `max` live peers for `infoHash`, a random selection when there are more. */
+  peers(infoHash: Buffer, now: number, max = MAX_VALUES_RETURNED): DhtPeer[] {
+    const hex = infoHash.toString('hex');
+    const peers = this.#hashes.get(hex);
     if (!peers) return [];
     const live: string[] = [];
     for (const [k, expires] of peers) {
       if (expires <= now) peers.delete(k);
       else live.push(k);
     }
-    if (peers.size === 0) this.#hashes.delete(infoHash.toString('hex'));
+    if (peers.size === 0) this.#hashes.delete(hex);
     for (let i = live.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
       [live[i], live[j]] = [live[j]!, live[i]!];
     }
-    return live.slice(0, max).map((k) => encodeCompactPeer(hostOf(k), Number(k.slice(k.lastIndexOf(':') + 1)))!);
+    return live.slice(0, max).map((k) => ({ host: hostOf(k), port: Number(k.slice(k.lastIndexOf(':') + 1)) }));
   }
 
   /** Drop expired peers and empty hashes (and forget what hosts no longer hold). */
