@@ -69,6 +69,7 @@ export class KrpcError extends Error {
   readonly answerable: boolean;
   constructor(message: string, t?: Buffer, answerable = false) {
     super(message);
+    this.name = 'KrpcError';
     this.t = t;
     this.answerable = answerable && t !== undefined;
   }
