@@ -64,6 +64,7 @@ export class DhtAnnouncer extends EventEmitter<DhtAnnouncerEvents> {
     this.#lastStart = Date.now();
     if (this.#timer) clearTimeout(this.#timer);
     let found = 0;
+    // a listener's exception must not become an unhandled rejection (it would end the process)
     try {
       const r = await this.#node.getPeers(this.#infoHash, {
         announcePort: this.#port,
@@ -73,6 +74,8 @@ export class DhtAnnouncer extends EventEmitter<DhtAnnouncerEvents> {
         },
       });
       if (!this.#stopped) this.emit('lookup', r.peers.length, r.queried);
+    } catch {
+      // the next lookup is scheduled as after a lookup that found nobody
     } finally {
       this.#running = false;
     }

@@ -57,6 +57,12 @@ export interface DhtNodeOptions {
   bootstrap?: readonly PeerAddress[];
   nodeId?: Buffer;
   queryTimeoutMs?: number;
+  /**
+   * Incoming queries answered per second per address (default
+   * QUERIES_PER_ADDRESS_PER_S). Many nodes on one host share an address: a
+   * test network on loopback raises it.
+   */
+  queriesPerAddressPerS?: number;
 }
 
 export interface DhtNodeEvents {
@@ -155,12 +161,20 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     const lookup = new Lookup(infoHash, [...this.#tableContacts(infoHash, K * 2), ...seeds], { ignore: (h, p) => this.#isSelf(h, p) });
     // peers announced to this very node are in no other node's answer (libtorrent announces to whoever is closest, us included)
     const stored = this.store.peers(infoHash, Date.now());
-    if (stored.length > 0) opts.onPeers?.(stored);
+    // the caller's callback runs inside our promise chains: its exception must not stall the lookup
+    const report = (peers: DhtPeer[]): void => {
+      try {
+        opts.onPeers?.(peers);
+      } catch (err) {
+        this.emit('warning', `DHT: ${(err as Error).message}`);
+      }
+    };
+    if (stored.length > 0) report(stored);
     let reported = 0;
     await this.#run(lookup, () => ({ q: 'get_peers', id: this.id, infoHash }), () => {
       const peers = lookup.peers;
       if (peers.length > reported) {
-        opts.onPeers?.(peers.slice(reported));
+        report(peers.slice(reported));
         reported = peers.length;
       }
     });
@@ -405,6 +419,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     g.tokens = Math.min(QUERIES_PER_S, g.tokens + ((now - g.at) / 1000) * QUERIES_PER_S);
     g.at = now;
     if (g.tokens < 1) return false;
+    const rate = this.#opts.queriesPerAddressPerS ?? QUERIES_PER_ADDRESS_PER_S;
     let r = this.#rates.get(host);
     if (r) {
       // most recently active last
@@ -412,10 +427,10 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     } else {
       // forget the address quiet longest (clearing all would refill every attacker's bucket at once)
       if (this.#rates.size >= MAX_RATE_ENTRIES) this.#rates.delete(this.#rates.keys().next().value as string);
-      r = { tokens: 2 * QUERIES_PER_ADDRESS_PER_S, at: now };
+      r = { tokens: 2 * rate, at: now };
     }
     this.#rates.set(host, r);
-    r.tokens = Math.min(2 * QUERIES_PER_ADDRESS_PER_S, r.tokens + ((now - r.at) / 1000) * QUERIES_PER_ADDRESS_PER_S);
+    r.tokens = Math.min(2 * rate, r.tokens + ((now - r.at) / 1000) * rate);
     r.at = now;
     if (r.tokens < 1) return false;
     r.tokens--;

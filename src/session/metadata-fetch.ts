@@ -198,10 +198,12 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   /** BEP 5: get_peers for the info hash (announcing our port), again while nobody answers. */
   #startDht(node: DhtNode): void {
     const announcer = new DhtAnnouncer(node, this.#opts.infoHash, this.#opts.port);
-    announcer.on('peers', (peers) => {
-      this.#pool.add(withoutSelf(peers, this.#opts.port));
-      this.#guard(() => this.#connectMore());
-    });
+    announcer.on('peers', (peers) =>
+      this.#guard(() => {
+        this.#pool.add(withoutSelf(peers, this.#opts.port));
+        this.#connectMore();
+      }),
+    );
     this.#dhtAnnouncer = announcer;
     announcer.start();
   }

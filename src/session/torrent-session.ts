@@ -452,8 +452,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** BEP 5: look the torrent up in the DHT and announce our port there, now and periodically. */
   #startDht(node: DhtNode): void {
     const announcer = new DhtAnnouncer(node, this.meta.infoHash, this.opts.announcePort ?? this.opts.listener.port);
-    announcer.on('peers', (peers) => this.addPeers(peers));
-    announcer.on('lookup', (found, queried) => this.emit('dht-lookup', found, queried));
+    announcer.on('peers', (peers) => this.#guard(() => this.addPeers(peers)));
+    announcer.on('lookup', (found, queried) => this.#guard(() => this.emit('dht-lookup', found, queried)));
     this.#dhtAnnouncer = announcer;
     announcer.start();
   }
