@@ -7,6 +7,7 @@
  * (BEP 32's nodes6 is ignored). Knows nothing of sockets or routing.
  */
 import { isIP } from 'node:net';
+import { encodeCompactPeer as encodeCompact, parseCompactPeers } from '../core/compact-peer.js';
 import { decode, encode, isBytes, isDict, isInt, isList, type BDict, type BValue } from '../metainfo/bencode.js';
 
 export const NODE_ID_BYTES = 20;
@@ -77,17 +78,16 @@ export class KrpcError extends Error {
 
 // ---------------------------------------------------------------- compact entries
 
-function ipv4Text(b: Uint8Array, at: number): string {
-  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+/** One 6-byte compact peer, or undefined for a host that is not a plain IPv4 literal (no ::ffff: form) or a port out of range. */
+export function encodeCompactPeer(host: string, port: number): Buffer | undefined {
+  if (isIP(host) !== 4 || !Number.isInteger(port) || port < 0 || port > 65535) return undefined;
+  return encodeCompact(host, port, 4);
 }
 
-/** Write an IPv4 literal and port into 6 bytes at `at`; false when `host` is not IPv4. */
-function writeIpv4Port(out: Buffer, at: number, host: string, port: number): boolean {
-  if (isIP(host) !== 4 || !Number.isInteger(port) || port < 0 || port > 65535) return false;
-  const parts = host.split('.');
-  for (let i = 0; i < 4; i++) out[at + i] = Number(parts[i]);
-  out.writeUInt16BE(port, at + 4);
-  return true;
+/** One 6-byte entry; undefined for port 0 (nobody listens there). */
+function decodeCompactPeer(b: Uint8Array): DhtPeer | undefined {
+  const [peer] = parseCompactPeers(b, 4);
+  return peer && peer.port !== 0 ? { host: peer.host, port: peer.port } : undefined;
 }
 
 /** 26-byte entries: id(20) ip(4) port(2). A trailing partial entry is a protocol error. Port 0 entries are dropped. */
@@ -95,28 +95,19 @@ export function parseCompactNodes(b: Uint8Array): CompactNode[] {
   if (b.length % COMPACT_NODE_BYTES !== 0) throw new KrpcError(`nodes is ${b.length} bytes, not a multiple of 26`);
   const out: CompactNode[] = [];
   for (let at = 0; at < b.length; at += COMPACT_NODE_BYTES) {
-    const port = (b[at + 24]! << 8) | b[at + 25]!;
-    if (port === 0) continue;
-    out.push({ id: Buffer.from(b.subarray(at, at + 20)), host: ipv4Text(b, at + 20), port });
+    const peer = decodeCompactPeer(b.subarray(at + NODE_ID_BYTES, at + COMPACT_NODE_BYTES));
+    if (peer) out.push({ id: Buffer.from(b.subarray(at, at + NODE_ID_BYTES)), ...peer });
   }
   return out;
 }
 
 export function encodeCompactNodes(nodes: readonly CompactNode[]): Buffer {
-  const out = Buffer.alloc(nodes.length * COMPACT_NODE_BYTES);
-  let at = 0;
+  const entries: Buffer[] = [];
   for (const n of nodes) {
-    if (n.id.length !== NODE_ID_BYTES || !writeIpv4Port(out, at + 20, n.host, n.port)) continue;
-    n.id.copy(out, at);
-    at += COMPACT_NODE_BYTES;
+    const address = encodeCompactPeer(n.host, n.port);
+    if (n.id.length === NODE_ID_BYTES && address) entries.push(n.id, address);
   }
-  return out.subarray(0, at);
-}
-
-/** One 6-byte compact peer, or undefined for a host that is not IPv4. */
-export function encodeCompactPeer(host: string, port: number): Buffer | undefined {
-  const out = Buffer.alloc(COMPACT_PEER_BYTES);
-  return writeIpv4Port(out, 0, host, port) ? out : undefined;
+  return Buffer.concat(entries);
 }
 
 // ---------------------------------------------------------------- parsing
@@ -132,10 +123,9 @@ function parseValues(list: BValue[]): DhtPeer[] {
   const out: DhtPeer[] = [];
   for (const v of list) {
     // BEP 5: each value is one 6-byte compact peer; IPv6 ones (18) and junk are skipped, not fatal
-    if (!isBytes(v) || v.length !== COMPACT_PEER_BYTES) continue;
-    const port = (v[4]! << 8) | v[5]!;
-    if (port === 0) continue;
-    out.push({ host: ipv4Text(v, 0), port });
+    const peer = isBytes(v) && v.length === COMPACT_PEER_BYTES ? decodeCompactPeer(v) : undefined;
+    if (!peer) continue;
+    out.push(peer);
     if (out.length >= MAX_VALUES_PER_REPLY) break;
   }
   return out;
