@@ -15,7 +15,8 @@ import { isMagnet, resolveMagnet } from './magnet-source.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { addSharedOptions, seedGoal, sharedRunOptions, type SharedOptions } from './session-options.js';
-import { parseDuration, parseSize } from './units.js';
+import { parseDuration, parseFileList, parseSize } from './units.js';
+import { selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
 
 interface DownloadOptions extends SharedOptions {
   out: string;
@@ -25,6 +26,7 @@ interface DownloadOptions extends SharedOptions {
   stallTimeout: number;
   seed?: boolean;
   directIo: boolean;
+  select?: FileNumberRanges;
 }
 
 export function registerDownload(program: Command): void {
@@ -36,6 +38,7 @@ export function registerDownload(program: Command): void {
     .option('--download-limit <rate>', 'download limit in bytes/s', parseSize)
     .option('--peer-timeout <duration>', 'give up when no peer is connected for this long (0 = never)', parseDuration, 120)
     .option('--stall-timeout <duration>', 'give up when no data arrives for this long, even with peers connected (0 = never)', parseDuration, 0)
+    .option('-s, --select <files>', 'download only these files: numbers as tt info lists them, e.g. 2 or 1,4-6 (pieces shared with other files are kept in a part file)', parseFileList)
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
     .option('--no-direct-io', 'write everything through the page cache (default: whole aligned pieces bypass it with O_DIRECT where the disk supports it and keeps up)');
   addSharedOptions(cmd, 'also connect to this peer (repeatable)', 'with --seed: ').action(async (torrent: string, opts: DownloadOptions) => {
@@ -66,6 +69,13 @@ export function registerDownload(program: Command): void {
         throw err;
       }
     } else meta = await loadTorrent(torrent);
+    let selection;
+    try {
+      selection = opts.select ? selectFiles(meta, opts.select) : undefined;
+    } catch (err) {
+      await Promise.all([fromMagnet?.listener.close(), fromMagnet?.dht?.close()]);
+      throw err;
+    }
     const root = resolve(opts.out);
     try {
       await mkdirp(root);
@@ -75,7 +85,11 @@ export function registerDownload(program: Command): void {
     }
     const keepSeeding = opts.seed === true || opts.seedRatio !== undefined || opts.seedTime !== undefined;
     const started = Date.now();
-    reporter.info(`${meta.name}: ${meta.pieceCount} pieces, into ${root}`);
+    reporter.info(
+      selection
+        ? `${meta.name}: ${selection.selectedCount} of ${selection.fileCount} files (${selection.wanted.count} of ${meta.pieceCount} pieces), into ${root}`
+        : `${meta.name}: ${meta.pieceCount} pieces, into ${root}`,
+    );
     const session = await runSession({
       ...shared,
       ...(fromMagnet ?? {}),
@@ -87,6 +101,7 @@ export function registerDownload(program: Command): void {
       peerTimeoutMs: opts.peerTimeout * 1000,
       stallTimeoutMs: opts.stallTimeout * 1000,
       directWrites: opts.directIo,
+      selection,
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });

@@ -8,6 +8,7 @@ import { open } from 'node:fs/promises';
 import { BencodeError, TtError } from '../core/errors.js';
 import { toMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import { numberedFiles } from '../metainfo/selection.js';
 import { MAX_TORRENT_BYTES, parseTorrent } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal, terminalSafeJsonText } from './format.js';
 import { DEFAULT_SCRAPE_TIMEOUT_MS, formatScrape, scrapeAll, type ScrapeReport } from './scrape-trackers.js';
@@ -37,7 +38,8 @@ export interface InfoJson {
   pieceCount: number;
   private: boolean;
   multiFile: boolean;
-  files: { path: string[]; length: number; offset: number; padding: boolean }[];
+  /** `number`: what `tt download --select` takes (1-based; null for padding files). */
+  files: { number: number | null; path: string[]; length: number; offset: number; padding: boolean }[];
   trackers: string[][];
   webSeeds: string[];
   createdBy: string | null;
@@ -119,6 +121,7 @@ export async function loadTorrent(pathOrDash: string): Promise<Metainfo> {
 }
 
 export function infoJson(meta: Metainfo): InfoJson {
+  const numbers = new Map(numberedFiles(meta).map((fileIndex, k) => [fileIndex, k + 1]));
   return {
     name: meta.name,
     infoHash: meta.infoHashHex,
@@ -127,7 +130,7 @@ export function infoJson(meta: Metainfo): InfoJson {
     pieceCount: meta.pieceCount,
     private: meta.private,
     multiFile: meta.multiFile,
-    files: meta.files.map((f) => ({ path: [...f.path], length: f.length, offset: f.offset, padding: f.padding })),
+    files: meta.files.map((f, i) => ({ number: numbers.get(i) ?? null, path: [...f.path], length: f.length, offset: f.offset, padding: f.padding })),
     trackers: meta.announceList.map((tier) => [...tier]),
     webSeeds: [...meta.urlList],
     createdBy: meta.createdBy ?? null,
@@ -183,8 +186,10 @@ export function formatInfo(meta: Metainfo, opts: InfoOptions = {}): string {
     const real = meta.files.filter((f) => !f.padding);
     const padCount = meta.files.length - real.length;
     lines.push(`Files (${real.length}${padCount > 0 ? `, plus ${padCount} padding` : ''}):`);
+    // numbered as `tt download --select` takes them
     const shown = opts.files ? real : real.slice(0, DEFAULT_FILES_SHOWN);
-    for (const f of shown) lines.push(`  ${humanBytes(f.length).padStart(11)}  ${s(f.path.join('/'))}`);
+    const width = String(real.length).length;
+    shown.forEach((f, i) => lines.push(`  ${String(i + 1).padStart(width)}  ${humanBytes(f.length).padStart(11)}  ${s(f.path.join('/'))}`));
     if (shown.length < real.length) lines.push(`  ... and ${real.length - shown.length} more (use --files to list all)`);
   }
   field('Magnet', s(toMagnet(meta)));

@@ -66,6 +66,9 @@ export class Reporter {
         have: stats.have,
         pieceCount: stats.pieceCount,
         left: stats.left,
+        wantedPieces: stats.wantedPieces,
+        wantedHave: stats.wantedHave,
+        wantedLeft: stats.wantedLeft,
         downloaded: stats.downloaded,
         uploaded: stats.uploaded,
         downloadRate: Math.round(stats.downloadRate),
@@ -79,12 +82,12 @@ export class Reporter {
     if (this.mode === 'tty') {
       if (label !== this.#label) this.#stopBar();
       this.#label = label;
-      this.#ensureBar(label, stats.pieceCount);
-      this.#bar!.update(stats.have, { stats: text });
+      this.#ensureBar(label, stats.wantedPieces);
+      this.#bar!.update(stats.wantedHave, { stats: text });
     } else if (this.mode === 'plain' && Date.now() - this.#lastPlain > PLAIN_INTERVAL_MS) {
       this.#lastPlain = Date.now();
-      const pct = stats.pieceCount === 0 ? 100 : (100 * stats.have) / stats.pieceCount;
-      this.#line(`${label} ${pct.toFixed(1)}% ${stats.have}/${stats.pieceCount} pieces | ${text}`);
+      const pct = stats.wantedPieces === 0 ? 100 : (100 * stats.wantedHave) / stats.wantedPieces;
+      this.#line(`${label} ${pct.toFixed(1)}% ${stats.wantedHave}/${stats.wantedPieces} pieces | ${text}`);
     }
   }
 
@@ -131,6 +134,6 @@ export class Reporter {
 }
 
 export function statusText(s: SessionStats): string {
-  const eta = s.downloadRate > 0 && s.left > 0 ? formatDuration(s.left / s.downloadRate) : '-';
-  return `${humanBytes(s.totalLength - s.left)}/${humanBytes(s.totalLength)} | down ${formatRate(s.downloadRate)} up ${formatRate(s.uploadRate)} | peers ${s.peers}/${s.knownPeers} | ETA ${eta}`;
+  const eta = s.downloadRate > 0 && s.wantedLeft > 0 ? formatDuration(s.wantedLeft / s.downloadRate) : '-';
+  return `${humanBytes(s.wantedLength - s.wantedLeft)}/${humanBytes(s.wantedLength)} | down ${formatRate(s.downloadRate)} up ${formatRate(s.uploadRate)} | peers ${s.peers}/${s.knownPeers} | ETA ${eta}`;
 }

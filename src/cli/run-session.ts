@@ -63,7 +63,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   let completedAt: number | undefined;
   let ticker: NodeJS.Timeout | undefined;
   const label = (): string => {
-    if (!session.have.complete) return 'downloading';
+    if (!session.done) return 'downloading';
     return opts.mode === 'seed' || !goal.stopWhenComplete ? 'seeding' : 'done';
   };
 
@@ -154,8 +154,9 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
 export function summarize(session: TorrentSession, seconds: number): { line: string; fields: Record<string, unknown> } {
   const s = session.stats();
   const ratio = s.uploaded / Math.max(1, session.meta.totalLength);
+  const selected = session.selection ? ` (${session.selection.selectedCount} of ${session.selection.fileCount} files)` : '';
   const line =
-    `${session.have.complete ? 'complete' : 'stopped'}: ${session.meta.name} ${humanBytes(s.totalLength - s.left)}/${humanBytes(s.totalLength)}` +
+    `${session.done ? 'complete' : 'stopped'}: ${session.meta.name}${selected} ${humanBytes(s.wantedLength - s.wantedLeft)}/${humanBytes(s.wantedLength)}` +
     ` in ${formatDuration(seconds)} (avg ${formatRate(s.downloaded / Math.max(seconds, 0.001))})` +
     ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)} ratio ${ratio.toFixed(2)}` +
     (s.failedPieces > 0 ? ` | ${s.failedPieces} pieces failed` : '') +
@@ -164,9 +165,12 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
   return {
     line,
     fields: {
-      complete: session.have.complete,
+      complete: session.done,
       have: s.have,
       pieceCount: s.pieceCount,
+      wantedPieces: s.wantedPieces,
+      wantedHave: s.wantedHave,
+      ...(session.selection ? { selectedFiles: session.selection.selectedCount } : {}),
       seconds,
       downloaded: s.downloaded,
       uploaded: s.uploaded,

@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { parseHostPort, type PeerAddress } from '../core/peer-address.js';
+import { parseFileNumbers, type FileNumberRanges } from '../metainfo/selection.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -62,4 +63,13 @@ export function parsePeer(text: string, previous: PeerAddress[] = []): PeerAddre
     throw new InvalidArgumentError(`'${text}' ${why}`);
   }
   return [...previous, address];
+}
+
+/** "2", "1,3-5" -> file number ranges (checked against the torrent once it is known). */
+export function parseFileList(text: string): FileNumberRanges {
+  try {
+    return parseFileNumbers(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }

@@ -3,6 +3,8 @@
  * from which peer. Pure, no I/O. Owns piece availability, per-block request
  * state of pieces in progress, and the endgame rule. Unstarted pieces live in
  * availability buckets (libtorrent's layout), so an availability change is O(1).
+ * With a `wanted` set (a file selection), only those pieces are picked, counted
+ * missing, or make a peer interesting.
  */
 import { BLOCK_SIZE, type PieceGeometry } from '../core/geometry.js';
 import { Bitfield } from '../core/bitfield.js';
@@ -46,6 +48,8 @@ interface PartialPiece {
 export class PiecePicker {
   readonly #geometry: PieceGeometry;
   readonly #have: Bitfield;
+  /** Wanted pieces not yet verified. */
+  readonly #need: Bitfield;
   readonly #random: () => number;
   readonly #blocksPerPiece: number;
 
@@ -69,10 +73,12 @@ export class PiecePicker {
   #missingBlocks = 0;
   #openBlocksInPartials = 0;
 
-  constructor(geometry: PieceGeometry, have: Bitfield, opts: { random?: () => number } = {}) {
+  constructor(geometry: PieceGeometry, have: Bitfield, opts: { random?: () => number; wanted?: Bitfield | undefined } = {}) {
     if (have.size !== geometry.pieceCount) throw new RangeError('have bitfield size does not match the piece count');
+    if (opts.wanted && opts.wanted.size !== geometry.pieceCount) throw new RangeError('wanted bitfield size does not match the piece count');
     this.#geometry = geometry;
     this.#have = new Bitfield(have.size, have.bytes);
+    this.#need = new Bitfield(have.size);
     this.#random = opts.random ?? Math.random;
     this.#blocksPerPiece = Math.max(1, Math.ceil(geometry.pieceLength / BLOCK_SIZE));
     const n = geometry.pieceCount;
@@ -81,7 +87,8 @@ export class PiecePicker {
     this.#pos = new Int32Array(n).fill(-1);
     let size = 0;
     for (let i = 0; i < n; i++) {
-      if (this.#have.has(i)) continue;
+      if (this.#have.has(i) || (opts.wanted && !opts.wanted.has(i))) continue;
+      this.#need.set(i);
       this.#order[size] = i;
       this.#pos[i] = size++;
       this.#missingBlocks += geometry.blockCount(i);
@@ -220,6 +227,7 @@ export class PiecePicker {
   pieceVerified(index: number): void {
     if (!this.#geometry.isValidIndex(index) || this.#have.has(index)) return;
     this.#have.set(index);
+    if (!this.#need.clear(index)) return; // not wanted: never counted missing, never started
     const piece = this.#partials.get(index);
     if (piece) {
       this.#forgetRequests(piece);
@@ -248,17 +256,22 @@ export class PiecePicker {
     this.#openPartials.add(index);
   }
 
-  /** Does the peer have any piece we still lack? O(pieces / 8). */
+  /** Does the peer have any wanted piece we still lack? O(pieces / 8). */
   interestingFor(peerHas: Bitfield | 'all'): boolean {
-    if (peerHas === 'all' || peerHas.complete) return !this.#have.complete;
-    const mine = this.#have.bytes;
+    if (peerHas === 'all' || peerHas.complete) return !this.#need.empty;
+    const need = this.#need.bytes;
     const theirs = peerHas.bytes;
-    const n = Math.min(mine.length, theirs.length);
-    for (let i = 0; i < n; i++) if ((theirs[i]! & ~mine[i]!) !== 0) return true;
+    const n = Math.min(need.length, theirs.length);
+    for (let i = 0; i < n; i++) if ((theirs[i]! & need[i]!) !== 0) return true;
     return false;
   }
 
-  /** Blocks not yet received, over all pieces we lack. */
+  /** Every wanted piece is verified (all of them, without a wanted set). */
+  get done(): boolean {
+    return this.#need.empty;
+  }
+
+  /** Blocks not yet received, over the wanted pieces we lack. */
   get missingBlocks(): number {
     return this.#missingBlocks;
   }

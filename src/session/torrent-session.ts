@@ -16,6 +16,7 @@ import { generatePeerId, peerKey } from '../core/ids.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
+import type { FileSelection } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { PiecePicker, type PeerToken } from '../pieces/picker.js';
 import { TorrentStorage, type FileOpener } from '../storage/storage.js';
@@ -123,13 +124,27 @@ export interface SessionOptions {
    * allow it (storage/direct-io.ts); default true. false: always the page cache.
    */
   directWrites?: boolean;
+  /**
+   * Download only these files (mode 'download'): the pieces overlapping them
+   * are wanted, the download is done when those verify (`done`), and other
+   * files are never created (metainfo/selection.ts). Undefined: everything.
+   */
+  selection?: FileSelection | undefined;
 }
 
 export interface SessionStats {
   pieceCount: number;
   have: number;
   totalLength: number;
+  /** bytes of pieces not verified, of the whole torrent (what trackers are told) */
   left: number;
+  /** pieces wanted (pieceCount without a file selection), and how many of them are verified */
+  wantedPieces: number;
+  wantedHave: number;
+  /** bytes of the wanted pieces (totalLength without a file selection) */
+  wantedLength: number;
+  /** bytes of wanted pieces not verified yet */
+  wantedLeft: number;
   /** payload bytes received / sent this session */
   downloaded: number;
   uploaded: number;
@@ -274,6 +289,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #verifiedBytes = 0;
   /** bytes of the pieces in `have` (so stats() need not scan every piece) */
   #haveBytes = 0;
+  /** Wanted pieces (all without a selection), and how many of them are verified, with their bytes. */
+  readonly #selection: FileSelection | undefined;
+  readonly #wantedCount: number;
+  #wantedHave = 0;
+  #wantedHaveBytes = 0;
   #fatal: TtError | undefined;
   readonly #pendingWrites = new Set<Promise<void>>();
 
@@ -289,6 +309,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#readAheadPieces = Math.max(1, Math.min(READ_AHEAD_PIECES, Math.floor(READ_CACHE_BYTES / opts.meta.pieceLength / 4)));
     this.peerId = opts.peerId ?? generatePeerId();
     this.have = new Bitfield(this.geometry.pieceCount);
+    // a selection only means something for a download; a seed serves what it has
+    this.#selection = opts.mode === 'download' ? opts.selection : undefined;
+    this.#wantedCount = this.#selection?.wanted.count ?? this.geometry.pieceCount;
     this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
     // inline SHA-1 by default: on two cores the peer on the other end needs the
@@ -298,6 +321,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   get seeding(): boolean {
     return this.have.complete;
+  }
+
+  /** The file selection this download follows (undefined: every file). */
+  get selection(): FileSelection | undefined {
+    return this.#selection;
+  }
+
+  /** Every wanted piece is verified: the whole torrent, or the pieces of the selected files. */
+  get done(): boolean {
+    return this.#wantedHave === this.#wantedCount;
   }
 
   /** Our requests in flight, all peers together (bounded by SESSION_QUEUE_BLOCKS plus per-peer minimums). */
@@ -315,11 +348,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   stats(): SessionStats {
     const left = this.meta.totalLength - this.#haveBytes;
+    const wantedLength = this.#selection?.wantedBytes ?? this.meta.totalLength;
     return {
       pieceCount: this.geometry.pieceCount,
       have: this.have.count,
       totalLength: this.meta.totalLength,
       left,
+      wantedPieces: this.#wantedCount,
+      wantedHave: this.#wantedHave,
+      wantedLength,
+      wantedLeft: wantedLength - this.#wantedHaveBytes,
       downloaded: this.downloadRate.total,
       uploaded: this.uploadRate.total,
       verifiedBytes: this.#verifiedBytes,
@@ -340,13 +378,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   async start(): Promise<void> {
     const { meta, root } = this.opts;
     if (!this.opts.skipCheck) {
-      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p) });
+      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: this.#selection });
     }
-    for (const i of this.have.indices()) this.#haveBytes += this.geometry.pieceSize(i);
+    for (const i of this.have.indices()) this.#countHave(i, this.geometry.pieceSize(i));
     this.emit('checked', this.have.count, this.geometry.pieceCount);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
     const dht = this.opts.dht !== undefined && !meta.private;
-    if (this.opts.mode === 'download' && !this.have.complete && !trackers && !dht && (this.opts.peers ?? []).length === 0) {
+    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && (this.opts.peers ?? []).length === 0) {
       const hint = meta.private ? 'give peers with --peer host:port (a private torrent never uses the DHT)' : 'use --dht, or give peers with --peer host:port';
       throw new TtError('NO_PEERS', `no way to find peers: the torrent lists no trackers; ${hint}`);
     }
@@ -360,6 +398,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.storage = await TorrentStorage.open(root, meta, {
       mode: this.opts.mode === 'download' ? 'readwrite' : 'read',
       directWrites: this.opts.directWrites ?? true,
+      selection: this.#selection,
       ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
     });
     this.#readCache = new PieceReadCache(
@@ -378,7 +417,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       READ_CACHE_BYTES,
       (buffer) => this.#freePiece(buffer),
     );
-    this.picker = new PiecePicker(this.geometry, this.have);
+    this.picker = new PiecePicker(this.geometry, this.have, { wanted: this.#selection?.wanted });
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads, cipher) =>
       this.#onIncoming(socket, handshake, leftover, reads, cipher),
     );
@@ -393,7 +432,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#timers.push(setInterval(() => this.#guard(() => this.#rotateOptimistic()), OPTIMISTIC_INTERVAL_MS));
     for (const t of this.#timers) t.unref();
     this.emit('started');
-    if (this.have.complete) this.#onComplete();
+    if (this.done) this.#onComplete();
     this.#connectMore();
   }
 
@@ -439,7 +478,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
     announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
     announcer.on('all-failed', (failures: TrackerFailure[]) => {
-      if (this.opts.mode === 'download' && !this.have.complete && this.pool.size === 0 && this.#peers.size === 0) {
+      if (this.opts.mode === 'download' && !this.done && this.pool.size === 0 && this.#peers.size === 0) {
         const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
         const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : '';
         this.#fail(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}${more}`));
@@ -466,7 +505,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const maxPeers = this.opts.maxPeers ?? 50;
     const room = Math.min(maxPeers - this.#peers.size - this.#halfOpen, MAX_HALF_OPEN - this.#halfOpen);
     if (room <= 0) return;
-    const minAge = this.have.complete ? SEED_DIAL_DELAY_MS : 0;
+    const minAge = this.done ? SEED_DIAL_DELAY_MS : 0;
     for (const candidate of this.pool.candidates(room, minAge)) {
       if (this.#hasConnectionTo(candidate.key)) {
         this.pool.markConnected(candidate.key);
@@ -770,20 +809,20 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #updateInterest(state: PeerState): void {
     const { conn } = state;
     if (!this.picker) return;
-    const wanted = !this.have.complete && this.picker.interestingFor(conn.peerBitfield);
+    const wanted = !this.done && this.picker.interestingFor(conn.peerBitfield);
     if (wanted) {
       conn.interested();
       this.#fillRequests(state);
     } else conn.notInterested();
-    // two seeds have nothing to say to each other
-    if (this.have.complete && conn.peerBitfield.complete) conn.close('both are seeds');
+    // two seeds have nothing to say to each other (nor a seed to us once we have all we want)
+    if (this.done && conn.peerBitfield.complete) conn.close('both are seeds');
   }
 
   #fillRequests(state: PeerState): void {
     const { conn } = state;
     const picker = this.picker;
     if (!picker || this.#stopped || conn.closed || conn.peerChoking || !conn.amInterested || this.#readingPaused) return;
-    if (this.have.complete) return;
+    if (this.done) return;
     const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
@@ -964,7 +1003,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #onPieceWritten(index: number, piece: Buffer): void {
     if (this.#stopped) return;
     // the invariant: hash matched AND write completed -> only now is it "had"
-    if (this.have.set(index)) this.#haveBytes += piece.length;
+    if (this.have.set(index)) this.#countHave(index, piece.length);
     this.picker?.pieceVerified(index);
     this.#verifiedBytes += piece.length;
     // keep it for serving only when someone may ask for it soon; otherwise
@@ -979,7 +1018,15 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (!p.conn.peerBitfield.has(index)) p.conn.have(index);
       if (p.conn.amInterested && !this.picker!.interestingFor(p.conn.peerBitfield)) p.conn.notInterested();
     }
-    if (this.have.complete) this.#onComplete();
+    if (this.done) this.#onComplete();
+  }
+
+  /** Counts a newly verified piece in the totals. */
+  #countHave(index: number, bytes: number): void {
+    this.#haveBytes += bytes;
+    if (this.#selection && !this.#selection.wanted.has(index)) return;
+    this.#wantedHave++;
+    this.#wantedHaveBytes += bytes;
   }
 
   /**
@@ -1073,7 +1120,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #onComplete(): void {
     if (this.#completeEmitted) return;
     this.#completeEmitted = true;
-    this.#announcer?.completed();
+    // trackers count a completed download only for the whole torrent (a file selection leaves us a leecher)
+    if (this.have.complete) this.#announcer?.completed();
     for (const p of this.#peers.values()) {
       p.conn.notInterested();
       if (p.conn.peerBitfield.complete) p.conn.close('both are seeds');
@@ -1268,7 +1316,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       downloadRate: p.conn.downloadRate.rate,
       uploadRate: p.conn.uploadRate.rate,
     }));
-    const unchoke = chooseUnchoked(candidates, this.opts.uploadSlots ?? 4, this.have.complete, this.#optimistic);
+    const unchoke = chooseUnchoked(candidates, this.opts.uploadSlots ?? 4, this.done, this.#optimistic);
     for (const p of peers) {
       if (unchoke.has(p.conn)) p.conn.unchoke();
       else {
@@ -1303,19 +1351,19 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     if (this.peerCount > 0) this.#lastPeerAt = now;
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
-    if (this.opts.mode === 'download' && !this.have.complete && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
+    if (this.opts.mode === 'download' && !this.done && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
       this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s`));
       return;
     }
     const stallTimeout = this.opts.stallTimeoutMs ?? 0;
-    if (this.opts.mode === 'download' && !this.have.complete && stallTimeout > 0 && now - this.#lastDataAt > stallTimeout) {
+    if (this.opts.mode === 'download' && !this.done && stallTimeout > 0 && now - this.#lastDataAt > stallTimeout) {
       const n = this.peerCount;
       this.#fail(new TtError('NO_PEERS', `no data for ${Math.round(stallTimeout / 1000)} s (${n} peer${n === 1 ? '' : 's'} connected, none sending; --stall-timeout)`));
       return;
     }
     if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) {
       this.#announcer?.requestPeers();
-      if (this.opts.mode === 'download' && !this.have.complete) this.#dhtAnnouncer?.requestPeers();
+      if (this.opts.mode === 'download' && !this.done) this.#dhtAnnouncer?.requestPeers();
     }
     this.#connectMore();
   }

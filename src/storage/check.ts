@@ -3,7 +3,9 @@
  * `pieces`), e.g. before resuming or seeding. Reads large sequential runs into
  * SharedArrayBuffers and hashes them in worker threads while the next run is
  * read. Read-only: never creates, writes or truncates anything, and never
- * reads a byte from outside realpath(root) (each handle is confined).
+ * reads a byte from outside realpath(root) (each handle is confined). With a
+ * file selection, only wanted pieces are checked, and unselected files' bytes
+ * are read from the part file, as storage.ts writes them.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { Bitfield } from '../core/bitfield.js';
 import { TtError, type DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { PieceHasher, defaultHashWorkers } from './hasher.js';
@@ -33,6 +36,8 @@ export interface CheckOptions {
   onProgress?: (p: CheckProgress) => void;
   /** Hash worker threads; 0 hashes on the main thread. Default: one per core, at most 4. */
   workers?: number;
+  /** Check only the pieces this selection wants (others are reported missing). */
+  selection?: FileSelection | undefined;
 }
 
 /** Bytes read per sequential run (whole pieces). */
@@ -60,11 +65,13 @@ type Gap = readonly [number, number];
 export async function checkExisting(root: string, meta: Metainfo, opts: CheckOptions = {}): Promise<Bitfield> {
   const paths: string[] = [];
   for (const file of meta.files) paths.push(await resolveInside(root, file.path));
+  const selection = opts.selection;
+  if (selection) paths.push(await resolveInside(root, [selection.partFileName]));
   const rootReal = await realRoot(root).catch((err: unknown) => {
     if ((err as DiskError).syscallCode === 'ENOENT') return undefined; // no folder yet: every file is missing
     throw err;
   });
-  const files = new FileReader(meta, paths, rootReal);
+  const files = new FileReader(meta, paths, rootReal, selection);
   const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
   const result = new Bitfield(meta.pieceCount);
   const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: 0, bytes: 0 };
@@ -109,12 +116,17 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
       while (free.length === 0 && allocated >= maxBuffers) await Promise.race(inflight);
       const buffer = free.pop() ?? (allocated++, Buffer.from(new SharedArrayBuffer(runBytes)));
       const count = Math.min(piecesPerRun, meta.pieceCount - first);
+      const unwanted = notWanted(opts.selection, first, count);
+      if (unwanted?.every((u) => u === 1)) {
+        finish(first, count, Math.min(runBytes, meta.totalLength - geometry.pieceOffset(first)), undefined, unwanted);
+        continue;
+      }
       const offset = geometry.pieceOffset(first);
       const length = Math.min(runBytes, meta.totalLength - offset);
       const view = buffer.subarray(0, length);
       const gaps = await files.readInto(offset, view);
-      const skip = new Uint8Array(count);
-      let missing = 0;
+      const skip = unwanted ?? new Uint8Array(count);
+      let missing = skip.reduce((n, u) => n + u, 0);
       for (const [start, end] of gaps) {
         const from = Math.floor(start / meta.pieceLength);
         const to = Math.ceil(end / meta.pieceLength);
@@ -146,6 +158,11 @@ async function checkLargePieces(ctx: CheckContext): Promise<void> {
   const buffer = Buffer.allocUnsafe(CHECK_RUN_BYTES);
   for (let index = 0; index < meta.pieceCount; index++) {
     const size = geometry.pieceSize(index);
+    if (opts.selection && !opts.selection.wanted.has(index)) {
+      progress.checked++;
+      progress.bytes += size;
+      continue;
+    }
     const hash = createHash('sha1');
     let complete = true;
     for (let at = 0; at < size && complete; at += CHECK_RUN_BYTES) {
@@ -165,6 +182,14 @@ async function checkLargePieces(ctx: CheckContext): Promise<void> {
   }
 }
 
+/** 1 for each piece of [first, first + count) the selection does not want; undefined without a selection. */
+function notWanted(selection: FileSelection | undefined, first: number, count: number): Uint8Array | undefined {
+  if (!selection) return undefined;
+  const out = new Uint8Array(count);
+  for (let k = 0; k < count; k++) out[k] = selection.wanted.has(first + k) ? 0 : 1;
+  return out;
+}
+
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new TtError('INTERRUPTED', 'checking stopped', { cause: signal.reason });
 }
@@ -175,45 +200,71 @@ class FileReader {
   readonly #paths: readonly string[];
   /** realpath(root); undefined when root does not exist (every file is missing). */
   readonly #rootReal: string | undefined;
+  readonly #selection: FileSelection | undefined;
   /** null: the file is missing. */
   readonly #handles = new Map<number, FileHandle | null>();
 
-  constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined) {
+  constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined) {
     this.#meta = meta;
     this.#paths = paths;
     this.#rootReal = rootReal;
+    this.#selection = selection;
   }
 
   /** Fill `target` with torrent bytes from `offset`; returns the ranges not on disk. */
   async readInto(offset: number, target: Buffer): Promise<Gap[]> {
     const gaps: Gap[] = [];
+    const part = this.#meta.files.length;
     let at = 0;
     for (const span of spansFor(this.#meta.files, offset, target.length)) {
       const start = at;
       at += span.length;
-      if (this.#meta.files[span.fileIndex]!.padding) {
+      const file = this.#meta.files[span.fileIndex]!;
+      if (file.padding) {
         target.fill(0, start, at); // BEP 47: zeros by definition, never on disk
         continue;
       }
-      this.#closeBefore(span.fileIndex);
-      const fh = await this.#handle(span.fileIndex);
-      if (!fh) {
-        gaps.push([start, at]);
+      const global = file.offset + span.fileOffset;
+      if (this.#selection && !this.#selection.isSelected(span.fileIndex)) {
+        // an unselected file's bytes are in the part file, at their offset in the torrent
+        await this.#readFrom(part, target, start, span.length, global, gaps);
         continue;
       }
-      let done = 0;
-      try {
-        while (done < span.length) {
-          const { bytesRead } = await fh.read(target, start + done, span.length - done, span.fileOffset + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-      } catch (err) {
-        throw toDiskError('check', this.#paths[span.fileIndex]!, err);
+      this.#closeBefore(span.fileIndex);
+      if ((await this.#handle(span.fileIndex)) || !this.#selection) {
+        await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset, gaps);
+        continue;
       }
-      if (done < span.length) gaps.push([start + done, at]);
+      // a selected file not created yet: an earlier run that did not select it kept its
+      // bytes of shared pieces (its first and last piece) in the part file; storage.ts copies them over
+      let cursor = global;
+      for (const [from, to] of edgeRanges(file, this.#meta.pieceLength)) {
+        const a = Math.max(cursor, from);
+        const b = Math.min(global + span.length, to);
+        if (a >= b) continue;
+        if (a > cursor) gaps.push([start + cursor - global, start + a - global]);
+        await this.#readFrom(part, target, start + a - global, b - a, a, gaps);
+        cursor = b;
+      }
+      if (cursor < global + span.length) gaps.push([start + cursor - global, at]);
     }
     return gaps;
+  }
+
+  /** Reads `length` bytes of file `fileIndex` at `position` into target[start...]; what is not there becomes a gap. */
+  async #readFrom(fileIndex: number, target: Buffer, start: number, length: number, position: number, gaps: Gap[]): Promise<void> {
+    const fh = await this.#handle(fileIndex);
+    let done = 0;
+    try {
+      while (fh && done < length) {
+        const { bytesRead } = await fh.read(target, start + done, length - done, position + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw toDiskError('check', this.#paths[fileIndex]!, err);
+    }
+    if (done < length) gaps.push([start + done, start + length]);
   }
 
   async close(): Promise<void> {
@@ -241,7 +292,7 @@ class FileReader {
       throw toDiskError('check', file, err);
     }
     try {
-      await assertOpenedInside(fh, rootReal, this.#meta.files[fileIndex]!.path);
+      await assertOpenedInside(fh, rootReal, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName]);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;

@@ -2,7 +2,11 @@
  * Piece-level disk I/O for one torrent (BEP 3 file layout): positioned reads
  * and writes across file boundaries through an LRU of open FileHandles, each
  * confined to realpath(root) after it is opened (confine.ts).
- * Owns file creation (sparse, never truncating) and fs-error mapping.
+ * Owns file creation (sparse, never truncating) and fs-error mapping. With a
+ * file selection, unselected files are never created: their bytes inside
+ * wanted pieces live in the part file (metainfo/selection.ts) at their offset
+ * in the torrent, so it stays sparse and its layout does not depend on the
+ * selection.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -10,6 +14,7 @@ import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { inAlignedStore } from './piece-buffers.js';
@@ -40,6 +45,8 @@ export interface StorageOptions {
   directWrites?: boolean;
   /** Test seam: the monitor deciding whether direct writes stay on. */
   directMonitor?: DirectWriteMonitor;
+  /** Only these files are created and written; other files' bytes go to the part file. */
+  selection?: FileSelection | undefined;
 }
 
 // O_NOFOLLOW: a symlink planted after resolveInside() still is not followed.
@@ -74,6 +81,9 @@ export class TorrentStorage {
   readonly #slots = new Map<number, Slot>();
   /** Present when direct writes were asked for and the platform has O_DIRECT. */
   readonly #direct: DirectWriteMonitor | undefined;
+  readonly #selection: FileSelection | undefined;
+  /** The part file's index in #paths (one past the torrent's files). */
+  readonly #part: number;
   #closed = false;
 
   private constructor(root: string, meta: Metainfo, paths: string[], opts: StorageOptions) {
@@ -86,6 +96,8 @@ export class TorrentStorage {
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
     this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
+    this.#selection = opts.selection;
+    this.#part = meta.files.length;
   }
 
   /**
@@ -98,6 +110,7 @@ export class TorrentStorage {
   static async open(root: string, meta: Metainfo, opts: StorageOptions): Promise<TorrentStorage> {
     const paths: string[] = [];
     for (const file of meta.files) paths.push(await resolveInside(root, file.path));
+    if (opts.selection) paths.push(await resolveInside(root, [opts.selection.partFileName]));
     const storage = new TorrentStorage(path.resolve(root), meta, paths, opts);
     if (!storage.#writable) {
       storage.#rootReal = await realRoot(root).catch(() => undefined); // missing root: files read as missing
@@ -105,7 +118,9 @@ export class TorrentStorage {
     }
     try {
       for (const [fileIndex, file] of paths.entries()) {
+        if (fileIndex >= meta.files.length) continue; // the part file: created on its first write
         if (meta.files[fileIndex]!.padding) continue; // BEP 47 padding: zeros, never created (as libtorrent does)
+        if (opts.selection && !opts.selection.isSelected(fileIndex)) continue; // not asked for
         const dir = path.dirname(file);
         try {
           await mkdirp(dir);
@@ -113,18 +128,67 @@ export class TorrentStorage {
           throw toDiskError('create', dir, err);
         }
         let fh: FileHandle;
+        let created = false;
         try {
-          fh = await storage.#openConfined(fileIndex, CREATE_FLAGS);
+          if (opts.selection) {
+            // a file selected now that was not before: its bytes in shared pieces may be in the part file
+            fh = await storage.#openConfined(fileIndex, CREATE_FLAGS | constants.O_EXCL).then(
+              (h) => ((created = true), h),
+              (err: NodeJS.ErrnoException) => {
+                if (err.code === 'EEXIST') return storage.#openConfined(fileIndex, CREATE_FLAGS);
+                throw err;
+              },
+            );
+          } else fh = await storage.#openConfined(fileIndex, CREATE_FLAGS);
         } catch (err) {
           throw toDiskError('create', file, err);
         }
         storage.#keep(fileIndex, fh);
+        if (created) await storage.#adoptFromPart(fileIndex, fh);
       }
     } catch (err) {
       await storage.close();
       throw err;
     }
     return storage;
+  }
+
+  /**
+   * Copies a newly created file's bytes out of the part file: an earlier run
+   * that did not select it kept there its share of the pieces it has in
+   * common with selected files (its first and last piece), which check.ts
+   * counted as present. Nothing to do when there is no part file.
+   */
+  async #adoptFromPart(fileIndex: number, fh: FileHandle): Promise<void> {
+    const file = this.#meta.files[fileIndex]!;
+    const ranges = edgeRanges(file, this.#meta.pieceLength);
+    if (ranges.length === 0) return;
+    let part: FileHandle;
+    try {
+      part = await this.#openConfined(this.#part, READ_FLAGS);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw toDiskError('read', this.#paths[this.#part]!, err);
+    }
+    try {
+      for (const [from, to] of ranges) {
+        const buf = Buffer.alloc(to - from);
+        let got: number;
+        try {
+          got = await readFully(part, buf, from);
+        } catch (err) {
+          throw toDiskError('read', this.#paths[this.#part]!, err);
+        }
+        if (got === 0) continue;
+        try {
+          await writeFully(fh, buf.subarray(0, got), from - file.offset);
+        } catch (err) {
+          throw toDiskError('write', this.#paths[fileIndex]!, err);
+        }
+      }
+    } finally {
+      await part.close().catch(() => undefined);
+    }
   }
 
   /** Write one whole, verified-or-not piece; spans across files are written in parallel. */
@@ -141,7 +205,9 @@ export class TorrentStorage {
     for (const span of spans) {
       const chunk = data.subarray(at, at + span.length);
       at += span.length;
-      if (!this.#meta.files[span.fileIndex]!.padding) writes.push(this.#writeSpan(span.fileIndex, chunk, span.fileOffset));
+      if (this.#meta.files[span.fileIndex]!.padding) continue;
+      if (this.#inPartFile(span.fileIndex)) writes.push(this.#writeBuffered(this.#part, chunk, this.#partOffset(span)));
+      else writes.push(this.#writeSpan(span.fileIndex, chunk, span.fileOffset));
     }
     await settleAll(writes);
   }
@@ -240,13 +306,24 @@ export class TorrentStorage {
         target.fill(0); // BEP 47 padding reads as zeros
         return Promise.resolve();
       }
-      return this.#withFile(span.fileIndex, 'read', async (fh) => {
-        const got = await readFully(fh, target, span.fileOffset);
-        if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);
+      const [fileIndex, position] = this.#inPartFile(span.fileIndex) ? [this.#part, this.#partOffset(span)] : [span.fileIndex, span.fileOffset];
+      return this.#withFile(fileIndex, 'read', async (fh) => {
+        const got = await readFully(fh, target, position);
+        if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[fileIndex])}: shorter than expected (data missing)`);
       });
     });
     await settleAll(reads);
     return out;
+  }
+
+  /** Whether a span of this file is kept in the part file (an unselected file). */
+  #inPartFile(fileIndex: number): boolean {
+    return this.#selection !== undefined && !this.#selection.isSelected(fileIndex);
+  }
+
+  /** Where a span of an unselected file lives in the part file: its offset in the torrent. */
+  #partOffset(span: FileSpan): number {
+    return this.#meta.files[span.fileIndex]!.offset + span.fileOffset;
   }
 
   async #withFile<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>, direct = false): Promise<T> {
@@ -283,7 +360,7 @@ export class TorrentStorage {
       this.#slots.delete(key); // re-insert: most recently used last
     } else {
       const direct = key < 0;
-      const flags = direct ? WRITE_FLAGS | O_DIRECT! : this.#writable ? WRITE_FLAGS : READ_FLAGS;
+      const flags = direct ? WRITE_FLAGS | O_DIRECT! : !this.#writable ? READ_FLAGS : key === this.#part ? CREATE_FLAGS : WRITE_FLAGS;
       slot = { handle: this.#openConfined(direct ? ~key : key, flags), users: 0 };
       slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
     }
@@ -299,7 +376,7 @@ export class TorrentStorage {
     if (!this.#confine) return fh;
     try {
       this.#rootReal ??= await realRoot(this.#root);
-      await assertOpenedInside(fh, this.#rootReal, this.#meta.files[fileIndex]!.path);
+      await assertOpenedInside(fh, this.#rootReal, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName]);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;

@@ -42,8 +42,9 @@ describe('tt info: good torrents', () => {
     expect(r.stdout).toMatch(/tier 1: http:\/\/127\.0\.0\.1:6969\/announce\n {10}udp:\/\/127\.0\.0\.1:6969\n {2}tier 2: /);
     expect(r.stdout).toContain('Web seeds:\n  http://127.0.0.1:8080/files/');
     expect(r.stdout).toContain('Files (5):');
-    expect(r.stdout).toMatch(/^ +0 B {2}album\/empty\.txt$/m);
-    expect(r.stdout).toMatch(/^ +68\.36 KiB {2}album\/sub\/b\.bin$/m);
+    // numbered as tt download --select takes them
+    expect(r.stdout).toMatch(/^ {2}2 +0 B {2}album\/empty\.txt$/m);
+    expect(r.stdout).toMatch(/^ {2}3 +68\.36 KiB {2}album\/sub\/b\.bin$/m);
   });
 
   it('--json prints one parseable object with stable fields', () => {
@@ -68,7 +69,7 @@ describe('tt info: good torrents', () => {
       comment: null,
     });
     expect(j['infoHash']).toMatch(/^[0-9a-f]{40}$/);
-    expect((j['files'] as unknown[])[2]).toEqual({ path: ['album', 'sub', 'b.bin'], length: 70_001, offset: 40_000, padding: false });
+    expect((j['files'] as unknown[])[2]).toEqual({ number: 3, path: ['album', 'sub', 'b.bin'], length: 70_001, offset: 40_000, padding: false });
   });
 
   it("reads the torrent from stdin with '-'", () => {

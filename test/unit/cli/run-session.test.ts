@@ -12,6 +12,10 @@ function fakeSession(stats: Partial<SessionStats>, complete = true): TorrentSess
     have: have.count,
     totalLength,
     left: complete ? 0 : totalLength,
+    wantedPieces: 16,
+    wantedHave: have.count,
+    wantedLength: totalLength,
+    wantedLeft: complete ? 0 : totalLength,
     downloaded: totalLength,
     uploaded: 0,
     verifiedBytes: totalLength,
@@ -27,7 +31,7 @@ function fakeSession(stats: Partial<SessionStats>, complete = true): TorrentSess
     directWritesOff: undefined,
     ...stats,
   };
-  return { stats: () => full, meta: { name: 'data.bin', totalLength }, have } as unknown as TorrentSession;
+  return { stats: () => full, meta: { name: 'data.bin', totalLength }, have, done: complete, selection: undefined } as unknown as TorrentSession;
 }
 
 describe('summarize', () => {
@@ -38,5 +42,13 @@ describe('summarize', () => {
     const rough = summarize(fakeSession({ failedPieces: 2, wastedBytes: 3 * 1024 * 1024, bannedPeers: 1 }), 2);
     expect(rough.line).toContain(' | 2 pieces failed | 3.00 MiB wasted | 1 peers banned');
     expect(rough.fields).toMatchObject({ failedPieces: 2, wastedBytes: 3 * 1024 * 1024, bannedPeers: 1, complete: true });
+  });
+
+  it('with a file selection: counts the wanted bytes and says how many files', () => {
+    const session = fakeSession({ wantedPieces: 4, wantedHave: 4, wantedLength: 1024 * 1024, wantedLeft: 0, left: 3 * 1024 * 1024 }, false);
+    Object.assign(session, { done: true, selection: { selectedCount: 1, fileCount: 2 }, meta: { name: 'data', totalLength: 4 * 1024 * 1024 } });
+    const { line, fields } = summarize(session, 1);
+    expect(line).toMatch(/^complete: data \(1 of 2 files\) 1\.00 MiB\/1\.00 MiB in /);
+    expect(fields).toMatchObject({ complete: true, wantedPieces: 4, wantedHave: 4, selectedFiles: 1 });
   });
 });
