@@ -96,6 +96,11 @@ export class FileSelection {
     this.wantedBytes = bytes;
   }
 
+  /** Every file: how a folder with a part file from an earlier selective run is read and completed. */
+  static all(meta: Metainfo): FileSelection {
+    return new FileSelection(meta, new Array<boolean>(meta.files.length).fill(true));
+  }
+
   isSelected(fileIndex: number): boolean {
     return this.#selected[fileIndex] === true;
   }

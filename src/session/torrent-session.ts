@@ -16,10 +16,10 @@ import { generatePeerId, peerKey } from '../core/ids.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
-import type { FileSelection } from '../metainfo/selection.js';
+import { FileSelection } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { PiecePicker, type PeerToken } from '../pieces/picker.js';
-import { TorrentStorage, type FileOpener } from '../storage/storage.js';
+import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
@@ -377,8 +377,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** Check existing data, open storage, start listening for this torrent and announcing. */
   async start(): Promise<void> {
     const { meta, root } = this.opts;
+    // without --select, a part file left by an earlier selective run still holds verified bytes of
+    // shared pieces: read the folder as "every file selected" so they are found and moved into place
+    const onDisk = this.#selection ?? (this.opts.mode === 'download' && (await hasPartFile(root, meta)) ? FileSelection.all(meta) : undefined);
     if (!this.opts.skipCheck) {
-      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: this.#selection });
+      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: onDisk });
     }
     for (const i of this.have.indices()) this.#countHave(i, this.geometry.pieceSize(i));
     this.emit('checked', this.have.count, this.geometry.pieceCount);
@@ -398,7 +401,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.storage = await TorrentStorage.open(root, meta, {
       mode: this.opts.mode === 'download' ? 'readwrite' : 'read',
       directWrites: this.opts.directWrites ?? true,
-      selection: this.#selection,
+      selection: onDisk,
       ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
     });
     this.#readCache = new PieceReadCache(

@@ -226,13 +226,18 @@ class FileReader {
       }
       const global = file.offset + span.fileOffset;
       if (this.#selection && !this.#selection.isSelected(span.fileIndex)) {
-        // an unselected file's bytes are in the part file, at their offset in the torrent
-        await this.#readFrom(part, target, start, span.length, global, gaps);
+        // an unselected file's bytes: in the file itself when an earlier run created it (storage.ts
+        // keeps it current), else in the part file at their offset in the torrent
+        const got = (await this.#handle(span.fileIndex))
+          ? await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset)
+          : await this.#readFrom(part, target, start, span.length, global);
+        if (got < span.length) gaps.push([start + got, at]);
         continue;
       }
       this.#closeBefore(span.fileIndex);
       if ((await this.#handle(span.fileIndex)) || !this.#selection) {
-        await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset, gaps);
+        const got = await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset);
+        if (got < span.length) gaps.push([start + got, at]);
         continue;
       }
       // a selected file not created yet: an earlier run that did not select it kept its
@@ -243,7 +248,8 @@ class FileReader {
         const b = Math.min(global + span.length, to);
         if (a >= b) continue;
         if (a > cursor) gaps.push([start + cursor - global, start + a - global]);
-        await this.#readFrom(part, target, start + a - global, b - a, a, gaps);
+        const got = await this.#readFrom(part, target, start + a - global, b - a, a);
+        if (got < b - a) gaps.push([start + a - global + got, start + b - global]);
         cursor = b;
       }
       if (cursor < global + span.length) gaps.push([start + cursor - global, at]);
@@ -251,8 +257,8 @@ class FileReader {
     return gaps;
   }
 
-  /** Reads `length` bytes of file `fileIndex` at `position` into target[start...]; what is not there becomes a gap. */
-  async #readFrom(fileIndex: number, target: Buffer, start: number, length: number, position: number, gaps: Gap[]): Promise<void> {
+  /** Reads up to `length` bytes of file `fileIndex` at `position` into target[start...]; returns how many were there. */
+  async #readFrom(fileIndex: number, target: Buffer, start: number, length: number, position: number): Promise<number> {
     const fh = await this.#handle(fileIndex);
     let done = 0;
     try {
@@ -264,7 +270,7 @@ class FileReader {
     } catch (err) {
       throw toDiskError('check', this.#paths[fileIndex]!, err);
     }
-    if (done < length) gaps.push([start + done, start + length]);
+    return done;
   }
 
   async close(): Promise<void> {

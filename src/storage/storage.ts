@@ -6,15 +6,16 @@
  * file selection, unselected files are never created: their bytes inside
  * wanted pieces live in the part file (metainfo/selection.ts) at their offset
  * in the torrent, so it stays sparse and its layout does not depend on the
- * selection.
+ * selection; an unselected file an earlier run created is read first and kept
+ * current, and a file selected now adopts its bytes from the part file.
  */
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
-import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
+import { edgeRanges, partFileName, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { inAlignedStore } from './piece-buffers.js';
@@ -60,6 +61,15 @@ const O_DIRECT = (constants as { O_DIRECT?: number }).O_DIRECT;
 interface Slot {
   readonly handle: Promise<FileHandle>;
   users: number;
+}
+
+/** Whether `root` holds the part file of an earlier selective download of `meta` (a regular file, not a link). */
+export async function hasPartFile(root: string, meta: Metainfo): Promise<boolean> {
+  try {
+    return (await lstat(await resolveInside(root, [partFileName(meta)]))).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Thrown inside reads to say "this piece is not (fully) on disk". */
@@ -206,7 +216,7 @@ export class TorrentStorage {
       const chunk = data.subarray(at, at + span.length);
       at += span.length;
       if (this.#meta.files[span.fileIndex]!.padding) continue;
-      if (this.#inPartFile(span.fileIndex)) writes.push(this.#writeBuffered(this.#part, chunk, this.#partOffset(span)));
+      if (this.#inPartFile(span.fileIndex)) writes.push(this.#writeUnselected(span, chunk));
       else writes.push(this.#writeSpan(span.fileIndex, chunk, span.fileOffset));
     }
     await settleAll(writes);
@@ -306,14 +316,36 @@ export class TorrentStorage {
         target.fill(0); // BEP 47 padding reads as zeros
         return Promise.resolve();
       }
-      const [fileIndex, position] = this.#inPartFile(span.fileIndex) ? [this.#part, this.#partOffset(span)] : [span.fileIndex, span.fileOffset];
-      return this.#withFile(fileIndex, 'read', async (fh) => {
-        const got = await readFully(fh, target, position);
-        if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[fileIndex])}: shorter than expected (data missing)`);
+      if (this.#inPartFile(span.fileIndex)) return this.#readUnselected(span, target);
+      return this.#withFile(span.fileIndex, 'read', async (fh) => {
+        const got = await readFully(fh, target, span.fileOffset);
+        if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);
       });
     });
     await settleAll(reads);
     return out;
+  }
+
+  /**
+   * A span of an unselected file: from the file itself when an earlier run
+   * created it (writes keep it current, see writePiece), else from the part
+   * file. check.ts reads the same way.
+   */
+  async #readUnselected(span: FileSpan, target: Buffer): Promise<void> {
+    const fromFile = await this.#withFile(span.fileIndex, 'read', (fh) => readFully(fh, target, span.fileOffset)).catch((err: unknown) => {
+      if (err instanceof MissingData) return undefined; // no such file: the part file has its bytes
+      throw err;
+    });
+    const [got, file] = fromFile !== undefined ? [fromFile, span.fileIndex] : [await this.#withFile(this.#part, 'read', (fh) => readFully(fh, target, this.#partOffset(span))), this.#part];
+    if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[file])}: shorter than expected (data missing)`);
+  }
+
+  /** An unselected file's span goes to the part file, and into the file itself when an earlier run created it. */
+  async #writeUnselected(span: FileSpan, chunk: Buffer): Promise<void> {
+    await this.#writeBuffered(this.#part, chunk, this.#partOffset(span));
+    await this.#writeBuffered(span.fileIndex, chunk, span.fileOffset).catch((err: unknown) => {
+      if (!(err instanceof DiskError && err.syscallCode === 'ENOENT')) throw err;
+    });
   }
 
   /** Whether a span of this file is kept in the part file (an unselected file). */
@@ -327,9 +359,22 @@ export class TorrentStorage {
   }
 
   async #withFile<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>, direct = false): Promise<T> {
+    if (fileIndex === this.#part && op === 'write') {
+      // a read's open (never creating it) may be pending when the first write comes: once it has
+      // failed, its slot is gone and this open creates the part file
+      try {
+        return await this.#withFileOnce(fileIndex, op, fn, direct);
+      } catch (err) {
+        if (!(err instanceof DiskError && err.syscallCode === 'ENOENT')) throw err;
+      }
+    }
+    return this.#withFileOnce(fileIndex, op, fn, direct);
+  }
+
+  async #withFileOnce<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>, direct: boolean): Promise<T> {
     const file = this.#paths[fileIndex]!;
     const key = direct ? ~fileIndex : fileIndex;
-    const slot = this.#acquire(key);
+    const slot = this.#acquire(key, op);
     try {
       let fh: FileHandle;
       try {
@@ -354,13 +399,14 @@ export class TorrentStorage {
   }
 
   /** The slot for `key` (see #slots), opening the file when it has none. */
-  #acquire(key: number): Slot {
+  #acquire(key: number, op: 'read' | 'write'): Slot {
     let slot = this.#slots.get(key);
     if (slot) {
       this.#slots.delete(key); // re-insert: most recently used last
     } else {
       const direct = key < 0;
-      const flags = direct ? WRITE_FLAGS | O_DIRECT! : !this.#writable ? READ_FLAGS : key === this.#part ? CREATE_FLAGS : WRITE_FLAGS;
+      // the part file is created by its first write, never by a read
+      const flags = direct ? WRITE_FLAGS | O_DIRECT! : !this.#writable ? READ_FLAGS : key === this.#part && op === 'write' ? CREATE_FLAGS : WRITE_FLAGS;
       slot = { handle: this.#openConfined(direct ? ~key : key, flags), users: 0 };
       slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
     }

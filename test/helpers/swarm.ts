@@ -120,7 +120,7 @@ export async function stopAll(): Promise<void> {
 
 /** Resolves on the session's 'complete', rejects on 'error' or after timeoutMs. */
 export function whenComplete(session: TorrentSession, timeoutMs = 30_000): Promise<void> {
-  if (session.have.complete) return Promise.resolve();
+  if (session.done) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not complete after ${timeoutMs} ms: ${JSON.stringify(session.stats())}`)), timeoutMs);
     session.once('complete', () => {

@@ -421,3 +421,53 @@ describe('scale', () => {
     expect(ms).toBeLessThan(2000);
   });
 });
+
+describe('a wanted set (file selection)', () => {
+  it('picks only wanted pieces, however rare the others are', () => {
+    const p = new PiecePicker(geometry(6), new Bitfield(6), { wanted: bf('010010'), random: seeded(1) });
+    withAvailability(p, '111911'); // pieces 0, 2, 3, 5 rarer than 4, still never picked
+    const got = p.pick(A, 'all', 10);
+    expect(pieces(got).sort()).toEqual([1, 4]);
+    const copies = p.pick(B, 'all', 10); // endgame: copies, of wanted pieces only
+    expect(p.inEndgame).toBe(true);
+    expect(pieces(copies).sort()).toEqual([1, 4]);
+  });
+
+  it('counts only wanted blocks as missing, and is done when they verify', () => {
+    const p = new PiecePicker(geometry(4, 2), bf('0100'), { wanted: bf('0110') });
+    expect(p.missingBlocks).toBe(2); // piece 2's two blocks; piece 1 is had
+    expect(p.done).toBe(false);
+    for (const r of p.pick(A, 'all', 10)) expect(p.received(A, r.index, r.begin)).toBe('new');
+    p.pieceVerified(2);
+    expect(p.missingBlocks).toBe(0);
+    expect(p.done).toBe(true);
+    expect(p.inEndgame).toBe(false);
+  });
+
+  it('a peer holding only unwanted pieces is not interesting; one holding a wanted missing piece is', () => {
+    const p = new PiecePicker(geometry(10), new Bitfield(10), { wanted: bf('0000000001') });
+    expect(p.interestingFor(bf('1111111110'))).toBe(false);
+    expect(p.interestingFor(bf('0000000001'))).toBe(true);
+    expect(p.interestingFor('all')).toBe(true);
+    p.pieceVerified(9);
+    expect(p.interestingFor('all')).toBe(false);
+    expect(p.interestingFor(Bitfield.full(10))).toBe(false);
+  });
+
+  it('blocks of an unwanted piece are unexpected', () => {
+    const p = new PiecePicker(geometry(3), new Bitfield(3), { wanted: bf('100') });
+    expect(p.received(A, 1, 0)).toBe('unexpected');
+  });
+
+  it('without a wanted set, every missing piece is wanted (done only when complete)', () => {
+    const p = new PiecePicker(geometry(3), bf('110'));
+    expect(p.done).toBe(false);
+    expect(p.interestingFor(bf('001'))).toBe(true);
+    p.pieceVerified(2);
+    expect(p.done).toBe(true);
+  });
+
+  it('refuses a wanted set of the wrong size', () => {
+    expect(() => new PiecePicker(geometry(3), new Bitfield(3), { wanted: new Bitfield(4) })).toThrow(RangeError);
+  });
+});
