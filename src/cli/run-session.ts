@@ -79,6 +79,10 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     reporter.event('dht-lookup', { peers: found, nodes: queried, routingTable: dht?.table.size ?? 0 });
     if (opts.verbose) reporter.info(`DHT: ${found} peer${found === 1 ? '' : 's'} from ${queried} node${queried === 1 ? '' : 's'} (routing table ${dht?.table.size ?? 0})`);
   });
+  session.on('pex', (peer, added, fresh) => {
+    reporter.event('pex', { peer, added, fresh });
+    if (opts.verbose) reporter.info(`peer ${peer}: exchanged peers (PEX): ${added} named, ${fresh} new`);
+  });
   if (opts.verbose) {
     session.on('peer-connected', (peer, encrypted) => reporter.info(`peer ${peer}: connected${encrypted ? ' (encrypted, RC4)' : ''}`));
     session.on('peer-dial-failed', (peer, reason) => reporter.info(`peer ${peer}: cannot connect: ${reason}`));

@@ -25,6 +25,7 @@ export interface SharedOptions {
   dht?: boolean;
   dhtPort?: number;
   dhtBootstrap?: PeerAddress[];
+  pex: boolean;
 }
 
 function parseEncryption(text: string): 'allow' | 'require' {
@@ -50,6 +51,7 @@ export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: str
     .option('--dht', 'also find peers through the DHT (BEP 5); never for private torrents')
     .option('--dht-port <port>', 'UDP port of the DHT node (default: the TCP port\'s number; implies --dht)', parsePort)
     .option('--dht-bootstrap <host:port>', 'DHT node to start from instead of the public routers (repeatable; implies --dht)', parsePeer)
+    .option('--no-pex', 'do not exchange peer lists with peers (BEP 11 PEX; never used for private torrents)')
     .option('--seed-ratio <ratio>', `${goalPrefix}stop once uploaded/size reaches this`, parseRatio)
     .option('--seed-time <duration>', `${goalPrefix}stop after seeding this long (e.g. 30m)`, parseDuration)
     .option('-v, --verbose', 'show each peer connecting and disconnecting, with the reason')
@@ -69,6 +71,7 @@ export function sharedRunOptions(opts: SharedOptions) {
     verbose: opts.verbose === true,
     requireEncryption: opts.encryption === 'require',
     dhtConfig: dhtConfigFrom(opts),
+    pex: opts.pex !== false,
   };
 }
 

@@ -65,3 +65,20 @@ export function encodeCompactPeer(host: string, port: number, family: IpFamily):
   out.writeUInt16BE(port, out.length - 2);
   return out;
 }
+
+/**
+ * A peer address worth dialing when another peer names it: an IP literal
+ * (IPv4-mapped IPv6 unmapped), not unspecified, 0.x, multicast or broadcast,
+ * with a port in 1..65535.
+ */
+export function isUsablePeerAddress(host: string, port: number): boolean {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return false;
+  const ip = unmapIpv4(host);
+  const family = isIP(ip);
+  if (family === 4) {
+    const first = Number(ip.slice(0, ip.indexOf('.')));
+    return first !== 0 && first < 224;
+  }
+  if (family === 6) return ip !== '::' && !/^ff/i.test(ip);
+  return false;
+}

@@ -32,6 +32,8 @@ import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
 import { negotiateMse } from '../peer/mse-dial.js';
+import { OUR_UT_PEX_ID, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, parsePex, type PexPeer } from '../wire/pex.js';
+import { PexPacer, keyOf } from './pex.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
@@ -130,6 +132,8 @@ export interface SessionOptions {
    * files are never created (metainfo/selection.ts). Undefined: everything.
    */
   selection?: FileSelection | undefined;
+  /** BEP 11 peer exchange with peers that offer it (default true; never for a private torrent, BEP 27). */
+  pex?: boolean;
 }
 
 export interface SessionStats {
@@ -180,6 +184,8 @@ export interface SessionEvents {
   warning: [message: string];
   /** A DHT lookup ended: peers found, nodes asked. */
   'dht-lookup': [found: number, queried: number];
+  /** A peer's ut_pex message named `added` peers, `fresh` of them new to us. */
+  pex: [peer: string, added: number, fresh: number];
   complete: [];
   error: [error: TtError];
 }
@@ -215,6 +221,11 @@ class PeerState {
   utMetadataId = 0;
   /** The peer's PORT message (BEP 5) was acted on: later ones are ignored. */
   dhtNodeAdded = false;
+  /** BEP 11: the extended id the peer wants ut_pex messages under (0: none), and their pacing. */
+  utPexId = 0;
+  readonly pex = new PexPacer();
+  /** Where the peer accepts connections: the address we dialed, or an incoming peer's IP with its `p`. */
+  listenAddress: PeerAddress | undefined;
   /** ut_metadata requests answered on this connection (bounded: see #onMetadataMessage). */
   metadataRequests = 0;
   /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
@@ -224,7 +235,16 @@ class PeerState {
     this.conn = conn;
     this.key = conn.key;
     this.poolKey = poolKey;
+    if (conn.direction === 'outgoing') this.listenAddress = { host: conn.host, port: conn.port };
   }
+}
+
+/** `map` without `key` (a copy only when it is there). */
+function withoutKey<V>(map: Map<string, V>, key: string): Map<string, V> {
+  if (!map.has(key)) return map;
+  const copy = new Map(map);
+  copy.delete(key);
+  return copy;
 }
 
 function rememberReleased(state: PeerState, key: number): void {
@@ -321,6 +341,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   get seeding(): boolean {
     return this.have.complete;
+  }
+
+  /** BEP 11 peer exchange is on: not turned off, and never for a private torrent (BEP 27). */
+  get #pexEnabled(): boolean {
+    return this.opts.pex !== false && !this.meta.private;
   }
 
   /** The file selection this download follows (undefined: every file). */
@@ -672,7 +697,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
           id: 0,
           payload: encodeExtendedHandshake({
             // BEP 9: magnet users fetch the info dictionary from us (not for private torrents: BEP 27 keeps them off public channels)
-            ...(this.meta.private ? { m: {} } : { m: { [UT_METADATA]: OUR_UT_METADATA_ID }, metadataSize: this.meta.rawInfo.length }),
+            ...(this.meta.private
+              ? { m: {} }
+              : { m: { [UT_METADATA]: OUR_UT_METADATA_ID, ...(this.#pexEnabled ? { [UT_PEX]: OUR_UT_PEX_ID } : {}) }, metadataSize: this.meta.rawInfo.length }),
             v: CLIENT_NAME,
             reqq: MAX_PEER_REQUESTS,
             p: this.opts.listener.port,
@@ -737,14 +764,17 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         break;
       case 'extended':
         if (m.id === OUR_UT_METADATA_ID && !this.meta.private) this.#onMetadataMessage(state, m.payload);
+        else if (m.id === OUR_UT_PEX_ID && this.#pexEnabled) this.#onPex(state, m.payload);
         else if (m.id === 0) {
           const ext = parseExtendedHandshake(m.payload);
           state.utMetadataId = ext.m.get(UT_METADATA) ?? 0;
+          if (this.#pexEnabled) state.utPexId = ext.m.get(UT_PEX) ?? 0;
           if (ext.reqq !== undefined && ext.reqq > 0) state.maxQueueDepth = Math.min(MAX_QUEUE_DEPTH, Math.max(1, ext.reqq));
           // an incoming peer tells us where it listens: that is its identity in
           // the pool, so we never dial a second connection to it
           if (!state.poolKey && ext.p !== undefined && ext.p > 0 && ext.p < 65536) {
             state.poolKey = peerKey(state.conn.host, ext.p);
+            state.listenAddress = { host: state.conn.host, port: ext.p };
             this.pool.add([{ host: state.conn.host, port: ext.p }]);
             this.pool.markConnected(state.poolKey);
           }
@@ -774,6 +804,44 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const canSend = msg.piece < count && state.metadataRequests <= MAX_METADATA_COPIES * count && state.conn.writableLength <= SEND_HIGH_WATER_BYTES;
     const reply = canSend ? encodeMetadataData(metadata, msg.piece) : encodeMetadataReject(msg.piece);
     state.conn.send({ type: 'extended', id: state.utMetadataId, payload: reply });
+  }
+
+  /** BEP 11, receiving: the peers it names join the pool (bounded by wire/pex.ts and the pool's cap). */
+  #onPex(state: PeerState, payload: Buffer): void {
+    const verdict = state.pex.received(Date.now());
+    if (verdict === 'close') {
+      state.conn.close('protocol error: ut_pex messages too often');
+      return;
+    }
+    if (verdict === 'ignore') return;
+    const { added } = parsePex(payload);
+    const before = this.pool.size;
+    this.addPeers(added);
+    this.emit('pex', state.key, added.length, Math.max(0, this.pool.size - before));
+  }
+
+  /** BEP 11, sending: each peer that takes ut_pex hears, at most once a minute, who we connected to and lost since. */
+  #sendPex(now: number): void {
+    let current: Map<string, PexPeer> | undefined;
+    for (const state of this.#peers.values()) {
+      if (state.utPexId === 0 || !state.conn.handshakeDone) continue;
+      current ??= this.#pexPeers();
+      const others = state.listenAddress ? withoutKey(current, keyOf(state.listenAddress)) : current;
+      const msg = state.pex.next(now, others);
+      if (msg) state.conn.send({ type: 'extended', id: state.utPexId, payload: encodePex(msg) });
+    }
+  }
+
+  /** The peers we are connected to whose listening address we know, with their BEP 11 flags. */
+  #pexPeers(): Map<string, PexPeer> {
+    const out = new Map<string, PexPeer>();
+    for (const p of this.#peers.values()) {
+      if (!p.listenAddress || !p.conn.handshakeDone) continue;
+      const flags =
+        (p.conn.encrypted ? PEX_ENCRYPTION : 0) | (p.conn.peerBitfield.complete ? PEX_SEED : 0) | (p.conn.direction === 'outgoing' ? PEX_REACHABLE : 0);
+      out.set(keyOf(p.listenAddress), { ...p.listenAddress, flags });
+    }
+    return out;
   }
 
   #onClose(state: PeerState, reason: string): void {
@@ -1352,6 +1420,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       }
       this.#fillRequests(state);
     }
+    if (this.#pexEnabled) this.#sendPex(now);
     if (this.peerCount > 0) this.#lastPeerAt = now;
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
     if (this.opts.mode === 'download' && !this.done && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
