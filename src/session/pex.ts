@@ -14,6 +14,8 @@ export const PEX_INTERVAL_MS = 60_000;
 export const PEX_MIN_GAP_MS = 20_000;
 /** Ignored (too early) messages tolerated before the connection is closed as a flood. */
 export const MAX_EARLY_PEX = 5;
+/** Peers one connection may add to our pool over its life (libtorrent's max_pex_peers): a liar cannot fill it alone. */
+export const MAX_PEX_LEARNED = 200;
 
 export class PexPacer {
   /** Keys of the peers the other side has been told about and not told dropped. */
@@ -21,6 +23,7 @@ export class PexPacer {
   #sentAt: number | undefined;
   #receivedAt: number | undefined;
   #early = 0;
+  #learned = 0;
 
   /**
    * The message to send now, or undefined (too soon, or nothing new).
@@ -43,6 +46,15 @@ export class PexPacer {
     for (const p of added) this.#told.set(keyOf(p), { host: p.host, port: p.port });
     for (const p of dropped) this.#told.delete(keyOf(p));
     return { added, dropped };
+  }
+
+  /** How many more peers this connection may add to the pool; `took(n)` counts the ones it added. */
+  get learnRoom(): number {
+    return MAX_PEX_LEARNED - this.#learned;
+  }
+
+  took(n: number): void {
+    this.#learned += n;
   }
 
   /** A message arrived: 'use' it, 'ignore' it (too soon), or 'close' (too many too soon). */

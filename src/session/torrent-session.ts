@@ -464,10 +464,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#connectMore();
   }
 
-  /** Add peers learnt elsewhere (tracker, command line) and dial them. */
-  addPeers(peers: readonly PeerAddress[]): void {
+  /** Add peers learnt elsewhere (tracker, command line, PEX) and dial them; returns how many were new. */
+  addPeers(peers: readonly PeerAddress[]): number {
     const filtered = withoutSelf(peers, this.opts.listener.port);
-    if (this.pool.add(filtered) > 0) this.#connectMore();
+    const added = this.pool.add(filtered);
+    if (added > 0) this.#connectMore();
+    return added;
   }
 
   /** Stop: tell trackers (bounded), close peers, finish pending writes, close files. */
@@ -806,7 +808,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     state.conn.send({ type: 'extended', id: state.utMetadataId, payload: reply });
   }
 
-  /** BEP 11, receiving: the peers it names join the pool (bounded by wire/pex.ts and the pool's cap). */
+  /** BEP 11, receiving: the peers it names join the pool (bounded by wire/pex.ts, per connection, and by the pool's cap). */
   #onPex(state: PeerState, payload: Buffer): void {
     const verdict = state.pex.received(Date.now());
     if (verdict === 'close') {
@@ -815,9 +817,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     if (verdict === 'ignore') return;
     const { added } = parsePex(payload);
-    const before = this.pool.size;
-    this.addPeers(added);
-    this.emit('pex', state.key, added.length, Math.max(0, this.pool.size - before));
+    const fresh = state.pex.learnRoom > 0 ? this.addPeers(added.slice(0, state.pex.learnRoom)) : 0;
+    state.pex.took(fresh);
+    this.emit('pex', state.key, added.length, fresh);
   }
 
   /** BEP 11, sending: each peer that takes ut_pex hears, at most once a minute, who we connected to and lost since. */

@@ -5,10 +5,11 @@
  * and drops a peer that floods PEX or sends garbage. Three tt sessions: a
  * leecher that only knows another leecher finds the seed through PEX.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { join } from 'node:path';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../../../src/wire/extension.js';
 import type { Message } from '../../../src/wire/messages.js';
+import { MAX_PEX_LEARNED } from '../../../src/session/pex.js';
 import { OUR_UT_PEX_ID, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, parsePex } from '../../../src/wire/pex.js';
 import { RawPeer, type RawPeerServer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture, type Running } from '../../helpers/swarm.js';
@@ -120,14 +121,36 @@ describe('PEX (BEP 11)', () => {
     const fx = await fixture();
     const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
     const { peer } = await pexPeer(fx, seed);
-    const payload = (i: number): Buffer => encodePex({ added: [{ host: '10.0.0.1', port: 1000 + i, flags: 0 }], dropped: [] });
+    // loopback addresses no test listens on (tests bind 127.0.0.1): tt's dials are refused at once
+    const payload = (i: number): Buffer => encodePex({ added: [{ host: '127.0.0.2', port: 1000 + i, flags: 0 }], dropped: [] });
     peer.send({ type: 'extended', id: OUR_UT_PEX_ID, payload: payload(0) });
     peer.send({ type: 'extended', id: OUR_UT_PEX_ID, payload: payload(1) });
     await expectKept(peer, 300);
-    expect(seed.session.pool.get('10.0.0.1:1001')).toBeUndefined(); // the early one was ignored
-    expect(seed.session.pool.get('10.0.0.1:1000')).toBeDefined();
+    expect(seed.session.pool.get('127.0.0.2:1001')).toBeUndefined(); // the early one was ignored
+    expect(seed.session.pool.get('127.0.0.2:1000')).toBeDefined();
     for (let i = 2; i < 10; i++) peer.send({ type: 'extended', id: OUR_UT_PEX_ID, payload: payload(i) });
     await expectDropped(peer);
+  });
+
+  it(`one connection adds at most ${MAX_PEX_LEARNED} peers over its life, however many messages it sends`, async () => {
+    const fx = await fixture();
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+    const { peer } = await pexPeer(fx, seed);
+    const batch = (from: number): Buffer =>
+      encodePex({ added: Array.from({ length: 150 }, (_, i) => ({ host: `127.0.${1 + ((from + i) >> 8)}.${(from + i) & 255}`, port: 9, flags: 0 })), dropped: [] });
+    const named = (): number => [...Array(400).keys()].filter((i) => seed.session.pool.get(`127.0.${1 + (i >> 8)}.${i & 255}:9`)).length;
+    peer.send({ type: 'extended', id: OUR_UT_PEX_ID, payload: batch(0) });
+    await until(() => named() === 150, 3_000);
+    // a minute later (as far as the session can tell), 150 more: only the rest of the allowance is taken
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 61_000);
+    try {
+      peer.send({ type: 'extended', id: OUR_UT_PEX_ID, payload: batch(150) });
+      await expectKept(peer, 300);
+    } finally {
+      later.mockRestore();
+    }
+    expect(named()).toBe(MAX_PEX_LEARNED);
   });
 
   it('a PEX message that is not bencode closes the connection', async () => {

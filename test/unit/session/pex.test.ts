@@ -5,7 +5,7 @@
  * closer than the minimum gap ignored, a flood closed.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_EARLY_PEX, PEX_INTERVAL_MS, PEX_MIN_GAP_MS, PexPacer, keyOf } from '../../../src/session/pex.js';
+import { MAX_EARLY_PEX, MAX_PEX_LEARNED, PEX_INTERVAL_MS, PEX_MIN_GAP_MS, PexPacer, keyOf } from '../../../src/session/pex.js';
 import type { PexPeer } from '../../../src/wire/pex.js';
 
 function peers(...ports: number[]): Map<string, PexPeer> {
@@ -63,5 +63,16 @@ describe('PexPacer.received', () => {
   it('a well-behaved sender (one a minute) is always heard', () => {
     const pacer = new PexPacer();
     for (let k = 0; k < 20; k++) expect(pacer.received(k * PEX_INTERVAL_MS)).toBe('use');
+  });
+});
+
+describe('PexPacer learning allowance', () => {
+  it(`lets one connection add at most ${MAX_PEX_LEARNED} peers over its life`, () => {
+    const pacer = new PexPacer();
+    expect(pacer.learnRoom).toBe(MAX_PEX_LEARNED);
+    pacer.took(150);
+    expect(pacer.learnRoom).toBe(MAX_PEX_LEARNED - 150);
+    pacer.took(50);
+    expect(pacer.learnRoom).toBe(0);
   });
 });
