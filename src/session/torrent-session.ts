@@ -487,6 +487,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
     this.#readCache?.clear();
     if (!this.opts.hasher) await this.#hasher.close().catch(() => undefined);
+    // every piece in its file: a part file left by an earlier selective run holds nothing more
+    if (this.have.complete) await this.storage?.removeSpentPartFile().catch((err: unknown) => this.emit('warning', errorMessage(err)));
     await this.storage?.close().catch(() => undefined);
   }
 

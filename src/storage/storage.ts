@@ -10,7 +10,7 @@
  * current, and a file selected now adopts its bytes from the part file.
  */
 import { constants } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
@@ -289,6 +289,31 @@ export class TorrentStorage {
       if (err instanceof MissingData) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * Deletes the part file when every file is selected (so each byte it holds
+   * is also in its own file, adopted at open) and the caller knows every
+   * piece is verified. Returns whether there was one to delete. With files
+   * left unselected it stays: it is the only copy of their shared bytes.
+   */
+  async removeSpentPartFile(): Promise<boolean> {
+    this.#assertOpen();
+    const selection = this.#selection;
+    if (!this.#writable || !selection || this.#meta.files.some((f, i) => !f.padding && !selection.isSelected(i))) return false;
+    const slot = this.#slots.get(this.#part);
+    if (slot) {
+      this.#slots.delete(this.#part);
+      await slot.handle.then((fh) => fh.close()).catch(() => undefined);
+    }
+    const file = this.#paths[this.#part]!;
+    try {
+      await rm(await resolveInside(this.#root, [selection.partFileName]));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw toDiskError('write', file, err);
+    }
+    return true;
   }
 
   /** Close every open handle. Later calls fail with DiskError. */

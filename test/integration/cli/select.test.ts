@@ -102,9 +102,12 @@ describe('tt download --select', () => {
     expect(second.events.find((e) => e.event === 'done')).toMatchObject({ complete: true, downloaded: expected, selectedFiles: 3 });
     expect(await onDisk(fx, out)).toEqual(['absent', 'absent', 'same', 'same', 'same']);
     // and everything, at last
+    const part = join(out, `.${fx.meta.infoHashHex}.parts`);
+    expect(existsSync(part)).toBe(true);
     const third = await runTt([...args, '--select', '1-5']);
     expect(third.exit?.code, third.describe()).toBe(0);
     expect(await onDisk(fx, out)).toEqual(['same', 'same', 'same', 'same', 'same']);
+    expect(existsSync(part)).toBe(false); // every byte is in its own file now: the part file is gone
   });
 
   it('switching to a neighbouring file, then dropping --select, never fetches a verified shared piece again', async () => {
@@ -132,6 +135,7 @@ describe('tt download --select', () => {
     for (let i = 0; i < fx.meta.pieceCount; i++) if (!c.has(i) && !z.has(i)) rest += size(i);
     expect(fetched(third)).toBe(rest);
     expect(await onDisk(fx, out)).toEqual(['same', 'same', 'same', 'same', 'same']);
+    expect(existsSync(join(out, `.${fx.meta.infoHashHex}.parts`))).toBe(false);
   });
 
   it('selecting only an empty file creates it and finishes without downloading', async () => {
