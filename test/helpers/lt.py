@@ -3,9 +3,10 @@
 
 Owns: creating/hashing torrents with libtorrent, and running a libtorrent seeder or leecher
 that reports newline-delimited JSON events on stdout, optionally with the DHT (BEP 5) on and
-bootstrapped from loopback nodes only; and a DHT-only node (dht-node). Run with Debian's
-/usr/bin/python3 (python3-libtorrent is not importable from other Pythons). Exits cleanly on
-SIGTERM/SIGINT.
+bootstrapped from loopback nodes only; a DHT-only node (dht-node); and a peer that downloads
+nothing and reports whom it is connected to, optionally exchanging peers (join, BEP 11). Run
+with Debian's /usr/bin/python3 (python3-libtorrent is not importable from other Pythons).
+Exits cleanly on SIGTERM/SIGINT.
 """
 import argparse
 import ipaddress
@@ -123,8 +124,9 @@ def dht_settings(bootstrap, announce_interval=None):
     return settings
 
 
-def make_session(port, upload_limit=0, metadata=False, require_rc4=False, dht=None):
-    # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban); ut_metadata (BEP 9) on request
+def make_session(port, upload_limit=0, metadata=False, require_rc4=False, dht=None, pex=False):
+    # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban); ut_metadata (BEP 9) and
+    # ut_pex (BEP 11) on request
     settings = session_settings(port, upload_limit)
     if dht is not None:
         # before the session exists: it must never start the DHT with the public bootstrap nodes
@@ -137,6 +139,9 @@ def make_session(port, upload_limit=0, metadata=False, require_rc4=False, dht=No
         fail("DHT bootstrap nodes not applied")
     if metadata:
         ses.add_extension("ut_metadata")
+    if pex:
+        # a first full list on its first tick after the extended handshake once it has 2 peers, then a diff every 60 s
+        ses.add_extension("ut_pex")
     if upload_limit > 0:
         # libtorrent exempts local peers from rate limits unless the local class is limited
         ses.set_peer_class(ses.local_peer_class_id, {"upload_limit": upload_limit, "download_limit": 0,
@@ -408,6 +413,8 @@ def cmd_seed(args):
     dht = DhtWatcher(ses) if dht_opts is not None else None
     if args.corrupt:
         ses.apply_settings({"disable_hash_checks": True})
+    if args.keep_redundant:
+        ses.apply_settings(KEEP_REDUNDANT)
     try:
         port = wait_listening(ses, time.time() + 10, dht)
         if dht is None:
@@ -551,6 +558,66 @@ def cmd_leech(args):
           "downloaded": st.total_payload_download})
 
 
+# close_redundant_connections (on by default) drops a connection between two upload-only ends,
+# e.g. a seeder and a peer in upload mode (join), as soon as the extended handshakes are in
+KEEP_REDUNDANT = {"close_redundant_connections": False}
+
+
+def peer_endpoints(h):
+    """The peers a torrent is connected to (handshake done) as sorted "ip:port" lists: all, and
+    those it learned through ut_pex. An outgoing connection shows the peer's listening port, an
+    incoming one the peer's ephemeral port."""
+    peers, from_pex = [], []
+    for p in h.get_peer_info():
+        if p.flags & (lt.peer_info.connecting | lt.peer_info.handshake):
+            continue
+        endpoint = "%s:%d" % (p.ip[0], p.ip[1])
+        peers.append(endpoint)
+        if p.source & lt.peer_info.pex:
+            from_pex.append(endpoint)
+    return sorted(peers), sorted(from_pex)
+
+
+def cmd_join(args):
+    """A peer that joins a torrent's swarm with no data and downloads nothing: libtorrent's upload
+    mode sends no requests, so it never has a piece to give. With --pex it tells its peers about
+    each other and learns peers from them (ut_pex). Reports the peers it is connected to.
+
+    Upload mode makes it upload-only (it says so in its extended handshake), and by default
+    libtorrent drops a connection where both ends are upload-only: a libtorrent seeder it talks
+    to needs --keep-redundant."""
+    ti = load_info(args.torrent)
+    out_dir = os.path.abspath(args.out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    ses = make_session(args.port, pex=args.pex)
+    ses.apply_settings(KEEP_REDUNDANT)
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = out_dir
+    params.flags &= ~lt.torrent_flags.auto_managed
+    params.flags &= ~lt.torrent_flags.paused
+    params.flags |= lt.torrent_flags.upload_mode
+    port = wait_listening(ses, time.time() + 10)
+    emit({"event": "listening", "port": port})
+    h = ses.add_torrent(params)
+    for peer in args.peer:
+        h.connect_peer(parse_peer(peer))
+    next_report = 0.0
+    while not stopping:
+        ses.wait_for_alert(int(POLL_INTERVAL_S * 1000))
+        for a in ses.pop_alerts():
+            if isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+                fail("join error: " + a.message())
+        now = time.time()
+        if now >= next_report:
+            next_report = now + args.report_interval
+            st = h.status()
+            peers, from_pex = peer_endpoints(h)
+            emit({"event": "peers", "peers": peers, "fromPex": from_pex, "pieces": st.num_pieces,
+                  "downloaded": st.total_payload_download, "uploaded": st.total_payload_upload})
+    emit({"event": "stopped", "uploaded": h.status().total_payload_upload})
+
+
 def cmd_dht_node(args):
     """A DHT-only session (no torrents): a bootstrap/router node for loopback DHT tests."""
     nodes = [parse_dht_node(t) for t in args.dht_bootstrap]
@@ -594,6 +661,8 @@ def main():
     s.add_argument("--check-timeout", type=int, default=300)
     s.add_argument("--metadata", action="store_true", help="serve the info dictionary to magnet users (ut_metadata)")
     s.add_argument("--require-rc4", action="store_true", help="encrypted (MSE, RC4 stream) connections only")
+    s.add_argument("--keep-redundant", action="store_true",
+                   help="keep connections to upload-only peers (e.g. a join peer) instead of closing them")
     add_dht_args(s)
 
     s = sub.add_parser("leech")
@@ -605,6 +674,15 @@ def main():
     s.add_argument("--require-rc4", action="store_true", help="encrypted (MSE, RC4 stream) connections only")
     add_dht_args(s)
 
+    s = sub.add_parser("join", help="join a swarm without downloading (upload mode); report connected peers")
+    s.add_argument("torrent")
+    s.add_argument("out_dir", help="save path (nothing is written there)")
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--peer", action="append", default=[])
+    s.add_argument("--pex", action="store_true", help="exchange peers with peers (BEP 11 ut_pex; off by default)")
+    s.add_argument("--report-interval", type=float, default=PROGRESS_INTERVAL_S, metavar="SECONDS",
+                   help="seconds between \"peers\" lines")
+
     s = sub.add_parser("dht-node", help="DHT-only node (no torrents) on 127.0.0.1")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--dht-bootstrap", action="append", default=[], metavar="127.0.0.1:PORT",
@@ -614,6 +692,7 @@ def main():
 
     args = p.parse_args()
     {"infohash": cmd_infohash, "create": cmd_create, "seed": cmd_seed, "leech": cmd_leech,
+     "join": cmd_join,
      "dht-node": cmd_dht_node}[args.cmd](args)
 
 

@@ -1,6 +1,7 @@
 /**
  * libtorrent 2.0 (python3-libtorrent) for interop tests, through test/helpers/lt.py:
- * create and hash torrents, run a loopback-only seeder or leecher (BEP 3 over TCP).
+ * create and hash torrents, run a loopback-only seeder or leecher (BEP 3 over TCP), or a peer
+ * that downloads nothing and reports whom it is connected to (optionally with BEP 11 ut_pex).
  * lt.py must run under Debian's /usr/bin/python3: a pyenv python3 cannot import libtorrent.
  */
 import { execFile } from 'node:child_process';
@@ -64,6 +65,8 @@ export interface LtSeedOptions {
   requireRc4?: boolean;
   /** Turn the DHT on with only these loopback nodes to start from ("127.0.0.1:port"). */
   dhtBootstrap?: readonly string[];
+  /** Stay connected to upload-only peers (a startLtJoin peer) instead of closing as redundant. */
+  keepRedundant?: boolean;
 }
 
 export interface LtSeeder {
@@ -79,6 +82,7 @@ export async function startLtSeeder(opts: LtSeedOptions): Promise<LtSeeder> {
   if (opts.corrupt) args.push('--corrupt');
   if (opts.metadata) args.push('--metadata');
   if (opts.requireRc4) args.push('--require-rc4');
+  if (opts.keepRedundant) args.push('--keep-redundant');
   for (const p of opts.peers ?? []) args.push('--peer', p);
   for (const n of opts.dhtBootstrap ?? []) args.push('--dht-bootstrap', n);
   const proc = startProcess('libtorrent seeder', SYSTEM_PYTHON, args);
@@ -113,6 +117,44 @@ export function startLtLeecher(opts: LtLeechOptions): ManagedProcess {
   if (opts.requireRc4) args.push('--require-rc4');
   for (const n of opts.dhtBootstrap ?? []) args.push('--dht-bootstrap', n);
   return startProcess('libtorrent leecher', SYSTEM_PYTHON, args);
+}
+
+export interface LtJoinOptions {
+  torrent: string;
+  /** Save path; nothing is written there (upload mode). */
+  outDir: string;
+  port?: number;
+  peers?: readonly string[];
+  /** Exchange peers (BEP 11 ut_pex); every other lt.py session runs without it. */
+  pex?: boolean;
+  /** Seconds between "peers" events (lt.py's default 0.5). */
+  reportIntervalS?: number;
+}
+
+export interface LtJoined {
+  proc: ManagedProcess;
+  port: number;
+}
+
+/**
+ * Start a libtorrent peer that joins the swarm with no data and downloads nothing (upload mode);
+ * it prints {"event":"peers","peers":["ip:port",...],"fromPex":[...],"pieces":N,"downloaded":B,
+ * "uploaded":B} periodically (connected peers: an outgoing connection shows the listening port).
+ * Upload-only: a libtorrent seeder keeps it only with `keepRedundant`. Resolves once it listens.
+ */
+export async function startLtJoin(opts: LtJoinOptions): Promise<LtJoined> {
+  const args = [LT_PY, 'join', opts.torrent, opts.outDir, '--port', String(opts.port ?? 0)];
+  for (const p of opts.peers ?? []) args.push('--peer', p);
+  if (opts.pex) args.push('--pex');
+  if (opts.reportIntervalS !== undefined) args.push('--report-interval', String(opts.reportIntervalS));
+  const proc = startProcess('libtorrent peer', SYSTEM_PYTHON, args);
+  try {
+    const listening = await proc.waitForEventNamed('listening', LT_START_TIMEOUT_MS);
+    return { proc, port: Number(listening['port']) };
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
 }
 
 export interface LtDhtNode {
