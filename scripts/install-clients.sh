@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real BitTorrent clients tt's interop tests and benchmark run against
-# (python3-libtorrent, aria2, opentracker, transmission-cli) plus GNU time, from Debian's
+# (python3-libtorrent, aria2, opentracker, transmission-cli), BusyBox (its httpd is the
+# web seed server of test/interop/web-seed.test.ts) plus GNU time, from Debian's
 # packages, only when missing. Idempotent and non-interactive; fails loudly, never skips.
 set -euo pipefail
 
@@ -11,10 +12,11 @@ declare -A CHECKS=(
   [opentracker]="command -v opentracker"
   [transmission-cli]="command -v transmission-cli"
   [time]="test -x /usr/bin/time"
+  [busybox]="busybox httpd --help"
 )
 
 missing=()
-for pkg in python3-libtorrent aria2 opentracker transmission-cli time; do
+for pkg in python3-libtorrent aria2 opentracker transmission-cli time busybox; do
   if ! bash -c "${CHECKS[$pkg]}" >/dev/null 2>&1; then missing+=("$pkg"); fi
 done
 

@@ -27,6 +27,7 @@ interface DownloadOptions extends SharedOptions {
   seed?: boolean;
   directIo: boolean;
   select?: FileNumberRanges;
+  webSeeds: boolean;
 }
 
 export function registerDownload(program: Command): void {
@@ -39,6 +40,7 @@ export function registerDownload(program: Command): void {
     .option('--peer-timeout <duration>', 'give up when no peer is connected for this long (0 = never)', parseDuration, 120)
     .option('--stall-timeout <duration>', 'give up when no data arrives for this long, even with peers connected (0 = never)', parseDuration, 0)
     .option('-s, --select <files>', 'download only these files: numbers as tt info lists them, e.g. 2 or 1,4-6 (pieces shared with other files are kept in a part file)', parseFileList)
+    .option('--no-web-seeds', "do not download from the torrent's web seeds (BEP 19 url-list)")
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
     .option('--no-direct-io', 'write everything through the page cache (default: whole aligned pieces bypass it with O_DIRECT where the disk supports it and keeps up)');
   addSharedOptions(cmd, 'also connect to this peer (repeatable)', 'with --seed: ').action(async (torrent: string, opts: DownloadOptions) => {
@@ -102,6 +104,7 @@ export function registerDownload(program: Command): void {
       stallTimeoutMs: opts.stallTimeout * 1000,
       directWrites: opts.directIo,
       selection,
+      webSeeds: opts.webSeeds,
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });

@@ -79,6 +79,10 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     reporter.event('dht-lookup', { peers: found, nodes: queried, routingTable: dht?.table.size ?? 0 });
     if (opts.verbose) reporter.info(`DHT: ${found} peer${found === 1 ? '' : 's'} from ${queried} node${queried === 1 ? '' : 's'} (routing table ${dht?.table.size ?? 0})`);
   });
+  session.on('web-seed-dropped', (url, reason) => {
+    reporter.event('web-seed-dropped', { url, reason });
+    if (reporter.mode !== 'json') reporter.warn(`web seed ${url} dropped: ${reason}`);
+  });
   session.on('pex', (peer, added, fresh) => {
     reporter.event('pex', { peer, added, fresh });
     if (opts.verbose) reporter.info(`peer ${peer}: exchanged peers (PEX): ${added} named, ${fresh} new`);
@@ -165,6 +169,7 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
     ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)} ratio ${ratio.toFixed(2)}` +
     (s.failedPieces > 0 ? ` | ${s.failedPieces} pieces failed` : '') +
     (s.wastedBytes > 0 ? ` | ${humanBytes(s.wastedBytes)} wasted` : '') +
+    (s.webSeedBytes > 0 ? ` | ${humanBytes(s.webSeedBytes)} from web seeds` : '') +
     (s.bannedPeers > 0 ? ` | ${s.bannedPeers} peers banned` : '');
   return {
     line,
@@ -182,6 +187,7 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
       bannedPeers: s.bannedPeers,
       wastedBytes: s.wastedBytes,
       directWriteBytes: s.directWriteBytes,
+      webSeedBytes: s.webSeedBytes,
       ...(s.directWritesOff !== undefined ? { directWritesOff: s.directWritesOff } : {}),
     },
   };

@@ -37,8 +37,24 @@ export interface Metainfo {
   readonly creationDate: number | undefined;
   readonly comment: string | undefined;
   readonly createdBy: string | undefined;
-  /** BEP 19 web seeds (parsed only). */
+  /** BEP 19 web seeds (url-list): downloaded from by session/web-seed.ts and webseed/. */
   readonly urlList: readonly string[];
+}
+
+/**
+ * Index of the last file whose offset <= pos (binary search: torrents may
+ * have many files). Empty files share their offset with the next file, so
+ * the one found is the file that holds byte pos.
+ */
+export function fileAt(files: readonly TorrentFile[], pos: number): number {
+  let lo = 0;
+  let hi = files.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (files[mid]!.offset <= pos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 /** The 20-byte SHA-1 of piece `index`. */

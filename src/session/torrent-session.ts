@@ -18,7 +18,10 @@ import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
-import { PiecePicker, type PeerToken } from '../pieces/picker.js';
+import { PiecePicker, type BlockRequest, type PeerToken } from '../pieces/picker.js';
+import { fetchRange } from '../webseed/fetch.js';
+import { usableWebSeed } from '../webseed/url.js';
+import { WebSeed } from './web-seed.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { PieceHasher } from '../storage/hasher.js';
@@ -71,6 +74,8 @@ const MAX_METADATA_COPIES = 4;
 /** Requests answered with a reject past the copies, before the connection is closed. */
 const METADATA_SPARE_REQUESTS = 16;
 const MAX_HALF_OPEN = 16;
+/** Web seeds used from one torrent's url-list (the rest are ignored). */
+const MAX_WEB_SEEDS = 8;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
@@ -134,6 +139,8 @@ export interface SessionOptions {
   selection?: FileSelection | undefined;
   /** BEP 11 peer exchange with peers that offer it (default true; never for a private torrent, BEP 27). */
   pex?: boolean;
+  /** BEP 19: also download from the torrent's web seeds (url-list), default true. */
+  webSeeds?: boolean;
 }
 
 export interface SessionStats {
@@ -166,6 +173,8 @@ export interface SessionStats {
   wastedBytes: number;
   /** bytes written with O_DIRECT, bypassing the page cache (storage/direct-io.ts) */
   directWriteBytes: number;
+  /** payload bytes that came from web seeds (BEP 19) */
+  webSeedBytes: number;
   /** why direct writes were turned off during this session, if they were */
   directWritesOff: string | undefined;
 }
@@ -184,6 +193,8 @@ export interface SessionEvents {
   warning: [message: string];
   /** A DHT lookup ended: peers found, nodes asked. */
   'dht-lookup': [found: number, queried: number];
+  /** A web seed (BEP 19) was given up: too many failures, or it sent corrupt data. */
+  'web-seed-dropped': [url: string, reason: string];
   /** A peer's ut_pex message named `added` peers, `fresh` of them new to us. */
   pex: [peer: string, added: number, fresh: number];
   complete: [];
@@ -237,6 +248,21 @@ class PeerState {
     this.poolKey = poolKey;
     if (conn.direction === 'outgoing') this.listenAddress = { host: conn.host, port: conn.port };
   }
+}
+
+/** Blocks grouped into runs contiguous in the torrent's byte space (one HTTP range each per file). */
+function contiguousRuns(blocks: readonly BlockRequest[], pieceLength: number): { offset: number; length: number; blocks: BlockRequest[] }[] {
+  const sorted = [...blocks].sort((a, b) => a.index - b.index || a.begin - b.begin);
+  const runs: { offset: number; length: number; blocks: BlockRequest[] }[] = [];
+  for (const b of sorted) {
+    const offset = b.index * pieceLength + b.begin;
+    const last = runs[runs.length - 1];
+    if (last && last.offset + last.length === offset) {
+      last.length += b.length;
+      last.blocks.push(b);
+    } else runs.push({ offset, length: b.length, blocks: [b] });
+  }
+  return runs;
 }
 
 /** `map` without `key` (a copy only when it is there). */
@@ -309,6 +335,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #verifiedBytes = 0;
   /** bytes of the pieces in `have` (so stats() need not scan every piece) */
   #haveBytes = 0;
+  /** BEP 19 web seeds (download mode), and what stops their requests when the session stops. */
+  readonly #webSeeds: WebSeed[] = [];
+  readonly #webAbort = new AbortController();
   /** Wanted pieces (all without a selection), and how many of them are verified, with their bytes. */
   readonly #selection: FileSelection | undefined;
   readonly #wantedCount: number;
@@ -395,6 +424,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       pendingBytes: this.#diskQueueBytes + this.#hashingBytes,
       wastedBytes: this.#wastedBytes,
       directWriteBytes: this.storage?.directWrites?.bytes ?? 0,
+      webSeedBytes: this.#webSeeds.reduce((n, w) => n + w.bytes, 0),
       directWritesOff: this.storage?.directWrites?.offReason,
     };
   }
@@ -412,7 +442,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.emit('checked', this.have.count, this.geometry.pieceCount);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
     const dht = this.opts.dht !== undefined && !meta.private;
-    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && (this.opts.peers ?? []).length === 0) {
+    if (this.opts.mode === 'download' && this.opts.webSeeds !== false) {
+      const seen = new Set<string>();
+      for (const url of meta.urlList) {
+        const base = usableWebSeed(url);
+        if (!base || seen.has(base.href) || seen.size >= MAX_WEB_SEEDS) continue;
+        seen.add(base.href);
+        this.#webSeeds.push(new WebSeed(base));
+      }
+    }
+    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && this.#webSeeds.length === 0 && (this.opts.peers ?? []).length === 0) {
       const hint = meta.private ? 'give peers with --peer host:port (a private torrent never uses the DHT)' : 'use --dht, or give peers with --peer host:port';
       throw new TtError('NO_PEERS', `no way to find peers: the torrent lists no trackers; ${hint}`);
     }
@@ -462,6 +501,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.emit('started');
     if (this.done) this.#onComplete();
     this.#connectMore();
+    this.#pumpWebSeeds();
   }
 
   /** Add peers learnt elsewhere (tracker, command line, PEX) and dial them; returns how many were new. */
@@ -482,6 +522,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
     for (const socket of this.#dialing) socket.destroy();
     this.#dialing.clear();
+    this.#webAbort.abort();
+    for (const ws of this.#webSeeds) ws.close();
     this.#dhtAnnouncer?.stop();
     const announcer = this.#announcer;
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
@@ -1002,33 +1044,98 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     state.lastBlockAt = Date.now();
     state.blocksThisTick++;
     state.snubbed = false;
-    this.downloadRate.add(block.length);
-    const result = picker.received(state.conn, index, begin);
-    if (result === 'new') {
-      this.#lastDataAt = state.lastBlockAt;
-      let entry = this.#assembly.get(index);
-      if (!entry) {
-        entry = { buffer: this.#allocPiece(this.geometry.pieceSize(index)), senders: [] };
-        this.#assembly.set(index, entry);
-      }
-      block.copy(entry.buffer, begin);
-      entry.senders[begin / BLOCK_SIZE] = state.key;
-      // endgame: the same block was asked of others; cancel it there
-      for (const other of picker.requestersOf(index, begin)) {
-        if (other === state.conn) continue;
-        const otherState = this.#peers.get(other as PeerConnection);
-        if (!otherState) continue;
-        if (otherState.outstanding.delete(key)) {
-          otherState.conn.cancel(index, begin, block.length);
-          rememberReleased(otherState, key); // it may already be on its way
-        }
-        picker.release(other, index, begin);
-      }
-      if (picker.isPieceComplete(index)) this.#verifyPiece(index);
-    } else this.#wastedBytes += block.length; // someone else's copy came first
+    this.#storeBlock(picker, state.conn, state.key, index, begin, block, state.lastBlockAt);
     // refill in batches: one writev of many requests, not a syscall per block
     const depth = this.#depthFor(state);
     if (depth - state.outstanding.size >= Math.max(1, depth >> 2)) this.#fillRequests(state);
+  }
+
+  /**
+   * A block we asked `token` for arrived (from a peer or a web seed): the
+   * first copy goes into its piece's buffer (the piece is hashed once whole)
+   * and is cancelled at the other peers asked for it; a later copy is waste.
+   */
+  #storeBlock(picker: PiecePicker, token: PeerToken, sender: string, index: number, begin: number, block: Buffer, now: number): void {
+    this.downloadRate.add(block.length);
+    if (picker.received(token, index, begin) !== 'new') {
+      this.#wastedBytes += block.length; // someone else's copy came first
+      return;
+    }
+    this.#lastDataAt = now;
+    let entry = this.#assembly.get(index);
+    if (!entry) {
+      entry = { buffer: this.#allocPiece(this.geometry.pieceSize(index)), senders: [] };
+      this.#assembly.set(index, entry);
+    }
+    block.copy(entry.buffer, begin);
+    entry.senders[begin / BLOCK_SIZE] = sender;
+    // endgame: the same block was asked of others; cancel it there
+    const key = blockKey(index, begin);
+    for (const other of picker.requestersOf(index, begin)) {
+      if (other === token) continue;
+      const otherState = this.#peers.get(other as PeerConnection);
+      if (otherState?.outstanding.delete(key)) {
+        otherState.conn.cancel(index, begin, block.length);
+        rememberReleased(otherState, key); // it may already be on its way
+      }
+      picker.release(other, index, begin); // a web seed's copy, when it comes, is waste
+    }
+    if (picker.isPieceComplete(index)) this.#verifyPiece(index);
+  }
+
+  // ---- web seeds (BEP 19) ----
+
+  /** Starts web seed requests while there is something to fetch, room in flight and no disk backlog. */
+  #pumpWebSeeds(): void {
+    const picker = this.picker;
+    if (!picker || this.#stopped || this.done || this.#readingPaused) return;
+    const now = Date.now();
+    const blocksPerPiece = Math.max(1, Math.ceil(this.meta.pieceLength / BLOCK_SIZE));
+    for (const ws of this.#webSeeds) {
+      while (ws.ready(now)) {
+        // a piece's worth at a time, never an endgame copy (a peer's copy may come first; ours would be waste)
+        const blocks = picker.pick(ws, 'all', blocksPerPiece, () => false);
+        if (blocks.length === 0) break;
+        ws.inFlight++;
+        void this.#fetchFromWebSeed(picker, ws, blocks).finally(() => {
+          ws.inFlight--;
+          this.#guard(() => this.#pumpWebSeeds());
+        });
+      }
+    }
+  }
+
+  async #fetchFromWebSeed(picker: PiecePicker, ws: WebSeed, blocks: BlockRequest[]): Promise<void> {
+    const pending = new Set(blocks);
+    try {
+      for (const run of contiguousRuns(blocks, this.meta.pieceLength)) {
+        const data = Buffer.alloc(run.length); // zeros where a BEP 47 padding file lies
+        const ranges = ws.ranges(this.meta, run.offset, run.length);
+        const parts = await Promise.all(ranges.map((r) => fetchRange(r, { agents: ws.agents, signal: this.#webAbort.signal })));
+        ranges.forEach((r, i) => parts[i]!.copy(data, r.torrentOffset - run.offset));
+        if (this.#stopped) return;
+        const now = Date.now();
+        this.#lastPeerAt = now;
+        ws.succeeded(parts.reduce((n, part) => n + part.length, 0));
+        for (const b of run.blocks) {
+          pending.delete(b);
+          const at = b.index * this.meta.pieceLength + b.begin - run.offset;
+          this.#guard(() => this.#storeBlock(picker, ws, ws.key, b.index, b.begin, data.subarray(at, at + b.length), now));
+        }
+      }
+    } catch (err) {
+      if (this.#stopped) return;
+      for (const b of pending) picker.release(ws, b.index, b.begin);
+      if (ws.failed(Date.now(), errorMessage(err))) this.emit('web-seed-dropped', ws.base.href, ws.disabled!);
+      else this.emit('warning', `${ws.key}: ${errorMessage(err)}; retrying later`);
+      for (const p of this.#peers.values()) this.#fillRequests(p); // its blocks are free for peers now
+    }
+  }
+
+  #dropWebSeed(ws: WebSeed, reason: string): void {
+    if (ws.disabled !== undefined) return;
+    ws.disable(reason);
+    this.emit('web-seed-dropped', ws.base.href, reason);
   }
 
   #verifyPiece(index: number): void {
@@ -1173,6 +1280,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     this.pool.ban(key, reason);
     this.emit('peer-banned', key, reason);
+    for (const ws of this.#webSeeds) if (ws.key === key) this.#dropWebSeed(ws, reason);
   }
 
   #updateReadPause(): void {
@@ -1186,6 +1294,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         this.#fillRequests(p);
       }
     }
+    if (!pause) this.#pumpWebSeeds();
   }
 
   async #drainWrites(): Promise<void> {
@@ -1425,7 +1534,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#fillRequests(state);
     }
     if (this.#pexEnabled) this.#sendPex(now);
-    if (this.peerCount > 0) this.#lastPeerAt = now;
+    this.#pumpWebSeeds();
+    if (this.peerCount > 0 || this.#webSeeds.some((w) => w.inFlight > 0)) this.#lastPeerAt = now;
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
     if (this.opts.mode === 'download' && !this.done && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
       this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s`));

@@ -2,7 +2,7 @@
  * Maps the torrent's concatenated byte space (BEP 3: files laid end to end in
  * info order) onto per-file spans. Pure; binary search over file offsets.
  */
-import type { TorrentFile } from '../metainfo/metainfo.js';
+import { fileAt, type TorrentFile } from '../metainfo/metainfo.js';
 
 /** One contiguous run inside a single file. */
 export interface FileSpan {
@@ -25,7 +25,7 @@ export function spansFor(files: readonly TorrentFile[], offset: number, length: 
   if (offset + length > total) throw new RangeError(`byte range ${offset}+${length} past end ${total}`);
   const spans: FileSpan[] = [];
   if (length === 0) return spans;
-  let i = firstFileAt(files, offset);
+  let i = fileAt(files, offset);
   let pos = offset;
   let remaining = length;
   while (remaining > 0 && i < files.length) {
@@ -42,17 +42,3 @@ export function spansFor(files: readonly TorrentFile[], offset: number, length: 
   return spans;
 }
 
-/**
- * Index of the last file whose offset <= pos. Empty files share their offset
- * with the next file, so the one found is the file that holds byte pos.
- */
-function firstFileAt(files: readonly TorrentFile[], pos: number): number {
-  let lo = 0;
-  let hi = files.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (files[mid]!.offset <= pos) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}

@@ -38,13 +38,17 @@ export interface Fixture {
   files: { path: string[]; data: Buffer }[];
 }
 
-export async function makeFixture(opts: { name?: string; files?: FileSpec[]; pieceLength?: number; announce?: string } = {}): Promise<Fixture> {
+export async function makeFixture(
+  opts: { name?: string; files?: FileSpec[]; pieceLength?: number; announce?: string; urlList?: string[]; /** one file, single-file layout */ single?: boolean } = {},
+): Promise<Fixture> {
   const work = await mkdtemp(join(tmpdir(), 'tt-test-'));
   const name = opts.name ?? 'payload';
   const files = (opts.files ?? ODD_FILES).map((f) => ({ path: f.path, data: randomBytes(f.size) }));
-  const torrent = createTorrent(name, files, {
+  if (opts.single && files.length !== 1) throw new Error('a single-file torrent has one file');
+  const torrent = createTorrent(name, opts.single ? files[0]!.data : files, {
     pieceLength: opts.pieceLength ?? 32_768,
     ...(opts.announce ? { announce: opts.announce } : {}),
+    ...(opts.urlList ? { urlList: opts.urlList } : {}),
   });
   const meta = parseTorrent(torrent);
   const seedRoot = join(work, 'seed');

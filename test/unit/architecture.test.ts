@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
-const LEAVES = ['wire', 'tracker', 'pieces', 'storage', 'dht'] as const;
+const LEAVES = ['wire', 'tracker', 'pieces', 'storage', 'dht', 'webseed'] as const;
 /** Which src/ folders each folder may import from (itself always included). */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   core: [],

@@ -28,6 +28,7 @@ function fakeSession(stats: Partial<SessionStats>, complete = true): TorrentSess
     pendingBytes: 0,
     wastedBytes: 0,
     directWriteBytes: 0,
+    webSeedBytes: 0,
     directWritesOff: undefined,
     ...stats,
   };
