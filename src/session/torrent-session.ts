@@ -552,7 +552,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
     announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
     announcer.on('all-failed', (failures: TrackerFailure[]) => {
-      if (this.opts.mode === 'download' && !this.done && this.pool.size === 0 && this.#peers.size === 0) {
+      // with a web seed still in use, the download goes on without any tracker
+      const webSeeding = this.#webSeeds.some((w) => w.disabled === undefined);
+      if (this.opts.mode === 'download' && !this.done && this.pool.size === 0 && this.#peers.size === 0 && !webSeeding) {
         const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
         const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : '';
         this.#fail(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}${more}`));

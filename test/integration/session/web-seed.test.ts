@@ -125,6 +125,18 @@ describe('web seeds (BEP 19)', () => {
     await expectSameData(fx, join(fx.work, 'only'));
   });
 
+  it('every tracker failing is not fatal while a web seed serves', async () => {
+    const http = await server();
+    // a tracker on a port nobody listens on: refused at once, "every tracker failed"
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 300_000 }], pieceLength: 32_768, urlList: [http.url()], announce: 'http://127.0.0.1:9/announce' });
+    trackDir(fx.work);
+    http.serve(fx.seedRoot);
+    const out = join(fx.work, 'out');
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download' });
+    await whenComplete(leech.session, 15_000);
+    await expectSameData(fx, out);
+  });
+
   it('a web seed that never answers does not hold the download: the peer completes it', async () => {
     const http = await server();
     const fx = await fixture(http, (s) => [s.url()], [{ path: ['data.bin'], size: 1024 * 1024 }]);
