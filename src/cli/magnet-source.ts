@@ -80,7 +80,7 @@ export async function resolveMagnet(
     const { metadata, peers } = await Promise.race([fetcher.run(), interrupted]);
     let meta: Metainfo;
     try {
-      meta = torrentFromMetadata(metadata, magnet.trackers);
+      meta = torrentFromMetadata(metadata, magnet.trackers, magnet.webSeeds);
     } catch (err) {
       // the bytes hash to the magnet's info hash, yet are no usable torrent
       if (err instanceof TtError) err.message = sanitizeForTerminal(`metadata from peers: ${err.message}`);

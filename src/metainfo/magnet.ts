@@ -1,7 +1,8 @@
 /**
  * Magnet links (BEP 9 "magnet URI format"): build one from a Metainfo, and parse
- * xt=urn:btih (40 hex or 32 base32 characters), dn, tr and x.pe (peer addresses;
- * malformed ones are skipped). v2 (btmh) is not handled.
+ * xt=urn:btih (40 hex or 32 base32 characters), dn, tr, ws (BEP 19 web seeds,
+ * used once the metadata is in) and x.pe (peer addresses; malformed ones are
+ * skipped). v2 (btmh) is not handled.
  * Errors are MetainfoError naming the magnet parameter.
  */
 import { MetainfoError } from '../core/errors.js';
@@ -14,7 +15,12 @@ export interface MagnetLink {
   readonly trackers: string[];
   /** x.pe: peers to dial directly (at most MAX_MAGNET_PEERS). */
   readonly peers: PeerAddress[];
+  /** ws: web seeds (at most MAX_MAGNET_WEB_SEEDS). */
+  readonly webSeeds: string[];
 }
+
+/** Most ws web seeds taken from one magnet link. */
+export const MAX_MAGNET_WEB_SEEDS = 16;
 
 /** Most x.pe peers taken from one magnet link. */
 export const MAX_MAGNET_PEERS = 200;
@@ -31,6 +37,7 @@ export function toMagnet(meta: Metainfo): string {
   const trackers = new Set(meta.announceList.flat());
   if (meta.announce !== undefined) trackers.add(meta.announce);
   for (const tr of trackers) parts.push(`tr=${encodeURIComponent(tr)}`);
+  for (const ws of new Set(meta.urlList)) parts.push(`ws=${encodeURIComponent(ws)}`);
   return MAGNET_PREFIX + parts.join('&');
 }
 
@@ -77,6 +84,7 @@ export function parseMagnet(uri: string): MagnetLink {
   let name: string | undefined;
   const trackers: string[] = [];
   const peers: PeerAddress[] = [];
+  const webSeeds: string[] = [];
   for (const param of uri.slice(MAGNET_PREFIX.length).split('&')) {
     const eq = param.indexOf('=');
     if (eq < 0) continue;
@@ -90,11 +98,14 @@ export function parseMagnet(uri: string): MagnetLink {
     } else if (key === 'tr') {
       const tr = decodeComponent(key, raw);
       if (tr.length > 0 && !trackers.includes(tr)) trackers.push(tr);
+    } else if (key === 'ws') {
+      const ws = decodeComponent(key, raw);
+      if (ws.length > 0 && !webSeeds.includes(ws) && webSeeds.length < MAX_MAGNET_WEB_SEEDS) webSeeds.push(ws);
     } else if (key === 'x.pe') {
       const peer = parseHostPort(decodeComponent(key, raw));
       if (peer && peers.length < MAX_MAGNET_PEERS) peers.push(peer);
     }
   }
   if (infoHash === undefined) throw new MetainfoError('magnet.xt', 'no urn:btih info hash');
-  return name === undefined ? { infoHash, trackers, peers } : { infoHash, name, trackers, peers };
+  return name === undefined ? { infoHash, trackers, peers, webSeeds } : { infoHash, name, trackers, peers, webSeeds };
 }

@@ -95,14 +95,18 @@ export class MetadataAssembler {
  * validation (paths, sizes, piece hashes) is the one every torrent gets.
  * Throws MetainfoError / BencodeError when the dictionary is not a usable torrent.
  */
-export function torrentFromMetadata(rawInfo: Buffer, trackers: readonly string[]): Metainfo {
-  return parseTorrent(torrentFileBytes(rawInfo, trackers));
+export function torrentFromMetadata(rawInfo: Buffer, trackers: readonly string[], webSeeds: readonly string[] = []): Metainfo {
+  return parseTorrent(torrentFileBytes(rawInfo, trackers, webSeeds));
 }
 
-/** The .torrent file for `rawInfo`: announce, announce-list and info, keys in bencode order. */
-export function torrentFileBytes(rawInfo: Buffer, trackers: readonly string[]): Buffer {
-  const head = trackers.length > 0 ? encode({ announce: trackers[0]!, 'announce-list': trackers.map((t) => [t]) }) : encode({});
+/** The .torrent file for `rawInfo`: announce, announce-list, info and url-list, keys in bencode order. */
+export function torrentFileBytes(rawInfo: Buffer, trackers: readonly string[], webSeeds: readonly string[] = []): Buffer {
+  const head = encode({
+    ...(trackers.length > 0 ? { announce: trackers[0]!, 'announce-list': trackers.map((t) => [t]) } : {}),
+  });
   // splice the raw info bytes in as the last key ('info' sorts after 'announce-list'), exactly as hashed
-  return Buffer.concat([head.subarray(0, head.length - 1), Buffer.from('4:info'), rawInfo, Buffer.from('e')]);
+  // 'url-list' sorts after 'info'
+  const tail = webSeeds.length > 0 ? encode({ 'url-list': [...webSeeds] }).subarray(1) : Buffer.from('e');
+  return Buffer.concat([head.subarray(0, head.length - 1), Buffer.from('4:info'), rawInfo, tail]);
 }
 

@@ -1095,8 +1095,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const blocksPerPiece = Math.max(1, Math.ceil(this.meta.pieceLength / BLOCK_SIZE));
     for (const ws of this.#webSeeds) {
       while (ws.ready(now)) {
-        // a piece's worth at a time, never an endgame copy (a peer's copy may come first; ours would be waste)
-        const blocks = picker.pick(ws, 'all', blocksPerPiece, () => false);
+        // a piece's worth at a time; in endgame only copies of blocks that slow peers hold (as for peers)
+        const blocks = picker.pick(ws, 'all', blocksPerPiece, this.#worthCopying());
         if (blocks.length === 0) break;
         ws.inFlight++;
         void this.#fetchFromWebSeed(picker, ws, blocks).finally(() => {

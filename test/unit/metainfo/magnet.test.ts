@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetainfoError } from '../../../src/core/errors.js';
-import { MAX_MAGNET_PEERS, parseMagnet, toMagnet } from '../../../src/metainfo/magnet.js';
+import { MAX_MAGNET_PEERS, MAX_MAGNET_WEB_SEEDS, parseMagnet, toMagnet } from '../../../src/metainfo/magnet.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { createTorrent } from '../../../src/metainfo/create.js';
 
@@ -29,7 +29,19 @@ describe('magnet links', () => {
     expect(m.infoHash.toString('hex')).toBe(HEX);
     expect(m.name).toBe('two words');
     expect(m.trackers).toEqual(['udp://127.0.0.1:1']);
-    expect(parseMagnet(`MAGNET:?xt=urn:btih:${HEX.toUpperCase()}`)).toEqual({ infoHash: Buffer.from(HEX, 'hex'), trackers: [], peers: [] });
+    expect(parseMagnet(`MAGNET:?xt=urn:btih:${HEX.toUpperCase()}`)).toEqual({ infoHash: Buffer.from(HEX, 'hex'), trackers: [], peers: [], webSeeds: [] });
+  });
+
+  it('reads ws web seeds (BEP 19), each once, at most MAX_MAGNET_WEB_SEEDS, and writes them back', () => {
+    const ws = 'http://127.0.0.1:8080/files/a%20b?x=1&y=2';
+    const m = parseMagnet(`magnet:?xt=urn:btih:${HEX}&ws=${encodeURIComponent(ws)}&ws.1=${encodeURIComponent(ws)}&ws=`);
+    expect(m.webSeeds).toEqual([ws]);
+    const many = Array.from({ length: MAX_MAGNET_WEB_SEEDS + 5 }, (_, i) => `ws=http%3A%2F%2Fh%2F${i}`).join('&');
+    expect(parseMagnet(`magnet:?xt=urn:btih:${HEX}&${many}`).webSeeds).toHaveLength(MAX_MAGNET_WEB_SEEDS);
+    const meta = parseTorrent(createTorrent('x', Buffer.from('data'), { urlList: [ws] }));
+    const uri = toMagnet(meta);
+    expect(uri).toContain(`&ws=${encodeURIComponent(ws)}`);
+    expect(parseMagnet(uri).webSeeds).toEqual([ws]);
   });
 
   it('reads x.pe peers (IPv4, [IPv6], host names), skipping malformed ones, at most MAX_MAGNET_PEERS', () => {

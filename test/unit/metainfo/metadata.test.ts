@@ -78,6 +78,14 @@ describe('torrentFromMetadata', () => {
     expect(torrentFromMetadata(file.rawInfo, []).announceList).toEqual([]);
   });
 
+  it("carries a magnet's web seeds as url-list (after info, so the bytes stay canonical bencode)", () => {
+    const file = parseTorrent(torrent(rdict(multiInfo())));
+    const meta = torrentFromMetadata(file.rawInfo, ['http://t/a'], ['http://127.0.0.1:8080/', 'https://h/x']);
+    expect(meta.infoHash.equals(file.infoHash)).toBe(true);
+    expect(meta.urlList).toEqual(['http://127.0.0.1:8080/', 'https://h/x']);
+    expect(torrentFromMetadata(file.rawInfo, []).urlList).toEqual([]);
+  });
+
   it('the bytes spliced in are the hashed ones, byte for byte', () => {
     const file = parseTorrent(torrent(rdict(multiInfo())));
     const bytes = torrentFileBytes(file.rawInfo, ['http://t/a']);
