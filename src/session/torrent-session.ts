@@ -8,7 +8,6 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { createHash } from 'node:crypto';
 import { Bitfield } from '../core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../core/geometry.js';
 import { DiskError, TtError, errorMessage } from '../core/errors.js';
@@ -37,6 +36,7 @@ import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js'
 import { negotiateMse } from '../peer/mse-dial.js';
 import { OUR_UT_PEX_ID, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, parsePex, type PexPeer } from '../wire/pex.js';
 import { PexPacer, keyOf } from './pex.js';
+import { SmartBan } from './smart-ban.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
@@ -80,8 +80,6 @@ const MAX_WEB_SEEDS = 8;
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
 const IDLE_EVICT_MS = 2_000;
-/** Failed pieces a peer may share with others before it is banned without proof. */
-const MAX_SHARED_FAILURES = 8;
 const TICK_MS = 1_000;
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 /** Distinct pieces read ahead for one peer's queued requests. */
@@ -308,8 +306,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   readonly #readAheadPieces: number;
   /** pieces being assembled: index -> buffer and the peer that sent each block */
   readonly #assembly = new Map<number, { buffer: Buffer; senders: string[] }>();
-  /** smart ban: for pieces that failed with several senders, each block's sender and hash */
-  readonly #suspects = new Map<number, { sender: string; digest: Buffer }[]>();
+  readonly #smartBan = new SmartBan();
   #diskQueueBytes = 0;
   /** Piece buffers, reused and page-aligned (storage/piece-buffers.ts): only in-flight pieces hold one. */
   readonly #buffers: PieceBuffers;
@@ -318,7 +315,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   readonly #hasher: PieceHasher;
   #readingPaused = false;
   #connectScheduled = false;
-  readonly #strikes = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
   #completeEmitted = false;
@@ -1165,7 +1161,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#onHashFailure(index, entry.buffer, entry.senders);
       return;
     }
-    this.#clearSuspects(index, entry.buffer);
+    // the piece verified: an earlier sender of one of its blocks whose copy differed lied
+    for (const g of this.#smartBan.verified(index, entry.buffer)) this.#ban(g.key, g.reason);
     this.#diskQueueBytes += entry.buffer.length;
     this.#updateReadPause();
     const write = this.storage!.writePiece(index, entry.buffer).then(
@@ -1236,39 +1233,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #onHashFailure(index: number, buffer: Buffer, senders: string[]): void {
     this.#failedPieces++;
     this.picker?.pieceFailed(index);
-    const contributors = [...new Set(senders.filter((k): k is string => k !== undefined))];
+    const { contributors, guilty } = this.#smartBan.failed(index, buffer, senders);
     this.emit('piece-failed', index, contributors);
-    if (contributors.length === 1) {
-      this.#ban(contributors[0]!, `sent a corrupt piece ${index}`);
-    } else {
-      const blocks: { sender: string; digest: Buffer }[] = [];
-      senders.forEach((sender, block) => {
-        const begin = block * BLOCK_SIZE;
-        const data = buffer.subarray(begin, begin + this.geometry.blockSize(index, block));
-        blocks[block] = { sender, digest: createHash('sha1').update(data).digest() };
-      });
-      this.#suspects.set(index, blocks);
-      for (const key of contributors) {
-        const strikes = (this.#strikes.get(key) ?? 0) + 1;
-        this.#strikes.set(key, strikes);
-        if (strikes >= MAX_SHARED_FAILURES) this.#ban(key, 'involved in too many corrupt pieces');
-      }
-    }
+    for (const g of guilty) this.#ban(g.key, g.reason);
     this.#freePiece(buffer); // its block digests are kept; the bytes are not needed
     for (const p of this.#peers.values()) this.#fillRequests(p);
-  }
-
-  /** The piece verified: a suspect whose block differs from the good data lied. */
-  #clearSuspects(index: number, good: Buffer): void {
-    const blocks = this.#suspects.get(index);
-    if (!blocks) return;
-    this.#suspects.delete(index);
-    blocks.forEach((b, block) => {
-      if (!b) return;
-      const begin = block * BLOCK_SIZE;
-      const digest = createHash('sha1').update(good.subarray(begin, begin + this.geometry.blockSize(index, block))).digest();
-      if (!digest.equals(b.digest)) this.#ban(b.sender, `sent corrupt data in piece ${index}`);
-    });
   }
 
   #ban(key: string, reason: string): void {
