@@ -37,7 +37,8 @@ export function toMagnet(meta: Metainfo): string {
   const trackers = new Set(meta.announceList.flat());
   if (meta.announce !== undefined) trackers.add(meta.announce);
   for (const tr of trackers) parts.push(`tr=${encodeURIComponent(tr)}`);
-  for (const ws of new Set(meta.urlList)) parts.push(`ws=${encodeURIComponent(ws)}`);
+  // as many web seeds as parseMagnet takes back: a link tt prints is one tt reads
+  for (const ws of [...new Set(meta.urlList)].slice(0, MAX_MAGNET_WEB_SEEDS)) parts.push(`ws=${encodeURIComponent(ws)}`);
   return MAGNET_PREFIX + parts.join('&');
 }
 

@@ -4,8 +4,9 @@
  * a selection, and what a selection means for pieces: a piece is wanted when
  * it overlaps a selected file, and the bytes of unselected files inside
  * wanted pieces (a piece shared by two files) go to a part file in the
- * download folder, not into files the user did not ask for (libtorrent's
- * `.<info-hash>.parts`). Pure: no I/O.
+ * download folder, `.<info-hash>.tt-parts`, not into files the user did not
+ * ask for (as libtorrent's `.<info-hash>.parts`, whose format differs: hence
+ * not its name). Pure: no I/O.
  */
 import { Bitfield } from '../core/bitfield.js';
 import { TtError } from '../core/errors.js';
@@ -119,7 +120,12 @@ export function edgeRanges(file: TorrentFile, pieceLength: number): [number, num
   return lastStart < end ? [[file.offset, firstEnd], [lastStart, end]] : [[file.offset, firstEnd]];
 }
 
-/** `.<info-hash hex>.parts`, as libtorrent names its part file. */
+/** `.<info-hash hex>.tt-parts` (libtorrent's is `.parts`, in another format: never confused). */
 export function partFileName(meta: Metainfo): string {
-  return `.${meta.infoHashHex}.parts`;
+  return `.${meta.infoHashHex}.tt-parts`;
+}
+
+/** Whether a torrent's top-level name is the name of some torrent's part file (never written as a file). */
+export function isPartFileName(name: string): boolean {
+  return /^\.[0-9a-f]{40}\.tt-parts$/.test(name);
 }

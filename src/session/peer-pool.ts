@@ -24,6 +24,10 @@ export interface KnownPeer {
   banned: string | undefined;
   /** Dial it with an encrypted (MSE) handshake: it dropped a plain one. */
   encrypt: boolean;
+  /** Given by the user (--peer): never evicted to make room. */
+  readonly explicit: boolean;
+  /** Heard of through PEX (another peer's word): evicted first, and only PEX may evict PEX. */
+  readonly fromPex: boolean;
 }
 
 export class PeerPool {
@@ -36,18 +40,35 @@ export class PeerPool {
   }
 
   /**
-   * Add peers from a tracker or the command line; returns how many were new.
-   * `explicit`: given by the user, so never held back by a minimum age.
+   * Add peers from a tracker, the DHT, PEX or the command line; returns how
+   * many were new. `explicit`: given by the user, so never held back by a
+   * minimum age nor evicted. When the pool is full, the oldest idle peer
+   * heard of through PEX makes room, then any idle one but the user's; a
+   * peer from PEX only ever replaces another from PEX, so a peer lying
+   * through PEX cannot push out what trackers and the user gave.
    */
-  add(addresses: readonly PeerAddress[], explicit = false): number {
+  add(addresses: readonly PeerAddress[], explicit = false, fromPex = false): number {
     let added = 0;
     for (const a of addresses) {
       if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) continue;
       const key = peerKey(a.host, a.port);
       if (this.#peers.has(key) || this.#banned.has(key)) continue;
-      if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne();
+      if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne(fromPex);
       if (this.#peers.size >= MAX_KNOWN_PEERS) break;
-      this.#peers.set(key, { key, host: a.host, port: a.port, failures: 0, nextAttemptAt: 0, addedAt: explicit ? -Infinity : this.#now(), connected: false, connecting: false, banned: undefined, encrypt: false });
+      this.#peers.set(key, {
+        key,
+        host: a.host,
+        port: a.port,
+        failures: 0,
+        nextAttemptAt: 0,
+        addedAt: explicit ? -Infinity : this.#now(),
+        connected: false,
+        connecting: false,
+        banned: undefined,
+        encrypt: false,
+        explicit,
+        fromPex,
+      });
       added++;
     }
     return added;
@@ -133,9 +154,11 @@ export class PeerPool {
     return this.#banned.has(key);
   }
 
-  #evictOne(): void {
-    for (const [key, p] of this.#peers) {
-      if (!p.connected && !p.connecting) {
+  /** Forget the oldest idle PEX peer, else (unless `pexOnly`) the oldest idle peer the user did not give. */
+  #evictOne(pexOnly: boolean): void {
+    for (const pass of pexOnly ? [true] : [true, false]) {
+      for (const [key, p] of this.#peers) {
+        if (p.connected || p.connecting || p.explicit || (pass && !p.fromPex)) continue;
         this.#peers.delete(key);
         return;
       }

@@ -428,9 +428,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** Check existing data, open storage, start listening for this torrent and announcing. */
   async start(): Promise<void> {
     const { meta, root } = this.opts;
-    // without --select, a part file left by an earlier selective run still holds verified bytes of
-    // shared pieces: read the folder as "every file selected" so they are found and moved into place
-    const onDisk = this.#selection ?? (this.opts.mode === 'download' && (await hasPartFile(root, meta)) ? FileSelection.all(meta) : undefined);
+    // without --select (and when seeding), a part file left by an earlier selective run still holds
+    // verified bytes of shared pieces: read the folder as "every file selected" so they are found
+    // (and, downloading, moved into place)
+    const onDisk = this.#selection ?? ((await hasPartFile(root, meta)) ? FileSelection.all(meta) : undefined);
     if (!this.opts.skipCheck) {
       this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: onDisk });
     }
@@ -501,9 +502,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   /** Add peers learnt elsewhere (tracker, command line, PEX) and dial them; returns how many were new. */
-  addPeers(peers: readonly PeerAddress[]): number {
+  addPeers(peers: readonly PeerAddress[], fromPex = false): number {
     const filtered = withoutSelf(peers, this.opts.listener.port);
-    const added = this.pool.add(filtered);
+    const added = this.pool.add(filtered, false, fromPex);
     if (added > 0) this.#connectMore();
     return added;
   }
@@ -859,7 +860,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     if (verdict === 'ignore') return;
     const { added } = parsePex(payload);
-    const fresh = state.pex.learnRoom > 0 ? this.addPeers(added.slice(0, state.pex.learnRoom)) : 0;
+    const fresh = state.pex.learnRoom > 0 ? this.addPeers(added.slice(0, state.pex.learnRoom), true) : 0;
     state.pex.took(fresh);
     this.emit('pex', state.key, added.length, fresh);
   }
@@ -1108,13 +1109,18 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     try {
       for (const run of contiguousRuns(blocks, this.meta.pieceLength)) {
         const data = Buffer.alloc(run.length); // zeros where a BEP 47 padding file lies
-        const ranges = ws.ranges(this.meta, run.offset, run.length);
-        const parts = await Promise.all(ranges.map((r) => fetchRange(r, { agents: ws.agents, signal: this.#webAbort.signal })));
-        ranges.forEach((r, i) => parts[i]!.copy(data, r.torrentOffset - run.offset));
+        let fetched = 0;
+        // one file at a time: each request's 30 s "no progress" clock starts when it is sent, not while it
+        // waits for a socket behind the others (a piece may cross hundreds of small files)
+        for (const r of ws.ranges(this.meta, run.offset, run.length)) {
+          const part = await fetchRange(r, { agents: ws.agents, signal: this.#webAbort.signal });
+          part.copy(data, r.torrentOffset - run.offset);
+          fetched += part.length;
+        }
         if (this.#stopped) return;
         const now = Date.now();
         this.#lastPeerAt = now;
-        ws.succeeded(parts.reduce((n, part) => n + part.length, 0));
+        ws.succeeded(fetched);
         for (const b of run.blocks) {
           pending.delete(b);
           const at = b.index * this.meta.pieceLength + b.begin - run.offset;

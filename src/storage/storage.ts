@@ -15,7 +15,7 @@ import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
-import { edgeRanges, partFileName, type FileSelection } from '../metainfo/selection.js';
+import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { inAlignedStore } from './piece-buffers.js';
@@ -73,7 +73,14 @@ export async function hasPartFile(root: string, meta: Metainfo): Promise<boolean
 }
 
 /** Thrown inside reads to say "this piece is not (fully) on disk". */
-class MissingData extends Error {}
+class MissingData extends Error {
+  /** The file does not exist at all (not merely short). */
+  readonly absent: boolean;
+  constructor(message: string, absent = false) {
+    super(message);
+    this.absent = absent;
+  }
+}
 
 export class TorrentStorage {
   readonly #meta: Metainfo;
@@ -118,6 +125,10 @@ export class TorrentStorage {
    * created. Every handle is checked to lie inside realpath(root).
    */
   static async open(root: string, meta: Metainfo, opts: StorageOptions): Promise<TorrentStorage> {
+    // a torrent named like another torrent's part file in the same folder would be written into by it
+    if (opts.mode === 'readwrite' && isPartFileName(meta.files[0]?.path[0] ?? '')) {
+      throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a torrent's shared pieces under that name`);
+    }
     const paths: string[] = [];
     for (const file of meta.files) paths.push(await resolveInside(root, file.path));
     if (opts.selection) paths.push(await resolveInside(root, [opts.selection.partFileName]));
@@ -342,9 +353,17 @@ export class TorrentStorage {
         return Promise.resolve();
       }
       if (this.#inPartFile(span.fileIndex)) return this.#readUnselected(span, target);
-      return this.#withFile(span.fileIndex, 'read', async (fh) => {
+      const fromFile = this.#withFile(span.fileIndex, 'read', async (fh) => {
         const got = await readFully(fh, target, span.fileOffset);
         if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);
+      });
+      if (!this.#selection) return fromFile;
+      // a file an earlier selective run did not create: its share of shared pieces is in the part file
+      // (check.ts verified it there; a download adopts it when it creates the file, a seed reads it in place)
+      return fromFile.catch(async (err: unknown) => {
+        if (!(err instanceof MissingData && err.absent)) throw err;
+        const got = await this.#withFile(this.#part, 'read', (fh) => readFully(fh, target, this.#partOffset(span)));
+        if (got < span.length) throw err;
       });
     });
     await settleAll(reads);
@@ -358,7 +377,7 @@ export class TorrentStorage {
    */
   async #readUnselected(span: FileSpan, target: Buffer): Promise<void> {
     const fromFile = await this.#withFile(span.fileIndex, 'read', (fh) => readFully(fh, target, span.fileOffset)).catch((err: unknown) => {
-      if (err instanceof MissingData) return undefined; // no such file: the part file has its bytes
+      if (err instanceof MissingData && err.absent) return undefined; // no such file: the part file has its bytes
       throw err;
     });
     const [got, file] = fromFile !== undefined ? [fromFile, span.fileIndex] : [await this.#withFile(this.#part, 'read', (fh) => readFully(fh, target, this.#partOffset(span))), this.#part];
@@ -407,7 +426,7 @@ export class TorrentStorage {
       } catch (err) {
         if (this.#slots.get(key) === slot) this.#slots.delete(key); // retry the open next time
         if (op === 'read' && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`);
+          throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`, true);
         }
         throw toDiskError(op, file, err);
       }

@@ -28,10 +28,10 @@ export interface FetchOptions {
   timeoutMs?: number;
 }
 
-/** An AbortSignal that fires after `ms` without a call to touch(). */
+/** An AbortSignal that fires `ms` after the last touch() (the first starts the clock). */
 function idleTimer(ms: number): { signal: AbortSignal; touch(): void; clear(): void } {
   const ac = new AbortController();
-  let timer = setTimeout(() => ac.abort(), ms);
+  let timer: NodeJS.Timeout | undefined;
   return {
     signal: ac.signal,
     touch() {
@@ -49,12 +49,14 @@ function discard(body: IncomingMessage): void {
   body.destroy();
 }
 
-function get(url: URL, range: string, opts: FetchOptions, signal: AbortSignal): Promise<IncomingMessage> {
+/** One GET; `sent` runs when the request has a socket (it may first wait for one of the agent's). */
+function get(url: URL, range: string, opts: FetchOptions, signal: AbortSignal, sent: () => void): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const https_ = url.protocol === 'https:';
     const agent = https_ ? opts.agents?.https : opts.agents?.http;
     const headers = { 'user-agent': `tt/${CLIENT_VERSION}`, 'accept-encoding': 'identity', range };
     const req = (https_ ? https : http).get(url, { ...(agent ? { agent } : {}), signal, headers }, resolve);
+    req.on('socket', sent);
     req.on('error', reject);
   });
 }
@@ -77,8 +79,12 @@ export async function fetchRange(req: RangeRequest, opts: FetchOptions = {}): Pr
     for (let hop = 0; ; hop++) {
       const target = new URL(current);
       if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new WebSeedError(`redirected to a ${target.protocol} URL`);
+      // credentials in a URL (a redirect's Location) are never sent: node would turn them into Basic auth
+      target.username = '';
+      target.password = '';
       signal.throwIfAborted();
-      const res = await get(target, `bytes=${req.start}-${req.end}`, opts, signal);
+      // the "no progress" clock starts when the request is on a socket, not while it queues behind others
+      const res = await get(target, `bytes=${req.start}-${req.end}`, opts, signal, () => idle.touch());
       const status = res.statusCode ?? 0;
       if (REDIRECT_STATUSES.has(status)) {
         discard(res);

@@ -2,7 +2,7 @@
  * `tt download --select` against a real libtorrent seeder (BEP 3 over TCP, 127.0.0.1 only, no
  * tracker): a torrent made by libtorrent whose file boundaries fall inside pieces. Downloading
  * only the third file fetches only the pieces that overlap it, creates no other file, and keeps
- * the neighbours' bytes of the shared pieces in `.<infohash>.parts`; a second run into the same
+ * the neighbours' bytes of the shared pieces in `.<infohash>.tt-parts`; a second run into the same
  * folder selecting everything fetches only the rest. Bad selections are usage errors (exit 2,
  * one `tt: ` line, nothing created) and need no real client.
  */
@@ -157,7 +157,7 @@ describe('tt download --select from a libtorrent seeder (torrent made by libtorr
     await tt.expectSuccess(DOWNLOAD_TIMEOUT_MS);
 
     expect(await sha1File(join(out, selected.rel))).toBe(await sha1File(join(dir, 'seed', selected.rel)));
-    const partName = `.${infoHash}.parts`;
+    const partName = `.${infoHash}.tt-parts`;
     const tree = await listTree(out);
     // no other torrent file, not even the empty one: only the selected file and the part file
     expect([...tree.keys()].sort()).toEqual([selected.rel, partName].sort());

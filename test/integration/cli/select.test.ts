@@ -76,7 +76,7 @@ describe('tt download --select', () => {
     expect(last).toMatchObject({ wantedLeft: 0, wantedHave: wanted.count });
     expect(last.left).toBeGreaterThan(0); // trackers are told the truth: the torrent is not complete
     // c.bin starts and ends inside pieces shared with b.bin and z.bin: those bytes are in the part file
-    const part = join(out, `.${fx.meta.infoHashHex}.parts`);
+    const part = join(out, `.${fx.meta.infoHashHex}.tt-parts`);
     const c = fx.meta.files[3]!;
     const bytes = await readFile(part);
     const from = Math.floor(c.offset / PIECE) * PIECE;
@@ -102,7 +102,7 @@ describe('tt download --select', () => {
     expect(second.events.find((e) => e.event === 'done')).toMatchObject({ complete: true, downloaded: expected, selectedFiles: 3 });
     expect(await onDisk(fx, out)).toEqual(['absent', 'absent', 'same', 'same', 'same']);
     // and everything, at last
-    const part = join(out, `.${fx.meta.infoHashHex}.parts`);
+    const part = join(out, `.${fx.meta.infoHashHex}.tt-parts`);
     expect(existsSync(part)).toBe(true);
     const third = await runTt([...args, '--select', '1-5']);
     expect(third.exit?.code, third.describe()).toBe(0);
@@ -135,7 +135,7 @@ describe('tt download --select', () => {
     for (let i = 0; i < fx.meta.pieceCount; i++) if (!c.has(i) && !z.has(i)) rest += size(i);
     expect(fetched(third)).toBe(rest);
     expect(await onDisk(fx, out)).toEqual(['same', 'same', 'same', 'same', 'same']);
-    expect(existsSync(join(out, `.${fx.meta.infoHashHex}.parts`))).toBe(false);
+    expect(existsSync(join(out, `.${fx.meta.infoHashHex}.tt-parts`))).toBe(false);
   });
 
   it('selecting only an empty file creates it and finishes without downloading', async () => {

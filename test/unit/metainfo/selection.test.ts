@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { TtError } from '../../../src/core/errors.js';
 import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
-import { FileSelection, edgeRanges, numberedFiles, parseFileNumbers, partFileName, selectFiles } from '../../../src/metainfo/selection.js';
+import { FileSelection, edgeRanges, isPartFileName, numberedFiles, parseFileNumbers, partFileName, selectFiles } from '../../../src/metainfo/selection.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 /** A Metainfo with just what selection.ts reads: files laid end to end. */
@@ -104,9 +104,16 @@ describe('selectFiles', () => {
     expect(sel.wanted.count).toBe(0);
   });
 
+  it('tells part file names apart from anything else', () => {
+    expect(isPartFileName(`.${'ab'.repeat(20)}.tt-parts`)).toBe(true);
+    for (const other of [`.${'ab'.repeat(20)}.parts`, `${'ab'.repeat(20)}.tt-parts`, `.${'ab'.repeat(19)}.tt-parts`, `.${'AB'.repeat(20)}.tt-parts`, 'x.tt-parts', '']) {
+      expect(isPartFileName(other), other).toBe(false);
+    }
+  });
+
   it('names the part file after the info hash, as libtorrent does', () => {
     const meta = layout([1], 16);
-    expect(partFileName(meta)).toBe(`.${'ab'.repeat(20)}.parts`);
+    expect(partFileName(meta)).toBe(`.${'ab'.repeat(20)}.tt-parts`);
     expect(new FileSelection(meta, [true]).partFileName).toBe(partFileName(meta));
   });
 });

@@ -44,6 +44,35 @@ describe('PeerPool.add', () => {
     expect(pool.size).toBe(MAX_KNOWN_PEERS);
     expect(pool.get('192.168.0.1:1')).toBeUndefined();
   });
+
+  it("never evicts the user's peers; PEX peers go first, and PEX only ever replaces PEX", () => {
+    const pool = new PeerPool(() => 0);
+    const addr = (n: number, a: number): { host: string; port: number } => ({ host: `10.${a}.${n >> 8}.${n & 255}`, port: 1 });
+    pool.add([addr(0, 0)], true); // the user's --peer
+    pool.add(Array.from({ length: 1000 }, (_, i) => addr(i, 1))); // a tracker's
+    pool.add(Array.from({ length: MAX_KNOWN_PEERS - 1001 }, (_, i) => addr(i, 2)), false, true); // PEX
+    expect(pool.size).toBe(MAX_KNOWN_PEERS);
+    // a PEX flood replaces PEX entries only: the tracker's and the user's stay
+    expect(pool.add(Array.from({ length: 5000 }, (_, i) => addr(i, 3)), false, true)).toBe(5000);
+    expect(pool.size).toBe(MAX_KNOWN_PEERS);
+    expect(pool.get('10.0.0.0:1')).toBeDefined();
+    for (let i = 0; i < 1000; i++) expect(pool.get(`10.1.${i >> 8}.${i & 255}:1`)).toBeDefined();
+    // with no PEX entry left idle, PEX adds nothing
+    const onlyOthers = new PeerPool(() => 0);
+    onlyOthers.add([addr(0, 0)], true);
+    onlyOthers.add(Array.from({ length: MAX_KNOWN_PEERS - 1 }, (_, i) => addr(i, 1)));
+    expect(onlyOthers.add([addr(1, 9)], false, true)).toBe(0);
+    // a tracker's new peer takes a PEX entry's place first, then another tracker peer's, never the user's
+    const mixed = new PeerPool(() => 0);
+    mixed.add([addr(0, 0)], true);
+    mixed.add([addr(0, 2)], false, true);
+    mixed.add(Array.from({ length: MAX_KNOWN_PEERS - 2 }, (_, i) => addr(i, 1)));
+    mixed.add([addr(5, 9)]);
+    expect(mixed.get('10.2.0.0:1')).toBeUndefined();
+    mixed.add([addr(6, 9)]);
+    expect(mixed.get('10.1.0.0:1')).toBeUndefined();
+    expect(mixed.get('10.0.0.0:1')).toBeDefined();
+  });
 });
 
 describe('PeerPool.candidates and backoff', () => {

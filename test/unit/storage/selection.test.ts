@@ -1,7 +1,7 @@
 /**
  * Selective download on disk (metainfo/selection.ts, storage/storage.ts, storage/check.ts):
  * - TorrentStorage.open with a selection creates only selected, non-padding files; the part
- *   file `<root>/.<infohash>.parts` appears only when a write needs it;
+ *   file `<root>/.<infohash>.tt-parts` appears only when a write needs it;
  * - writing the wanted pieces fills the selected files exactly, keeps unselected files' bytes
  *   of shared pieces in the part file at their torrent offset (and nothing else there), and
  *   readPiece routes through it;
@@ -23,6 +23,8 @@ import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { FileSelection, edgeRanges, parseFileNumbers, selectFiles } from '../../../src/metainfo/selection.js';
 import { CHECK_RUN_BYTES, checkExisting } from '../../../src/storage/check.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
+import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
+import { createTorrent } from '../../../src/metainfo/create.js';
 import { mulberry32 } from '../../helpers/prng.js';
 import { makeTorrent, withTempDir } from './fixture.js';
 
@@ -140,7 +142,7 @@ describe('TorrentStorage with a file selection', () => {
       expect(sel.wantedBytes).toBe(7 * PL);
       await writeWanted(root, meta, data, sel);
       await expectOnDisk(root, meta, data, sel);
-      expect((await readdir(root)).sort()).toEqual([`.${'00'.repeat(20)}.parts`, 'T']); // directly in root
+      expect((await readdir(root)).sort()).toEqual([`.${'00'.repeat(20)}.tt-parts`, 'T']); // directly in root
       expect((await stat(path.join(root, sel.partFileName))).size).toBe(36864); // piece 8's end: f6's share
       const reader = await TorrentStorage.open(root, meta, { mode: 'read', selection: sel });
       for (let p = 0; p < meta.pieceCount; p++) {
@@ -194,7 +196,7 @@ describe('unselected files an earlier run created', () => {
       const { meta, data } = makeTorrent(LENGTHS, PL);
       // everything selected first: every file on disk, no part file
       await writeWanted(root, meta, data, FileSelection.all(meta));
-      expect(await exists(path.join(root, `.${'00'.repeat(20)}.parts`))).toBe(false);
+      expect(await exists(path.join(root, `.${'00'.repeat(20)}.tt-parts`))).toBe(false);
       // now only file 4: the pieces it shares with files 3 and 5 verify from those files, not from a part file
       const only4 = selectionOf(meta, [4]);
       const have = await checkExisting(root, meta, { selection: only4, workers: 0 });
@@ -211,6 +213,18 @@ describe('unselected files an earlier run created', () => {
       expect((await readFile(neighbour)).subarray(from - f3.offset, to - f3.offset).equals(data.subarray(from, to))).toBe(true);
       expect((await readFile(path.join(root, only4.partFileName))).subarray(from, to).equals(data.subarray(from, to))).toBe(true);
       await storage.close();
+    });
+  });
+});
+
+describe('a torrent named like a part file', () => {
+  it('is never written (it would be another torrent\'s part file); reading it is fine', async () => {
+    await withTempDir(async (root) => {
+      const meta = parseTorrent(createTorrent(`.${'cd'.repeat(20)}.tt-parts`, Buffer.alloc(100, 1), { pieceLength: PL }));
+      expect(meta.multiFile).toBe(false);
+      await expect(TorrentStorage.open(root, meta, { mode: 'readwrite' })).rejects.toThrow(/refusing to write/);
+      expect(await readdir(root)).toEqual([]);
+      await (await TorrentStorage.open(root, meta, { mode: 'read' })).close();
     });
   });
 });
@@ -409,7 +423,7 @@ describe('part file confinement', () => {
   it('lives directly in root, named after the info hash', () => {
     const { meta } = makeTorrent(LENGTHS, PL);
     const named = { ...meta, infoHashHex: 'ab'.repeat(20) };
-    expect(selectionOf(named, [0]).partFileName).toBe(`.${'ab'.repeat(20)}.parts`);
+    expect(selectionOf(named, [0]).partFileName).toBe(`.${'ab'.repeat(20)}.tt-parts`);
   });
 
   for (const target of ['victim', 'absent'] as const) {
