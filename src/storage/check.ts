@@ -19,7 +19,7 @@ import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { PieceHasher, defaultHashWorkers } from './hasher.js';
 import { spansFor } from './layout.js';
-import { resolveInside } from './safe-path.js';
+import { resolveAllInside, resolveInside } from './safe-path.js';
 
 export interface CheckProgress {
   /** Pieces examined so far. */
@@ -63,8 +63,7 @@ type Gap = readonly [number, number];
  * unreadable files, TtError('INTERRUPTED') when `signal` aborts.
  */
 export async function checkExisting(root: string, meta: Metainfo, opts: CheckOptions = {}): Promise<Bitfield> {
-  const paths: string[] = [];
-  for (const file of meta.files) paths.push(await resolveInside(root, file.path));
+  const paths = await resolveAllInside(root, meta.files.map((f) => f.path));
   const selection = opts.selection;
   if (selection) paths.push(await resolveInside(root, [selection.partFileName]));
   const rootReal = await realRoot(root).catch((err: unknown) => {
@@ -113,20 +112,22 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
   try {
     for (let first = 0; first < meta.pieceCount; first += piecesPerRun) {
       throwIfAborted(opts.signal);
-      while (free.length === 0 && allocated >= maxBuffers) await Promise.race(inflight);
-      const buffer = free.pop() ?? (allocated++, Buffer.from(new SharedArrayBuffer(runBytes)));
       const count = Math.min(piecesPerRun, meta.pieceCount - first);
       const unwanted = notWanted(opts.selection, first, count);
       if (unwanted?.every((u) => u === 1)) {
+        // nothing here is wanted: no buffer taken, nothing read
         finish(first, count, Math.min(runBytes, meta.totalLength - geometry.pieceOffset(first)), undefined, unwanted);
         continue;
       }
+      while (free.length === 0 && allocated >= maxBuffers) await Promise.race(inflight);
+      const buffer = free.pop() ?? (allocated++, Buffer.from(new SharedArrayBuffer(runBytes)));
       const offset = geometry.pieceOffset(first);
       const length = Math.min(runBytes, meta.totalLength - offset);
       const view = buffer.subarray(0, length);
-      const gaps = await files.readInto(offset, view);
       const skip = unwanted ?? new Uint8Array(count);
       let missing = skip.reduce((n, u) => n + u, 0);
+      // read only the wanted pieces' bytes (an unwanted piece may span thousands of files not on disk)
+      const gaps = await readWanted(files, view, offset, skip, meta.pieceLength);
       for (const [start, end] of gaps) {
         const from = Math.floor(start / meta.pieceLength);
         const to = Math.ceil(end / meta.pieceLength);
@@ -180,6 +181,28 @@ async function checkLargePieces(ctx: CheckContext): Promise<void> {
     progress.bytes += size;
     opts.onProgress?.({ ...progress });
   }
+}
+
+/**
+ * Reads the pieces of a run not marked in `skip` (maximal runs of them at a
+ * time) into `view`, which starts at torrent offset `offset`; returns the gaps
+ * (view-relative) that were not on disk. Without skips: one read of it all.
+ */
+async function readWanted(files: FileReader, view: Buffer, offset: number, skip: Uint8Array, pieceLength: number): Promise<Gap[]> {
+  const gaps: Gap[] = [];
+  for (let k = 0; k < skip.length; ) {
+    if (skip[k]) {
+      k++;
+      continue;
+    }
+    let end = k;
+    while (end < skip.length && !skip[end]) end++;
+    const from = k * pieceLength;
+    const to = Math.min(view.length, end * pieceLength);
+    for (const [a, b] of await files.readInto(offset + from, view.subarray(from, to))) gaps.push([from + a, from + b]);
+    k = end;
+  }
+  return gaps;
 }
 
 /** 1 for each piece of [first, first + count) the selection does not want; undefined without a selection. */

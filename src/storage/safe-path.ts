@@ -25,6 +25,34 @@ export function unsafeComponent(component: string): string | undefined {
  * last one) a folder where a file is expected. `root` itself may be a symlink.
  */
 export async function resolveInside(root: string, components: readonly string[]): Promise<string> {
+  return resolveChecked(root, components, new Map());
+}
+
+/** Path lookups resolving many files at once run this many lstat chains in parallel (libuv's pool does the work). */
+const RESOLVE_PARALLEL = 32;
+
+/**
+ * resolveInside for every path of a torrent (in order): folders shared by
+ * many files are checked once (a folder that does not exist ends every path
+ * under it), and the lookups run in parallel, so a 100,000-file torrent
+ * resolves in a fraction of a second rather than tens of seconds.
+ */
+export async function resolveAllInside(root: string, paths: readonly (readonly string[])[]): Promise<string[]> {
+  const folders = new Map<string, 'folder' | 'missing'>();
+  const out = new Array<string>(paths.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < paths.length) {
+      const i = next++;
+      out[i] = await resolveChecked(root, paths[i]!, folders);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(RESOLVE_PARALLEL, paths.length) }, worker));
+  return out;
+}
+
+/** resolveInside, remembering in `folders` what each folder on the way turned out to be. */
+async function resolveChecked(root: string, components: readonly string[], folders: Map<string, 'folder' | 'missing'>): Promise<string> {
   const base = path.resolve(root);
   if (components.length === 0) throw new DiskError(`unsafe path under ${JSON.stringify(base)}: no components`);
   for (const c of components) {
@@ -39,14 +67,21 @@ export async function resolveInside(root: string, components: readonly string[])
   let current = base;
   for (let i = 0; i < components.length; i++) {
     current = path.join(current, components[i]!);
+    const last = i === components.length - 1;
+    const known = last ? undefined : folders.get(current);
+    if (known === 'missing') break;
+    if (known === 'folder') continue;
     let stats;
     try {
       stats = await lstat(current);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') break; // the rest does not exist yet
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (!last) folders.set(current, 'missing');
+        break; // the rest does not exist yet
+      }
       throw toDiskError('open', current, err);
     }
-    const last = i === components.length - 1;
+    if (!last && stats.isDirectory() && !stats.isSymbolicLink()) folders.set(current, 'folder');
     if (stats.isSymbolicLink()) throw new DiskError(`refusing ${JSON.stringify(current)}: is a symbolic link`);
     if (!last && !stats.isDirectory()) throw new DiskError(`refusing ${JSON.stringify(current)}: not a folder`);
     if (last && !stats.isFile()) throw new DiskError(`refusing ${JSON.stringify(current)}: not a regular file`);

@@ -217,6 +217,28 @@ describe('unselected files an earlier run created', () => {
   });
 });
 
+describe('checking a large torrent with a selection', () => {
+  it('runs with nothing wanted take no buffer and read nothing: no stall, only the wanted bytes are read', async () => {
+    await withTempDir(async (root) => {
+      // 40 MiB unselected then 100 KiB selected, 256 KiB pieces: five 8 MiB check runs wanted nothing
+      // (they used to take a hash buffer each and give it back never: the check waited forever on the third)
+      const big = 40 * 1024 * 1024 + 1000;
+      const { meta, data } = makeTorrent([big, 100_000], 256 * 1024, Buffer.alloc(big + 100_000, 3));
+      const sel = selectionOf(meta, [1]);
+      const f1 = path.join(root, ...meta.files[1]!.path);
+      await mkdir(path.dirname(f1), { recursive: true });
+      await writeFile(f1, data.subarray(big));
+      // its first piece starts in the unselected file: the part file holds that share
+      const first = Math.floor(big / meta.pieceLength);
+      await writeFile(path.join(root, sel.partFileName), Buffer.alloc(0));
+      await truncate(path.join(root, sel.partFileName), big);
+      const have = await checkExisting(root, meta, { selection: sel, workers: 2 });
+      // zeros in the part file are not file 0's bytes (3s): the shared piece is missing, the rest present
+      expect([...have.indices()]).toEqual([...sel.wanted.indices()].filter((i) => i !== first));
+    });
+  }, 30_000);
+});
+
 describe('a torrent named like a part file', () => {
   it('is never written (it would be another torrent\'s part file); reading it is fine', async () => {
     await withTempDir(async (root) => {
