@@ -11,6 +11,7 @@ import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { isUsablePeerAddress } from '../core/compact-peer.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import {
   encodeError,
@@ -85,9 +86,7 @@ interface Pending {
 
 /** Addresses a node may claim to be reachable at: IPv4, not 0.x, not multicast or broadcast. */
 export function isUsableNodeAddress(host: string, port: number): boolean {
-  if (isIP(host) !== 4 || !Number.isInteger(port) || port < 1 || port > 65535) return false;
-  const first = Number(host.slice(0, host.indexOf('.')));
-  return first !== 0 && first < 224;
+  return isIP(host) === 4 && isUsablePeerAddress(host, port);
 }
 
 export class DhtNode extends EventEmitter<DhtNodeEvents> {
