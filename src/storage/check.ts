@@ -6,6 +6,17 @@
  * reads a byte from outside realpath(root) (each handle is confined). With a
  * file selection, only wanted pieces are checked, and unselected files' bytes
  * are read from the part file, as storage.ts writes them.
+ *
+ * Each byte has one source, the one storage.ts reads it from: a file that
+ * exists, else (for the edge bytes of a selected file not created yet, or an
+ * unselected one) the part file. Never both, and never "whichever hashes":
+ * a piece verified from the part file while storage reads the file would be
+ * served as bytes nobody checked. An existing selected file is therefore
+ * trusted even where the part file may hold its edge bytes, which is sound
+ * because storage.ts gives a newly selected file its name only after copying
+ * them in (temporary + fsync + rename). A file incomplete some other way
+ * (truncated by hand, or left by a tt older than that rename) costs
+ * downloading its first and last piece again, never a wrong piece.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';

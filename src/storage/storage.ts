@@ -8,9 +8,23 @@
  * in the torrent, so it stays sparse and its layout does not depend on the
  * selection; an unselected file an earlier run created is read first and kept
  * current, and a file selected now adopts its bytes from the part file.
+ *
+ * Adoption is crash-safe: the part file stays the only copy of an adopted
+ * file's edge bytes until that file exists under its own name, and it gets
+ * its name only once it holds them. The file is built beside its final path
+ * as `.<info-hash>.<file index>.tt-adopt` (adoptTempName; a torrent with a
+ * path component of that shape is never written, as with part-file names),
+ * opened like any file (O_NOFOLLOW, confined), filled from the part file,
+ * fdatasync'ed, then renamed into place (atomic within its folder). So a
+ * selected file that exists holds its adopted bytes, one that does not is
+ * read from the part file (check.ts, #readRange), and a run that dies at any
+ * point (or a power cut: the data is synced before the rename) loses no
+ * verified piece. A temporary left by such a run is reused, truncated, by the
+ * next run that selects the file (refused if it is a symlink or has other
+ * hard links); until then it is a hidden file of at most two pieces.
  */
 import { constants } from 'node:fs';
-import { lstat, open, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
@@ -72,6 +86,28 @@ export async function hasPartFile(root: string, meta: Metainfo): Promise<boolean
   }
 }
 
+/**
+ * `.<info-hash>.<file index>.tt-adopt`: where a file selected now is built
+ * from the part file, in its own folder, before it is renamed into place.
+ */
+export function adoptTempName(meta: Metainfo, fileIndex: number): string {
+  return `.${meta.infoHashHex}.${fileIndex}.tt-adopt`;
+}
+
+/** Whether a path component is named like some torrent's adoption temporary (never written as a torrent's file). */
+export function isAdoptTempName(name: string): boolean {
+  return /^\.[0-9a-f]{40}\.\d+\.tt-adopt$/.test(name);
+}
+
+/** The part file, open read-only while storage opens, to adopt bytes from. */
+interface PartSource {
+  readonly fh: FileHandle;
+  readonly size: number;
+}
+
+/** Bytes copied at a time when adopting (an edge range may be a whole piece of up to 512 MiB). */
+const ADOPT_CHUNK = 1024 * 1024;
+
 /** Thrown inside reads to say "this piece is not (fully) on disk". */
 class MissingData extends Error {
   /** The file does not exist at all (not merely short). */
@@ -129,7 +165,12 @@ export class TorrentStorage {
     if (opts.mode === 'readwrite' && isPartFileName(meta.files[0]?.path[0] ?? '')) {
       throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a torrent's shared pieces under that name`);
     }
-    
+    // ...and one with a file named like another torrent's adoption temporary would be truncated and renamed by it
+    const tempLike = opts.mode === 'readwrite' ? meta.files.find((f) => f.path.some(isAdoptTempName)) : undefined;
+    if (tempLike) {
+      throw new DiskError(`refusing to write ${JSON.stringify(tempLike.path.join('/'))}: tt builds newly selected files under that name`);
+    }
+
     const paths = await resolveAllInside(root, meta.files.map((f) => f.path));
     if (opts.selection) paths.push(await resolveInside(root, [opts.selection.partFileName]));
     const storage = new TorrentStorage(path.resolve(root), meta, paths, opts);
@@ -145,7 +186,10 @@ export class TorrentStorage {
         return !opts.selection || opts.selection.isSelected(fileIndex); // not asked for
       });
     const folders = new Set<string>();
+    let part: PartSource | undefined;
     try {
+      // a file selected now that was not before: its bytes in shared pieces may be in the part file
+      if (opts.selection && toCreate.length > 0) part = await storage.#openPartSource();
       // a few at a time: a torrent of 100,000 small files would otherwise spend a minute in round trips
       await forEachLimit(toCreate, CREATE_PARALLEL, async ({ file, fileIndex }) => {
         const dir = path.dirname(file);
@@ -158,73 +202,96 @@ export class TorrentStorage {
           folders.add(dir);
         }
         let fh: FileHandle;
-        let created = false;
         try {
-          if (opts.selection) {
-            // a file selected now that was not before: its bytes in shared pieces may be in the part file
-            fh = await storage.#openConfined(fileIndex, CREATE_FLAGS | constants.O_EXCL).then(
-              (h) => ((created = true), h),
-              (err: NodeJS.ErrnoException) => {
-                if (err.code === 'EEXIST') return storage.#openConfined(fileIndex, CREATE_FLAGS);
-                throw err;
-              },
-            );
-          } else fh = await storage.#openConfined(fileIndex, CREATE_FLAGS);
+          fh = await storage.#createFile(fileIndex, part);
         } catch (err) {
           throw toDiskError('create', file, err);
-        }
-        // adopt before the handle joins the LRU, where another file's open could close it
-        try {
-          if (created) await storage.#adoptFromPart(fileIndex, fh);
-        } catch (err) {
-          await fh.close().catch(() => undefined);
-          throw err;
         }
         storage.#keep(fileIndex, fh);
       });
     } catch (err) {
       await storage.close();
       throw err;
+    } finally {
+      await part?.fh.close().catch(() => undefined);
     }
     return storage;
   }
 
-  /**
-   * Copies a newly created file's bytes out of the part file: an earlier run
-   * that did not select it kept there its share of the pieces it has in
-   * common with selected files (its first and last piece), which check.ts
-   * counted as present. Nothing to do when there is no part file.
-   */
-  async #adoptFromPart(fileIndex: number, fh: FileHandle): Promise<void> {
-    const file = this.#meta.files[fileIndex]!;
-    const ranges = edgeRanges(file, this.#meta.pieceLength);
-    if (ranges.length === 0) return;
-    let part: FileHandle;
+  /** The part file opened read-only, or undefined when there is none. */
+  async #openPartSource(): Promise<PartSource | undefined> {
+    let fh: FileHandle;
     try {
-      part = await this.#openConfined(this.#part, READ_FLAGS);
+      fh = await this.#openConfined(this.#part, READ_FLAGS);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw toDiskError('read', this.#paths[this.#part]!, err);
     }
     try {
+      return { fh, size: (await fh.stat()).size };
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw toDiskError('read', this.#paths[this.#part]!, err);
+    }
+  }
+
+  /**
+   * Opens a selected file, creating it when missing (sparse, never
+   * truncating). A missing one with bytes in the part file (`part`) is built
+   * from them first: see #adopt.
+   */
+  async #createFile(fileIndex: number, part: PartSource | undefined): Promise<FileHandle> {
+    const ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
+    if (ranges.length === 0) return this.#openConfined(fileIndex, CREATE_FLAGS);
+    try {
+      return await this.#openConfined(fileIndex, WRITE_FLAGS); // there already: it holds its own bytes
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return this.#adopt(fileIndex, ranges, part!);
+  }
+
+  /**
+   * Builds a newly selected file out of the part file: an earlier run that
+   * did not select it kept there its share of the pieces it has in common
+   * with selected files (`ranges`, within its first and last piece), which
+   * check.ts counted as present. Written under adoptTempName() in the file's
+   * folder, synced, then renamed into place, so that the file never exists
+   * without those bytes (see the module header). Returns the file's handle.
+   */
+  async #adopt(fileIndex: number, ranges: readonly [number, number][], part: PartSource): Promise<FileHandle> {
+    const file = this.#meta.files[fileIndex]!;
+    const target = this.#paths[fileIndex]!;
+    const name = adoptTempName(this.#meta, fileIndex);
+    const temp = path.join(path.dirname(target), name);
+    const fh = await this.#openConfinedPath(temp, [...file.path.slice(0, -1), name], CREATE_FLAGS);
+    try {
+      // a leftover of a run that died here is ours to reuse, unless something else links to it
+      const { nlink } = await fh.stat();
+      if (nlink > 1) throw new DiskError(`refusing ${JSON.stringify(temp)}: it has ${nlink - 1} other hard link(s)`);
+      await fh.truncate(0);
+      const chunk = Buffer.allocUnsafe(Math.min(ADOPT_CHUNK, Math.max(...ranges.map(([from, to]) => to - from))));
       for (const [from, to] of ranges) {
-        const buf = Buffer.alloc(to - from);
-        let got: number;
-        try {
-          got = await readFully(part, buf, from);
-        } catch (err) {
-          throw toDiskError('read', this.#paths[this.#part]!, err);
-        }
-        if (got === 0) continue;
-        try {
-          await writeFully(fh, buf.subarray(0, got), from - file.offset);
-        } catch (err) {
-          throw toDiskError('write', this.#paths[fileIndex]!, err);
+        for (let at = from; at < to; at += chunk.length) {
+          const buf = chunk.subarray(0, Math.min(chunk.length, to - at));
+          let got: number;
+          try {
+            got = await readFully(part.fh, buf, at);
+          } catch (err) {
+            throw toDiskError('read', this.#paths[this.#part]!, err);
+          }
+          if (got > 0) await writeFully(fh, buf.subarray(0, got), at - file.offset);
+          if (got < buf.length) break; // the part file ends here
         }
       }
-    } finally {
-      await part.close().catch(() => undefined);
+      await fh.datasync(); // the bytes before the name: after a power cut the file is whole or absent
+      await rename(temp, target);
+      if (this.#confine) await assertOpenedInside(fh, this.#rootReal!, file.path);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw toDiskError('create', target, err);
     }
+    return fh;
   }
 
   /** Write one whole, verified-or-not piece; spans across files are written in parallel. */
@@ -476,12 +543,17 @@ export class TorrentStorage {
   }
 
   /** Open file `fileIndex`; with the default opener, refuse (and close) a handle outside realpath(root). */
-  async #openConfined(fileIndex: number, flags: number): Promise<FileHandle> {
-    const fh = await this.#openFile(this.#paths[fileIndex]!, flags);
+  #openConfined(fileIndex: number, flags: number): Promise<FileHandle> {
+    return this.#openConfinedPath(this.#paths[fileIndex]!, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName], flags);
+  }
+
+  /** Open `file`, which is `components` under root; with the default opener, refuse (and close) a handle outside realpath(root). */
+  async #openConfinedPath(file: string, components: readonly string[], flags: number): Promise<FileHandle> {
+    const fh = await this.#openFile(file, flags);
     if (!this.#confine) return fh;
     try {
       this.#rootReal ??= await realRoot(this.#root);
-      await assertOpenedInside(fh, this.#rootReal, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName]);
+      await assertOpenedInside(fh, this.#rootReal, components);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;

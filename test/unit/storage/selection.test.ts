@@ -11,10 +11,15 @@
  * - BEP 47 padding is never created nor written to the part file; padding is not selectable;
  * - a seeded property test: wanted / wantedBytes / edgeRanges against brute force, and the
  *   write-then-check round trip on random layouts;
- * - confinement: the part file is in root, a symlink at its path is refused (DiskError).
+ * - confinement: the part file is in root, a symlink at its path is refused (DiskError);
+ * - a run that dies while a newly selected file adopts its bytes (stalled at each write and
+ *   the sync, the disk then read as the next run finds it) loses no verified piece; a
+ *   temporary it left is reused, a symlink or hard link there refused, and a torrent with a
+ *   file named like one never written.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, lstat, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, symlink, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,11 +27,11 @@ import { DiskError, TtError } from '../../../src/core/errors.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { FileSelection, edgeRanges, parseFileNumbers, selectFiles } from '../../../src/metainfo/selection.js';
 import { CHECK_RUN_BYTES, checkExisting } from '../../../src/storage/check.js';
-import { TorrentStorage } from '../../../src/storage/storage.js';
+import { TorrentStorage, adoptTempName, type FileOpener } from '../../../src/storage/storage.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { createTorrent } from '../../../src/metainfo/create.js';
 import { mulberry32 } from '../../helpers/prng.js';
-import { makeTorrent, withTempDir } from './fixture.js';
+import { makeTorrent, withFileIn, withTempDir } from './fixture.js';
 
 function pieceOf(meta: Metainfo, data: Buffer, p: number): Buffer {
   return data.subarray(p * meta.pieceLength, Math.min((p + 1) * meta.pieceLength, meta.totalLength));
@@ -479,6 +484,128 @@ describe('part file confinement', () => {
       await expect(TorrentStorage.open(root, meta, { mode: 'read', selection: sel })).rejects.toBeInstanceOf(DiskError);
       await expect(checkExisting(root, meta, { selection: sel })).rejects.toBeInstanceOf(DiskError);
       expect((await readFile(path.join(outside, 'parts'))).equals(leaked)).toBe(true);
+    });
+  });
+});
+
+describe('a run that dies while a newly selected file adopts its bytes', () => {
+  /**
+   * An opener whose handles of file 3's new file (its temporary, or the file itself where it
+   * is created in place) stall at their `step`-th write or sync (0-based) and every one after,
+   * as if the process had died there: what is on disk then is what the next run would find.
+   * `release` fails the stalled calls (nothing more is written) so the dead run can end.
+   */
+  function dyingAt(step: number): { openFile: FileOpener; reached: Promise<void>; release: () => void } {
+    let reach!: () => void;
+    const reached = new Promise<void>((r) => (reach = r));
+    const stalled: (() => void)[] = [];
+    let steps = 0;
+    const openFile: FileOpener = async (file, flags) => {
+      const fh = await open(file, flags, 0o644);
+      if ((flags & constants.O_CREAT) === 0 || !/(f3\.bin|\.3\.tt-adopt)$/.test(file)) return fh;
+      const stall = (op: () => Promise<unknown>): Promise<unknown> => {
+        if (steps++ < step) return op();
+        reach();
+        return new Promise((_, reject) => stalled.push(() => reject(new Error('the process died here'))));
+      };
+      return new Proxy(fh, {
+        get(target, prop) {
+          const value: unknown = Reflect.get(target, prop);
+          if (typeof value !== 'function') return value;
+          const fn = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+          return prop === 'write' || prop === 'datasync' || prop === 'sync' ? (...a: unknown[]) => stall(() => fn(...a)) : fn;
+        },
+      }) as FileHandle;
+    };
+    return { openFile, reached, release: () => stalled.splice(0).forEach((fail) => fail()) };
+  }
+
+  // f3 (in T/sub) shares piece 1 with f2 and piece 3 with f4: two ranges copied from the part
+  // file (writes 0 and 1), then the sync (step 2)
+  for (const step of [0, 1, 2]) {
+    it(`dying at ${['the first write', 'the second write', 'the sync before the rename'][step]}: the next run keeps pieces 1 and 3 and builds the file right`, async () => {
+      await withTempDir(async (root) => {
+        const made = makeTorrent(LENGTHS, PL);
+        const meta = withFileIn(made.meta, 3, 'sub');
+        const data = made.data;
+        await writeWanted(root, meta, data, selectionOf(meta, SELECTED));
+        const more = selectionOf(meta, [...SELECTED, 3]);
+        const before = bits(await checkExisting(root, meta, { selection: more, workers: 0 }));
+        expect(before).toBe(WANTED); // pieces 1 and 3 verified, f3's share of them in the part file
+
+        const death = dyingAt(step);
+        const dying = TorrentStorage.open(root, meta, { mode: 'readwrite', selection: more, openFile: death.openFile });
+        const ended = dying.then((s) => s.close(), () => undefined);
+        await Promise.race([death.reached, ended]);
+        const f3 = path.join(root, ...meta.files[3]!.path);
+        expect(await exists(f3), 'the file has no name before it holds its bytes').toBe(false);
+
+        // the next run, on the disk as the dead one left it
+        expect(bits(await checkExisting(root, meta, { selection: more, workers: 0 }))).toBe(before);
+        const next = await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: more });
+        for (const p of [1, 3]) expect((await next.readPiece(p))?.equals(pieceOf(meta, data, p)), `piece ${p}`).toBe(true);
+        await next.close();
+        expect(bits(await checkExisting(root, meta, { selection: more, workers: 0 }))).toBe(before);
+        const { offset, length } = meta.files[3]!;
+        const bytes = await readFile(f3);
+        expect(bytes.length).toBe(length);
+        expect(bytes.subarray(0, 2 * PL - offset).equals(data.subarray(offset, 2 * PL)), "piece 1's share").toBe(true);
+        expect(bytes.subarray(3 * PL - offset).equals(data.subarray(3 * PL, offset + length)), "piece 3's share").toBe(true);
+        expect(await readdir(path.dirname(f3))).toEqual(['f3.bin']); // the temporary was reused and renamed
+
+        death.release();
+        await ended;
+        expect((await readFile(f3)).equals(bytes)).toBe(true);
+      });
+    });
+  }
+
+  it('a temporary left with other bytes in it is truncated and reused; the file gets exactly its own', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PL);
+      await writeWanted(root, meta, data, selectionOf(meta, SELECTED));
+      const more = selectionOf(meta, [...SELECTED, 3]);
+      const temp = path.join(root, 'T', adoptTempName(meta, 3));
+      await writeFile(temp, Buffer.alloc(3 * PL, 0xee)); // longer than f3, and not its bytes
+      expect(bits(await checkExisting(root, meta, { selection: more, workers: 0 }))).toBe(WANTED);
+      await (await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: more })).close();
+      const { offset, length } = meta.files[3]!;
+      const expected = Buffer.alloc(length); // piece 2 was never downloaded: a hole
+      data.copy(expected, 0, offset, 2 * PL);
+      data.copy(expected, 3 * PL - offset, 3 * PL, offset + length);
+      expect((await readFile(path.join(root, 'T', 'f3.bin'))).equals(expected)).toBe(true);
+      expect(await exists(temp)).toBe(false);
+      expect(bits(await checkExisting(root, meta, { selection: more, workers: 0 }))).toBe(WANTED);
+    });
+  });
+
+  for (const kind of ['symlink', 'hard link'] as const) {
+    it(`a ${kind} at the temporary's path to a file outside is refused (DiskError) and the outside file untouched`, async () => {
+      await withTempDir(async (parent) => {
+        const root = path.join(parent, 'root');
+        const victim = path.join(parent, 'victim');
+        const { meta, data } = makeTorrent(LENGTHS, PL);
+        await writeWanted(root, meta, data, selectionOf(meta, SELECTED));
+        await writeFile(victim, 'do not touch');
+        const temp = path.join(root, 'T', adoptTempName(meta, 3));
+        await (kind === 'symlink' ? symlink(victim, temp) : link(victim, temp));
+        const more = selectionOf(meta, [...SELECTED, 3]);
+        await expect(TorrentStorage.open(root, meta, { mode: 'readwrite', selection: more })).rejects.toBeInstanceOf(DiskError);
+        expect(await readFile(victim, 'utf8')).toBe('do not touch');
+        expect(await exists(path.join(root, 'T', 'f3.bin'))).toBe(false);
+        expect(bits(await checkExisting(root, meta, { selection: more, workers: 0 }))).toBe(WANTED); // nothing lost either
+      });
+    });
+  }
+
+  it('a torrent with a file named like an adoption temporary is never written; reading it is fine', async () => {
+    await withTempDir(async (root) => {
+      const made = makeTorrent([10, 20], PL);
+      const files = made.meta.files.map((f, i) => (i === 1 ? { ...f, path: ['T', `.${'ab'.repeat(20)}.0.tt-adopt`] } : f));
+      const meta = { ...made.meta, files };
+      await expect(TorrentStorage.open(root, meta, { mode: 'readwrite' })).rejects.toThrow(/refusing to write .*tt-adopt/);
+      expect(await readdir(root)).toEqual([]);
+      await (await TorrentStorage.open(root, meta, { mode: 'read' })).close();
     });
   });
 });
