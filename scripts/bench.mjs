@@ -358,7 +358,8 @@ async function startSwarmSeeders(n, torrent, seedDir, fileName, dir, trackerUrl,
 async function leecherCommand(client, torrent, out, timeoutS) {
   switch (client) {
     case 'tt':
-      return [TT_BIN, 'download', torrent, '--out', out, '--port', '0', '--bind', '127.0.0.1', '--quiet'];
+      // every seeder is 127.0.0.1: as many connections to it as lt.py allows libtorrent (allow_multiple_connections_per_ip)
+      return [TT_BIN, 'download', torrent, '--out', out, '--port', '0', '--bind', '127.0.0.1', '--quiet', '--max-peers-per-ip', '64'];
     case 'aria2c':
       return ['aria2c', ...aria2Args(torrent, out, await freePort(), timeoutS)];
     case 'libtorrent':

@@ -15,6 +15,7 @@ import { createTorrentFromPath } from '../metainfo/create.js';
 import { parseTorrent } from '../metainfo/parse-torrent.js';
 import { Listener } from '../session/listener.js';
 import { TorrentSession } from '../session/torrent-session.js';
+import { DEFAULT_MAX_PEERS_PER_IP } from '../session/peer-pool.js';
 import { startTrackerServer } from '../tracker/server.js';
 import { humanBytes } from './format.js';
 import { Reporter, chooseMode } from './reporter.js';
@@ -104,6 +105,8 @@ export function registerDemo(program: Command): void {
           host: HOST,
           port: 0,
           peerTimeoutMs: 30_000,
+          // every demo seeder is at 127.0.0.1
+          maxPeersPerIp: Math.max(DEFAULT_MAX_PEERS_PER_IP, opts.seeders),
           goal: { stopWhenComplete: true },
           reporter,
         });

@@ -60,7 +60,7 @@ export function registerDownload(program: Command): void {
       try {
         const resolved = await resolveMagnet(
           torrent,
-          { listener, dht, peers: shared.peers, useTrackers: opts.trackers, timeoutMs: opts.peerTimeout * 1000, verbose: shared.verbose },
+          { listener, dht, peers: shared.peers, maxPeersPerIp: shared.maxPeersPerIp, useTrackers: opts.trackers, timeoutMs: opts.peerTimeout * 1000, verbose: shared.verbose },
           reporter,
         );
         meta = resolved.meta;

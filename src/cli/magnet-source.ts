@@ -30,7 +30,7 @@ export interface MagnetResolved {
 
 export async function resolveMagnet(
   uri: string,
-  opts: { listener: Listener; dht?: DhtNode | undefined; peers: readonly PeerAddress[]; useTrackers: boolean; timeoutMs: number; verbose: boolean },
+  opts: { listener: Listener; dht?: DhtNode | undefined; peers: readonly PeerAddress[]; maxPeersPerIp?: number; useTrackers: boolean; timeoutMs: number; verbose: boolean },
   reporter: Reporter,
 ): Promise<MagnetResolved> {
   let magnet;
@@ -53,6 +53,7 @@ export async function resolveMagnet(
     trackers,
     peers,
     port: opts.listener.port,
+    ...(opts.maxPeersPerIp !== undefined ? { maxPeersPerIp: opts.maxPeersPerIp } : {}),
     clientName: CLIENT_NAME,
     timeoutMs: opts.timeoutMs,
     requireEncryption: opts.listener.requireEncryption,

@@ -91,6 +91,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     session.on('peer-connected', (peer, encrypted) => reporter.info(`peer ${peer}: connected${encrypted ? ' (encrypted, RC4)' : ''}`));
     session.on('peer-dial-failed', (peer, reason) => reporter.info(`peer ${peer}: cannot connect: ${reason}`));
     session.on('peer-closed', (peer, reason) => reporter.info(`peer ${peer}: closed: ${reason}`));
+    session.on('peer-refused', (peer, reason) => reporter.info(`peer ${peer}: refused: ${reason}`));
   }
   session.on('piece-failed', (index, peers) => {
     reporter.event('piece-failed', { index, peers });

@@ -7,12 +7,14 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { PeerAddress } from '../core/peer-address.js';
 import { dhtConfigFrom } from './dht-setup.js';
 import type { RunGoal } from './run-session.js';
+import { DEFAULT_MAX_PEERS_PER_IP } from '../session/peer-pool.js';
 import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
 
 export interface SharedOptions {
   port?: number;
   bind?: string;
   maxPeers: number;
+  maxPeersPerIp: number;
   peer?: PeerAddress[];
   uploadLimit?: number;
   uploadSlots: number;
@@ -39,6 +41,7 @@ export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: str
     .option('-p, --port <port>', 'TCP port to listen on (default: first free of 6881-6889; 0 = any)', parsePort)
     .option('--bind <address>', 'address to listen on', '0.0.0.0')
     .option('--max-peers <n>', 'most peers connected at once', parseCount, 50)
+    .option('--max-peers-per-ip <n>', 'most connections one IP address may have at once', parseCount, DEFAULT_MAX_PEERS_PER_IP)
     .option('--peer <host:port>', peerHelp, parsePeer)
     .option('--upload-limit <rate>', 'upload limit in bytes/s (e.g. 500K, 2M)', parseSize)
     .option('--upload-slots <n>', 'peers unchoked at once', parseCount, 4)
@@ -65,6 +68,7 @@ export function sharedRunOptions(opts: SharedOptions) {
     host: opts.bind ?? '0.0.0.0',
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     maxPeers: opts.maxPeers,
+    maxPeersPerIp: opts.maxPeersPerIp,
     uploadSlots: opts.uploadSlots,
     uploadLimit: opts.uploadLimit ?? 0,
     peers: opts.peer ?? [],

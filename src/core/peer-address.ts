@@ -2,6 +2,8 @@
  * A peer's network address, as trackers and listeners report it, and its
  * host:port text form (command line, magnet x.pe). Pure.
  */
+import { unmapIpv4 } from './compact-peer.js';
+
 export interface PeerAddress {
   /** IPv4 dotted quad or IPv6 text form (no brackets). */
   readonly host: string;
@@ -26,4 +28,13 @@ function isLocalAddress(host: string): boolean {
 /** `peers` without our own listening address (a tracker or the DHT hands us back to ourselves). */
 export function withoutSelf(peers: readonly PeerAddress[], ownPort: number): PeerAddress[] {
   return peers.filter((p) => !(p.port === ownPort && isLocalAddress(p.host)));
+}
+
+/**
+ * The address a per-IP limit counts by: an IPv4-mapped IPv6 address
+ * (`::ffff:1.2.3.4`, how a dual-stack socket reports an IPv4 peer) is its
+ * IPv4 address, and IPv6 text is compared in lower case.
+ */
+export function ipOf(host: string): string {
+  return unmapIpv4(host).toLowerCase();
 }

@@ -26,7 +26,7 @@ import type { TrackerFailure } from '../tracker/announcer.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { supportsExtensionProtocol } from '../wire/handshake.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataReject, encodeMetadataRequest, parseMetadataMessage } from '../wire/ut-metadata.js';
-import { PeerPool } from './peer-pool.js';
+import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
 import { DROPPED_UNANSWERED } from './torrent-session.js';
 
 /** Requests in flight per peer (pieces are 16 KiB; a whole dictionary is usually a handful). */
@@ -55,6 +55,8 @@ export interface MetadataFetchOptions {
   /** Give up when the metadata has not arrived within this long (0 = never). */
   timeoutMs: number;
   maxPeers?: number;
+  /** Connections one IP may have at once (default DEFAULT_MAX_PEERS_PER_IP). */
+  maxPeersPerIp?: number;
   /** Tracker transport (tests). */
   announce?: AnnounceFn;
   /** Dial with RC4-encrypted MSE handshakes only. */
@@ -214,7 +216,9 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     if (this.#done) return;
     const room = (this.#opts.maxPeers ?? METADATA_MAX_PEERS) - this.#peers.size - this.#sockets.size;
     if (room <= 0) return;
-    for (const candidate of this.#pool.candidates(room)) this.#dial(candidate.host, candidate.port, candidate.key);
+    // every connection here is one we dialed, so the pool knows them all
+    const perIp = { limit: this.#opts.maxPeersPerIp ?? DEFAULT_MAX_PEERS_PER_IP, busy: this.#pool.busyByIp() };
+    for (const candidate of this.#pool.candidates(room, 0, perIp)) this.#dial(candidate.host, candidate.port, candidate.key);
   }
 
   #dial(host: string, port: number, key: string): void {

@@ -2,11 +2,26 @@
  * Known peers of one torrent: where they came from, when we may try them
  * again (exponential backoff), and which are banned. A peer is its address
  * and port. Pure bookkeeping: no sockets.
+ *
+ * Per-IP limits live here too, because one host can name itself under many
+ * ports (or name a victim's ports, to use us as a port scanner): at most
+ * MAX_KNOWN_PER_IP addresses of one IP are kept, and `candidates` hands out
+ * no more dials to an IP than the caller's per-IP connection limit allows.
  */
-import type { PeerAddress } from '../core/peer-address.js';
+import { ipOf, type PeerAddress } from '../core/peer-address.js';
 import { peerKey } from '../core/ids.js';
 
 export const MAX_KNOWN_PEERS = 2000;
+/**
+ * Connections one IP may have at once (both directions). libtorrent and
+ * Transmission allow one; several real peers share an address behind a NAT
+ * and on loopback, so tt allows a few, which still keeps one host to a
+ * sixth of the default 50 and bounds what a list of one IP's ports can make
+ * us dial at once.
+ */
+export const DEFAULT_MAX_PEERS_PER_IP = 8;
+/** Addresses of one IP kept in the pool (more of the user's own `--peer`s are still taken). */
+export const MAX_KNOWN_PER_IP = 32;
 const BASE_RETRY_MS = 5_000;
 const MAX_RETRY_MS = 10 * 60_000;
 const MAX_FAILURES = 6;
@@ -33,6 +48,8 @@ export interface KnownPeer {
 export class PeerPool {
   readonly #peers = new Map<string, KnownPeer>();
   readonly #banned = new Map<string, string>();
+  /** IP -> how many of #peers are at it */
+  readonly #perIp = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -45,7 +62,9 @@ export class PeerPool {
    * minimum age nor evicted. When the pool is full, the oldest idle peer
    * heard of through PEX makes room, then any idle one but the user's; a
    * peer from PEX only ever replaces another from PEX, so a peer lying
-   * through PEX cannot push out what trackers and the user gave.
+   * through PEX cannot push out what trackers and the user gave. An IP
+   * that already has MAX_KNOWN_PER_IP addresses here gets no more, unless
+   * the user gave them.
    */
   add(addresses: readonly PeerAddress[], explicit = false, fromPex = false): number {
     let added = 0;
@@ -53,8 +72,11 @@ export class PeerPool {
       if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) continue;
       const key = peerKey(a.host, a.port);
       if (this.#peers.has(key) || this.#banned.has(key)) continue;
+      const ip = ipOf(a.host);
+      if (!explicit && (this.#perIp.get(ip) ?? 0) >= MAX_KNOWN_PER_IP) continue;
       if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne(fromPex);
       if (this.#peers.size >= MAX_KNOWN_PEERS) break;
+      this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
       this.#peers.set(key, {
         key,
         host: a.host,
@@ -85,16 +107,36 @@ export class PeerPool {
   /**
    * Peers we may dial now, at most `limit`. `minAgeMs`: only peers known for
    * at least that long (a seed lets leechers connect first, so the two sides
-   * do not open a connection each).
+   * do not open a connection each). `perIp`: connections (open or opening)
+   * per IP now, and the most one IP may have; an IP at its limit is skipped,
+   * and each peer handed out counts in `busy` (which this updates).
    */
-  candidates(limit: number, minAgeMs = 0): KnownPeer[] {
+  candidates(limit: number, minAgeMs = 0, perIp?: { readonly limit: number; readonly busy: Map<string, number> }): KnownPeer[] {
     const now = this.#now();
     const out: KnownPeer[] = [];
     for (const p of this.#peers.values()) {
       if (out.length >= limit) break;
-      if (!p.connected && !p.connecting && p.nextAttemptAt <= now && now - p.addedAt >= minAgeMs) out.push(p);
+      if (p.connected || p.connecting || p.nextAttemptAt > now || now - p.addedAt < minAgeMs) continue;
+      if (perIp) {
+        const ip = ipOf(p.host);
+        const n = perIp.busy.get(ip) ?? 0;
+        if (n >= perIp.limit) continue;
+        perIp.busy.set(ip, n + 1);
+      }
+      out.push(p);
     }
     return out;
+  }
+
+  /** Per IP, how many of the pool's peers are connected or being dialed (for `candidates` when every connection is one we dialed). */
+  busyByIp(): Map<string, number> {
+    const busy = new Map<string, number>();
+    for (const p of this.#peers.values()) {
+      if (!p.connected && !p.connecting) continue;
+      const ip = ipOf(p.host);
+      busy.set(ip, (busy.get(ip) ?? 0) + 1);
+    }
+    return busy;
   }
 
   /** True when some peer is waiting only for its backoff to expire. */
@@ -124,7 +166,7 @@ export class PeerPool {
     p.connected = false;
     p.failures++;
     if (!retry || p.failures > MAX_FAILURES) {
-      this.#peers.delete(key);
+      this.#forget(key);
       return;
     }
     p.nextAttemptAt = this.#now() + Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (p.failures - 1));
@@ -147,7 +189,7 @@ export class PeerPool {
 
   ban(key: string, reason: string): void {
     this.#banned.set(key, reason);
-    this.#peers.delete(key);
+    this.#forget(key);
   }
 
   isBanned(key: string): boolean {
@@ -159,9 +201,19 @@ export class PeerPool {
     for (const pass of pexOnly ? [true] : [true, false]) {
       for (const [key, p] of this.#peers) {
         if (p.connected || p.connecting || p.explicit || (pass && !p.fromPex)) continue;
-        this.#peers.delete(key);
+        this.#forget(key);
         return;
       }
     }
+  }
+
+  #forget(key: string): void {
+    const p = this.#peers.get(key);
+    if (!p) return;
+    this.#peers.delete(key);
+    const ip = ipOf(p.host);
+    const n = (this.#perIp.get(ip) ?? 1) - 1;
+    if (n > 0) this.#perIp.set(ip, n);
+    else this.#perIp.delete(ip);
   }
 }

@@ -12,7 +12,7 @@ import { Bitfield } from '../core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../core/geometry.js';
 import { DiskError, TtError, errorMessage } from '../core/errors.js';
 import { generatePeerId, peerKey } from '../core/ids.js';
-import type { PeerAddress } from '../core/peer-address.js';
+import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection } from '../metainfo/selection.js';
@@ -28,7 +28,7 @@ import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import { DhtAnnouncer } from '../dht/announcer.js';
 import type { DhtNode } from '../dht/node.js';
-import { withoutSelf } from '../core/peer-address.js';
+import { unmapIpv4 } from '../core/compact-peer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
@@ -41,7 +41,7 @@ import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReje
 import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
-import { PeerPool } from './peer-pool.js';
+import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
 import { PieceReadCache, READ_CACHE_BYTES } from './read-cache.js';
 import { UploadQueue } from './upload-queue.js';
 import { Listener } from './listener.js';
@@ -96,6 +96,8 @@ export interface SessionOptions {
   listener: Listener;
   peerId?: Buffer;
   maxPeers?: number;
+  /** Connections one IP may have at once (default DEFAULT_MAX_PEERS_PER_IP). */
+  maxPeersPerIp?: number;
   uploadSlots?: number;
   /** bytes/s; 0 = unlimited */
   uploadLimit?: number;
@@ -187,6 +189,8 @@ export interface SessionEvents {
   /** `encrypted`: the stream is RC4 (MSE selected it). */
   'peer-connected': [peer: string, encrypted: boolean];
   'peer-dial-failed': [peer: string, reason: string];
+  /** An incoming connection was turned away before it became a peer. */
+  'peer-refused': [peer: string, reason: string];
   'peer-closed': [peer: string, reason: string];
   warning: [message: string];
   /** A DHT lookup ended: peers found, nodes asked. */
@@ -297,7 +301,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   readonly #peers = new Map<PeerConnection, PeerState>();
   #halfOpen = 0;
   /** Sockets dialed and not yet a PeerConnection (connecting, or in an MSE handshake): stop() ends them. */
-  readonly #dialing = new Set<net.Socket>();
+  readonly #dialing = new Map<net.Socket, string>();
   #announcer: Announcer | undefined;
   #dhtAnnouncer: DhtAnnouncer | undefined;
   #readCache: PieceReadCache | undefined;
@@ -517,7 +521,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#timers = [];
     this.opts.listener.unregister(this.meta.infoHash);
     for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
-    for (const socket of this.#dialing) socket.destroy();
+    for (const socket of this.#dialing.keys()) socket.destroy();
     this.#dialing.clear();
     this.#webAbort.abort();
     for (const ws of this.#webSeeds) ws.close();
@@ -579,7 +583,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const room = Math.min(maxPeers - this.#peers.size - this.#halfOpen, MAX_HALF_OPEN - this.#halfOpen);
     if (room <= 0) return;
     const minAge = this.done ? SEED_DIAL_DELAY_MS : 0;
-    for (const candidate of this.pool.candidates(room, minAge)) {
+    const perIp = { limit: this.#maxPeersPerIp, busy: this.#connectionsByIp() };
+    for (const candidate of this.pool.candidates(room, minAge, perIp)) {
       if (this.#hasConnectionTo(candidate.key)) {
         this.pool.markConnected(candidate.key);
         continue;
@@ -598,6 +603,19 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     });
   }
 
+  get #maxPeersPerIp(): number {
+    return this.opts.maxPeersPerIp ?? DEFAULT_MAX_PEERS_PER_IP;
+  }
+
+  /** Per IP, the connections open or being dialed. */
+  #connectionsByIp(): Map<string, number> {
+    const busy = new Map<string, number>();
+    const count = (ip: string): void => void busy.set(ip, (busy.get(ip) ?? 0) + 1);
+    for (const p of this.#peers.values()) count(ipOf(p.conn.host));
+    for (const ip of this.#dialing.values()) count(ip);
+    return busy;
+  }
+
   #hasConnectionTo(key: string): boolean {
     for (const p of this.#peers.values()) if (p.key === key || p.poolKey === key) return true;
     return false;
@@ -609,7 +627,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // reads land in one process-wide buffer (incoming sockets too: see the listener)
     const sink: ReadSink = { conn: undefined };
     const socket = net.connect({ host, port, noDelay: true, onread: sharedReadOptions(sink) });
-    this.#dialing.add(socket);
+    this.#dialing.set(socket, ipOf(host));
     socket.once('close', () => this.#dialing.delete(socket));
     let settled = false;
     const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
@@ -658,10 +676,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink, cipher?: StreamCipher): void {
-    const host = normalizeHost(socket.remoteAddress ?? '');
+    const host = unmapIpv4(socket.remoteAddress ?? '');
     const port = socket.remotePort ?? 0;
     const maxPeers = this.opts.maxPeers ?? 50;
     if (this.#stopped || !this.#started || this.pool.isBanned(peerKey(host, port))) {
+      socket.destroy();
+      return;
+    }
+    const ip = ipOf(host);
+    if ((this.#connectionsByIp().get(ip) ?? 0) >= this.#maxPeersPerIp && !this.#evictIdlePeer(ip)) {
+      this.emit('peer-refused', peerKey(host, port), `more than ${this.#maxPeersPerIp} connections from one IP`);
       socket.destroy();
       return;
     }
@@ -708,12 +732,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
    * At the peer cap, make room for a newcomer by closing the least useful
    * peer: interested in nothing either way and silent (no payload) for a while,
    * the longest-silent first. Returns false when every peer is doing something.
+   * `ip`: only a peer at that IP (the newcomer's IP is at its limit).
    */
-  #evictIdlePeer(): boolean {
+  #evictIdlePeer(ip?: string): boolean {
     const now = Date.now();
     let victim: PeerState | undefined;
     for (const p of this.#peers.values()) {
       const { conn } = p;
+      if (ip !== undefined && ipOf(conn.host) !== ip) continue;
       const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploads.size > 0;
       if (busy || now - p.lastBlockAt < IDLE_EVICT_MS || now - p.connectedAt < IDLE_EVICT_MS) continue;
       if (!victim || p.lastBlockAt < victim.lastBlockAt) victim = p;
@@ -1583,9 +1609,5 @@ function onceDrained(conn: PeerConnection): Promise<void> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-function normalizeHost(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 

@@ -170,6 +170,24 @@ describe('tt download <magnet>', () => {
   });
 });
 
+describe('tt download --max-peers-per-ip', () => {
+  it('with 1, three peers at one IP are dialed one at a time (each connection held open)', async () => {
+    const fx = await fixture(64 * 1024);
+    const silent = await Promise.all([0, 1, 2].map(() => RawPeer.listen()));
+    try {
+      const out = join(fx.work, 'out');
+      const peers = silent.flatMap((s) => ['--peer', `127.0.0.1:${s.port}`]);
+      const p = startTt(['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', ...peers, '--max-peers-per-ip', '1', '--json']);
+      await p.waitForEvent('started', 15_000);
+      const accepted = silent.map((s) => s.accept(3_000).then(() => 1, () => 0));
+      const connections = (await Promise.all(accepted)).reduce((a: number, b) => a + b, 0);
+      expect(connections, p.describe()).toBe(1);
+    } finally {
+      await Promise.all(silent.map((s) => s.close()));
+    }
+  });
+});
+
 describe('tt seed', () => {
   it('--json: listening, checked (all), started, complete; serves a tt download; SIGINT exits 130 with one line', async () => {
     const fx = await fixture(700_000);

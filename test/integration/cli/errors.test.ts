@@ -103,6 +103,7 @@ describe('tt download / tt seed: bad option values', () => {
     { flag: ['--port', '-1'], why: /port/ },
     { flag: ['--upload-limit', 'abc'], why: /upload-limit|size/ },
     { flag: ['--max-peers', '0'], why: /max-peers|number/ },
+    { flag: ['--max-peers-per-ip', '0'], why: /max-peers-per-ip|number/ },
   ];
 
   for (const { flag, why } of BAD_OPTIONS) {

@@ -19,6 +19,8 @@ import { expectSameData, makeFixture, startSession, trackDir, whenComplete, type
 
 /** 2 MiB + 123 bytes in 32 KiB pieces: 65 pieces, so the bitfield has 7 spare bits. */
 export const PIECE_LENGTH = 32_768;
+/** maxPeersPerIp for tests whose many peers are all 127.0.0.1 by necessity, not by design. */
+export const ONE_IP_LIMIT_LIFTED = 1_000;
 export const PAYLOAD_BYTES = 2 * 1024 * 1024 + 123;
 /** Seed upload limit: the honest download takes about a second, so it overlaps the attack. */
 export const SEED_UPLOAD_LIMIT = 2 * 1024 * 1024;
@@ -32,11 +34,15 @@ export interface SeedSetup {
   seed: Running;
 }
 
-/** A seeding tt (in-process) over a fresh fixture. */
+/**
+ * A seeding tt (in-process) over a fresh fixture. Every attacker here comes
+ * from 127.0.0.1, so the per-IP limit is lifted unless `opts` sets it
+ * (per-ip.test.ts tests that limit).
+ */
 export async function startSeed(opts: Partial<Omit<SessionOptions, 'listener' | 'meta' | 'root' | 'mode'>> = {}, size = PAYLOAD_BYTES): Promise<SeedSetup> {
   const fx = await makeFixture({ files: [{ path: ['data.bin'], size }], pieceLength: PIECE_LENGTH });
   trackDir(fx.work);
-  const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: SEED_UPLOAD_LIMIT, ...opts });
+  const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: SEED_UPLOAD_LIMIT, maxPeersPerIp: ONE_IP_LIMIT_LIFTED, ...opts });
   return { fx, seed };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_KNOWN_PEERS, PeerPool } from '../../../src/session/peer-pool.js';
+import { MAX_KNOWN_PEERS, MAX_KNOWN_PER_IP, PeerPool } from '../../../src/session/peer-pool.js';
 
 function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
@@ -172,5 +172,66 @@ describe('PeerPool.ban', () => {
     const pool = new PeerPool(() => 0);
     pool.ban('[::1]:5000', 'hash fail');
     expect(pool.add([{ host: '::1', port: 5000 }])).toBe(0);
+  });
+});
+
+describe('per-IP limits', () => {
+  const ports = (host: string, n: number, from = 1000): { host: string; port: number }[] =>
+    Array.from({ length: n }, (_, i) => ({ host, port: from + i }));
+
+  it(`keeps at most ${MAX_KNOWN_PER_IP} addresses of one IP (one host naming many ports), other IPs unaffected`, () => {
+    const pool = new PeerPool(() => 0);
+    expect(pool.add(ports('10.0.0.1', 500))).toBe(MAX_KNOWN_PER_IP);
+    expect(pool.add(ports('10.0.0.1', 5, 5000), false, true)).toBe(0);
+    expect(pool.add(ports('10.0.0.2', 3))).toBe(3);
+    expect(pool.size).toBe(MAX_KNOWN_PER_IP + 3);
+  });
+
+  it('counts an IPv4-mapped IPv6 address and IPv6 letter case as the same IP', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP - 1));
+    expect(pool.add([{ host: '::ffff:10.0.0.1', port: 1 }, { host: '::ffff:10.0.0.1', port: 2 }])).toBe(1);
+    pool.add(ports('fe80::a', MAX_KNOWN_PER_IP - 1));
+    expect(pool.add([{ host: 'FE80::A', port: 1 }, { host: 'fe80::A', port: 2 }])).toBe(1);
+  });
+
+  it("the user's own peers are always taken, and a forgotten or banned address frees its IP's place", () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP));
+    expect(pool.add(ports('10.0.0.1', 2, 9000), true)).toBe(2); // --peer
+    expect(pool.add([{ host: '10.0.0.1', port: 9100 }])).toBe(0);
+    pool.ban('10.0.0.1:1000', 'bad data');
+    pool.markFailed('10.0.0.1:1001', false);
+    pool.markFailed('10.0.0.1:9000', false);
+    // 34 were kept (the user's two count as the IP's too), 3 are gone: one place is free
+    expect(pool.add(ports('10.0.0.1', 5, 9100))).toBe(1);
+    pool.markFailed('10.0.0.1:9001', false);
+    expect(pool.add(ports('10.0.0.1', 5, 9200))).toBe(1);
+  });
+
+  it('candidates hands out no more dials to an IP than its limit, counting connections already open', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add([...ports('10.0.0.1', 10), ...ports('10.0.0.2', 10), { host: '10.0.0.3', port: 1 }]);
+    const busy = new Map([['10.0.0.1', 2]]);
+    const picked = pool.candidates(100, 0, { limit: 3, busy });
+    const per = (ip: string): number => picked.filter((p) => p.host === ip).length;
+    expect([per('10.0.0.1'), per('10.0.0.2'), per('10.0.0.3')]).toEqual([1, 3, 1]);
+    expect(busy).toEqual(new Map([['10.0.0.1', 3], ['10.0.0.2', 3], ['10.0.0.3', 1]]));
+    // an IP at its limit does not use up `limit`: the one behind it is still reached
+    const again = new PeerPool(() => 0);
+    again.add([...ports('10.0.0.1', 10), { host: '10.0.0.9', port: 1 }]);
+    expect(again.candidates(2, 0, { limit: 1, busy: new Map() }).map((p) => p.key)).toEqual(['10.0.0.1:1000', '10.0.0.9:1']);
+  });
+
+  it('busyByIp counts the peers connected or being dialed, per IP', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add([...ports('10.0.0.1', 4), { host: '::ffff:10.0.0.2', port: 1 }]);
+    pool.markConnected('10.0.0.1:1000');
+    pool.markConnecting('10.0.0.1:1001');
+    pool.markConnecting('[::ffff:10.0.0.2]:1');
+    expect(pool.busyByIp()).toEqual(new Map([['10.0.0.1', 2], ['10.0.0.2', 1]]));
+    pool.markFailed('10.0.0.1:1001');
+    expect(pool.busyByIp().get('10.0.0.1')).toBe(1);
   });
 });
