@@ -1,12 +1,16 @@
 /**
- * Peer exchange pacing for one connection (BEP 11 over wire/pex.ts): when we
- * may send the next ut_pex message and what it says (the peers added and
- * dropped since the last one we sent this peer), and whether a message the
- * peer sent comes too soon. Pure: the session supplies the clock and the set
- * of peers it is connected to.
+ * Peer exchange pacing for one connection (BEP 11 over wire/pex.ts), in two
+ * halves. PexInbox, the receiving side, is all a magnet's metadata phase
+ * needs: whether a message the peer sent comes too soon, and how many peers
+ * one connection may still add to the pool. PexPacer adds the sending side
+ * for a download's connections: when we may send the next ut_pex message and
+ * what it says (the peers added and dropped since the last one we sent this
+ * peer). Pure: the caller supplies the clock, the pool and the set of peers
+ * it is connected to.
  */
+import { ProtocolError } from '../core/errors.js';
 import type { PeerAddress } from '../core/peer-address.js';
-import { MAX_PEX_SEND, type PexPeer } from '../wire/pex.js';
+import { MAX_PEX_SEND, parsePex, type PexPeer } from '../wire/pex.js';
 
 /** One message a minute, as BEP 11 asks and libtorrent enforces (it disconnects faster senders). */
 export const PEX_INTERVAL_MS = 60_000;
@@ -17,13 +21,60 @@ export const MAX_EARLY_PEX = 5;
 /** Peers one connection may add to our pool over its life (libtorrent's max_pex_peers): a liar cannot fill it alone. */
 export const MAX_PEX_LEARNED = 200;
 
-export class PexPacer {
-  /** Keys of the peers the other side has been told about and not told dropped. */
-  readonly #told = new Map<string, PeerAddress>();
-  #sentAt: number | undefined;
+/** What one used ut_pex message gave: how many peers it named, and how many of them were new to the pool. */
+export interface PexLearned {
+  named: number;
+  fresh: number;
+}
+
+/** The receiving side of one connection's peer exchange. */
+export class PexInbox {
   #receivedAt: number | undefined;
   #early = 0;
   #learned = 0;
+
+  /** How many more peers this connection may add to the pool; `took(n)` counts the ones it added. */
+  get learnRoom(): number {
+    return MAX_PEX_LEARNED - this.#learned;
+  }
+
+  took(n: number): void {
+    this.#learned += n;
+  }
+
+  /** A message arrived: 'use' it, 'ignore' it (too soon), or 'close' (too many too soon). */
+  received(now: number): 'use' | 'ignore' | 'close' {
+    if (this.#receivedAt !== undefined && now - this.#receivedAt < PEX_MIN_GAP_MS) {
+      return ++this.#early > MAX_EARLY_PEX ? 'close' : 'ignore';
+    }
+    this.#receivedAt = now;
+    return 'use';
+  }
+
+  /**
+   * One ut_pex payload from this peer, start to end: paced (`received`),
+   * parsed strictly (parsePex), and at most `learnRoom` of the peers it names
+   * handed to `add`, which puts them in the pool and returns how many were
+   * new. Undefined when the message came too soon and was ignored; throws a
+   * ProtocolError for a malformed message or a flood, which closes the
+   * connection.
+   */
+  accept(now: number, payload: Buffer, add: (peers: PexPeer[]) => number): PexLearned | undefined {
+    const verdict = this.received(now);
+    if (verdict === 'close') throw new ProtocolError('ut_pex messages too often');
+    if (verdict === 'ignore') return undefined;
+    const { added } = parsePex(payload);
+    const fresh = this.learnRoom > 0 ? add(added.slice(0, this.learnRoom)) : 0;
+    this.took(fresh);
+    return { named: added.length, fresh };
+  }
+}
+
+/** Both sides of a download connection's peer exchange: PexInbox, and when to send what. */
+export class PexPacer extends PexInbox {
+  /** Keys of the peers the other side has been told about and not told dropped. */
+  readonly #told = new Map<string, PeerAddress>();
+  #sentAt: number | undefined;
 
   /**
    * The message to send now, or undefined (too soon, or nothing new).
@@ -46,24 +97,6 @@ export class PexPacer {
     for (const p of added) this.#told.set(keyOf(p), { host: p.host, port: p.port });
     for (const p of dropped) this.#told.delete(keyOf(p));
     return { added, dropped };
-  }
-
-  /** How many more peers this connection may add to the pool; `took(n)` counts the ones it added. */
-  get learnRoom(): number {
-    return MAX_PEX_LEARNED - this.#learned;
-  }
-
-  took(n: number): void {
-    this.#learned += n;
-  }
-
-  /** A message arrived: 'use' it, 'ignore' it (too soon), or 'close' (too many too soon). */
-  received(now: number): 'use' | 'ignore' | 'close' {
-    if (this.#receivedAt !== undefined && now - this.#receivedAt < PEX_MIN_GAP_MS) {
-      return ++this.#early > MAX_EARLY_PEX ? 'close' : 'ignore';
-    }
-    this.#receivedAt = now;
-    return 'use';
   }
 }
 
