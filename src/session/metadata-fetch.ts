@@ -1,15 +1,28 @@
 /**
- * Magnet links, phase one (BEP 9): find peers (the magnet's trackers and
- * --peer), fetch the info dictionary from those that offer ut_metadata, and
- * verify it against the info hash. Owns these short-lived connections and
- * their tracker announces; the download proper is an ordinary TorrentSession
- * started afterwards with the Metainfo made from what this returns.
+ * Magnet links, phase one (BEP 9): find peers (the magnet's trackers,
+ * --peer, the DHT, PEX), fetch the info dictionary from those that offer
+ * ut_metadata, and verify it against the info hash. Owns these short-lived
+ * connections and their tracker announces; the download proper is an
+ * ordinary TorrentSession started afterwards with the Metainfo made from
+ * what this returns.
  *
  * Pieces (16 KiB) are spread over peers, a few requests each. A peer that
  * rejects, stalls or closes gives its pieces back. When the assembled bytes do
  * not hash to the info hash, a lone sender is banned; with several senders
  * nobody can be blamed yet, so from then on one peer at a time must supply
  * every piece, and the next failure names the liar.
+ *
+ * Peer exchange (BEP 11), unless `pex` is false: our extended handshake
+ * offers ut_pex, and the peers a ut_pex message names join the pool as heard
+ * through PEX and are dialed, under the download's bounds (PexInbox in
+ * pex.ts: pacing, strict codec, 200 new peers per connection; the pool's
+ * per-IP and total caps). A peer without the metadata that offers ut_pex is
+ * kept until its list arrives (at most METADATA_REQUEST_TIMEOUT_MS), then
+ * closed. We send no ut_pex. A magnet does not say whether its torrent is
+ * private, and a private one must never use PEX (BEP 27): what PEX taught is
+ * used here only, to reach the metadata, and returned apart from the other
+ * peers (`pexPeers`), for the caller to hand on once the metadata says the
+ * torrent is not private.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -26,7 +39,9 @@ import type { TrackerFailure } from '../tracker/announcer.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { supportsExtensionProtocol } from '../wire/handshake.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataReject, encodeMetadataRequest, parseMetadataMessage } from '../wire/ut-metadata.js';
+import { OUR_UT_PEX_ID, UT_PEX } from '../wire/pex.js';
 import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
+import { PexInbox } from './pex.js';
 import { DROPPED_UNANSWERED } from './torrent-session.js';
 
 /** Requests in flight per peer (pieces are 16 KiB; a whole dictionary is usually a handful). */
@@ -63,19 +78,29 @@ export interface MetadataFetchOptions {
   requireEncryption?: boolean;
   /** Find peers through this DHT node too (the caller owns it). */
   dht?: DhtNode | undefined;
+  /** Take peers from ut_pex messages (BEP 11) and dial them (default true; see the module header). */
+  pex?: boolean;
 }
 
 export interface MetadataFetchResult {
   /** The verified info dictionary, exactly the bytes whose SHA-1 is the info hash. */
   readonly metadata: Buffer;
-  /** Peers that completed a handshake: the download dials them first. */
+  /** Peers not heard of through PEX that completed a handshake: the download dials them first. */
   readonly peers: PeerAddress[];
+  /**
+   * Peers heard of through PEX and still known (not banned, not given up on),
+   * whether or not they answered: for the download only if the torrent is not
+   * private.
+   */
+  readonly pexPeers: PeerAddress[];
 }
 
 export interface MetadataFetchEvents {
   'peer-connected': [peer: string];
   'peer-closed': [peer: string, reason: string];
   'peer-banned': [peer: string, reason: string];
+  /** A peer's ut_pex message named `added` peers, `fresh` of them new to us (as the session's event). */
+  pex: [peer: string, added: number, fresh: number];
   warning: [message: string];
 }
 
@@ -93,6 +118,12 @@ interface FetchPeer {
   /** ut_metadata requests this peer sent us (we have nothing to give yet). */
   requestsSeen: number;
   readonly connectedAt: number;
+  /** It offers no metadata but ut_pex: kept only until its peer list arrives. */
+  waitingForPex: boolean;
+  /** A ut_pex message of its was used. */
+  pexTaken: boolean;
+  /** Pacing and cap of the ut_pex messages it sends. */
+  readonly pex: PexInbox;
 }
 
 export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
@@ -100,6 +131,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   readonly #pool = new PeerPool();
   readonly #peers = new Map<PeerConnection, FetchPeer>();
   readonly #sockets = new Set<net.Socket>();
+  /** Peers not heard of through PEX that completed a handshake. */
   readonly #connected = new Map<string, PeerAddress>();
   #assembler: MetadataAssembler | undefined;
   /** After a failed check with several senders: the one peer that must now send every piece. */
@@ -115,6 +147,10 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   constructor(opts: MetadataFetchOptions) {
     super();
     this.#opts = opts;
+  }
+
+  get #pexEnabled(): boolean {
+    return this.#opts.pex !== false;
   }
 
   /** Resolves with the verified metadata; rejects with a TtError (NO_PEERS, TRACKER). */
@@ -286,23 +322,37 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       host,
       port,
     });
-    const peer: FetchPeer = { conn, key, utMetadataId: 0, metadataSize: 0, outstanding: new Map(), unrequested: 0, requestsSeen: 0, connectedAt: Date.now() };
+    const peer: FetchPeer = {
+      conn,
+      key,
+      utMetadataId: 0,
+      metadataSize: 0,
+      outstanding: new Map(),
+      unrequested: 0,
+      requestsSeen: 0,
+      connectedAt: Date.now(),
+      waitingForPex: false,
+      pexTaken: false,
+      pex: new PexInbox(),
+    };
     this.#peers.set(conn, peer);
     conn.on('handshake', (h) => {
       this.#pool.markConnected(key);
-      this.#connected.set(key, { host, port });
+      if (!this.#pool.get(key)?.fromPex) this.#connected.set(key, { host, port });
       this.emit('peer-connected', key);
       if (!supportsExtensionProtocol(h.reserved)) {
         conn.close('peer does not support the extension protocol (BEP 10), so it cannot send metadata');
         return;
       }
-      conn.send({ type: 'extended', id: 0, payload: encodeExtendedHandshake({ m: { [UT_METADATA]: OUR_UT_METADATA_ID }, v: this.#opts.clientName, p: this.#opts.port }) });
+      const m = { [UT_METADATA]: OUR_UT_METADATA_ID, ...(this.#pexEnabled ? { [UT_PEX]: OUR_UT_PEX_ID } : {}) };
+      conn.send({ type: 'extended', id: 0, payload: encodeExtendedHandshake({ m, v: this.#opts.clientName, p: this.#opts.port }) });
     });
     // exceptions thrown here are caught by the connection and close it ('protocol error: ...')
     conn.on('message', (m) => {
       if (m.type !== 'extended' || this.#done) return;
       if (m.id === 0) this.#onExtendedHandshake(peer, m.payload);
       else if (m.id === OUR_UT_METADATA_ID) this.#onMetadataMessage(peer, m.payload);
+      else if (m.id === OUR_UT_PEX_ID && this.#pexEnabled) this.#onPex(peer, m.payload);
     });
     conn.on('close', (reason) => this.#guard(() => this.#onClose(peer, reason)));
     conn.start();
@@ -330,9 +380,12 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     const ext = parseExtendedHandshake(payload);
     const id = ext.m.get(UT_METADATA) ?? 0;
     if (id === 0 || ext.metadataSize === undefined) {
-      peer.conn.close('peer does not offer the metadata (no ut_metadata / metadata_size)');
+      // it may still know peers that have the metadata: wait for its list (or the tick's timeout)
+      if (this.#pexEnabled && (ext.m.get(UT_PEX) ?? 0) !== 0 && !peer.pexTaken) peer.waitingForPex = true;
+      else peer.conn.close('peer does not offer the metadata (no ut_metadata / metadata_size)');
       return;
     }
+    peer.waitingForPex = false;
     // a peer announcing another size than the one being collected waits, connected: if the
     // peers of that size go away or are caught lying, its size gets its turn (see #requestMore)
     peer.utMetadataId = id;
@@ -368,11 +421,26 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     else this.#requestMore();
   }
 
+  /**
+   * BEP 11, receiving only: the peers it names join the pool as PEX peers and
+   * are dialed (bounds in PexInbox; a malformed message or a flood throws,
+   * which closes the peer). A peer without the metadata has then given all
+   * it can.
+   */
+  #onPex(peer: FetchPeer, payload: Buffer): void {
+    const learned = peer.pex.accept(Date.now(), payload, (peers) => this.#pool.add(withoutSelf(peers, this.#opts.port), false, true));
+    if (!learned) return;
+    peer.pexTaken = true;
+    this.emit('pex', peer.key, learned.named, learned.fresh);
+    if (peer.waitingForPex) peer.conn.close('peer does not offer the metadata (its ut_pex peer list taken)');
+    this.#connectMore();
+  }
+
   #verify(assembler: MetadataAssembler): void {
     const result = assembler.verify();
     if (result.ok) {
       const peers = [...this.#connected].filter(([key]) => !this.#pool.isBanned(key)).map(([, address]) => address);
-      this.#finish({ metadata: result.metadata, peers });
+      this.#finish({ metadata: result.metadata, peers, pexPeers: this.#pool.fromPex() });
       return;
     }
     if (result.sources.length === 1) {
@@ -427,7 +495,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     const now = Date.now();
     for (const p of [...this.#peers.values()]) {
       if (p.utMetadataId === 0 && now - p.connectedAt > METADATA_REQUEST_TIMEOUT_MS) {
-        p.conn.close('no metadata offered in time');
+        p.conn.close(p.waitingForPex ? 'no metadata offered, and no ut_pex peer list in time' : 'no metadata offered in time');
         continue;
       }
       for (const askedAt of p.outstanding.values()) {

@@ -139,6 +139,13 @@ export class PeerPool {
     return busy;
   }
 
+  /** The peers still known that were heard of through PEX (the banned and the forgotten are not). */
+  fromPex(): PeerAddress[] {
+    const out: PeerAddress[] = [];
+    for (const p of this.#peers.values()) if (p.fromPex) out.push({ host: p.host, port: p.port });
+    return out;
+  }
+
   /** True when some peer is waiting only for its backoff to expire. */
   hasWaiting(): boolean {
     for (const p of this.#peers.values()) if (!p.connected && !p.connecting) return true;

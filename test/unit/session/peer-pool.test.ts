@@ -75,6 +75,19 @@ describe('PeerPool.add', () => {
   });
 });
 
+describe('PeerPool.fromPex', () => {
+  it('lists the peers heard of through PEX that are still known: not the banned, not the forgotten, not the others', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add([{ host: '10.0.0.1', port: 1 }], true);
+    pool.add([{ host: '10.0.0.2', port: 1 }]);
+    pool.add([1, 2, 3, 4].map((n) => ({ host: '10.0.1.1', port: n })), false, true);
+    pool.add([{ host: '10.0.0.2', port: 1 }], false, true); // already known from a tracker: stays the tracker's
+    pool.ban('10.0.1.1:2', 'bad data');
+    pool.markFailed('10.0.1.1:3', false);
+    expect(pool.fromPex()).toEqual([{ host: '10.0.1.1', port: 1 }, { host: '10.0.1.1', port: 4 }]);
+  });
+});
+
 describe('PeerPool.candidates and backoff', () => {
   it('offers idle peers only, up to the limit', () => {
     const pool = new PeerPool(() => 0);
