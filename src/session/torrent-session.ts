@@ -4,7 +4,8 @@
  * together and keeps the invariants written in STATE.md beside this file
  * (a piece is "had" only after its hash matched AND its write completed).
  * Policy lives elsewhere: picking in pieces/picker, choking in choker.ts,
- * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts.
+ * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, serving
+ * requests in uploader.ts.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -42,8 +43,8 @@ import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
-import { PieceReadCache, READ_CACHE_BYTES } from './read-cache.js';
 import { UploadQueue } from './upload-queue.js';
+import { MAX_PEER_REQUESTS, SEND_HIGH_WATER_BYTES, Uploader, type UploadPeer } from './uploader.js';
 import { Listener } from './listener.js';
 import { depthShare, grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
 
@@ -55,15 +56,6 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  * gave peak RSS 98-104 MiB and 8 MiB 87-91 MiB, with no loss of speed.
  */
 export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
-/**
- * Requests a peer may have queued with us (advertised as BEP 10 reqq), as
- * libtorrent's default max_allowed_in_request_queue. A fast leecher keeps
- * this many in flight: with 500 a libtorrent leecher took 2.4-2.5 s for
- * 1 GiB from tt against 1.5-2.0 s from libtorrent (which allows 2000); with
- * 2000 it is 1.6-1.8 s. A queued request is a few dozen bytes.
- */
-export const MAX_PEER_REQUESTS = 2000;
-const MAX_REQUESTS_WHILE_CHOKED = 200;
 const MAX_UNREQUESTED_BLOCKS = 64;
 /** Endgame copies only of blocks whose requesters would take longer than this (#worthCopying). */
 const ENDGAME_COPY_AFTER_MS = 250;
@@ -81,9 +73,6 @@ const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
 const IDLE_EVICT_MS = 2_000;
 const TICK_MS = 1_000;
-const SEND_HIGH_WATER_BYTES = 1024 * 1024;
-/** Distinct pieces read ahead for one peer's queued requests. */
-const READ_AHEAD_PIECES = 8;
 export const CLIENT_NAME = 'tt/0.1.0';
 /** How a connection ends when the peer drops our handshake without a word (a peer that requires encryption). */
 export const DROPPED_UNANSWERED = /^(connection (closed|ended) by peer|socket error: (read |write )?(ECONNRESET|EPIPE))/;
@@ -204,7 +193,7 @@ export interface SessionEvents {
 }
 
 /** Per-connection state the session keeps beside the PeerConnection. */
-class PeerState {
+class PeerState implements UploadPeer {
   readonly conn: PeerConnection;
   key: string;
   /**
@@ -304,10 +293,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   readonly #dialing = new Map<net.Socket, string>();
   #announcer: Announcer | undefined;
   #dhtAnnouncer: DhtAnnouncer | undefined;
-  #readCache: PieceReadCache | undefined;
-  /** Whole pieces fit the read cache a few at a time; otherwise serving reads single blocks. */
-  readonly #cacheWholePieces: boolean;
-  readonly #readAheadPieces: number;
+  #uploader: Uploader | undefined;
   /** pieces being assembled: index -> buffer and the peer that sent each block */
   readonly #assembly = new Map<number, { buffer: Buffer; senders: string[] }>();
   readonly #smartBan = new SmartBan();
@@ -327,7 +313,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** When a new block last arrived (or the download started). */
   #lastDataAt = Date.now();
   #optimistic: PeerConnection | undefined;
-  #uploadBucket: TokenBucket;
   #downloadBucket: TokenBucket;
   #failedPieces = 0;
   #wastedBytes = 0;
@@ -354,14 +339,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#buffers = new PieceBuffers(opts.meta.pieceLength);
     // a piece being sent and the ones read ahead must fit the cache together,
     // or read-ahead would evict what is about to be sent
-    this.#cacheWholePieces = opts.meta.pieceLength * 2 <= READ_CACHE_BYTES;
-    this.#readAheadPieces = Math.max(1, Math.min(READ_AHEAD_PIECES, Math.floor(READ_CACHE_BYTES / opts.meta.pieceLength / 4)));
     this.peerId = opts.peerId ?? generatePeerId();
     this.have = new Bitfield(this.geometry.pieceCount);
     // a selection only means something for a download; a seed serves what it has
     this.#selection = opts.mode === 'download' ? opts.selection : undefined;
     this.#wantedCount = this.#selection?.wanted.count ?? this.geometry.pieceCount;
-    this.#uploadBucket = new TokenBucket(opts.uploadLimit ?? 0);
     this.#downloadBucket = new TokenBucket(opts.downloadLimit ?? 0);
     // inline SHA-1 by default: on two cores the peer on the other end needs the
     // second core, and worker isolates cost ~100 MiB RSS (measured; README Performance)
@@ -469,10 +451,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       selection: onDisk,
       ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
     });
-    this.#readCache = new PieceReadCache(
-      async (index) => {
+    const storage = this.storage;
+    this.#uploader = new Uploader({
+      geometry: this.geometry,
+      have: this.have,
+      readPiece: async (index) => {
         const into = this.#allocPiece(this.geometry.pieceSize(index));
-        const piece = await this.storage!.readPiece(index, into).catch((err: unknown) => {
+        const piece = await storage.readPiece(index, into).catch((err: unknown) => {
           this.#freePiece(into);
           throw err;
         });
@@ -482,9 +467,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         }
         return piece;
       },
-      READ_CACHE_BYTES,
-      (buffer) => this.#freePiece(buffer),
-    );
+      readBlock: (index, begin, length) => storage.readBlock(index, begin, length),
+      freePiece: (buffer) => this.#freePiece(buffer),
+      uploadLimit: this.opts.uploadLimit ?? 0,
+      uploadRate: this.uploadRate,
+      isStopped: () => this.#stopped,
+      onDiskError: (message) => this.emit('warning', message),
+    });
     this.picker = new PiecePicker(this.geometry, this.have, { wanted: this.#selection?.wanted });
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads, cipher) =>
       this.#onIncoming(socket, handshake, leftover, reads, cipher),
@@ -528,7 +517,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#dhtAnnouncer?.stop();
     const announcer = this.#announcer;
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
-    this.#readCache?.clear();
+    this.#uploader?.cache.clear();
     if (!this.opts.hasher) await this.#hasher.close().catch(() => undefined);
     // every piece in its file: a part file left by an earlier selective run holds nothing more
     if (this.have.complete) await this.storage?.removeSpentPartFile().catch((err: unknown) => this.emit('warning', errorMessage(err)));
@@ -810,15 +799,15 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       case 'not-interested':
         if (!conn.amChoking) {
           conn.choke();
-          this.#discardUploads(state);
+          this.#uploader!.discard(state);
           this.#fillFreeSlot();
         }
         break;
       case 'request':
-        this.#onRequest(state, m.index, m.begin, m.length);
+        this.#uploader!.request(state, m.index, m.begin, m.length);
         break;
       case 'cancel':
-        this.#onCancel(state, m.index, m.begin, m.length);
+        this.#uploader!.cancel(state, m.index, m.begin, m.length);
         break;
       case 'piece':
         this.#onPiece(state, m.index, m.begin, m.block);
@@ -1221,7 +1210,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#verifiedBytes += piece.length;
     // keep it for serving only when someone may ask for it soon; otherwise
     // its buffer is reused for the next piece (no allocation, no page faults)
-    if (this.#someoneWants(index)) this.#readCache?.put(index, piece);
+    if (this.#someoneWants(index)) this.#uploader?.cache.put(index, piece);
     else this.#freePiece(piece);
     this.emit('piece-verified', index);
     for (const p of this.#peers.values()) {
@@ -1321,158 +1310,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     return this.#drainWrites();
   }
 
-  // ---- uploading ----
-
-  #onRequest(state: PeerState, index: number, begin: number, length: number): void {
-    const { conn } = state;
-    if (!this.geometry.isValidRequest(index, begin, length)) {
-      conn.close(`protocol error: request out of range (${index}, ${begin}, ${length})`);
-      return;
-    }
-    if (conn.amChoking) {
-      // requests already on the wire when our choke left are normal; a peer that keeps asking is not
-      // (the count starts again with each request we accept). A BEP 6 peer gets its answer: reject.
-      conn.reject(index, begin, length);
-      if (++state.requestsWhileChoked > MAX_REQUESTS_WHILE_CHOKED) conn.close('protocol error: too many requests while choked');
-      return;
-    }
-    state.requestsWhileChoked = 0;
-    if (!this.have.has(index)) {
-      conn.reject(index, begin, length); // a race with our 'have' or a confused peer: not served
-      return;
-    }
-    if (state.uploads.size >= MAX_PEER_REQUESTS) {
-      conn.close('protocol error: request flood');
-      return;
-    }
-    state.uploads.push(index, begin, length);
-    this.#serve(state);
-  }
-
-  #onCancel(state: PeerState, index: number, begin: number, length: number): void {
-    // BEP 6: a cancelled request is still answered, by the piece if it is already on its way, else a reject
-    if (state.uploads.cancel(index, begin, length)) state.conn.reject(index, begin, length);
-  }
-
-  /**
-   * Drop a peer's queued requests: we choked it (BEP 3: a choke discards them)
-   * or are stopping. A BEP 6 peer is owed an answer to each: one reject per
-   * request, in one write.
-   */
-  #discardUploads(state: PeerState): void {
-    const { conn } = state;
-    if (state.uploads.size > 0 && conn.fastExtension && !conn.closed) {
-      conn.batch(() => {
-        for (const r of state.uploads.pending()) conn.reject(r.index, r.begin, r.length);
-      });
-    }
-    state.uploads.clear();
-  }
-
-  /** Serve queued requests in order while the socket has room; one loop per peer. */
-  #serve(state: PeerState): void {
-    if (state.serving) return;
-    state.serving = true;
-    // serveLoop clears `serving` itself, synchronously when it ends: it may end
-    // without ever awaiting (every piece cached), and a request decoded from
-    // the same chunk right after must start a new loop, not find the flag set
-    this.#serveLoop(state).catch((err: unknown) => {
-      if (err instanceof DiskError) this.emit('warning', err.message);
-      state.conn.close(`cannot serve: ${errorMessage(err)}`);
-    });
-  }
-
-  /**
-   * Serve queued requests in order. Pieces already in the read cache are sent
-   * back to back with the socket corked (one writev for many blocks); whenever
-   * the head of the queue moves to a new piece, the next few distinct pieces
-   * are read ahead so disk reads overlap with sending. Waits for 'drain' when
-   * more than SEND_HIGH_WATER_BYTES is queued. Pieces too large to cache whole
-   * are served block by block.
-   */
-  async #serveLoop(state: PeerState): Promise<void> {
-    const { conn } = state;
-    const cache = this.#readCache!;
-    let corked = false;
-    let lastIndex = -1;
-    /** The upload limit was paid for the next block sent. */
-    let paid = false;
-    const uncork = (): void => {
-      if (corked) conn.socket.uncork();
-      corked = false;
-    };
-    try {
-      for (let guard = 0; guard < 10_000_000; guard++) {
-        if (conn.closed || conn.amChoking || this.#stopped) {
-          this.#discardUploads(state);
-          return;
-        }
-        const req = state.uploads.peek();
-        if (!req) return;
-        if (conn.writableLength > SEND_HIGH_WATER_BYTES) {
-          uncork();
-          await onceDrained(conn);
-          continue;
-        }
-        if (!paid) {
-          // reserved in turn with the other peers' loops: a wait pays for this block, whichever
-          // request is at the head when it ends (a cancel in between leaves it to the next)
-          paid = true;
-          const wait = this.#uploadBucket.reserve(req.length);
-          if (wait > 0) {
-            uncork();
-            await delay(wait);
-            continue;
-          }
-        }
-        if (!this.#cacheWholePieces) {
-          uncork();
-          const block = await this.storage!.readBlock(req.index, req.begin, req.length);
-          if (state.uploads.peek() !== req || conn.amChoking) continue; // cancelled or choked while reading
-          state.uploads.shift();
-          paid = false;
-          conn.sendPiece(req.index, req.begin, block);
-          this.uploadRate.add(req.length);
-          continue;
-        }
-        if (req.index !== lastIndex) {
-          lastIndex = req.index;
-          this.#readAhead(state); // keep the next pieces' reads in flight while this one is sent
-        }
-        const piece = cache.peek(req.index);
-        if (!piece) {
-          uncork();
-          await cache.get(req.index);
-          continue; // the queue may have changed (cancel, choke) while reading
-        }
-        state.uploads.shift();
-        paid = false;
-        if (!corked) {
-          conn.socket.cork();
-          corked = true;
-        }
-        // pinned until the socket has written it: only then may the buffer be recycled
-        cache.pin(piece);
-        conn.sendPiece(req.index, req.begin, piece.subarray(req.begin, req.begin + req.length), () => cache.unpin(piece));
-        this.uploadRate.add(req.length);
-      }
-    } finally {
-      uncork();
-      state.serving = false;
-    }
-  }
-
-  /** Start reading the next few distinct pieces this peer asked for. */
-  #readAhead(state: PeerState): void {
-    const cache = this.#readCache!;
-    const seen = new Set<number>();
-    for (const r of state.uploads.pending()) {
-      if (seen.size >= this.#readAheadPieces) break;
-      if (seen.has(r.index)) continue;
-      seen.add(r.index);
-      cache.prefetch(r.index);
-    }
-  }
+  // ---- choking (the uploader serves whoever is unchoked) ----
 
   #unchokedCount(): number {
     let n = 0;
@@ -1508,7 +1346,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (unchoke.has(p.conn)) p.conn.unchoke();
       else {
         p.conn.choke();
-        this.#discardUploads(p);
+        this.#uploader!.discard(p);
       }
     }
   }
@@ -1595,19 +1433,4 @@ function keyBegin(key: number): number {
   return (key % 65536) * BLOCK_SIZE;
 }
 
-function onceDrained(conn: PeerConnection): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      conn.socket.removeListener('drain', done);
-      conn.socket.removeListener('close', done);
-      resolve();
-    };
-    conn.socket.once('drain', done);
-    conn.socket.once('close', done);
-  });
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
 

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { EXIT_CODES } from '../../../src/core/errors.js';
-import { MAX_PEER_REQUESTS } from '../../../src/session/torrent-session.js';
+import { MAX_PEER_REQUESTS } from '../../../src/session/uploader.js';
 import { encodeHandshake } from '../../../src/wire/handshake.js';
 import { MessageId } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';

@@ -9,7 +9,7 @@ import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
 import { encodeHandshake, PROTOCOL_STRING } from '../../../src/wire/handshake.js';
 import { MessageId } from '../../../src/wire/messages.js';
-import { MAX_PEER_REQUESTS } from '../../../src/session/torrent-session.js';
+import { MAX_PEER_REQUESTS } from '../../../src/session/uploader.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { stopAll, type Running } from '../../helpers/swarm.js';
 import {

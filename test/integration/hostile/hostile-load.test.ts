@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
-import { MAX_PEER_REQUESTS } from '../../../src/session/torrent-session.js';
+import { MAX_PEER_REQUESTS } from '../../../src/session/uploader.js';
 import { MessageId } from '../../../src/wire/messages.js';
 import type { RawPeer } from '../../helpers/raw-peer.js';
 import { stopAll } from '../../helpers/swarm.js';
