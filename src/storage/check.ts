@@ -2,10 +2,13 @@
  * Verifies data already on disk against the torrent's piece hashes (BEP 3
  * `pieces`), e.g. before resuming or seeding. Reads large sequential runs into
  * SharedArrayBuffers and hashes them in worker threads while the next run is
- * read. Read-only: never creates, writes or truncates anything, and never
- * reads a byte from outside realpath(root) (each handle is confined). With a
- * file selection, only wanted pieces are checked, and unselected files' bytes
- * are read from the part file, as storage.ts writes them.
+ * read; the files a run crosses are opened and read CHECK_OPEN_PARALLEL at a
+ * time, each into its own slice of the run (so a folder of 100,000 small
+ * files is not one open() round trip after another). Read-only: never
+ * creates, writes or truncates anything, and never reads a byte from outside
+ * realpath(root) (each handle is confined). With a file selection, only
+ * wanted pieces are checked, and unselected files' bytes are read from the
+ * part file, as storage.ts writes them.
  *
  * Each byte has one source, the one storage.ts reads it from: a file that
  * exists, else (for the edge bytes of a selected file not created yet, or an
@@ -29,7 +32,8 @@ import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { PieceHasher, defaultHashWorkers } from './hasher.js';
-import { spansFor } from './layout.js';
+import { forEachLimit } from './for-each-limit.js';
+import { spansFor, type FileSpan } from './layout.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
 export interface CheckProgress {
@@ -228,15 +232,27 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new TtError('INTERRUPTED', 'checking stopped', { cause: signal.reason });
 }
 
-/** Sequential positioned reads over the torrent's files, read-only, one handle per file. */
+/**
+ * Files opened and read at once while a run crosses many of them: a torrent
+ * of 100,000 small files is otherwise checked one open() round trip after
+ * another. Each in flight holds one handle while it is read.
+ */
+export const CHECK_OPEN_PARALLEL = 32;
+
+/**
+ * Positioned reads over the torrent's files, read-only, one handle per file.
+ * A range crossing many files opens and reads them CHECK_OPEN_PARALLEL at a
+ * time, each into its own part of the target; a file is closed once its
+ * span is read unless the range ends in it (the next range goes on there).
+ */
 class FileReader {
   readonly #meta: Metainfo;
   readonly #paths: readonly string[];
   /** realpath(root); undefined when root does not exist (every file is missing). */
   readonly #rootReal: string | undefined;
   readonly #selection: FileSelection | undefined;
-  /** null: the file is missing. */
-  readonly #handles = new Map<number, FileHandle | null>();
+  /** Opens made or under way, by file index; null: the file is missing. */
+  readonly #handles = new Map<number, Promise<FileHandle | null>>();
 
   constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined) {
     this.#meta = meta;
@@ -245,49 +261,56 @@ class FileReader {
     this.#selection = selection;
   }
 
-  /** Fill `target` with torrent bytes from `offset`; returns the ranges not on disk. */
+  /** Fill `target` with torrent bytes from `offset`; returns the ranges not on disk, in order. */
   async readInto(offset: number, target: Buffer): Promise<Gap[]> {
-    const gaps: Gap[] = [];
-    const part = this.#meta.files.length;
-    let at = 0;
-    for (const span of spansFor(this.#meta.files, offset, target.length)) {
-      const start = at;
-      at += span.length;
-      const file = this.#meta.files[span.fileIndex]!;
-      if (file.padding) {
-        target.fill(0, start, at); // BEP 47: zeros by definition, never on disk
-        continue;
-      }
-      const global = file.offset + span.fileOffset;
-      if (this.#selection && !this.#selection.isSelected(span.fileIndex)) {
-        // an unselected file's bytes: in the file itself when an earlier run created it (storage.ts
-        // keeps it current), else in the part file at their offset in the torrent
-        const got = (await this.#handle(span.fileIndex))
-          ? await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset)
-          : await this.#readFrom(part, target, start, span.length, global);
-        if (got < span.length) gaps.push([start + got, at]);
-        continue;
-      }
-      this.#closeBefore(span.fileIndex);
-      if ((await this.#handle(span.fileIndex)) || !this.#selection) {
-        const got = await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset);
-        if (got < span.length) gaps.push([start + got, at]);
-        continue;
-      }
-      // a selected file not created yet: an earlier run that did not select it kept its
-      // bytes of shared pieces (its first and last piece) in the part file; storage.ts copies them over
-      let cursor = global;
-      for (const [from, to] of edgeRanges(file, this.#meta.pieceLength)) {
-        const a = Math.max(cursor, from);
-        const b = Math.min(global + span.length, to);
-        if (a >= b) continue;
-        if (a > cursor) gaps.push([start + cursor - global, start + a - global]);
-        const got = await this.#readFrom(part, target, start + a - global, b - a, a);
-        if (got < b - a) gaps.push([start + a - global + got, start + b - global]);
-        cursor = b;
-      }
-      if (cursor < global + span.length) gaps.push([start + cursor - global, at]);
+    const spans = spansFor(this.#meta.files, offset, target.length);
+    if (spans.length === 0) return [];
+    await this.#closeBefore(spans[0]!.fileIndex); // ranges go forward: files before this one are done with
+    const starts = new Array<number>(spans.length);
+    for (let k = 0, at = 0; k < spans.length; at += spans[k]!.length, k++) starts[k] = at;
+    const gaps = new Array<Gap[]>(spans.length);
+    await forEachLimit(spans, CHECK_OPEN_PARALLEL, async (span, k) => {
+      gaps[k] = await this.#readSpan(span, target, starts[k]!);
+      if (k < spans.length - 1) await this.#release(span.fileIndex); // closed before the next open takes its place
+    });
+    return gaps.flat();
+  }
+
+  /** One file's span into target[start...]; returns its gaps (target-relative). */
+  async #readSpan(span: FileSpan, target: Buffer, start: number): Promise<Gap[]> {
+    const end = start + span.length;
+    const file = this.#meta.files[span.fileIndex]!;
+    if (file.padding) {
+      target.fill(0, start, end); // BEP 47: zeros by definition, never on disk
+      return [];
     }
+    const part = this.#meta.files.length;
+    const global = file.offset + span.fileOffset;
+    const exists = (await this.#handle(span.fileIndex)) !== null;
+    if (exists || !this.#selection) {
+      const got = await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset);
+      return got < span.length ? [[start + got, end]] : [];
+    }
+    if (!this.#selection.isSelected(span.fileIndex)) {
+      // an unselected file not on disk: its bytes of shared pieces are in the part file at their offset
+      // in the torrent (one an earlier run created is read above: storage.ts keeps it current)
+      const got = await this.#readFrom(part, target, start, span.length, global);
+      return got < span.length ? [[start + got, end]] : [];
+    }
+    // a selected file not created yet: an earlier run that did not select it kept its
+    // bytes of shared pieces (its first and last piece) in the part file; storage.ts copies them over
+    const gaps: Gap[] = [];
+    let cursor = global;
+    for (const [from, to] of edgeRanges(file, this.#meta.pieceLength)) {
+      const a = Math.max(cursor, from);
+      const b = Math.min(global + span.length, to);
+      if (a >= b) continue;
+      if (a > cursor) gaps.push([start + cursor - global, start + a - global]);
+      const got = await this.#readFrom(part, target, start + a - global, b - a, a);
+      if (got < b - a) gaps.push([start + a - global + got, start + b - global]);
+      cursor = b;
+    }
+    if (cursor < global + span.length) gaps.push([start + cursor - global, end]);
     return gaps;
   }
 
@@ -307,18 +330,21 @@ class FileReader {
     return done;
   }
 
+  /** Closes every handle, once the opens under way have ended. */
   async close(): Promise<void> {
     const handles = [...this.#handles.values()];
     this.#handles.clear();
-    await Promise.all(handles.map((fh) => fh?.close()));
+    await Promise.all(handles.map((p) => p.then((fh) => fh?.close()).catch(() => undefined)));
   }
 
-  async #handle(fileIndex: number): Promise<FileHandle | null> {
-    const known = this.#handles.get(fileIndex);
-    if (known !== undefined) return known;
-    const fh = this.#rootReal === undefined ? null : await this.#openConfined(fileIndex, this.#rootReal);
-    this.#handles.set(fileIndex, fh);
-    return fh;
+  #handle(fileIndex: number): Promise<FileHandle | null> {
+    let known = this.#handles.get(fileIndex);
+    if (known === undefined) {
+      known = this.#rootReal === undefined ? Promise.resolve(null) : this.#openConfined(fileIndex, this.#rootReal);
+      known.catch(() => undefined); // the failure is the caller's; close() must not see it unhandled
+      this.#handles.set(fileIndex, known);
+    }
+    return known;
   }
 
   /** Open read-only, refusing a handle outside rootReal; null when the file is missing. */
@@ -340,12 +366,16 @@ class FileReader {
     return fh;
   }
 
-  /** Runs are sequential: files before `fileIndex` are done with. */
-  #closeBefore(fileIndex: number): void {
-    for (const [i, fh] of this.#handles) {
-      if (i >= fileIndex) continue;
-      this.#handles.delete(i);
-      void fh?.close().catch(() => undefined);
-    }
+  /** Done with file `fileIndex` (never the part file, which every range may need): closes it. */
+  async #release(fileIndex: number): Promise<void> {
+    const fh = fileIndex < this.#meta.files.length ? this.#handles.get(fileIndex) : undefined;
+    if (!fh) return;
+    this.#handles.delete(fileIndex);
+    await fh.then((h) => h?.close()).catch(() => undefined);
+  }
+
+  /** Releases the files before `fileIndex`. */
+  async #closeBefore(fileIndex: number): Promise<void> {
+    await Promise.all([...this.#handles.keys()].filter((i) => i < fileIndex).map((i) => this.#release(i)));
   }
 }

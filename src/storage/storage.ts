@@ -32,6 +32,7 @@ import type { Metainfo } from '../metainfo/metainfo.js';
 import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
+import { forEachLimit } from './for-each-limit.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
@@ -605,28 +606,6 @@ async function readFully(fh: FileHandle, target: Buffer, position: number): Prom
 
 /** Files created at once when storage opens. */
 const CREATE_PARALLEL = 16;
-
-/**
- * Runs `fn` over `items`, at most `limit` at a time; after the first failure
- * no new item starts, and it is rethrown once the running ones have ended
- * (so the caller can clean up knowing nothing is still in flight).
- */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (!failure && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.err;
-}
 
 /** Like Promise.all, but waits for every operation before rethrowing the first error. */
 async function settleAll(ops: Promise<unknown>[]): Promise<void> {

@@ -1,12 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { renameSync, symlinkSync } from 'node:fs';
+import { readdirSync, renameSync, symlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskError, TtError } from '../../../src/core/errors.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
-import { CHECK_RUN_BYTES, checkExisting, type CheckProgress } from '../../../src/storage/check.js';
+import { FileSelection } from '../../../src/metainfo/selection.js';
+import { CHECK_OPEN_PARALLEL, CHECK_RUN_BYTES, checkExisting, type CheckProgress } from '../../../src/storage/check.js';
+import { TorrentStorage } from '../../../src/storage/storage.js';
+import { mulberry32 } from '../../helpers/prng.js';
 import { makePaddedTorrent, makeTorrent, withFileIn, withTempDir } from './fixture.js';
 
 async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
@@ -192,6 +195,120 @@ describe('checkExisting', () => {
       await writeAll(path.join(dir, 'real'), meta, data);
       await symlink(path.join(dir, 'real'), path.join(dir, 'link'));
       expect((await checkExisting(path.join(dir, 'link'), meta)).complete).toBe(true);
+    });
+  });
+});
+
+describe('checkExisting over many small files (opened several at a time)', () => {
+  /** Open file descriptors of this process. */
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+
+  /** Runs `check`, sampling open descriptors at every turn of the event loop; returns its result and the peak above the start. */
+  async function withPeakFds<T>(check: () => Promise<T>): Promise<{ result: T; extra: number }> {
+    const before = fds();
+    let peak = before;
+    let done = false;
+    const sampler = (async () => {
+      while (!done) {
+        peak = Math.max(peak, fds());
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    try {
+      return { result: await check(), extra: peak - before };
+    } finally {
+      done = true;
+      await sampler;
+    }
+  }
+
+  /**
+   * 2,000 files of 0..300 bytes, 100 to a folder: each 4 KiB piece crosses ~25 files, one check
+   * run covers them all. With `lead`, a first file of that many bytes comes before them.
+   */
+  function manySmall(seed: number, lead?: number): { meta: Metainfo; data: Buffer } {
+    const rnd = mulberry32(seed);
+    const small = Array.from({ length: 2000 }, () => (rnd() < 0.05 ? 0 : 1 + Math.floor(rnd() * 300)));
+    const made = makeTorrent(lead === undefined ? small : [lead, ...small], 4096);
+    const files = made.meta.files.map((f, i) => ({ ...f, path: ['T', `d${Math.floor(i / 100)}`, `f${i}.bin`] }));
+    return { meta: { ...made.meta, files }, data: made.data };
+  }
+
+  for (const workers of [0, 2]) {
+    it(`equals brute force with files missing, short, long and garbled, holding a bounded number of handles (${workers} workers)`, async () => {
+      await withTempDir(async (root) => {
+        const { meta, data } = manySmall(workers + 1);
+        await writeAll(root, meta, data);
+        const rnd = mulberry32(99 + workers);
+        const victims = new Set(Array.from({ length: 24 }, () => Math.floor(rnd() * meta.files.length)));
+        let k = 0;
+        for (const i of victims) {
+          const f = meta.files[i]!;
+          const p = path.join(root, ...f.path);
+          if (f.length === 0) continue;
+          const fault = k++ % 4;
+          if (fault === 0) await rm(p);
+          else if (fault === 1) await truncate(p, f.length - 1);
+          else if (fault === 2) await writeFile(p, Buffer.concat([data.subarray(f.offset, f.offset + f.length), Buffer.from('extra')])); // ignored
+          else await writeFile(p, Buffer.from(data.subarray(f.offset, f.offset + f.length)).fill(0x5a, 0, 1));
+        }
+        await rm(path.join(root, 'T', 'd7'), { recursive: true }); // a whole folder missing
+        const expected = await bruteForce(root, meta);
+        expect(expected).toMatch(/1/);
+        expect(expected).toMatch(/0/);
+        const { result, extra } = await withPeakFds(() => checkExisting(root, meta, { workers }));
+        expect(bits(result)).toBe(expected);
+        // a handle per open in flight, and a few for the hash workers: never one per file
+        expect(extra).toBeLessThanOrEqual(CHECK_OPEN_PARALLEL + 8 * workers + 4);
+      });
+    });
+  }
+
+  it('a file swapped for a symlink while checking: DiskError, nothing read from outside, every handle closed', async () => {
+    await withTempDir(async (parent) => {
+      const root = path.join(parent, 'root');
+      // a first file filling the first check run; the swap comes with its progress, before the small files are read
+      const { meta, data } = manySmall(5, CHECK_RUN_BYTES);
+      await writeAll(root, meta, data);
+      const i = meta.files.findIndex((f, n) => n > 1500 && f.length > 0);
+      const f = meta.files[i]!;
+      const p = path.join(root, ...f.path);
+      await writeFile(path.join(parent, 'bait'), data.subarray(f.offset, f.offset + f.length));
+      const swap = (progress: CheckProgress): void => {
+        if (progress.checked !== CHECK_RUN_BYTES / meta.pieceLength) return;
+        renameSync(p, `${p}.moved`);
+        symlinkSync(path.join(parent, 'bait'), p);
+      };
+      const before = fds();
+      await expect(checkExisting(root, meta, { workers: 0, onProgress: swap })).rejects.toThrow(/symbolic link|escapes the download folder/);
+      for (let t = 0; t < 100 && fds() > before; t++) await new Promise((r) => setTimeout(r, 10));
+      expect(fds()).toBe(before);
+    });
+  });
+
+  it('with a selection (part file, files not created yet, unselected files on disk) it agrees with what storage reads', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = manySmall(9);
+      const rnd = mulberry32(17);
+      const first = new FileSelection(meta, meta.files.map(() => rnd() < 0.3));
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: first });
+      for (const p of first.wanted.indices()) {
+        if (rnd() < 0.9) await storage.writePiece(p, Buffer.from(data.subarray(p * meta.pieceLength, (p + 1) * meta.pieceLength)));
+      }
+      await storage.close();
+      // another selection: some files selected now are not on disk yet, some on disk are not selected any more
+      const now = new FileSelection(meta, meta.files.map((_, n) => (first.isSelected(n) ? rnd() < 0.7 : rnd() < 0.3)));
+      const have = await checkExisting(root, meta, { selection: now, workers: 0 });
+      const reader = await TorrentStorage.open(root, meta, { mode: 'read', selection: now });
+      let expected = '';
+      for (let p = 0; p < meta.pieceCount; p++) {
+        const piece = now.wanted.has(p) ? await reader.readPiece(p) : undefined;
+        expected += piece && createHash('sha1').update(piece).digest().equals(meta.pieces.subarray(p * 20, p * 20 + 20)) ? '1' : '0';
+      }
+      await reader.close();
+      expect(expected).toMatch(/1/);
+      expect(expected).toMatch(/0/);
+      expect(bits(have)).toBe(expected);
     });
   });
 });
