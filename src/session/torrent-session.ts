@@ -20,7 +20,7 @@ import { FileSelection } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { PiecePicker, type BlockRequest, type PeerToken } from '../pieces/picker.js';
 import { fetchRange } from '../webseed/fetch.js';
-import { usableWebSeed } from '../webseed/url.js';
+import { checkWebSeed, displayWebSeed } from '../webseed/url.js';
 import { WebSeed } from './web-seed.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
@@ -425,19 +425,28 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.emit('checked', this.have.count, this.geometry.pieceCount);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
     const dht = this.opts.dht !== undefined && !meta.private;
-    if (this.opts.mode === 'download' && this.opts.webSeeds !== false) {
+    const refusedWebSeeds: string[] = [];
+    if (this.opts.mode === 'download' && this.opts.webSeeds !== false && !this.done) {
       const seen = new Set<string>();
       for (const url of meta.urlList) {
-        const base = usableWebSeed(url);
-        if (!base || seen.has(base.href) || seen.size >= MAX_WEB_SEEDS) continue;
-        seen.add(base.href);
-        this.#webSeeds.push(new WebSeed(base));
+        const checked = checkWebSeed(url);
+        if ('problem' in checked) {
+          refusedWebSeeds.push(`web seed ${displayWebSeed(url)} not used: ${checked.problem}`);
+          continue;
+        }
+        if (seen.has(checked.base.href) || seen.size >= MAX_WEB_SEEDS) continue;
+        seen.add(checked.base.href);
+        this.#webSeeds.push(new WebSeed(checked.base));
       }
     }
     if (this.opts.mode === 'download' && !this.done && !trackers && !dht && this.#webSeeds.length === 0 && (this.opts.peers ?? []).length === 0) {
       const hint = meta.private ? 'give peers with --peer host:port (a private torrent never uses the DHT)' : 'use --dht, or give peers with --peer host:port';
-      throw new TtError('NO_PEERS', `no way to find peers: the torrent lists no trackers; ${hint}`);
+      // say why the web seeds did not count: the user may not know the torrent has any
+      const webSeeds =
+        meta.urlList.length === 0 ? '' : this.opts.webSeeds === false ? ' and --no-web-seeds' : ` and its web seeds cannot be used (${refusedWebSeeds[0]!.replace(/^web seed /, '')})`;
+      throw new TtError('NO_PEERS', `no way to find peers: the torrent lists no trackers${webSeeds}; ${hint}`);
     }
+    for (const why of refusedWebSeeds) this.emit('warning', why);
     if (this.opts.mode === 'seed' && !this.have.complete && !this.opts.allowPartial) {
       const missing = this.geometry.pieceCount - this.have.count;
       throw new TtError(

@@ -19,16 +19,41 @@ export interface RangeRequest {
 
 /** A web seed URL tt will fetch from: http or https with a host; undefined for anything else. */
 export function usableWebSeed(url: string): URL | undefined {
+  const checked = checkWebSeed(url);
+  return 'base' in checked ? checked.base : undefined;
+}
+
+/**
+ * `url` as a web seed: its base URL (fragment dropped), or why tt will not
+ * use it, in words for a user. The reason never repeats credentials.
+ */
+export function checkWebSeed(url: string): { base: URL } | { problem: string } {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return undefined;
+    return { problem: 'not a URL' };
   }
-  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.hostname === '') return undefined;
-  if (parsed.username !== '' || parsed.password !== '') return undefined; // no credentials from a .torrent
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { problem: `${parsed.protocol.slice(0, -1)}: is not http or https` };
+  if (parsed.hostname === '') return { problem: 'no host' };
+  // no credentials from a .torrent: tt would send them to whatever the URL names
+  if (parsed.username !== '' || parsed.password !== '') return { problem: 'it carries a user name or password, which tt never sends' };
   parsed.hash = '';
-  return parsed;
+  return { base: parsed };
+}
+
+/** `url` for a message: without user name or password, and short. */
+export function displayWebSeed(url: string): string {
+  let shown = url;
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    shown = parsed.href;
+  } catch {
+    // not a URL: shown as given (the caller's output is sanitised)
+  }
+  return shown.length > 120 ? `${shown.slice(0, 117)}...` : shown;
 }
 
 /** The URL of file `fileIndex` under web seed `base` (BEP 19). */

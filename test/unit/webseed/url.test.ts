@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
-import { fileUrl, rangesFor, usableWebSeed } from '../../../src/webseed/url.js';
+import { checkWebSeed, displayWebSeed, fileUrl, rangesFor, usableWebSeed } from '../../../src/webseed/url.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 function meta(name: string, files: { path: string[]; length: number; padding?: boolean }[], multiFile = true): Metainfo {
@@ -26,6 +26,27 @@ describe('usableWebSeed', () => {
     for (const bad of ['ftp://example.com/x', 'file:///etc/passwd', 'http://user:pw@example.com/', 'not a url', '', 'javascript:alert(1)']) {
       expect(usableWebSeed(bad), bad).toBeUndefined();
     }
+  });
+});
+
+describe('checkWebSeed', () => {
+  it('says why a URL is not used, in words, never repeating credentials', () => {
+    const problem = (u: string): string | undefined => {
+      const c = checkWebSeed(u);
+      return 'problem' in c ? c.problem : undefined;
+    };
+    expect(problem('http://example.com/')).toBeUndefined();
+    expect(problem('not a url')).toBe('not a URL');
+    expect(problem('ftp://example.com/x')).toBe('ftp: is not http or https');
+    expect(problem('file:///etc/passwd')).toBe('file: is not http or https');
+    expect(problem('http://user:pw@example.com/')).toBe('it carries a user name or password, which tt never sends');
+    expect(problem('http://user@example.com/')).toMatch(/user name or password/);
+  });
+
+  it('displayWebSeed drops credentials and shortens what is long', () => {
+    expect(displayWebSeed('http://alice:s3cret@example.com/x')).toBe('http://example.com/x');
+    expect(displayWebSeed(`http://example.com/${'a'.repeat(300)}`)).toHaveLength(120);
+    expect(displayWebSeed('not a url')).toBe('not a url');
   });
 });
 
