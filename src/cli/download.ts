@@ -47,7 +47,7 @@ export function registerDownload(program: Command): void {
     const reporter = new Reporter(chooseMode(opts));
     const shared = sharedRunOptions(opts);
     let meta;
-    let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
+    let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[]; pexPeers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
@@ -60,11 +60,20 @@ export function registerDownload(program: Command): void {
       try {
         const resolved = await resolveMagnet(
           torrent,
-          { listener, dht, peers: shared.peers, maxPeersPerIp: shared.maxPeersPerIp, useTrackers: opts.trackers, timeoutMs: opts.peerTimeout * 1000, verbose: shared.verbose },
+          {
+            listener,
+            dht,
+            peers: shared.peers,
+            maxPeersPerIp: shared.maxPeersPerIp,
+            useTrackers: opts.trackers,
+            timeoutMs: opts.peerTimeout * 1000,
+            verbose: shared.verbose,
+            pex: shared.pex,
+          },
           reporter,
         );
         meta = resolved.meta;
-        fromMagnet = { listener, dht, peerId: resolved.peerId, peers: [...shared.peers, ...resolved.peers] };
+        fromMagnet = { listener, dht, peerId: resolved.peerId, peers: [...shared.peers, ...resolved.peers], pexPeers: resolved.pexPeers };
       } catch (err) {
         await Promise.all([listener.close(), dht?.close()]);
         reporter.close();

@@ -2,7 +2,9 @@
  * `tt download magnet:?...`: turn a magnet link into a Metainfo by fetching the
  * info dictionary from peers (BEP 9), reporting progress, and handling Ctrl-C
  * during that phase. The listener is opened first so trackers and peers learn
- * the port the download will use; it is handed on to the download.
+ * the port the download will use; it is handed on to the download, and so are
+ * the peers heard of through PEX meanwhile, unless the metadata turns out to
+ * be a private torrent's (BEP 27).
  */
 import { TtError } from '../core/errors.js';
 import { generatePeerId } from '../core/ids.js';
@@ -16,6 +18,7 @@ import { MetadataFetcher } from '../session/metadata-fetch.js';
 import { CLIENT_NAME } from '../session/torrent-session.js';
 import { sanitizeForTerminal } from './format.js';
 import type { Reporter } from './reporter.js';
+import { reportPex } from './run-session.js';
 
 export function isMagnet(source: string): boolean {
   return /^magnet:\?/i.test(source);
@@ -26,11 +29,23 @@ export interface MagnetResolved {
   peerId: Buffer;
   /** Peers that answered during the metadata phase: dialed first by the download. */
   peers: PeerAddress[];
+  /** Peers heard of through PEX during the metadata phase (none for a private torrent): the download's PEX peers. */
+  pexPeers: PeerAddress[];
 }
 
 export async function resolveMagnet(
   uri: string,
-  opts: { listener: Listener; dht?: DhtNode | undefined; peers: readonly PeerAddress[]; maxPeersPerIp?: number; useTrackers: boolean; timeoutMs: number; verbose: boolean },
+  opts: {
+    listener: Listener;
+    dht?: DhtNode | undefined;
+    peers: readonly PeerAddress[];
+    maxPeersPerIp?: number;
+    useTrackers: boolean;
+    timeoutMs: number;
+    verbose: boolean;
+    /** Take peers from ut_pex messages (--no-pex: false). */
+    pex: boolean;
+  },
   reporter: Reporter,
 ): Promise<MagnetResolved> {
   let magnet;
@@ -58,8 +73,10 @@ export async function resolveMagnet(
     timeoutMs: opts.timeoutMs,
     requireEncryption: opts.listener.requireEncryption,
     dht: opts.dht,
+    pex: opts.pex,
   });
   fetcher.on('warning', (m) => reporter.warn(m));
+  fetcher.on('pex', reportPex(reporter, opts.verbose));
   fetcher.on('peer-banned', (peer, reason) => reporter.warn(`banned peer ${peer}: ${reason}`));
   if (opts.verbose) {
     fetcher.on('peer-connected', (peer) => reporter.info(`peer ${peer}: connected (metadata)`));
@@ -78,7 +95,7 @@ export async function resolveMagnet(
   process.once('SIGTERM', onSignal);
   try {
     const started = Date.now();
-    const { metadata, peers } = await Promise.race([fetcher.run(), interrupted]);
+    const { metadata, peers, pexPeers } = await Promise.race([fetcher.run(), interrupted]);
     let meta: Metainfo;
     try {
       meta = torrentFromMetadata(metadata, magnet.trackers, magnet.webSeeds);
@@ -89,7 +106,10 @@ export async function resolveMagnet(
     }
     reporter.event('metadata', { infoHash: hex, bytes: metadata.length, seconds: (Date.now() - started) / 1000 });
     reporter.info(`metadata: ${meta.name}, ${metadata.length} bytes from peers`);
-    return { meta, peerId, peers };
+    if (meta.private && pexPeers.length > 0 && opts.verbose) {
+      reporter.info(`private torrent: ${pexPeers.length} peer${pexPeers.length === 1 ? '' : 's'} heard of through PEX left out of the download (BEP 27)`);
+    }
+    return { meta, peerId, peers, pexPeers: meta.private ? [] : pexPeers };
   } finally {
     fetcher.stop();
     process.removeListener('SIGINT', onSignal);

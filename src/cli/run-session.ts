@@ -5,6 +5,7 @@
  * the job is done (download complete, or a seeding goal met).
  */
 import { TtError } from '../core/errors.js';
+import type { PeerAddress } from '../core/peer-address.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { DhtNode } from '../dht/node.js';
 import { Listener } from '../session/listener.js';
@@ -39,9 +40,23 @@ export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta' | '
   requireEncryption?: boolean;
   /** Install SIGINT/SIGTERM handlers (the CLI does; embedded users may not). */
   handleSignals?: boolean;
+  /**
+   * Peers a magnet's metadata phase heard of through PEX: added once the
+   * session has started, as PEX peers (never for a private torrent, nor with
+   * `pex: false`).
+   */
+  pexPeers?: readonly PeerAddress[];
 }
 
 const PROGRESS_INTERVAL_MS = 1_000;
+
+/** The `pex` event of a session or a magnet's metadata phase: a JSON event, and a line with --verbose. */
+export function reportPex(reporter: Reporter, verbose: boolean): (peer: string, added: number, fresh: number) => void {
+  return (peer, added, fresh) => {
+    reporter.event('pex', { peer, added, fresh });
+    if (verbose) reporter.info(`peer ${peer}: exchanged peers (PEX): ${added} named, ${fresh} new`);
+  };
+}
 
 /** Resolves when the goal is met; rejects with a TtError (INTERRUPTED on a signal). */
 export async function runSession(opts: RunOptions): Promise<TorrentSession> {
@@ -83,10 +98,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     reporter.event('web-seed-dropped', { url, reason });
     if (reporter.mode !== 'json') reporter.warn(`web seed ${url} dropped: ${reason}`);
   });
-  session.on('pex', (peer, added, fresh) => {
-    reporter.event('pex', { peer, added, fresh });
-    if (opts.verbose) reporter.info(`peer ${peer}: exchanged peers (PEX): ${added} named, ${fresh} new`);
-  });
+  session.on('pex', reportPex(reporter, opts.verbose === true));
   if (opts.verbose) {
     session.on('peer-connected', (peer, encrypted) => reporter.info(`peer ${peer}: connected${encrypted ? ' (encrypted, RC4)' : ''}`));
     session.on('peer-dial-failed', (peer, reason) => reporter.info(`peer ${peer}: cannot connect: ${reason}`));
@@ -124,6 +136,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
 
   try {
     await session.start();
+    if (opts.pexPeers && opts.pexPeers.length > 0 && opts.pex !== false && !meta.private) session.addPeers(opts.pexPeers, true);
     reporter.event('started', {
       infoHash: meta.infoHashHex,
       name: meta.name,

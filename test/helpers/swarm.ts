@@ -39,7 +39,17 @@ export interface Fixture {
 }
 
 export async function makeFixture(
-  opts: { name?: string; files?: FileSpec[]; pieceLength?: number; announce?: string; urlList?: string[]; /** one file, single-file layout */ single?: boolean } = {},
+  opts: {
+    name?: string;
+    files?: FileSpec[];
+    pieceLength?: number;
+    announce?: string;
+    urlList?: string[];
+    /** one file, single-file layout */
+    single?: boolean;
+    /** BEP 27: `private: 1` in the info dictionary */
+    private?: boolean;
+  } = {},
 ): Promise<Fixture> {
   const work = await mkdtemp(join(tmpdir(), 'tt-test-'));
   const name = opts.name ?? 'payload';
@@ -49,6 +59,7 @@ export async function makeFixture(
     pieceLength: opts.pieceLength ?? 32_768,
     ...(opts.announce ? { announce: opts.announce } : {}),
     ...(opts.urlList ? { urlList: opts.urlList } : {}),
+    ...(opts.private ? { private: true } : {}),
   });
   const meta = parseTorrent(torrent);
   const seedRoot = join(work, 'seed');
