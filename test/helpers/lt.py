@@ -585,14 +585,20 @@ def cmd_join(args):
 
     Upload mode makes it upload-only (it says so in its extended handshake), and by default
     libtorrent drops a connection where both ends are upload-only: a libtorrent seeder it talks
-    to needs --keep-redundant."""
-    ti = load_info(args.torrent)
+    to needs --keep-redundant.
+
+    Given a magnet link instead of a .torrent file, it joins by info hash alone and never gets
+    the metadata (the session has no ut_metadata): a peer in the metadata phase for good, which
+    still exchanges peers with --pex (libtorrent does PEX before it has the metadata)."""
     out_dir = os.path.abspath(args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     ses = make_session(args.port, pex=args.pex)
     ses.apply_settings(KEEP_REDUNDANT)
-    params = lt.add_torrent_params()
-    params.ti = ti
+    if args.torrent.startswith("magnet:"):
+        params = lt.parse_magnet_uri(args.torrent)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = load_info(args.torrent)
     params.save_path = out_dir
     params.flags &= ~lt.torrent_flags.auto_managed
     params.flags &= ~lt.torrent_flags.paused
@@ -675,7 +681,7 @@ def main():
     add_dht_args(s)
 
     s = sub.add_parser("join", help="join a swarm without downloading (upload mode); report connected peers")
-    s.add_argument("torrent")
+    s.add_argument("torrent", help="a .torrent file, or a magnet link (joined without ever getting the metadata)")
     s.add_argument("out_dir", help="save path (nothing is written there)")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--peer", action="append", default=[])

@@ -13,8 +13,14 @@
  * - libtorrent L given only tt ends up connected to A, whose address only tt's ut_pex carried.
  * - with --no-pex, tt given only B hears no peer list, never reaches A and gives up on its
  *   stall timeout although B is connected to A all along.
+ * The same in a magnet's metadata phase: A also serves the metadata (ut_metadata), and B joins
+ * with the magnet link alone and without ut_metadata, so B never has the metadata and can give
+ * tt neither it nor a piece (libtorrent sends PEX before it has the metadata):
+ * - tt given the magnet and only B learns A from B's ut_pex, fetches the metadata from A and
+ *   downloads everything from it.
+ * - with --no-pex, tt never reaches A and gives up: no peer sends the metadata.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +28,7 @@ import { assertSameTree, writeMultiFileData } from '../helpers/clients/data.js';
 import { ltCreate, startLtJoin, startLtSeeder, type LtJoined, type LtSeeder } from '../helpers/clients/libtorrent.js';
 import { killAll, type JsonEvent } from '../helpers/clients/process.js';
 import { INTEROP_LAYOUT, INTEROP_PIECE_LENGTH } from '../helpers/clients/tracked-torrent.js';
-import { LOOPBACK, startTt, type TtProcess } from '../integration/cli/tt-cli.js';
+import { LOOPBACK, expectOneErrorLine, startTt, type TtProcess } from '../integration/cli/tt-cli.js';
 
 const TOTAL_LENGTH = Object.values(INTEROP_LAYOUT).reduce((a, b) => a + b, 0);
 /** libtorrent sends its first peer list ~1-3 s after the extended handshake; tt as soon as it has one. */
@@ -34,18 +40,23 @@ const SLOW_UPLOAD_BYTES_PER_S = 16 * 1024;
 const STALL_TIMEOUT_S = 6;
 /** NO_PEERS in src/core/errors.ts EXIT_CODES. */
 const EXIT_NO_PEERS = 5;
+/** tt's --peer-timeout for a magnet, which bounds the metadata phase. */
+const MAGNET_PEER_TIMEOUT_S = 15;
 
 let dir: string;
 let seedDir: string;
 let source: string;
 let torrent: string;
+/** The same torrent as a magnet link: no tr=, no x.pe. */
+let magnet: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tt-interop-pex-'));
   seedDir = join(dir, 'seed');
   source = await writeMultiFileData(seedDir, 'multi', INTEROP_LAYOUT);
   torrent = join(dir, 'bare.torrent');
-  await ltCreate(source, torrent, { pieceLength: INTEROP_PIECE_LENGTH }); // no tracker
+  const infoHash = await ltCreate(source, torrent, { pieceLength: INTEROP_PIECE_LENGTH }); // no tracker
+  magnet = `magnet:?xt=urn:btih:${infoHash}&dn=multi`;
 }, 60_000);
 
 afterEach(async () => {
@@ -72,15 +83,31 @@ function nextPeersReport(peer: LtJoined): Promise<JsonEvent> {
   return peer.proc.waitForEvent((e) => isPeers(e) && peer.proc.events.indexOf(e) >= seen, 5_000, 'a fresh "peers" report');
 }
 
+/** B has no piece and moved no byte either way; A (stopped here) uploaded at least the whole torrent. */
+async function expectEveryByteFrom(seeder: LtSeeder, relay: LtJoined): Promise<void> {
+  const after = await nextPeersReport(relay);
+  expect(after['pieces'], relay.proc.output()).toBe(0);
+  expect(after['downloaded'], relay.proc.output()).toBe(0);
+  expect(after['uploaded'], relay.proc.output()).toBe(0);
+  await seeder.stop();
+  const stopped = seeder.proc.events.find((e) => e['event'] === 'stopped');
+  expect(Number(stopped?.['uploaded']), seeder.proc.output()).toBeGreaterThanOrEqual(TOTAL_LENGTH);
+}
+
 /** Messages of tt's -v "info" events (peer connects, closes, PEX). */
 const infos = (tt: TtProcess): string[] => tt.events.filter((e) => e.event === 'info').map((e) => String(e['message']));
 /** tt dialed this listening port and completed the handshake (an incoming peer shows an ephemeral port). */
 const ttConnectedTo = (tt: TtProcess, port: number): boolean => infos(tt).some((m) => m.startsWith(`peer ${at(port)}: connected`));
+/** Where the first of tt's info lines starting with `prefix` stands among its events (-1: none). */
+const infoAt = (tt: TtProcess, prefix: string): number => tt.events.findIndex((e) => e.event === 'info' && String(e['message']).startsWith(prefix));
 
-/** A (no PEX) seeding, and B (PEX, no data) connected to it: B dialed A's listening port. */
-async function seederAndRelay(label: string): Promise<{ seeder: LtSeeder; seederPort: number; relay: LtJoined }> {
-  const seeder = await startLtSeeder({ torrent, dataDir: seedDir, keepRedundant: true });
-  const relay = await startLtJoin({ torrent, outDir: await mkdtemp(join(dir, `relay-${label}-`)), peers: [at(seeder.port)], pex: true });
+/**
+ * A (no PEX) seeding, and B (PEX, no data) connected to it: B dialed A's listening port. For the
+ * metadata phase A also serves the metadata and B joins from the magnet link, never getting it.
+ */
+async function seederAndRelay(label: string, metadataPhase = false): Promise<{ seeder: LtSeeder; seederPort: number; relay: LtJoined }> {
+  const seeder = await startLtSeeder({ torrent, dataDir: seedDir, keepRedundant: true, metadata: metadataPhase });
+  const relay = await startLtJoin({ torrent: metadataPhase ? magnet : torrent, outDir: await mkdtemp(join(dir, `relay-${label}-`)), peers: [at(seeder.port)], pex: true });
   await waitForPeers(relay, (e) => strings(e['peers']).includes(at(seeder.port)), 'B connected to A');
   return { seeder, seederPort: seeder.port, relay };
 }
@@ -113,13 +140,7 @@ describe('peer exchange (BEP 11 ut_pex) with libtorrent', () => {
     expect(firstPex, tt.describe()).toBeLessThan(firstToSeeder);
 
     // B had nothing to give, and gave nothing: every byte came from A
-    const after = await nextPeersReport(relay);
-    expect(after['pieces'], relay.proc.output()).toBe(0);
-    expect(after['downloaded'], relay.proc.output()).toBe(0);
-    expect(after['uploaded'], relay.proc.output()).toBe(0);
-    await seeder.stop();
-    const stopped = seeder.proc.events.find((e) => e['event'] === 'stopped');
-    expect(Number(stopped?.['uploaded']), seeder.proc.output()).toBeGreaterThanOrEqual(TOTAL_LENGTH);
+    await expectEveryByteFrom(seeder, relay);
   }, 60_000);
 
   it("a libtorrent peer given only tt's address connects to the seeder tt names in its ut_pex", async () => {
@@ -169,5 +190,55 @@ describe('peer exchange (BEP 11 ut_pex) with libtorrent', () => {
     expect(strings(after['peers']), relay.proc.output()).toContain(at(seederPort));
     expect(after['pieces'], relay.proc.output()).toBe(0);
     expect(after['uploaded'], relay.proc.output()).toBe(0);
+  }, 60_000);
+});
+
+describe("peer exchange with libtorrent in a magnet's metadata phase", () => {
+  /** `tt download <magnet> --no-trackers --peer B --json --verbose` into a fresh folder. */
+  async function ttMagnet(label: string, relay: LtJoined, extra: readonly string[]): Promise<{ tt: TtProcess; out: string }> {
+    const out = await mkdtemp(join(dir, `out-magnet-${label}-`));
+    return { out, tt: startTt(['download', magnet, '--out', out, '--no-trackers', '--peer', at(relay.port), ...LOOPBACK, '--json', '--verbose', ...extra]) };
+  }
+
+  it("tt's only peer is a libtorrent peer without the metadata: its ut_pex leads tt to the seeder, and tt downloads everything", async () => {
+    const { seeder, seederPort, relay } = await seederAndRelay('magnet-learn', true);
+    const { tt, out } = await ttMagnet('learn', relay, ['--peer-timeout', String(MAGNET_PEER_TIMEOUT_S)]);
+    const exit = await tt.waitForExit(DOWNLOAD_TIMEOUT_MS);
+    expect(exit.code, tt.describe()).toBe(0);
+    await assertSameTree(source, join(out, 'multi'), { strict: true });
+
+    // B's ut_pex, in the metadata phase, named A (and nobody else sent one: A has no ut_pex)
+    const pex = tt.events.filter((e) => e.event === 'pex');
+    expect(pex.length, tt.describe()).toBeGreaterThan(0);
+    expect(pex.every((e) => e['peer'] === at(relay.port)), tt.describe()).toBe(true);
+    expect(Number(pex[0]!['fresh']), tt.describe()).toBeGreaterThanOrEqual(1);
+    const firstPex = tt.events.indexOf(pex[0]!);
+    const metadata = tt.events.findIndex((e) => e.event === 'metadata');
+    expect(firstPex, tt.describe()).toBeLessThan(metadata);
+    // tt dialed A's listening port only after B's list, and got the metadata from it
+    expect(infoAt(tt, `peer ${at(relay.port)}: connected (metadata)`), tt.describe()).toBeLessThan(firstPex);
+    const toSeeder = infoAt(tt, `peer ${at(seederPort)}: connected (metadata)`);
+    expect(toSeeder, tt.describe()).toBeGreaterThan(firstPex);
+    expect(toSeeder, tt.describe()).toBeLessThan(metadata);
+    expect(infos(tt), tt.describe()).toContain(`peer ${at(relay.port)}: closed: peer does not offer the metadata (its ut_pex peer list taken)`);
+
+    // B never had the metadata nor a piece, and gave nothing: every byte came from A
+    await expectEveryByteFrom(seeder, relay);
+  }, 60_000);
+
+  it('with --no-pex tt asks B for no peer list, never reaches the seeder and gives up without the metadata', async () => {
+    const { seederPort, relay } = await seederAndRelay('magnet-nopex', true);
+    const { tt, out } = await ttMagnet('nopex', relay, ['--no-pex', '--peer-timeout', String(STALL_TIMEOUT_S)]);
+    const exit = await tt.waitForExit((STALL_TIMEOUT_S + 10) * 1000);
+    expect(exit.code, tt.describe()).toBe(EXIT_NO_PEERS);
+    expectOneErrorLine(tt, /metadata/);
+    expect(infos(tt), tt.describe()).toContain(`peer ${at(relay.port)}: connected (metadata)`);
+    expect(tt.events.filter((e) => e.event === 'pex'), tt.describe()).toEqual([]);
+    expect(infos(tt).filter((m) => m.includes(`:${seederPort}`)), tt.describe()).toEqual([]);
+    expect(tt.events.some((e) => e.event === 'metadata'), tt.describe()).toBe(false);
+    expect(await readdir(out)).toEqual([]);
+    // B stayed connected to A all along: had tt taken ut_pex, B would have named it
+    const after = await nextPeersReport(relay);
+    expect(strings(after['peers']), relay.proc.output()).toContain(at(seederPort));
   }, 60_000);
 });

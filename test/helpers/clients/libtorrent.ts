@@ -120,6 +120,7 @@ export function startLtLeecher(opts: LtLeechOptions): ManagedProcess {
 }
 
 export interface LtJoinOptions {
+  /** A .torrent file, or a magnet link: then it joins by info hash and never gets the metadata (no ut_metadata). */
   torrent: string;
   /** Save path; nothing is written there (upload mode). */
   outDir: string;
@@ -137,7 +138,8 @@ export interface LtJoined {
 }
 
 /**
- * Start a libtorrent peer that joins the swarm with no data and downloads nothing (upload mode);
+ * Start a libtorrent peer that joins the swarm with no data and downloads nothing (upload mode;
+ * from a magnet link, without ever having the metadata);
  * it prints {"event":"peers","peers":["ip:port",...],"fromPex":[...],"pieces":N,"downloaded":B,
  * "uploaded":B} periodically (connected peers: an outgoing connection shows the listening port).
  * Upload-only: a libtorrent seeder keeps it only with `keepRedundant`. Resolves once it listens.
