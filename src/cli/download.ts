@@ -28,6 +28,7 @@ interface DownloadOptions extends SharedOptions {
   directIo: boolean;
   select?: FileNumberRanges;
   webSeeds: boolean;
+  recheck?: boolean;
 }
 
 export function registerDownload(program: Command): void {
@@ -42,6 +43,7 @@ export function registerDownload(program: Command): void {
     .option('-s, --select <files>', 'download only these files: numbers as tt info lists them, e.g. 2 or 1,4-6 (pieces shared with other files are kept in a part file)', parseFileList)
     .option('--no-web-seeds', "do not download from the torrent's web seeds (BEP 19 url-list)")
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
+    .option('--recheck', 'hash every piece already on disk, even those the resume record vouches for (files unchanged since an interrupted run)')
     .option('--no-direct-io', 'write everything through the page cache (default: whole aligned pieces bypass it with O_DIRECT where the disk supports it and keeps up)');
   addSharedOptions(cmd, 'also connect to this peer (repeatable)', 'with --seed: ').action(async (torrent: string, opts: DownloadOptions) => {
     const reporter = new Reporter(chooseMode(opts));
@@ -114,6 +116,7 @@ export function registerDownload(program: Command): void {
       directWrites: opts.directIo,
       selection,
       webSeeds: opts.webSeeds,
+      recheck: opts.recheck === true,
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });

@@ -84,10 +84,11 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
 
   reporter.event('listening', { port: listener.port });
   session.on('checking', (p) => reporter.checking(p.checked, p.total));
-  session.on('checked', (have, total) => {
+  session.on('checked', (have, total, resumed) => {
     reporter.endChecking();
-    reporter.event('checked', { have, pieceCount: total });
-    if (have > 0 || opts.mode === 'seed') reporter.info(`checked existing data: ${have} of ${total} pieces present`);
+    reporter.event('checked', { have, pieceCount: total, resumed });
+    const fromRecord = resumed > 0 ? ` (${resumed} from the resume record, their files unchanged since the last run)` : '';
+    if (have > 0 || opts.mode === 'seed') reporter.info(`checked existing data: ${have} of ${total} pieces present${fromRecord}`);
   });
   session.on('warning', (m) => reporter.warn(m));
   session.on('dht-lookup', (found, queried) => {

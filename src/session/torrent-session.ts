@@ -16,7 +16,7 @@ import { generatePeerId, peerKey } from '../core/ids.js';
 import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
-import { FileSelection } from '../metainfo/selection.js';
+import { FileSelection, partFileName } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { PiecePicker, type BlockRequest, type PeerToken } from '../pieces/picker.js';
 import { fetchRange } from '../webseed/fetch.js';
@@ -24,6 +24,7 @@ import { checkWebSeed, displayWebSeed } from '../webseed/url.js';
 import { WebSeed } from './web-seed.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
+import { loadResume, removeResume, saveResume } from '../storage/resume.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
@@ -116,6 +117,14 @@ export interface SessionOptions {
   /** Skip checking existing data (the caller knows the folder is new). */
   skipCheck?: boolean;
   /**
+   * Downloading: take the pieces a fast-resume record (storage/resume.ts)
+   * vouches for without hashing them, and write one when stopping short of
+   * complete (default true).
+   */
+  resume?: boolean;
+  /** Downloading: hash every piece even when a resume record vouches for some (one is still written). */
+  recheck?: boolean;
+  /**
    * Write whole aligned pieces with O_DIRECT where the file system and disk
    * allow it (storage/direct-io.ts); default true. false: always the page cache.
    */
@@ -170,7 +179,8 @@ export interface SessionStats {
 
 export interface SessionEvents {
   checking: [progress: CheckProgress];
-  checked: [have: number, pieceCount: number];
+  /** `resumed`: of `have`, the pieces a fast-resume record vouched for (not hashed). */
+  checked: [have: number, pieceCount: number, resumed: number];
   started: [];
   'piece-verified': [index: number];
   'piece-failed': [index: number, peers: string[]];
@@ -418,11 +428,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // verified bytes of shared pieces: read the folder as "every file selected" so they are found
     // (and, downloading, moved into place)
     const onDisk = this.#selection ?? ((await hasPartFile(root, meta)) ? FileSelection.all(meta) : undefined);
+    let resumed: Bitfield | undefined;
     if (!this.opts.skipCheck) {
-      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: onDisk });
+      if (this.#resumes && !this.opts.recheck) resumed = await loadResume(root, meta, partFileName(meta));
+      this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: onDisk, known: resumed });
     }
     for (const i of this.have.indices()) this.#countHave(i, this.geometry.pieceSize(i));
-    this.emit('checked', this.have.count, this.geometry.pieceCount);
+    this.emit('checked', this.have.count, this.geometry.pieceCount, resumed?.count ?? 0);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
     const dht = this.opts.dht !== undefined && !meta.private;
     const refusedWebSeeds: string[] = [];
@@ -528,9 +540,33 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
     this.#uploader?.cache.clear();
     if (!this.opts.hasher) await this.#hasher.close().catch(() => undefined);
+    if (this.#started && this.#resumes) await this.#saveResume();
     // every piece in its file: a part file left by an earlier selective run holds nothing more
     if (this.have.complete) await this.storage?.removeSpentPartFile().catch((err: unknown) => this.emit('warning', errorMessage(err)));
     await this.storage?.close().catch(() => undefined);
+  }
+
+  /** This session keeps a fast-resume record (downloads only: a seed's data is never written). */
+  get #resumes(): boolean {
+    return this.opts.mode === 'download' && this.opts.resume !== false;
+  }
+
+  /**
+   * Stopping: a record of the verified pieces for the next run, after the
+   * files written are synced (it must never vouch for bytes a power cut
+   * could take); once complete, none (the data is checked like any seed's).
+   */
+  async #saveResume(): Promise<void> {
+    const { root, meta } = this.opts;
+    try {
+      if (this.have.complete || this.have.empty) await removeResume(root, meta);
+      else {
+        await this.storage?.sync();
+        await saveResume(root, meta, this.have, partFileName(meta));
+      }
+    } catch (err) {
+      this.emit('warning', `no resume record kept: ${errorMessage(err)}`);
+    }
   }
 
   // ---- trackers ----

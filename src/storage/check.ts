@@ -8,7 +8,8 @@
  * creates, writes or truncates anything, and never reads a byte from outside
  * realpath(root) (each handle is confined). With a file selection, only
  * wanted pieces are checked, and unselected files' bytes are read from the
- * part file, as storage.ts writes them.
+ * part file, as storage.ts writes them. Pieces the caller already knows
+ * (fast resume, resume.ts) are reported present without being read.
  *
  * Each byte has one source, the one storage.ts reads it from: a file that
  * exists, else (for the edge bytes of a selected file not created yet, or an
@@ -53,6 +54,8 @@ export interface CheckOptions {
   workers?: number;
   /** Check only the pieces this selection wants (others are reported missing). */
   selection?: FileSelection | undefined;
+  /** Pieces already known to be on disk and correct (fast resume): reported present, not read. */
+  known?: Bitfield | undefined;
 }
 
 /** Bytes read per sequential run (whole pieces). */
@@ -88,7 +91,8 @@ export async function checkExisting(root: string, meta: Metainfo, opts: CheckOpt
   const files = new FileReader(meta, paths, rootReal, selection);
   const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
   const result = new Bitfield(meta.pieceCount);
-  const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: 0, bytes: 0 };
+  if (opts.known) for (const i of opts.known.indices()) result.set(i);
+  const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: result.count, bytes: 0 };
   const ctx: CheckContext = { files, geometry, meta, result, progress, opts };
   try {
     if (meta.pieceLength > CHECK_RUN_BYTES) await checkLargePieces(ctx);
@@ -128,7 +132,7 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
     for (let first = 0; first < meta.pieceCount; first += piecesPerRun) {
       throwIfAborted(opts.signal);
       const count = Math.min(piecesPerRun, meta.pieceCount - first);
-      const unwanted = notWanted(opts.selection, first, count);
+      const unwanted = notWanted(opts, first, count);
       if (unwanted?.every((u) => u === 1)) {
         // nothing here is wanted: no buffer taken, nothing read
         finish(first, count, Math.min(runBytes, meta.totalLength - geometry.pieceOffset(first)), undefined, unwanted);
@@ -174,7 +178,7 @@ async function checkLargePieces(ctx: CheckContext): Promise<void> {
   const buffer = Buffer.allocUnsafe(CHECK_RUN_BYTES);
   for (let index = 0; index < meta.pieceCount; index++) {
     const size = geometry.pieceSize(index);
-    if (opts.selection && !opts.selection.wanted.has(index)) {
+    if ((opts.selection && !opts.selection.wanted.has(index)) || opts.known?.has(index)) {
       progress.checked++;
       progress.bytes += size;
       continue;
@@ -220,11 +224,17 @@ async function readWanted(files: FileReader, view: Buffer, offset: number, skip:
   return gaps;
 }
 
-/** 1 for each piece of [first, first + count) the selection does not want; undefined without a selection. */
-function notWanted(selection: FileSelection | undefined, first: number, count: number): Uint8Array | undefined {
-  if (!selection) return undefined;
+/**
+ * 1 for each piece of [first, first + count) not to read: the selection does
+ * not want it, or it is already known; undefined when every piece is read.
+ */
+function notWanted({ selection, known }: CheckOptions, first: number, count: number): Uint8Array | undefined {
+  if (!selection && !known) return undefined;
   const out = new Uint8Array(count);
-  for (let k = 0; k < count; k++) out[k] = selection.wanted.has(first + k) ? 0 : 1;
+  for (let k = 0; k < count; k++) {
+    const index = first + k;
+    out[k] = (selection && !selection.wanted.has(index)) || known?.has(index) ? 1 : 0;
+  }
   return out;
 }
 

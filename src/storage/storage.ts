@@ -33,6 +33,7 @@ import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '..
 import { assertOpenedInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
+import { isResumeFileName } from './resume.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
@@ -106,6 +107,9 @@ interface PartSource {
   readonly size: number;
 }
 
+/** fdatasync calls in flight in sync(). */
+const SYNC_PARALLEL = 16;
+
 /** Bytes copied at a time when adopting (an edge range may be a whole piece of up to 512 MiB). */
 const ADOPT_CHUNK = 1024 * 1024;
 
@@ -133,6 +137,8 @@ export class TorrentStorage {
   #rootReal: string | undefined;
   /** Open handles by key: fileIndex for ordinary ones, ~fileIndex (negative) for O_DIRECT ones. */
   readonly #slots = new Map<number, Slot>();
+  /** Files (and the part file) written since open or the last sync(). */
+  readonly #written = new Set<number>();
   /** Present when direct writes were asked for and the platform has O_DIRECT. */
   readonly #direct: DirectWriteMonitor | undefined;
   readonly #selection: FileSelection | undefined;
@@ -165,6 +171,10 @@ export class TorrentStorage {
     // a torrent named like another torrent's part file in the same folder would be written into by it
     if (opts.mode === 'readwrite' && isPartFileName(meta.files[0]?.path[0] ?? '')) {
       throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a torrent's shared pieces under that name`);
+    }
+    // ...or like a resume record, which a download replaces when it stops
+    if (opts.mode === 'readwrite' && isResumeFileName(meta.files[0]?.path[0] ?? '')) {
+      throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a download's resume record under that name`);
     }
     // ...and one with a file named like another torrent's adoption temporary would be truncated and renamed by it
     const tempLike = opts.mode === 'readwrite' ? meta.files.find((f) => f.path.some(isAdoptTempName)) : undefined;
@@ -410,6 +420,22 @@ export class TorrentStorage {
     return true;
   }
 
+  /**
+   * fdatasync every file written since open or the last sync, so what was
+   * written survives a power cut (before a resume record vouches for it).
+   * Throws DiskError.
+   */
+  async sync(): Promise<void> {
+    const written = [...this.#written];
+    this.#written.clear();
+    try {
+      await forEachLimit(written, SYNC_PARALLEL, (fileIndex) => this.#withFile(fileIndex, 'write', (fh) => fh.datasync()));
+    } catch (err) {
+      for (const i of written) this.#written.add(i); // not known to be on disk
+      throw err;
+    }
+  }
+
   /** Close every open handle. Later calls fail with DiskError. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -514,7 +540,9 @@ export class TorrentStorage {
         throw toDiskError(op, file, err);
       }
       try {
-        return await fn(fh);
+        const result = await fn(fh);
+        if (op === 'write') this.#written.add(fileIndex);
+        return result;
       } catch (err) {
         if (err instanceof MissingData) throw err;
         throw toDiskError(op, file, err);

@@ -170,6 +170,47 @@ describe('tt download <magnet>', () => {
   });
 });
 
+describe('tt download: fast resume across Ctrl-C and a crash', () => {
+  it('Ctrl-C leaves a resume record; a run killed mid-download does not spoil it; the third run trusts only unchanged files and completes', async () => {
+    const fx = await makeFixture({
+      files: [
+        { path: ['a.bin'], size: 900_001 },
+        { path: ['b.bin'], size: 700_000 },
+        { path: ['c.bin'], size: 600_000 },
+      ],
+      pieceLength: PIECE,
+    });
+    trackDir(fx.work);
+    const peer = await seeder(fx, 512 * 1024);
+    const out = join(fx.work, 'out');
+    const args = ['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', peer, '--json'];
+    const record = join(out, `.${fx.meta.infoHashHex}.tt-resume`);
+
+    const first = startTt(args);
+    await first.waitForEvent('progress', 20_000, (e) => (e.have as number) >= 15);
+    first.signal('SIGINT');
+    expect((await first.waitForExit(10_000)).code, first.describe()).toBe(130);
+    expect(existsSync(record)).toBe(true);
+
+    const second = startTt(args);
+    const checked = await second.waitForEvent('checked', 20_000);
+    const had = checked.have as number;
+    expect(had).toBeGreaterThanOrEqual(15);
+    expect(checked.resumed).toBe(had); // every piece from the record, none hashed
+    await second.waitForEvent('progress', 20_000, (e) => (e.have as number) >= had + 10);
+    second.signal('SIGKILL'); // pieces written after the record: their files changed since
+    await second.waitForExit(10_000);
+
+    const third = await runTt(args, 60_000);
+    expect(third.exit?.code, third.describe()).toBe(0);
+    const resumed = third.events.find((e) => e.event === 'checked')!;
+    expect(resumed.resumed as number).toBeLessThanOrEqual(had);
+    expect(resumed.have as number).toBeGreaterThanOrEqual(had + 10); // the killed run's pieces were kept (hashed again)
+    await expectSameData(fx, out);
+    expect(existsSync(record)).toBe(false);
+  }, 90_000);
+});
+
 describe('tt download --max-peers-per-ip', () => {
   it('with 1, three peers at one IP are dialed one at a time (each connection held open)', async () => {
     const fx = await fixture(64 * 1024);
