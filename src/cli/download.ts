@@ -49,7 +49,7 @@ export function registerDownload(program: Command): void {
     const reporter = new Reporter(chooseMode(opts));
     const shared = sharedRunOptions(opts);
     let meta;
-    let fromMagnet: { listener: Listener; peerId: Buffer; peers: PeerAddress[]; pexPeers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
+    let fromMagnet: { listener: Listener; peerId: Buffer; foundPeers: PeerAddress[]; pexPeers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
@@ -75,7 +75,7 @@ export function registerDownload(program: Command): void {
           reporter,
         );
         meta = resolved.meta;
-        fromMagnet = { listener, dht, peerId: resolved.peerId, peers: [...shared.peers, ...resolved.peers], pexPeers: resolved.pexPeers };
+        fromMagnet = { listener, dht, peerId: resolved.peerId, foundPeers: resolved.peers, pexPeers: resolved.pexPeers };
       } catch (err) {
         await Promise.all([listener.close(), dht?.close()]);
         reporter.close();

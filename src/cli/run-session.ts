@@ -40,12 +40,6 @@ export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta' | '
   requireEncryption?: boolean;
   /** Install SIGINT/SIGTERM handlers (the CLI does; embedded users may not). */
   handleSignals?: boolean;
-  /**
-   * Peers a magnet's metadata phase heard of through PEX: added once the
-   * session has started, as PEX peers (never for a private torrent, nor with
-   * `pex: false`).
-   */
-  pexPeers?: readonly PeerAddress[];
 }
 
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -137,7 +131,6 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
 
   try {
     await session.start();
-    if (opts.pexPeers && opts.pexPeers.length > 0 && opts.pex !== false && !meta.private) session.addPeers(opts.pexPeers, true);
     reporter.event('started', {
       infoHash: meta.infoHashHex,
       name: meta.name,

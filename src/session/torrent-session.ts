@@ -36,7 +36,7 @@ import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
 import { negotiateMse } from '../peer/mse-dial.js';
-import { OUR_UT_PEX_ID, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, parsePex, type PexPeer } from '../wire/pex.js';
+import { OUR_UT_PEX_ID, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, type PexPeer } from '../wire/pex.js';
 import { PexPacer, keyOf } from './pex.js';
 import { SmartBan } from './smart-ban.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
@@ -92,8 +92,12 @@ export interface SessionOptions {
   /** bytes/s; 0 = unlimited */
   uploadLimit?: number;
   downloadLimit?: number;
-  /** Extra peers to dial (e.g. --peer host:port). */
+  /** Peers the user gave (--peer host:port, a magnet's x.pe): never evicted, not held to the per-IP address cap. */
   peers?: readonly PeerAddress[];
+  /** Peers heard of elsewhere (those that answered a magnet's metadata phase): kept like a tracker's. */
+  foundPeers?: readonly PeerAddress[];
+  /** Peers a magnet's metadata phase heard of through PEX: kept as PEX peers, and never for a private torrent or with `pex: false`. */
+  pexPeers?: readonly PeerAddress[];
   /** Use the torrent's trackers (default true). */
   useTrackers?: boolean;
   /** Announce this port instead of the listener's. */
@@ -451,7 +455,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         this.#webSeeds.push(new WebSeed(checked.base));
       }
     }
-    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && this.#webSeeds.length === 0 && (this.opts.peers ?? []).length === 0) {
+    const pexPeers = this.#pexEnabled ? (this.opts.pexPeers ?? []) : [];
+    const givenPeers = (this.opts.peers ?? []).length + (this.opts.foundPeers ?? []).length + pexPeers.length;
+    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && this.#webSeeds.length === 0 && givenPeers === 0) {
       const hint = meta.private ? 'give peers with --peer host:port (a private torrent never uses the DHT)' : 'use --dht, or give peers with --peer host:port';
       // say why the web seeds did not count: the user may not know the torrent has any
       const webSeeds =
@@ -500,6 +506,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#onIncoming(socket, handshake, leftover, reads, cipher),
     );
     if (this.opts.peers) this.pool.add(this.opts.peers, true);
+    if (this.opts.foundPeers) this.pool.add(this.opts.foundPeers);
+    this.pool.add(pexPeers, false, true);
     if (this.opts.useTrackers !== false && meta.announceList.length > 0) this.#startAnnouncer();
     if (dht) this.#startDht(this.opts.dht!);
     this.#started = true;
@@ -913,16 +921,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   /** BEP 11, receiving: the peers it names join the pool (bounded by wire/pex.ts, per connection, and by the pool's cap). */
   #onPex(state: PeerState, payload: Buffer): void {
-    const verdict = state.pex.received(Date.now());
-    if (verdict === 'close') {
-      state.conn.close('protocol error: ut_pex messages too often');
-      return;
-    }
-    if (verdict === 'ignore') return;
-    const { added } = parsePex(payload);
-    const fresh = state.pex.learnRoom > 0 ? this.addPeers(added.slice(0, state.pex.learnRoom), true) : 0;
-    state.pex.took(fresh);
-    this.emit('pex', state.key, added.length, fresh);
+    // a flood or a malformed message throws ProtocolError, which closes this peer (#guardPeer)
+    const learned = state.pex.accept(Date.now(), payload, (peers) => this.addPeers(peers, true));
+    if (learned) this.emit('pex', state.key, learned.named, learned.fresh);
   }
 
   /** BEP 11, sending: each peer that takes ut_pex hears, at most once a minute, who we connected to and lost since. */

@@ -159,8 +159,9 @@ describe('tt download --select from a libtorrent seeder (torrent made by libtorr
     expect(await sha1File(join(out, selected.rel))).toBe(await sha1File(join(dir, 'seed', selected.rel)));
     const partName = `.${infoHash}.tt-parts`;
     const tree = await listTree(out);
-    // no other torrent file, not even the empty one: only the selected file and the part file
-    expect([...tree.keys()].sort()).toEqual([selected.rel, partName].sort());
+    // no other torrent file, not even the empty one: only the selected file, the part file, and the
+    // resume record (the torrent as a whole is incomplete, so a later run need not hash this again)
+    expect([...tree.keys()].sort()).toEqual([selected.rel, partName, `.${infoHash}.tt-resume`].sort());
     expect(tree.get(selected.rel)).toBe(selected.length);
 
     const done = eventNamed(tt, 'done');
