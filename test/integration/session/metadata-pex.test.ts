@@ -13,7 +13,9 @@ import { METADATA_PIECE_BYTES } from '../../../src/metainfo/metadata.js';
 import { OUR_UT_PEX_ID, UT_PEX } from '../../../src/wire/pex.js';
 import { encodeExtendedHandshake, type ExtendedHandshake } from '../../../src/wire/extension.js';
 import { RAW_UT_METADATA_ID, RAW_UT_PEX_ID, closeScriptedPeers, fetchExplained, fetcherLog, metadataSeed, scriptedPeers, sendPex, serveMetadata, testFetcher, type ScriptedPeers } from '../../helpers/metadata-fetcher.js';
-import { stopAll } from '../../helpers/swarm.js';
+import { join } from 'node:path';
+import { MAX_KNOWN_PER_IP } from '../../../src/session/peer-pool.js';
+import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
 import { until } from '../../helpers/until.js';
 
 afterEach(async () => {
@@ -102,5 +104,33 @@ describe('MetadataFetcher: peer exchange (BEP 11)', () => {
     expect(seen.closed[0]).toBe(`127.0.0.1:${r.port}: peer does not offer the metadata (no ut_metadata / metadata_size)`);
     expect(seed.session.peerCount).toBe(0);
     expect(seen.closed.some((c) => c.startsWith(`127.0.0.1:${seed.address.port}`))).toBe(false);
+  });
+});
+
+describe('the download after the metadata phase', () => {
+  it('a trackerless download whose only peers came from PEX starts and completes; private, or with pex: false, it has no way to find peers', async () => {
+    for (const variant of ['public', 'private', 'no-pex'] as const) {
+      const fx = await makeFixture({ private: variant === 'private' });
+      trackDir(fx.work);
+      const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+      const out = join(fx.work, 'out');
+      const start = startSession({ meta: fx.meta, root: out, mode: 'download', pexPeers: [seed.address], pex: variant !== 'no-pex' });
+      if (variant === 'public') {
+        const leech = await start;
+        await whenComplete(leech.session);
+        await expectSameData(fx, out);
+      } else {
+        await expect(start, variant).rejects.toMatchObject({ code: 'NO_PEERS' });
+        expect(seed.session.peerCount, variant).toBe(0);
+      }
+    }
+  });
+
+  it('found peers (not the user\'s) are held to the per-IP address cap like a tracker\'s', async () => {
+    const fx = await makeFixture();
+    trackDir(fx.work);
+    const many = Array.from({ length: MAX_KNOWN_PER_IP + 20 }, (_, i) => ({ host: '127.0.0.9', port: 2000 + i }));
+    const leech = await startSession({ meta: fx.meta, root: join(fx.work, 'out'), mode: 'download', foundPeers: many });
+    expect(leech.session.pool.size).toBe(MAX_KNOWN_PER_IP);
   });
 });
