@@ -23,6 +23,15 @@
  * used here only, to reach the metadata, and returned apart from the other
  * peers (`pexPeers`), for the caller to hand on once the metadata says the
  * torrent is not private.
+ *
+ * A peer that answers but cannot give the metadata (no BEP 10, no
+ * ut_metadata or metadata_size, a reject, nothing offered in time) is closed
+ * and not dialed again for NO_METADATA_RETRY_MS, doubling on each such visit
+ * (PeerPool.markUnhelpful): its handshake must not reset the backoff to 5 s,
+ * or it would be redialed, and send another ut_pex list, every few seconds
+ * for as long as the phase lasts. It may get the metadata meanwhile (another
+ * magnet user), so it is held back, not forgotten. A dial refused or a
+ * connection lost keeps the pool's usual 5 s backoff.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -54,6 +63,12 @@ const MAX_REQUESTS_FROM_PEER = 64;
 export const METADATA_MAX_PEERS = 16;
 /** What we tell trackers we still need: the size is unknown until the metadata arrives (libtorrent says the same). */
 export const UNKNOWN_LEFT_BYTES = 16 * 1024;
+/**
+ * A peer without the metadata is dialed again no sooner than this, doubling on
+ * each visit (libtorrent waits its min_reconnect_time, 60 s, before redialing
+ * any peer, and a minute before asking one that rejected a metadata request).
+ */
+export const NO_METADATA_RETRY_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const TICK_MS = 1_000;
 
@@ -124,6 +139,8 @@ interface FetchPeer {
   pexTaken: boolean;
   /** Pacing and cap of the ut_pex messages it sends. */
   readonly pex: PexInbox;
+  /** Closed because it cannot give the metadata: redialed only after NO_METADATA_RETRY_MS (see #onClose). */
+  lacksMetadata: boolean;
 }
 
 export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
@@ -334,6 +351,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       waitingForPex: false,
       pexTaken: false,
       pex: new PexInbox(),
+      lacksMetadata: false,
     };
     this.#peers.set(conn, peer);
     conn.on('handshake', (h) => {
@@ -341,7 +359,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       if (!this.#pool.get(key)?.fromPex) this.#connected.set(key, { host, port });
       this.emit('peer-connected', key);
       if (!supportsExtensionProtocol(h.reserved)) {
-        conn.close('peer does not support the extension protocol (BEP 10), so it cannot send metadata');
+        this.#dropWithoutMetadata(peer, 'peer does not support the extension protocol (BEP 10), so it cannot send metadata');
         return;
       }
       const m = { [UT_METADATA]: OUR_UT_METADATA_ID, ...(this.#pexEnabled ? { [UT_PEX]: OUR_UT_PEX_ID } : {}) };
@@ -366,12 +384,24 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     const droppedPlain = !peer.conn.handshakeDone && DROPPED_UNANSWERED.test(reason);
     if (this.#pool.isBanned(peer.key)) {
       // stays banned
+    } else if (peer.lacksMetadata) {
+      this.#pool.markUnhelpful(peer.key, NO_METADATA_RETRY_MS);
     } else if (!(droppedPlain && this.#pool.retryEncrypted(peer.key))) {
       this.#pool.markFailed(peer.key, !reason.startsWith('protocol error'));
     }
     this.emit('peer-closed', peer.key, reason);
     this.#requestMore();
     this.#connectMore();
+  }
+
+  /**
+   * Close a peer that cannot give the metadata now; #onClose holds it back
+   * for NO_METADATA_RETRY_MS. One that never finished its handshake (the
+   * tick's timeout) merely failed, as a dial does: the usual backoff.
+   */
+  #dropWithoutMetadata(peer: FetchPeer, reason: string): void {
+    peer.lacksMetadata = peer.conn.handshakeDone;
+    peer.conn.close(reason);
   }
 
   // ---- the exchange ----
@@ -382,7 +412,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     if (id === 0 || ext.metadataSize === undefined) {
       // it may still know peers that have the metadata: wait for its list (or the tick's timeout)
       if (this.#pexEnabled && (ext.m.get(UT_PEX) ?? 0) !== 0 && !peer.pexTaken) peer.waitingForPex = true;
-      else peer.conn.close('peer does not offer the metadata (no ut_metadata / metadata_size)');
+      else this.#dropWithoutMetadata(peer, 'peer does not offer the metadata (no ut_metadata / metadata_size)');
       return;
     }
     peer.waitingForPex = false;
@@ -409,7 +439,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       return;
     }
     if (msg.type === 'reject') {
-      peer.conn.close('peer rejected a metadata request');
+      this.#dropWithoutMetadata(peer, 'peer rejected a metadata request');
       return;
     }
     if (msg.totalSize !== assembler.size) {
@@ -432,7 +462,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     if (!learned) return;
     peer.pexTaken = true;
     this.emit('pex', peer.key, learned.named, learned.fresh);
-    if (peer.waitingForPex) peer.conn.close('peer does not offer the metadata (its ut_pex peer list taken)');
+    if (peer.waitingForPex) this.#dropWithoutMetadata(peer, 'peer does not offer the metadata (its ut_pex peer list taken)');
     this.#connectMore();
   }
 
@@ -495,7 +525,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     const now = Date.now();
     for (const p of [...this.#peers.values()]) {
       if (p.utMetadataId === 0 && now - p.connectedAt > METADATA_REQUEST_TIMEOUT_MS) {
-        p.conn.close(p.waitingForPex ? 'no metadata offered, and no ut_pex peer list in time' : 'no metadata offered in time');
+        this.#dropWithoutMetadata(p, p.waitingForPex ? 'no metadata offered, and no ut_pex peer list in time' : 'no metadata offered in time');
         continue;
       }
       for (const askedAt of p.outstanding.values()) {

@@ -3,6 +3,12 @@
  * again (exponential backoff), and which are banned. A peer is its address
  * and port. Pure bookkeeping: no sockets.
  *
+ * Two kinds of backoff: a failure (a dial refused, a connection lost) waits
+ * 5 s doubling and is forgotten by the next handshake; a peer that answered
+ * but had nothing for us (markUnhelpful: a magnet's metadata phase meeting a
+ * peer without the metadata) waits the caller's longer step, doubling with
+ * every such visit, which a handshake does not undo.
+ *
  * Per-IP limits live here too, because one host can name itself under many
  * ports (or name a victim's ports, to use us as a port scanner): at most
  * MAX_KNOWN_PER_IP addresses of one IP are kept, and `candidates` hands out
@@ -31,6 +37,8 @@ export interface KnownPeer {
   readonly host: string;
   readonly port: number;
   failures: number;
+  /** Connections that worked but ended because the peer had nothing for us (markUnhelpful); never reset. */
+  unhelpful: number;
   nextAttemptAt: number;
   /** when we first heard of it (a seed waits before dialing, see candidates) */
   readonly addedAt: number;
@@ -82,6 +90,7 @@ export class PeerPool {
         host: a.host,
         port: a.port,
         failures: 0,
+        unhelpful: 0,
         nextAttemptAt: 0,
         addedAt: explicit ? -Infinity : this.#now(),
         connected: false,
@@ -177,6 +186,23 @@ export class PeerPool {
       return;
     }
     p.nextAttemptAt = this.#now() + Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (p.failures - 1));
+  }
+
+  /**
+   * The connection worked, but the peer had nothing for us and was closed
+   * (a magnet's metadata phase: it has no metadata). Not a failure, so the
+   * next handshake does not make it look new again: the wait before it is
+   * dialed again is `baseMs`, doubled on each such visit, at most
+   * MAX_RETRY_MS. It stays known meanwhile, so a tracker or PEX naming it
+   * again does not bring it back sooner.
+   */
+  markUnhelpful(key: string, baseMs: number): void {
+    const p = this.#peers.get(key);
+    if (!p) return;
+    p.connecting = false;
+    p.connected = false;
+    p.unhelpful++;
+    p.nextAttemptAt = this.#now() + Math.min(MAX_RETRY_MS, baseMs * 2 ** (p.unhelpful - 1));
   }
 
   /**

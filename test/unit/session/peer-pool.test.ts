@@ -147,6 +147,33 @@ describe('PeerPool.candidates and backoff', () => {
     expect(pool.get(key)!.nextAttemptAt - clock.now()).toBe(BASE_RETRY_MS);
   });
 
+  it('an unhelpful peer waits the given step, doubling per visit, which its next handshake does not undo; naming it again changes nothing', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const key = '127.0.0.1:9';
+    const step = 60_000;
+    pool.add([{ host: '127.0.0.1', port: 9 }]);
+    const delays: number[] = [];
+    for (let visit = 0; visit < 8; visit++) {
+      expect(pool.candidates(10).map((p) => p.key)).toEqual([key]);
+      pool.markConnecting(key);
+      pool.markConnected(key);
+      pool.markUnhelpful(key, step);
+      expect(pool.add([{ host: '127.0.0.1', port: 9 }])).toBe(0); // a tracker or PEX naming it again
+      const wait = pool.get(key)!.nextAttemptAt - clock.now();
+      delays.push(wait);
+      clock.advance(wait - 1);
+      expect(pool.candidates(10)).toEqual([]);
+      clock.advance(1);
+    }
+    expect(delays).toEqual([step, 2 * step, 4 * step, 8 * step, 10 * step, 10 * step, 10 * step, 10 * step]); // capped at 10 min
+    expect(pool.get(key)).toMatchObject({ failures: 0, connected: false, connecting: false });
+    // a failure after that is an ordinary one: the usual first step
+    pool.markConnecting(key);
+    pool.markFailed(key);
+    expect(pool.get(key)!.nextAttemptAt - clock.now()).toBe(BASE_RETRY_MS);
+  });
+
   it('retry=false forgets the peer at once; it can be learnt again later', () => {
     const pool = new PeerPool(() => 0);
     pool.add([{ host: '127.0.0.1', port: 9 }]);
