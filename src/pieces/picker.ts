@@ -5,9 +5,41 @@
  * availability buckets (libtorrent's layout), so an availability change is O(1).
  * With a `wanted` set (a file selection), only those pieces are picked, counted
  * missing, or make a peer interesting.
+ *
+ * A pick for one peer, up to `count` blocks (the caller's in-flight budget), takes:
+ * 1. open blocks of pieces already started: partial pieces finish first (oldest
+ *    first; lowest index first when sequential);
+ * 2. with `priority` (`tt download --first-last`: the first and last piece of
+ *    each wanted file), the lowest-index of those pieces not yet started that
+ *    the peer has;
+ * 3. new pieces: rarest first, random among equally rare; or, `sequential`
+ *    (`--sequential`), the lowest-index wanted piece not yet started that the
+ *    peer has;
+ * 4. in endgame (every missing block requested), copies of blocks other peers
+ *    hold, as `worthCopying` allows.
+ *
+ * Sequential is a window, not one piece at a time. A started piece is its
+ * starter's (its blocks go to others only when released), so with several
+ * peers each gets the lowest-index missing pieces it has that nobody else is
+ * fetching: every peer stays busy, pieces start in increasing index order
+ * (skipping only pieces the peer lacks) and complete in the order peers
+ * deliver them. libtorrent's sequential_download is the same rule (a scan from
+ * the first missing piece for pieces with free blocks; its piece deadlines
+ * for streaming are another mechanism). What a caller can count on: when
+ * piece i is started for a peer, every lower wanted piece the peer has is
+ * started or verified. So with peers that have the pieces, when piece i is
+ * verified every lower wanted piece is verified or in progress: the
+ * out-of-order window is the pieces in progress at once (blocks in flight
+ * divided by blocks per piece, plus the pieces being hashed and written).
+ *
+ * Cost per pick: rarest-first walks the buckets up to the first piece the
+ * peer has; priority and sequential ask a LowestFirst set, O(1) when the peer
+ * has the lowest candidate (a seed) and at most one step per 8 pieces it
+ * lacks otherwise (lowest-first.ts).
  */
 import { BLOCK_SIZE, type PieceGeometry } from '../core/geometry.js';
 import { Bitfield } from '../core/bitfield.js';
+import { LowestFirst } from './lowest-first.js';
 
 export interface BlockRequest {
   index: number;
@@ -19,6 +51,24 @@ export interface BlockRequest {
 export type PeerToken = object | number;
 
 export type ReceivedKind = 'new' | 'duplicate' | 'unexpected';
+
+/** How `tt download` orders pieces (--sequential, --first-last); the session turns it into PickerOptions. */
+export interface PieceOrder {
+  /** Lowest index first instead of rarest first. */
+  sequential?: boolean;
+  /** The first and last piece of each wanted file before any other (pieces/first-last.ts). */
+  firstLast?: boolean;
+}
+
+export interface PickerOptions {
+  random?: () => number;
+  /** Only these pieces (a file selection); every piece without it. */
+  wanted?: Bitfield | undefined;
+  /** Start pieces lowest index first instead of rarest first. */
+  sequential?: boolean | undefined;
+  /** Start these pieces (the wanted ones we lack) before any other, lowest index first. */
+  priority?: Iterable<number> | undefined;
+}
 
 const OPEN = 0;
 const REQUESTED = 1;
@@ -62,6 +112,10 @@ export class PiecePicker {
   readonly #order: Uint32Array;
   readonly #pos: Int32Array;
   readonly #starts: number[];
+  /** The same unstarted pieces by index, when sequential. */
+  readonly #sequential: LowestFirst | undefined;
+  /** Unstarted pieces to start before any other (`priority`); empty without it. */
+  readonly #priority: LowestFirst;
 
   readonly #partials = new Map<number, PartialPiece>();
   #requestCount = 0;
@@ -73,7 +127,7 @@ export class PiecePicker {
   #missingBlocks = 0;
   #openBlocksInPartials = 0;
 
-  constructor(geometry: PieceGeometry, have: Bitfield, opts: { random?: () => number; wanted?: Bitfield | undefined } = {}) {
+  constructor(geometry: PieceGeometry, have: Bitfield, opts: PickerOptions = {}) {
     if (have.size !== geometry.pieceCount) throw new RangeError('have bitfield size does not match the piece count');
     if (opts.wanted && opts.wanted.size !== geometry.pieceCount) throw new RangeError('wanted bitfield size does not match the piece count');
     this.#geometry = geometry;
@@ -94,6 +148,13 @@ export class PiecePicker {
       this.#missingBlocks += geometry.blockCount(i);
     }
     this.#starts = [0, size];
+    this.#sequential = opts.sequential ? new LowestFirst(n, this.#order.subarray(0, size)) : undefined;
+    const priority: number[] = [];
+    for (const i of opts.priority ?? []) {
+      if (!geometry.isValidIndex(i)) throw new RangeError(`priority piece ${i} out of range`);
+      if (this.#need.has(i)) priority.push(i);
+    }
+    this.#priority = new LowestFirst(n, priority);
   }
 
   // ---------------------------------------------------------------- availability
@@ -133,9 +194,8 @@ export class PiecePicker {
   // ---------------------------------------------------------------- requests
 
   /**
-   * Up to `count` blocks to request from `peer`, marked as requested by it.
-   * Blocks of pieces already started come first, then new pieces rarest-first
-   * (random among equally rare). In endgame, blocks other peers have requested
+   * Up to `count` blocks to request from `peer`, marked as requested by it, in
+   * the order the header describes. In endgame, blocks other peers have requested
    * but this one has not, for which `worthCopying(requesters)` says yes (all of
    * them, without it): the caller knows which peers are slow to deliver.
    */
@@ -144,12 +204,14 @@ export class PiecePicker {
     if (count <= 0) return out;
     const has = peerHas === 'all' ? (): boolean => true : (i: number): boolean => peerHas.has(i);
 
-    for (const index of this.#openPartials) {
+    // sequential: the few open partials (pieces in flight, at most) by index
+    const partials = this.#sequential && this.#openPartials.size > 1 ? [...this.#openPartials].sort((a, b) => a - b) : this.#openPartials;
+    for (const index of partials) {
       if (out.length >= count) return out;
       if (has(index)) this.#takeOpen(peer, this.#partials.get(index)!, count, out);
     }
     while (out.length < count) {
-      const index = this.#rarestFor(has);
+      const index = this.#priority.lowestOf(peerHas) ?? (this.#sequential ? this.#sequential.lowestOf(peerHas) : this.#rarestFor(has));
       if (index === undefined) break;
       this.#takeOpen(peer, this.#start(index), count, out);
     }
@@ -471,7 +533,7 @@ export class PiecePicker {
     starts[a] = first + 1;
   }
 
-  /** Remove from the buckets: O(number of buckets), i.e. O(peers). */
+  /** Remove from the buckets, O(number of buckets), i.e. O(peers), and from the index-order sets. */
   #removeUnstarted(index: number): void {
     const starts = this.#starts;
     let pos = this.#pos[index]!;
@@ -482,6 +544,8 @@ export class PiecePicker {
       starts[b + 1] = last;
     }
     this.#pos[index] = -1;
+    this.#sequential?.delete(index);
+    this.#priority.delete(index);
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../../../src/core/geometry.js';
-import { PiecePicker, type BlockRequest, type PeerToken } from '../../../src/pieces/picker.js';
+import { PiecePicker, type BlockRequest, type PeerToken, type PickerOptions } from '../../../src/pieces/picker.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 /** "1010" -> bitfield with pieces 0 and 2. */
@@ -327,13 +327,21 @@ describe('interest', () => {
   });
 });
 
+/** The orders a picker can run in: rarest first, sequential, each with first/last pieces. */
+const ORDERS: [string, PickerOptions][] = [
+  ['rarest first', {}],
+  ['sequential', { sequential: true }],
+  ['rarest first, priority pieces', { priority: [0, 40, 41, 96] }],
+  ['sequential, priority pieces', { sequential: true, priority: [0, 40, 41, 96] }],
+];
+
 describe('never stuck', () => {
-  it('completes with random peers joining, leaving, stalling and sending bad data', () => {
+  it.each(ORDERS)('completes with random peers joining, leaving, stalling and sending bad data (%s)', (_name, order) => {
     for (let seed = 1; seed <= 5; seed++) {
       const random = seeded(seed);
       const pieceCount = 97;
       const g = new PieceGeometry(3 * BLOCK_SIZE, 97 * 3 * BLOCK_SIZE - 5000);
-      const p = new PiecePicker(g, new Bitfield(pieceCount), { random });
+      const p = new PiecePicker(g, new Bitfield(pieceCount), { random, ...order });
       interface Peer { id: number; has: Bitfield | 'all'; inflight: BlockRequest[]; stalls: boolean }
       let nextId = 0;
       const peers: Peer[] = [];
@@ -394,9 +402,9 @@ describe('scale', () => {
     expect(p.piecesInProgress).toBe(64);
   });
 
-  it('picks every block of a 4096-piece torrent with 8 peers quickly', () => {
+  it.each(ORDERS.slice(0, 2))('picks every block of a 4096-piece torrent with 8 peers quickly (%s)', (_name, order) => {
     const g = new PieceGeometry(256 * 1024, 4096 * 256 * 1024);
-    const p = new PiecePicker(g, new Bitfield(4096), { random: seeded(9) });
+    const p = new PiecePicker(g, new Bitfield(4096), { random: seeded(9), ...order });
     const random = seeded(10);
     const peers: Bitfield[] = [];
     for (let k = 0; k < 8; k++) {
@@ -469,5 +477,155 @@ describe('a wanted set (file selection)', () => {
 
   it('refuses a wanted set of the wrong size', () => {
     expect(() => new PiecePicker(geometry(3), new Bitfield(3), { wanted: new Bitfield(4) })).toThrow(RangeError);
+  });
+});
+
+/** Every block of the requests, received from `peer`, and the complete pieces verified. */
+function deliver(p: PiecePicker, peer: PeerToken, reqs: BlockRequest[]): void {
+  for (const r of reqs) if (p.received(peer, r.index, r.begin) === 'new' && p.isPieceComplete(r.index)) p.pieceVerified(r.index);
+}
+
+describe('sequential (--sequential)', () => {
+  it('one peer: pieces start in increasing index order, however rare each is', () => {
+    const p = new PiecePicker(geometry(6), new Bitfield(6), { sequential: true, random: seeded(1) });
+    withAvailability(p, '391213'); // rarest first would start piece 2
+    expect(pieces(p.pick(A, 'all', 1))).toEqual([0]);
+    expect(pieces(p.pick(A, 'all', 3))).toEqual([1, 2, 3]);
+    expect(pieces(p.pick(A, 'all', 10))).toEqual([4, 5]);
+  });
+
+  it('takes every block of a piece, in order, before the next piece', () => {
+    const p = new PiecePicker(geometry(3, 3), new Bitfield(3), { sequential: true });
+    p.peerHasAll();
+    expect(p.pick(A, 'all', 4).map((r) => [r.index, r.begin / BLOCK_SIZE])).toEqual([[0, 0], [0, 1], [0, 2], [1, 0]]);
+  });
+
+  it('several peers: each gets the lowest-index missing pieces it has that nobody else is fetching', () => {
+    const p = new PiecePicker(geometry(10, 2), new Bitfield(10), { sequential: true });
+    const cHas = bf('0001111111'); // C lacks the first three pieces
+    p.peerHasAll();
+    p.peerHas(cHas);
+    expect(pieces(p.pick(A, 'all', 4))).toEqual([0, 0, 1, 1]);
+    expect(pieces(p.pick(C, cHas, 4))).toEqual([3, 3, 4, 4]);
+    expect(pieces(p.pick(B, 'all', 4))).toEqual([2, 2, 5, 5]); // the lowest nobody fetches, 2 before 5
+    expect(pieces(p.pick(A, 'all', 2))).toEqual([6, 6]);
+    expect(p.inEndgame).toBe(false);
+  });
+
+  it('only pieces we lack and want (--select), lowest first', () => {
+    const p = new PiecePicker(geometry(8), bf('01000000'), { sequential: true, wanted: bf('01101011') });
+    p.peerHasAll();
+    expect(pieces(p.pick(A, 'all', 10))).toEqual([2, 4, 6, 7]); // 1 is had; 0, 3, 5 not wanted
+  });
+
+  it('partial pieces finish first, lowest index first', () => {
+    const p = new PiecePicker(geometry(6, 2), new Bitfield(6), { sequential: true });
+    p.peerHasAll();
+    p.pick(A, 'all', 6); // pieces 0, 1, 2
+    expect(pieces(p.pick(B, 'all', 1))).toEqual([3]); // piece 3 left with an open block
+    p.releaseAll(A); // pieces 0-2 open again, after 3
+    expect(pieces(p.pick(C, 'all', 8))).toEqual([0, 0, 1, 1, 2, 2, 3, 4]);
+  });
+
+  it('follows availability: a piece the peer lacks waits for the first peer that has it', () => {
+    const p = new PiecePicker(geometry(6), new Bitfield(6), { sequential: true });
+    const aHas = bf('001111');
+    p.peerHas(aHas);
+    expect(pieces(p.pick(A, aHas, 1))).toEqual([2]);
+    aHas.set(1); // A announces piece 1: now the lowest it has
+    p.peerHave(1);
+    expect(pieces(p.pick(A, aHas, 1))).toEqual([1]);
+    p.peerLost(aHas); // availability does not change the order
+    p.peerHasAll();
+    expect(pieces(p.pick(B, 'all', 4))).toEqual([0, 3, 4, 5]);
+  });
+
+  it('endgame still copies blocks of slow peers, newest first, and the download completes', () => {
+    const p = new PiecePicker(geometry(4), new Bitfield(4), { sequential: true });
+    p.peerHasAll();
+    const a = p.pick(A, 'all', 10);
+    expect(pieces(a)).toEqual([0, 1, 2, 3]);
+    expect(p.inEndgame).toBe(true);
+    const b = p.pick(B, 'all', 10);
+    expect(pieces(b)).toEqual([3, 2, 1, 0]);
+    deliver(p, B, b);
+    expect(p.received(A, 0, 0)).toBe('duplicate');
+    expect(p.done).toBe(true);
+  });
+
+  it('with peers holding different pieces: a piece starts only when every lower one the peer has is started', () => {
+    const n = 4096;
+    const p = new PiecePicker(geometry(n, 2), new Bitfield(n), { sequential: true });
+    const random = seeded(11);
+    const peers: Bitfield[] = [];
+    for (let k = 0; k < 4; k++) {
+      const b = new Bitfield(n);
+      for (let i = 0; i < n; i++) if (k === 0 || random() < 0.5) b.set(i);
+      peers.push(b);
+      p.peerHas(b);
+    }
+    const started = new Uint8Array(n);
+    const skipped: string[] = [];
+    for (let round = 0; round < 100_000 && !p.done; round++) {
+      for (let k = 0; k < peers.length; k++) {
+        const reqs = p.pick(k, peers[k]!, 3);
+        for (const r of reqs) {
+          if (started[r.index]) continue;
+          started[r.index] = 1;
+          for (let j = 0; j < r.index; j++) if (!started[j] && peers[k]!.has(j)) skipped.push(`peer ${k} started ${r.index} before ${j}`);
+        }
+        deliver(p, k, reqs);
+      }
+    }
+    expect(p.done).toBe(true);
+    expect(skipped.slice(0, 5)).toEqual([]);
+  });
+});
+
+describe('priority pieces (--first-last)', () => {
+  it('starts the priority pieces first, lowest index first, then rarest first', () => {
+    const p = new PiecePicker(geometry(10), new Bitfield(10), { priority: [9, 0, 4, 5], random: seeded(1) });
+    withAvailability(p, '3233333133'); // 1 and 7 rarer than any priority piece
+    expect(pieces(p.pick(A, 'all', 4))).toEqual([0, 4, 5, 9]);
+    expect(pieces(p.pick(A, 'all', 1))).toEqual([7]); // then the rarest
+  });
+
+  it('with sequential: the priority pieces, then lowest index first', () => {
+    const p = new PiecePicker(geometry(6), new Bitfield(6), { priority: [0, 5], sequential: true });
+    p.peerHasAll();
+    expect(pieces(p.pick(A, 'all', 10))).toEqual([0, 5, 1, 2, 3, 4]);
+  });
+
+  it('a priority piece nobody has does not hold up the rest; the first peer that has it gets it first', () => {
+    const p = new PiecePicker(geometry(6), new Bitfield(6), { priority: [0, 5], sequential: true });
+    const aHas = bf('111110');
+    p.peerHas(aHas);
+    expect(pieces(p.pick(A, aHas, 2))).toEqual([0, 1]);
+    aHas.set(5);
+    p.peerHave(5);
+    expect(pieces(p.pick(A, aHas, 2))).toEqual([5, 2]);
+  });
+
+  it('partial pieces still finish before a priority piece starts', () => {
+    const p = new PiecePicker(geometry(4, 2), new Bitfield(4), { priority: [3], sequential: true });
+    p.peerHasAll();
+    expect(pieces(p.pick(A, 'all', 3))).toEqual([3, 3, 0]);
+    p.releaseAll(A); // pieces 3 and 0 are partial, open again
+    expect(pieces(p.pick(B, 'all', 5))).toEqual([0, 0, 3, 3, 1]);
+  });
+
+  it('ignores priority pieces we have or do not want, and refuses one out of range', () => {
+    const p = new PiecePicker(geometry(6), bf('100000'), { priority: [0, 2, 5], wanted: bf('111110'), sequential: true });
+    p.peerHasAll();
+    expect(pieces(p.pick(A, 'all', 10))).toEqual([2, 1, 3, 4]);
+    expect(() => new PiecePicker(geometry(6), new Bitfield(6), { priority: [6] })).toThrow(RangeError);
+  });
+
+  it('endgame copies priority pieces like any other', () => {
+    const p = new PiecePicker(geometry(2), new Bitfield(2), { priority: [1] });
+    p.peerHasAll();
+    expect(pieces(p.pick(A, 'all', 2))).toEqual([1, 0]);
+    expect(p.inEndgame).toBe(true);
+    expect(pieces(p.pick(B, 'all', 2))).toEqual([0, 1]);
   });
 });
