@@ -3,8 +3,11 @@
  * path (BEP 3 `path` list) under realpath(root), reached without symlinks:
  * O_NOFOLLOW guards only the last component, so a folder swapped for a symlink
  * after resolveInside() would otherwise send reads and writes outside the root.
+ * Folders are opened the same way (openFolderInside), for what is done by name
+ * inside one (storage.ts removing its leftover temporaries).
  */
-import { lstat, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { toDiskError } from './disk-error.js';
@@ -49,10 +52,35 @@ export async function assertOpenedInside(
   await walkAndCompare(fh, rootReal, components, expected);
 }
 
-/** Portable check: every component under rootReal is a real folder/file, and the last is `fh`'s inode. */
+/**
+ * Opens the folder join(rootReal, ...components) (no symlink as its last
+ * component: O_NOFOLLOW) and checks it is that folder, reached without
+ * symlinks (assertOpenedInside; no components: rootReal itself). `path`
+ * names it for calls that take a path: where /proc is there, through the
+ * handle (/proc/self/fd/N), so an entry `join(path, name)` is looked up in
+ * this very folder even if a folder on the way is renamed or swapped for a
+ * symlink meanwhile; elsewhere its path, checked once. Rejects with the
+ * open's errno (ENOENT: no such folder) or a DiskError; the caller closes
+ * `fh`.
+ */
+export async function openFolderInside(rootReal: string, components: readonly string[]): Promise<{ fh: FileHandle; path: string }> {
+  const folder = path.join(rootReal, ...components);
+  const fh = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    await assertOpenedInside(fh, rootReal, components);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+  const viaFd = `/proc/self/fd/${fh.fd}`;
+  const pinned = HAS_PROC_FD && (await readlink(viaFd).then(() => true, () => false)); // /proc may not be mounted
+  return { fh, path: pinned ? viaFd : folder };
+}
+
+/** Portable check: every component under rootReal is a real folder/file, and the last is `fh`'s inode (rootReal's, with none). */
 async function walkAndCompare(fh: FileHandle, rootReal: string, components: readonly string[], expected: string): Promise<void> {
   let current = rootReal;
-  let last;
+  let last = components.length === 0 ? await lstat(rootReal, { bigint: true }).catch(() => undefined) : undefined;
   for (let i = 0; i < components.length; i++) {
     current = path.join(current, components[i]!);
     try {

@@ -21,16 +21,29 @@
  * point (or a power cut: the data is synced before the rename) loses no
  * verified piece. A temporary left by such a run is reused, truncated, by the
  * next run that selects the file (refused if it is a symlink or has other
- * hard links); until then it is a hidden file of at most two pieces.
+ * hard links).
+ *
+ * A temporary is never the only copy of anything (the part file keeps every
+ * byte until all files exist under their own names), so once an open has
+ * adopted what it selects, every temporary of this torrent still there is a
+ * dead run's leftover, also that of a file no run selects again: a writable
+ * open with a selection deletes them (#sweepAdoptTemps). Only this torrent's
+ * own names, adoptTempName(meta, i) in file i's folder, and only regular
+ * files with no other hard link (tt makes nothing else there), untouched for
+ * ADOPT_TEMP_MIN_AGE_MS (another tt adopting into the same folder right now
+ * keeps its temporary); each folder is opened confined and looked into
+ * through its handle (openFolderInside), so nothing outside the root is
+ * touched and no symlink followed. Best effort: what cannot be removed now
+ * is tried again by the next such open.
  */
 import { constants } from 'node:fs';
-import { lstat, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '../metainfo/selection.js';
-import { assertOpenedInside, realRoot } from './confine.js';
+import { assertOpenedInside, openFolderInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
 import { isResumeFileName } from './resume.js';
@@ -109,6 +122,13 @@ interface PartSource {
 
 /** fdatasync calls in flight in sync(). */
 const SYNC_PARALLEL = 16;
+
+/**
+ * A leftover adoption temporary is deleted only once it has not been written
+ * for this long: a live adoption writes, then syncs at most two pieces, so one
+ * this old belongs to a run that died (or stalled past saving anyway).
+ */
+export const ADOPT_TEMP_MIN_AGE_MS = 60_000;
 
 /** Bytes copied at a time when adopting (an edge range may be a whole piece of up to 512 MiB). */
 const ADOPT_CHUNK = 1024 * 1024;
@@ -220,6 +240,8 @@ export class TorrentStorage {
         }
         storage.#keep(fileIndex, fh);
       });
+      // adoption done: any temporary of ours left is a dead run's
+      if (opts.selection) await storage.#sweepAdoptTemps();
     } catch (err) {
       await storage.close();
       throw err;
@@ -303,6 +325,49 @@ export class TorrentStorage {
       throw toDiskError('create', target, err);
     }
     return fh;
+  }
+
+  /**
+   * Deletes this torrent's adoption temporaries left by runs that died while
+   * adopting (see the module header); returns how many. Never throws: a
+   * folder or temporary that cannot be handled is left for the next open.
+   */
+  async #sweepAdoptTemps(): Promise<number> {
+    // file i's temporary lives in file i's folder: the names to look for, per folder
+    const folders = new Map<string, { components: readonly string[]; names: Set<string> }>();
+    for (const [i, file] of this.#meta.files.entries()) {
+      if (file.padding) continue; // never created, so never adopted
+      const components = file.path.slice(0, -1);
+      const key = components.join('/'); // components hold no separator (parseTorrent, resolveAllInside)
+      let folder = folders.get(key);
+      if (!folder) folders.set(key, (folder = { components, names: new Set() }));
+      folder.names.add(adoptTempName(this.#meta, i));
+    }
+    let removed = 0;
+    const now = Date.now();
+    try {
+      const rootReal = (this.#rootReal ??= await realRoot(this.#root));
+      await forEachLimit([...folders.values()], SWEEP_PARALLEL, async ({ components, names }) => {
+        let folder;
+        try {
+          folder = await openFolderInside(rootReal, components);
+        } catch {
+          return; // no such folder (its files are not selected), or not one we may touch
+        }
+        try {
+          for (const name of await readdir(folder.path)) {
+            if (names.has(name) && (await removeLeftover(path.join(folder.path, name), now))) removed++;
+          }
+        } catch {
+          // unreadable: the next open tries again
+        } finally {
+          await folder.fh.close().catch(() => undefined);
+        }
+      });
+    } catch {
+      // no root: nothing to sweep
+    }
+    return removed;
   }
 
   /** Write one whole, verified-or-not piece; spans across files are written in parallel. */
@@ -632,8 +697,28 @@ async function readFully(fh: FileHandle, target: Buffer, position: number): Prom
   return done;
 }
 
+/**
+ * Unlinks an adoption temporary when it is a regular file with no other hard
+ * link (a symlink, a folder or a shared inode is not one tt made) not written
+ * for ADOPT_TEMP_MIN_AGE_MS before `now`; false when it is not, or cannot be
+ * removed now.
+ */
+async function removeLeftover(temp: string, now: number): Promise<boolean> {
+  try {
+    const stats = await lstat(temp);
+    if (!stats.isFile() || stats.nlink !== 1 || now - stats.mtimeMs < ADOPT_TEMP_MIN_AGE_MS) return false;
+    await unlink(temp); // never follows a symlink, should one be swapped in meanwhile
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Files created at once when storage opens. */
 const CREATE_PARALLEL = 16;
+
+/** Folders looked into at once for leftover adoption temporaries. */
+const SWEEP_PARALLEL = 16;
 
 /** Like Promise.all, but waits for every operation before rethrowing the first error. */
 async function settleAll(ops: Promise<unknown>[]): Promise<void> {

@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, open, rename, rm, symlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, symlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskError } from '../../../src/core/errors.js';
-import { assertOpenedInside, HAS_PROC_FD, realRoot } from '../../../src/storage/confine.js';
+import { assertOpenedInside, HAS_PROC_FD, openFolderInside, realRoot } from '../../../src/storage/confine.js';
 
 let parent: string;
 let root: string;
@@ -66,6 +66,13 @@ describe('assertOpenedInside', () => {
       await expect(assertOpenedInside(fh, await realRoot(root), COMPONENTS, useProc)).rejects.toThrow(/escapes the download folder/);
     });
 
+    it(`takes root itself when there are no components (${how})`, async () => {
+      const fh = await openAt(root);
+      await expect(assertOpenedInside(fh, await realRoot(root), [], useProc)).resolves.toBeUndefined();
+      const other = await openAt(outside);
+      await expect(assertOpenedInside(other, await realRoot(root), [], useProc)).rejects.toThrow(/escapes the download folder/);
+    });
+
     it(`refuses a handle whose file was replaced at that path after opening (${how})`, async () => {
       const fh = await openAt(path.join(root, ...COMPONENTS));
       await rename(path.join(root, ...COMPONENTS), path.join(root, 'T', 'old.bin'));
@@ -76,5 +83,38 @@ describe('assertOpenedInside', () => {
 
   it('realRoot names a missing root in a DiskError', async () => {
     await expect(realRoot(path.join(parent, 'nope'))).rejects.toThrow(/cannot open ".*nope": missing \(ENOENT\)/);
+  });
+});
+
+describe('openFolderInside', () => {
+  async function opened(components: readonly string[]): Promise<{ fh: FileHandle; path: string }> {
+    const folder = await openFolderInside(await realRoot(root), components);
+    handles.push(folder.fh);
+    return folder;
+  }
+
+  it('opens a folder under root (root itself with no components) and names it', async () => {
+    expect(await readdir((await opened(['T', 'sub'])).path)).toEqual(['f.bin']);
+    expect((await readdir((await opened([])).path)).sort()).toEqual(['T']);
+  });
+
+  it('refuses a folder that is a symlink, or reached through one, even pointing inside root', async () => {
+    await symlink(outside, path.join(root, 'T', 'out'));
+    await expect(openFolderInside(await realRoot(root), ['T', 'out'])).rejects.toMatchObject({ code: expect.stringMatching(/^(ELOOP|ENOTDIR)$/) });
+    await symlink(path.join(root, 'T'), path.join(root, 'T2'));
+    await expect(openFolderInside(await realRoot(root), ['T2', 'sub'])).rejects.toThrow(/escapes the download folder/);
+    await expect(openFolderInside(await realRoot(root), ['T', 'sub', 'f.bin'])).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(openFolderInside(await realRoot(root), ['T', 'nope'])).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it.runIf(HAS_PROC_FD)('its path keeps naming that folder after a folder on the way is swapped for a symlink to outside', async () => {
+    const folder = await opened(['T', 'sub']);
+    await rename(path.join(root, 'T'), path.join(root, 'T-moved'));
+    await mkdir(path.join(root, 'T'));
+    await symlink(outside, path.join(root, 'T', 'sub'));
+    expect(await readFile(path.join(folder.path, 'f.bin'), 'utf8')).toBe('inside');
+    await rm(path.join(folder.path, 'f.bin'));
+    expect(await readFile(path.join(outside, 'f.bin'), 'utf8')).toBe('outside');
+    expect(await readdir(path.join(root, 'T-moved', 'sub'))).toEqual([]);
   });
 });

@@ -15,11 +15,13 @@
  * - a run that dies while a newly selected file adopts its bytes (stalled at each write and
  *   the sync, the disk then read as the next run finds it) loses no verified piece; a
  *   temporary it left is reused, a symlink or hard link there refused, and a torrent with a
- *   file named like one never written.
+ *   file named like one never written; leftover temporaries (this torrent's own names, regular
+ *   files only, each in its file's folder, not written for a minute) are deleted by the next
+ *   writable open with a selection, also for a file no later run selects.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, symlink, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { link, lstat, lutimes, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, symlink, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +29,7 @@ import { DiskError, TtError } from '../../../src/core/errors.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { FileSelection, edgeRanges, parseFileNumbers, selectFiles } from '../../../src/metainfo/selection.js';
 import { CHECK_RUN_BYTES, checkExisting } from '../../../src/storage/check.js';
-import { TorrentStorage, adoptTempName, type FileOpener } from '../../../src/storage/storage.js';
+import { ADOPT_TEMP_MIN_AGE_MS, TorrentStorage, adoptTempName, type FileOpener } from '../../../src/storage/storage.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { createTorrent } from '../../../src/metainfo/create.js';
 import { mulberry32 } from '../../helpers/prng.js';
@@ -597,6 +599,85 @@ describe('a run that dies while a newly selected file adopts its bytes', () => {
       });
     });
   }
+
+  it("a temporary left for a file no later run selects is deleted by the next writable open with a selection, and only this torrent's own", async () => {
+    await withTempDir(async (parent) => {
+      const root = path.join(parent, 'root');
+      const made = makeTorrent(LENGTHS, PL);
+      const meta = withFileIn(made.meta, 3, 'sub'); // f3 in T/sub, the others in T
+      await writeWanted(root, meta, made.data, selectionOf(meta, SELECTED));
+      const T = path.join(root, 'T');
+      await mkdir(path.join(T, 'sub'));
+      const ours = (i: number): string => adoptTempName(meta, i);
+      // leftovers of runs that died adopting: f3 and f0 (never selected again), f4 (selected and there now)
+      const dead = [path.join(T, 'sub', ours(3)), path.join(T, ours(0)), path.join(T, ours(4))];
+      for (const f of dead) await writeFile(f, Buffer.alloc(PL, 0xee));
+      // not ours to delete: another torrent's, other names, an index the torrent lacks, f3's name in
+      // the wrong folder, a symlink and a hard link to files outside, a folder
+      const victim = path.join(parent, 'victim');
+      const linked = path.join(parent, 'linked');
+      await writeFile(victim, 'do not touch');
+      await writeFile(linked, 'do not touch either');
+      const keep = [`.${'ab'.repeat(20)}.3.tt-adopt`, `${ours(0)}.bak`, ours(0).slice(1), `.${meta.infoHashHex}.99.tt-adopt`, ours(3), ours(5), ours(6), ours(2)];
+      for (const name of keep.slice(0, 5)) await writeFile(path.join(T, name), 'other');
+      await symlink(victim, path.join(T, ours(5)));
+      await link(linked, path.join(T, ours(6)));
+      await mkdir(path.join(T, ours(2)));
+      // all of them written long enough ago; one of ours written just now (another tt adopting f1 at
+      // this moment) is not a leftover yet
+      const old = (Date.now() - ADOPT_TEMP_MIN_AGE_MS - 5_000) / 1000;
+      for (const f of [...dead, ...keep.map((name) => path.join(T, name))]) await lutimes(f, old, old);
+      await writeFile(path.join(T, ours(1)), 'being written');
+      keep.push(ours(1));
+      const before = bits(await checkExisting(root, meta, { selection: selectionOf(meta, SELECTED), workers: 0 }));
+      expect(before).toBe(WANTED);
+
+      // a read-only open (a seed) changes nothing
+      await (await TorrentStorage.open(root, meta, { mode: 'read', selection: selectionOf(meta, SELECTED) })).close();
+      for (const f of dead) expect(await exists(f), f).toBe(true);
+
+      await (await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: selectionOf(meta, SELECTED) })).close();
+      for (const f of dead) expect(await exists(f), f).toBe(false);
+      expect((await readdir(T)).sort()).toEqual([...keep, 'f2.bin', 'f4.bin', 'sub', 'f1.bin'].sort());
+      expect(await readdir(path.join(T, 'sub'))).toEqual([]);
+      expect(await readFile(victim, 'utf8')).toBe('do not touch');
+      expect(await readFile(linked, 'utf8')).toBe('do not touch either');
+      // nothing verified was lost: the part file still holds the unselected files' shares
+      expect(bits(await checkExisting(root, meta, { selection: selectionOf(meta, SELECTED), workers: 0 }))).toBe(before);
+      expect(bits(await checkExisting(root, meta, { selection: selectionOf(meta, [...SELECTED, 3]), workers: 0 }))).toBe(WANTED);
+    });
+  });
+
+  it('a run that died adopting, then a run that does not select that file: its temporary is gone, and selecting it later still adopts the bytes', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PL);
+      await writeWanted(root, meta, data, selectionOf(meta, SELECTED));
+      const more = selectionOf(meta, [...SELECTED, 3]);
+      const death = dyingAt(2); // the sync before the rename: the temporary holds both ranges
+      const dying = TorrentStorage.open(root, meta, { mode: 'readwrite', selection: more, openFile: death.openFile });
+      const ended = dying.then((s) => s.close(), () => undefined);
+      await death.reached;
+      const temp = path.join(root, 'T', adoptTempName(meta, 3));
+      expect(await exists(temp)).toBe(true);
+      death.release();
+      await ended;
+      expect(await exists(temp)).toBe(true);
+
+      // the next run, at once: the temporary may be another tt's, adopting now, so it stays
+      await (await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: selectionOf(meta, SELECTED) })).close();
+      expect(await exists(temp)).toBe(true);
+      // a run a while later
+      const old = (Date.now() - ADOPT_TEMP_MIN_AGE_MS - 1_000) / 1000;
+      await lutimes(temp, old, old);
+      await (await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: selectionOf(meta, SELECTED) })).close();
+      expect(await exists(temp)).toBe(false);
+      expect(await exists(path.join(root, 'T', 'f3.bin'))).toBe(false);
+      const next = await TorrentStorage.open(root, meta, { mode: 'readwrite', selection: more });
+      for (const p of [1, 3]) expect((await next.readPiece(p))?.equals(pieceOf(meta, data, p)), `piece ${p}`).toBe(true);
+      await next.close();
+      expect(bits(await checkExisting(root, meta, { selection: more, workers: 0 }))).toBe(WANTED);
+    });
+  });
 
   it('a torrent with a file named like an adoption temporary is never written; reading it is fine', async () => {
     await withTempDir(async (root) => {
