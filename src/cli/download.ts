@@ -29,6 +29,8 @@ interface DownloadOptions extends SharedOptions {
   select?: FileNumberRanges;
   webSeeds: boolean;
   recheck?: boolean;
+  sequential?: boolean;
+  firstLast?: boolean;
 }
 
 export function registerDownload(program: Command): void {
@@ -41,6 +43,8 @@ export function registerDownload(program: Command): void {
     .option('--peer-timeout <duration>', 'give up when no peer is connected for this long (0 = never)', parseDuration, 120)
     .option('--stall-timeout <duration>', 'give up when no data arrives for this long, even with peers connected (0 = never)', parseDuration, 0)
     .option('-s, --select <files>', 'download only these files: numbers as tt info lists them, e.g. 2 or 1,4-6 (pieces shared with other files are kept in a part file)', parseFileList)
+    .option('--sequential', 'download pieces in order, lowest first, instead of rarest first (to watch or inspect files while they download)')
+    .option('--first-last', 'download the first and last piece of each wanted file before the rest')
     .option('--no-web-seeds', "do not download from the torrent's web seeds (BEP 19 url-list)")
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
     .option('--recheck', 'hash every piece already on disk, even those the resume record vouches for (files unchanged since an interrupted run)')
@@ -117,6 +121,7 @@ export function registerDownload(program: Command): void {
       selection,
       webSeeds: opts.webSeeds,
       recheck: opts.recheck === true,
+      pieceOrder: { sequential: opts.sequential === true, firstLast: opts.firstLast === true },
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });

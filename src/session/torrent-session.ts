@@ -18,7 +18,8 @@ import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection, partFileName } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
-import { PiecePicker, type BlockRequest, type PeerToken } from '../pieces/picker.js';
+import { PiecePicker, type BlockRequest, type PeerToken, type PieceOrder } from '../pieces/picker.js';
+import { firstLastPieces } from '../pieces/first-last.js';
 import { fetchRange } from '../webseed/fetch.js';
 import { checkWebSeed, displayWebSeed } from '../webseed/url.js';
 import { WebSeed } from './web-seed.js';
@@ -143,6 +144,8 @@ export interface SessionOptions {
   pex?: boolean;
   /** BEP 19: also download from the torrent's web seeds (url-list), default true. */
   webSeeds?: boolean;
+  /** Downloading: pieces in index order, and/or the first and last piece of each wanted file first (default rarest first). */
+  pieceOrder?: PieceOrder | undefined;
 }
 
 export interface SessionStats {
@@ -501,7 +504,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       isStopped: () => this.#stopped,
       onDiskError: (message) => this.emit('warning', message),
     });
-    this.picker = new PiecePicker(this.geometry, this.have, { wanted: this.#selection?.wanted });
+    const order = this.opts.pieceOrder;
+    this.picker = new PiecePicker(this.geometry, this.have, {
+      wanted: this.#selection?.wanted,
+      sequential: order?.sequential,
+      priority: order?.firstLast ? firstLastPieces(meta, this.#selection) : undefined,
+    });
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads, cipher) =>
       this.#onIncoming(socket, handshake, leftover, reads, cipher),
     );

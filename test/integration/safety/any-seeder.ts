@@ -16,6 +16,8 @@ export interface AnySeeder {
   port: number;
   /** Connections that completed a handshake. */
   readonly served: number;
+  /** Every request answered, in the order it came (a test of piece order reads it). */
+  readonly requests: readonly { index: number; begin: number }[];
   close(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export async function startAnySeeder(content: Buffer, pieceLength: number): Prom
   const server: RawPeerServer = await RawPeer.listen({ timeoutMs: IDLE_MS });
   let closed = false;
   let served = 0;
+  const requests: { index: number; begin: number }[] = [];
   const serve = async (peer: RawPeer): Promise<void> => {
     const hs = await peer.readHandshake();
     peer.sendHandshake(hs.infoHash);
@@ -34,6 +37,7 @@ export async function startAnySeeder(content: Buffer, pieceLength: number): Prom
     while (!peer.isClosed()) {
       const m = await peer.nextMessage();
       if (m.type !== 'request') continue;
+      requests.push({ index: m.index, begin: m.begin });
       const start = m.index * pieceLength + m.begin;
       peer.send({ type: 'piece', index: m.index, begin: m.begin, block: content.subarray(start, start + m.length) });
     }
@@ -50,6 +54,7 @@ export async function startAnySeeder(content: Buffer, pieceLength: number): Prom
     get served() {
       return served;
     },
+    requests,
     async close() {
       closed = true;
       await server.close();
