@@ -36,7 +36,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
-import { withoutSelf, type PeerAddress } from '../core/peer-address.js';
+import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { MetadataAssembler } from '../metainfo/metadata.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { negotiateMse } from '../peer/mse-dial.js';
@@ -148,6 +148,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   readonly #pool = new PeerPool();
   readonly #peers = new Map<PeerConnection, FetchPeer>();
   readonly #sockets = new Set<net.Socket>();
+  /** Connected sockets by the address they reached (a hostname, or an IP spelled oddly, counts as that address). */
+  readonly #connectedIps = new Map<net.Socket, string>();
   /** Peers not heard of through PEX that completed a handshake. */
   readonly #connected = new Map<string, PeerAddress>();
   #assembler: MetadataAssembler | undefined;
@@ -303,6 +305,19 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
         socket.destroy();
         return;
       }
+      // the pool counted the address as given; count what it reached too
+      const ip = ipOf(socket.remoteAddress ?? host);
+      const limit = this.#opts.maxPeersPerIp ?? DEFAULT_MAX_PEERS_PER_IP;
+      let sameIp = 0;
+      for (const other of this.#connectedIps.values()) if (other === ip) sameIp++;
+      if (sameIp >= limit) {
+        socket.destroy();
+        this.#pool.markFailed(key);
+        this.emit('peer-closed', key, `more than ${limit} connections to ${ip}`);
+        return;
+      }
+      this.#connectedIps.set(socket, ip);
+      socket.once('close', () => this.#connectedIps.delete(socket));
       if (!this.#opts.requireEncryption && !this.#pool.get(key)?.encrypt) {
         this.#guard(() => this.#attach(socket, host, port, key, sink));
         return;

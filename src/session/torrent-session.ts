@@ -249,11 +249,14 @@ class PeerState implements UploadPeer {
   metadataRequests = 0;
   /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
   poolKey: string | undefined;
+  /** The IP the socket reached, as the per-IP limit counts it (ipOf). */
+  readonly ip: string;
 
-  constructor(conn: PeerConnection, poolKey: string | undefined) {
+  constructor(conn: PeerConnection, poolKey: string | undefined, ip: string) {
     this.conn = conn;
     this.key = conn.key;
     this.poolKey = poolKey;
+    this.ip = ip;
     if (conn.direction === 'outgoing') this.listenAddress = { host: conn.host, port: conn.port };
   }
 }
@@ -661,7 +664,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #connectionsByIp(): Map<string, number> {
     const busy = new Map<string, number>();
     const count = (ip: string): void => void busy.set(ip, (busy.get(ip) ?? 0) + 1);
-    for (const p of this.#peers.values()) count(ipOf(p.conn.host));
+    for (const p of this.#peers.values()) count(p.ip);
     for (const ip of this.#dialing.values()) count(ip);
     return busy;
   }
@@ -687,6 +690,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       settled = true;
       clearTimeout(timer);
       this.#halfOpen--;
+      this.#dialing.delete(socket); // its IP's place is free now, not at 'close' (after the next candidates are chosen)
       socket.destroy();
       this.pool.markFailed(key);
       this.emit('peer-dial-failed', key, reason);
@@ -697,6 +701,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? errorMessage(err)));
     socket.once('connect', () => {
       if (settled) return;
+      // the dial counted the address as given (a hostname, say); count the IP it reached too
+      const ip = ipOf(socket.remoteAddress ?? host);
+      this.#dialing.delete(socket);
+      if ((this.#connectionsByIp().get(ip) ?? 0) >= this.#maxPeersPerIp) {
+        fail(`more than ${this.#maxPeersPerIp} connections to ${ip}`);
+        return;
+      }
+      this.#dialing.set(socket, ip);
       clearTimeout(timer);
       socket.removeAllListeners('error');
       const { requireEncryption } = this.opts.listener;
@@ -770,7 +782,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       port,
       dht: this.#dhtAnnouncer !== undefined,
     });
-    const state = new PeerState(conn, poolKey);
+    const state = new PeerState(conn, poolKey, ipOf(socket.remoteAddress ?? host));
     this.#peers.set(conn, state);
     conn.on('handshake', (h) => this.#guardPeer(state, () => this.#onHandshake(state, h)));
     conn.on('message', (m) => this.#guardPeer(state, () => this.#onMessage(state, m)));
@@ -789,7 +801,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     let victim: PeerState | undefined;
     for (const p of this.#peers.values()) {
       const { conn } = p;
-      if (ip !== undefined && ipOf(conn.host) !== ip) continue;
+      if (ip !== undefined && p.ip !== ip) continue;
       const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploads.size > 0;
       if (busy || now - p.lastBlockAt < IDLE_EVICT_MS || now - p.connectedAt < IDLE_EVICT_MS) continue;
       if (!victim || p.lastBlockAt < victim.lastBlockAt) victim = p;

@@ -7,7 +7,7 @@
  * Everything here is 127.0.0.1, so every peer is the same IP.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import net from 'node:net';
+import { silentListeners } from '../../helpers/silent-listeners.js';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_MAX_PEERS_PER_IP } from '../../../src/session/peer-pool.js';
 import { stopAll } from '../../helpers/swarm.js';
@@ -17,37 +17,6 @@ import { RawPeer as Raw } from '../../helpers/raw-peer.js';
 import { delay, expectDropped, hostileLeecher, startHonestLeecher, startSeed } from './harness.js';
 
 afterEach(stopAll);
-
-/** Listeners on 127.0.0.1 that accept and hold connections without a word, counting them. */
-async function silentListeners(n: number) {
-  const open = new Set<net.Socket>();
-  let accepted = 0;
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve) => {
-          const server = net.createServer((s) => {
-            accepted++;
-            open.add(s);
-            s.on('error', () => {});
-            s.once('close', () => open.delete(s));
-          });
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  return {
-    ports,
-    open,
-    accepted: () => accepted,
-    close: async () => {
-      for (const s of open) s.destroy();
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-    },
-  };
-}
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
