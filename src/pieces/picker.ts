@@ -18,24 +18,27 @@
  * 4. in endgame (every missing block requested), copies of blocks other peers
  *    hold, as `worthCopying` allows.
  *
- * Sequential is a window, not one piece at a time. A started piece is its
- * starter's (its blocks go to others only when released), so with several
- * peers each gets the lowest-index missing pieces it has that nobody else is
- * fetching: every peer stays busy, pieces start in increasing index order
- * (skipping only pieces the peer lacks) and complete in the order peers
- * deliver them. libtorrent's sequential_download is the same rule (a scan from
- * the first missing piece for pieces with free blocks; its piece deadlines
- * for streaming are another mechanism). What a caller can count on: when
- * piece i is started for a peer, every lower wanted piece the peer has is
- * started or verified. So with peers that have the pieces, when piece i is
- * verified every lower wanted piece is verified or in progress: the
- * out-of-order window is the pieces in progress at once (blocks in flight
- * divided by blocks per piece, plus the pieces being hashed and written).
+ * Sequential is a window, not one piece at a time. Before endgame a block is
+ * requested from one peer at a time, so with several peers each gets the
+ * lowest-index missing pieces it has that nobody else is fetching (after the
+ * open blocks of pieces already started): every peer stays busy, pieces start
+ * in increasing index order and complete in the order peers deliver them.
+ * libtorrent's sequential_download is the same rule (a scan from the first
+ * missing piece for pieces with free blocks); streaming by deadline (its
+ * set_piece_deadline) is another mechanism. The rule exactly: a piece other
+ * than a priority piece starts for a peer only when every lower wanted piece
+ * that peer has is started or verified. So when every peer has every piece
+ * (seeds, web seeds), each lower wanted piece still missing when such a
+ * piece i is verified is in progress: the order is out only within the
+ * pieces in progress at once (blocks in flight / blocks per piece, plus those
+ * being hashed and written). That is "nearly in order" in the tests.
  *
- * Cost per pick: rarest-first walks the buckets up to the first piece the
- * peer has; priority and sequential ask a LowestFirst set, O(1) when the peer
- * has the lowest candidate (a seed) and at most one step per 8 pieces it
- * lacks otherwise (lowest-first.ts).
+ * Cost of choosing a new piece: rarest-first walks the buckets up to the
+ * first piece the peer has (a step per piece it lacks); priority and
+ * sequential ask a LowestFirst set: O(1) when the peer has the lowest
+ * candidate (a seed), otherwise a step per 8 pieces up to the one it has
+ * (lowest-first.ts). Sequential sorts the open partial pieces, at most the
+ * pieces in flight.
  */
 import { BLOCK_SIZE, type PieceGeometry } from '../core/geometry.js';
 import { Bitfield } from '../core/bitfield.js';
