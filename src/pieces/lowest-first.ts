@@ -8,8 +8,9 @@
  * over the whole download); from there, one AND of eight indexes with the
  * peer's bitfield per step until a member the peer has. So a peer that has the
  * lowest member (a seed, a peer ahead of us) costs O(1), and any other at most
- * one step per 8 pieces it lacks above the cursor, the same order as
- * PiecePicker.interestingFor() and never a step per piece.
+ * one step per 8 pieces up to the answer: with `from`, a caller's repeated
+ * questions for one peer make a single pass, at most pieces / 8 steps (the
+ * cost of PiecePicker.interestingFor()), never a step per piece.
  */
 import { Bitfield } from '../core/bitfield.js';
 
@@ -36,17 +37,24 @@ export class LowestFirst {
     return this.#bits.clear(index);
   }
 
-  /** The lowest member `peerHas` has, or undefined. */
-  lowestOf(peerHas: Bitfield | 'all'): number | undefined {
+  /**
+   * The lowest member at or above `from` that `peerHas` has, or undefined.
+   * A caller asking again for the same peer passes the last answer as `from`
+   * (nothing below it can have appeared), so that its scans together make one pass.
+   */
+  lowestOf(peerHas: Bitfield | 'all', from = 0): number | undefined {
     if (this.#bits.empty) return undefined;
     const mine = this.#bits.bytes;
     let byte = this.#cursor;
     while (mine[byte] === 0) byte++; // a member exists, so this stops inside the array
     this.#cursor = byte;
-    if (peerHas === 'all' || peerHas.complete) return byte * 8 + highBit(mine[byte]!);
-    const theirs = peerHas.bytes;
+    const all = peerHas === 'all' || peerHas.complete;
+    const theirs = all ? undefined : peerHas.bytes;
+    const fromByte = from >> 3;
+    if (fromByte > byte) byte = fromByte;
     for (; byte < mine.length; byte++) {
-      const both = mine[byte]! & theirs[byte]!;
+      let both = theirs ? mine[byte]! & theirs[byte]! : mine[byte]!;
+      if (byte === fromByte) both &= 0xff >> (from & 7); // not the members below `from`
       if (both !== 0) return byte * 8 + highBit(both);
     }
     return undefined;

@@ -33,12 +33,13 @@
  * pieces in progress at once (blocks in flight / blocks per piece, plus those
  * being hashed and written). That is "nearly in order" in the tests.
  *
- * Cost of choosing a new piece: rarest-first walks the buckets up to the
- * first piece the peer has (a step per piece it lacks); priority and
- * sequential ask a LowestFirst set: O(1) when the peer has the lowest
- * candidate (a seed), otherwise a step per 8 pieces up to the one it has
- * (lowest-first.ts). Sequential sorts the open partial pieces, at most the
- * pieces in flight.
+ * Cost of choosing new pieces: rarest-first walks the buckets up to the
+ * first piece the peer has, for each piece it starts (a step per piece the
+ * peer lacks); priority and sequential ask a LowestFirst set: O(1) when the
+ * peer has the lowest candidate (a seed), otherwise a step per 8 pieces, and
+ * one pass per pick however many pieces it starts, so at most pieces / 8
+ * steps (lowest-first.ts). Sequential also sorts the open partial pieces, at
+ * most the pieces in flight.
  */
 import { BLOCK_SIZE, type PieceGeometry } from '../core/geometry.js';
 import { Bitfield } from '../core/bitfield.js';
@@ -213,9 +214,20 @@ export class PiecePicker {
       if (out.length >= count) return out;
       if (has(index)) this.#takeOpen(peer, this.#partials.get(index)!, count, out);
     }
+    // where this pick's index-order scans stand: each makes one pass however many pieces it starts
+    let priorityFrom = 0; // -1: no priority piece left that this peer has
+    let sequentialFrom = 0;
     while (out.length < count) {
-      const index = this.#priority.lowestOf(peerHas) ?? (this.#sequential ? this.#sequential.lowestOf(peerHas) : this.#rarestFor(has));
-      if (index === undefined) break;
+      let index: number | undefined;
+      if (priorityFrom >= 0) {
+        index = this.#priority.lowestOf(peerHas, priorityFrom);
+        priorityFrom = index ?? -1;
+      }
+      if (index === undefined) {
+        index = this.#sequential ? this.#sequential.lowestOf(peerHas, sequentialFrom) : this.#rarestFor(has);
+        if (index === undefined) break;
+        sequentialFrom = index;
+      }
       this.#takeOpen(peer, this.#start(index), count, out);
     }
     if (out.length < count && this.inEndgame) this.#takeEndgame(peer, has, count, out, worthCopying);

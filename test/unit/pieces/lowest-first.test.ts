@@ -1,6 +1,7 @@
 /**
- * pieces/lowest-first.ts: the lowest member a peer has, across byte
- * boundaries, as members leave; checked against brute force.
+ * pieces/lowest-first.ts: the lowest member a peer has (at or above a
+ * starting point), across byte boundaries, as members leave; checked against
+ * brute force.
  */
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
@@ -22,6 +23,15 @@ describe('LowestFirst', () => {
     expect(s.lowestOf(peer(20, [17, 19]))).toBe(17);
     expect(s.lowestOf(peer(20, [0, 1, 2, 4]))).toBeUndefined();
     expect(s.lowestOf(Bitfield.full(20))).toBe(3);
+  });
+
+  it('from: only members at or above it, within its byte too', () => {
+    const s = new LowestFirst(24, [2, 5, 6, 13]);
+    expect(s.lowestOf('all', 3)).toBe(5);
+    expect(s.lowestOf('all', 6)).toBe(6);
+    expect(s.lowestOf(peer(24, [2, 5, 13]), 6)).toBe(13);
+    expect(s.lowestOf('all', 14)).toBeUndefined();
+    expect(s.lowestOf('all', 0)).toBe(2);
   });
 
   it('forgets deleted members; the shared cursor never skips one', () => {
@@ -51,6 +61,8 @@ describe('LowestFirst', () => {
         const expected = [...members].filter((i) => has.has(i)).sort((a, b) => a - b)[0];
         expect(s.lowestOf(has)).toBe(expected);
         expect(s.lowestOf('all')).toBe(Math.min(...members));
+        const from = Math.floor(random() * size);
+        expect(s.lowestOf(has, from)).toBe([...members].filter((i) => i >= from && has.has(i)).sort((a, b) => a - b)[0]);
         const gone = [...members][Math.floor(random() * members.size)]!; // any member leaves, not only the lowest
         members.delete(gone);
         s.delete(gone);

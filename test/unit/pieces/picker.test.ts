@@ -582,6 +582,47 @@ describe('sequential (--sequential)', () => {
   });
 });
 
+/** Counts the reads of `bitfield`'s bytes from now on (what a scan over it costs). */
+function countReads(bitfield: Bitfield): { reads: number } {
+  const counter = { reads: 0 };
+  const bytes = bitfield.bytes;
+  const counting = new Proxy(bytes, {
+    get(target, key) {
+      if (typeof key === 'string' && /^\d+$/.test(key)) counter.reads++;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  Object.defineProperty(bitfield, 'bytes', { value: counting });
+  return counter;
+}
+
+describe('cost of a pick in index order', () => {
+  const n = 1 << 14;
+  /** A peer holding only the upper half, which 1,000 one-block pieces of one pick come from. */
+  function upperHalfPeer(p: PiecePicker): { has: Bitfield; counter: { reads: number } } {
+    const has = new Bitfield(n);
+    for (let i = n / 2; i < n; i++) has.set(i);
+    p.peerHas(has);
+    return { has, counter: countReads(has) };
+  }
+
+  it('sequential: one pass over the peer\'s bitfield per pick, not one per piece started', () => {
+    const p = new PiecePicker(geometry(n), new Bitfield(n), { sequential: true });
+    const { has, counter } = upperHalfPeer(p);
+    expect(pieces(p.pick(A, has, 1000))).toEqual(Array.from({ length: 1000 }, (_, k) => n / 2 + k));
+    expect(counter.reads).toBeLessThan(n / 8 + 1000 + 8); // a rescan per piece would be ~1000 * n / 16
+  });
+
+  it('priority: the same, while the peer has none of the priority pieces left', () => {
+    const lower = Array.from({ length: 100 }, (_, k) => k * 10); // all in the half the peer lacks
+    const p = new PiecePicker(geometry(n), new Bitfield(n), { priority: lower, random: seeded(3) });
+    const { has, counter } = upperHalfPeer(p);
+    expect(p.pick(A, has, 1000)).toHaveLength(1000);
+    expect(counter.reads).toBeLessThan(n / 8 + 2 * 1000 + 8); // + a has() per piece started rarest first
+  });
+});
+
 describe('priority pieces (--first-last)', () => {
   it('starts the priority pieces first, lowest index first, then rarest first', () => {
     const p = new PiecePicker(geometry(10), new Bitfield(10), { priority: [9, 0, 4, 5], random: seeded(1) });
