@@ -25,7 +25,7 @@ import { checkWebSeed, displayWebSeed } from '../webseed/url.js';
 import { WebSeed } from './web-seed.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
-import { loadResume, removeResume, saveResume } from '../storage/resume.js';
+import { expectedStamps, filesTouched, loadResume, removeResume, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
@@ -314,6 +314,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #announcer: Announcer | undefined;
   #dhtAnnouncer: DhtAnnouncer | undefined;
   #uploader: Uploader | undefined;
+  /** Fast resume: every file's stamp when the session started, and the files found with data not yet synced. */
+  #foundStamps: FolderStamps | undefined;
+  #foundUnsynced = new Set<number>();
   /** pieces being assembled: index -> buffer and the peer that sent each block */
   readonly #assembly = new Map<number, { buffer: Buffer; senders: string[] }>();
   readonly #smartBan = new SmartBan();
@@ -439,9 +442,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // (and, downloading, moved into place)
     const onDisk = this.#selection ?? ((await hasPartFile(root, meta)) ? FileSelection.all(meta) : undefined);
     let resumed: Bitfield | undefined;
+    // the folder as found: a resume record is checked against it, and the next one is written against it
+    if (this.#resumes) this.#foundStamps = await stampFolder(root, meta, partFileName(meta));
     if (!this.opts.skipCheck) {
-      if (this.#resumes && !this.opts.recheck) resumed = await loadResume(root, meta, partFileName(meta));
+      if (this.#foundStamps && !this.opts.recheck) resumed = await loadResume(root, meta, this.#foundStamps);
       this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: onDisk, known: resumed });
+      // hashed now, not vouched for by a record: a run killed before may have left them in the page cache only
+      this.#foundUnsynced = filesTouched(meta, [...this.have.indices()].filter((i) => !resumed?.has(i)));
+      if (this.#foundUnsynced.size > 0) this.#foundUnsynced.add(meta.files.length); // and the part file, where it exists
     }
     for (const i of this.have.indices()) this.#countHave(i, this.geometry.pieceSize(i));
     this.emit('checked', this.have.count, this.geometry.pieceCount, resumed?.count ?? 0);
@@ -578,10 +586,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   async #saveResume(): Promise<void> {
     const { root, meta } = this.opts;
     try {
-      if (this.have.complete || this.have.empty) await removeResume(root, meta);
+      if (this.have.complete || this.have.empty || !this.storage || !this.#foundStamps) await removeResume(root, meta);
       else {
-        await this.storage?.sync();
-        await saveResume(root, meta, this.have, partFileName(meta));
+        await this.storage.sync(this.#foundUnsynced);
+        this.#foundUnsynced.clear();
+        await saveResume(root, meta, this.have, partFileName(meta), expectedStamps(this.#foundStamps, this.storage.stamps(), meta.files.length));
       }
     } catch (err) {
       this.emit('warning', `no resume record kept: ${errorMessage(err)}`);

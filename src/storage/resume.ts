@@ -7,16 +7,24 @@
  * it when it stops short of complete and deletes it once every piece is
  * verified.
  *
- * Trust is per file, and only ever narrows: a piece is taken from the
- * record when it was verified then and every file it touches is exactly as
- * recorded (a file absent then and now means its bytes come from the part
- * file, which must then be unchanged too). Any write since, by tt or anyone
- * (a crashed run, an editor, a truncate), changes mtime or ctime, and that
- * file's pieces are hashed again; ctime cannot be set back by `touch`. The
- * session syncs the files it wrote before it writes the record, so after a
- * power cut the record never claims bytes the disk lost. A record that does
- * not parse, is for another torrent, or is larger than it can be is
- * ignored: checking then hashes everything, as without one.
+ * Trust is per file, and only ever narrows, on both ends:
+ * - Loading: a piece is taken from the record when it was verified then and
+ *   every file it touches is exactly as recorded (a file absent then and now
+ *   means its bytes come from the part file, which must then be unchanged
+ *   too). Any write since, by tt or anyone (a crashed run, an editor, a
+ *   truncate), changes mtime or ctime, and that file's pieces are hashed
+ *   again; ctime cannot be set back by `touch`.
+ * - Saving: the session says what each file should look like (its stamp at
+ *   start, or after tt's own last write or creation: storage.ts keeps those).
+ *   A file that differs (written by someone else during the run, deleted,
+ *   replaced) has its pieces left out of the record, so they are hashed next
+ *   time. What tt did not write can only be vouched for as it was found.
+ * The session syncs the files the record vouches for before writing it, so
+ * after a power cut the record never claims bytes the disk lost. A record
+ * that does not parse, is for another torrent, or is larger than it can be
+ * is ignored: checking then hashes everything, as without one. The one
+ * window left: another program writing a file between tt's write and tt's
+ * fstat of it (microseconds) is taken as tt's own.
  *
  * Reads and writes stay inside the folder like every other file: paths are
  * resolved without symlinks, and the record is opened with O_NOFOLLOW and
@@ -25,7 +33,7 @@
 import { constants } from 'node:fs';
 import { lstat, open, rename, rm } from 'node:fs/promises';
 import { Bitfield } from '../core/bitfield.js';
-import type { Metainfo } from '../metainfo/metainfo.js';
+import { fileAt, type Metainfo } from '../metainfo/metainfo.js';
 import { toDiskError } from './disk-error.js';
 import { forEachLimit } from './for-each-limit.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
@@ -46,7 +54,88 @@ export function isResumeFileName(name: string): boolean {
 }
 
 /** A file's identity after its last write: size, mtime ns, ctime ns, inode (decimal strings); null when absent. */
-type Stamp = readonly [string, string, string, string] | null;
+export type Stamp = readonly [string, string, string, string] | null;
+
+/** Every file's stamp (padding and empty files null) and the part file's. */
+export interface FolderStamps {
+  readonly files: readonly Stamp[];
+  readonly part: Stamp;
+}
+
+/** The stamp of a file from its (bigint) stats. */
+export function stampOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint; ino: bigint }): Stamp {
+  return [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino)];
+}
+
+/** Whether stamp `b` is as new as `a` or newer (ctime, then mtime, then size): concurrent writes' fstats may return out of order. */
+export function notOlder(a: Stamp, b: Stamp): boolean {
+  if (a === null || b === null) return true;
+  for (const k of [2, 1, 0] as const) {
+    const x = BigInt(a[k]);
+    const y = BigInt(b[k]);
+    if (y !== x) return y > x;
+  }
+  return true;
+}
+
+/** The folder as it stands: every file's stamp, and the part file's. */
+export async function stampFolder(root: string, meta: Metainfo, partFileName: string): Promise<FolderStamps> {
+  return { files: await stampFiles(root, meta), part: await stampPath(await resolveInside(root, [partFileName])) };
+}
+
+/**
+ * What the folder should look like now: `before` (at start), with the
+ * stamps tt's storage took after its own writes and creations (`ours`, by
+ * file index; the part file at index files.length) in their place.
+ */
+export function expectedStamps(before: FolderStamps, ours: ReadonlyMap<number, Stamp>, fileCount: number): FolderStamps {
+  return {
+    files: before.files.map((stamp, i) => (ours.has(i) ? ours.get(i)! : stamp)),
+    part: ours.has(fileCount) ? ours.get(fileCount)! : before.part,
+  };
+}
+
+/**
+ * The pieces of `have` whose bytes are where they were: every file they
+ * touch has the same stamp in `was` and `now`, and a file absent in both
+ * has its share in the part file, which must be there and unchanged.
+ */
+function vouched(meta: Metainfo, have: Bitfield, was: FolderStamps, now: FolderStamps): Bitfield {
+  const partIntact = was.part !== null && sameStamp(was.part, now.part);
+  const intact = meta.files.map((f, i) => {
+    if (f.padding || f.length === 0) return true; // zeros, or nothing: never read from disk
+    if (!sameStamp(was.files[i] ?? null, now.files[i] ?? null)) return false;
+    return now.files[i] !== null || partIntact; // absent: storage reads its share from the part file
+  });
+  const out = new Bitfield(meta.pieceCount);
+  const { files, pieceLength } = meta;
+  let f = 0;
+  for (const index of have.indices()) {
+    const start = index * pieceLength;
+    const end = Math.min(start + pieceLength, meta.totalLength);
+    while (f < files.length && files[f]!.offset + files[f]!.length <= start) f++;
+    let ok = true;
+    for (let g = f; g < files.length && files[g]!.offset < end && ok; g++) {
+      if (files[g]!.length > 0) ok = intact[g]!;
+    }
+    if (ok) out.set(index);
+  }
+  return out;
+}
+
+/** The files (indices) the given pieces touch, padding and empty files left out. */
+export function filesTouched(meta: Metainfo, pieces: Iterable<number>): Set<number> {
+  const out = new Set<number>();
+  const { files, pieceLength } = meta;
+  for (const index of pieces) {
+    const start = index * pieceLength;
+    const end = Math.min(start + pieceLength, meta.totalLength);
+    for (let g = fileAt(files, start); g < files.length && files[g]!.offset < end; g++) {
+      if (files[g]!.length > 0 && !files[g]!.padding) out.add(g);
+    }
+  }
+  return out;
+}
 
 interface ResumeRecord {
   format: typeof FORMAT;
@@ -62,23 +151,29 @@ interface ResumeRecord {
 }
 
 /**
- * Write the record for `have` (pieces verified and written), replacing any
- * earlier one. The caller has synced every file it wrote. Throws DiskError.
+ * Write the record for the pieces of `have` (verified and written) whose
+ * files look as `expected` says (see the module header), replacing any
+ * earlier one (without `expected`: every file as it stands). The caller has
+ * synced those files. Throws DiskError.
  */
-export async function saveResume(root: string, meta: Metainfo, have: Bitfield, partFileName: string): Promise<void> {
+export async function saveResume(root: string, meta: Metainfo, have: Bitfield, partFileName: string, expected?: FolderStamps): Promise<void> {
+  const now = await stampFolder(root, meta, partFileName);
+  expected ??= now; // the caller vouches that nothing changed behind its back
   const record: ResumeRecord = {
     format: FORMAT,
     version: VERSION,
     infoHash: meta.infoHashHex,
     pieceCount: meta.pieceCount,
-    have: Buffer.from(have.bytes).toString('base64'),
-    files: await stampFiles(root, meta),
-    part: await stampOf(await resolveInside(root, [partFileName])),
+    have: Buffer.from(vouched(meta, have, expected, now).bytes).toString('base64'),
+    files: now.files as Stamp[],
+    part: now.part,
   };
   const target = await resolveInside(root, [resumeFileName(meta)]);
   const temp = await resolveInside(root, [`${resumeFileName(meta)}.tmp`]);
   try {
-    const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    // a fresh inode: a leftover temporary may be a hard link to a file elsewhere, which O_TRUNC would empty
+    await rm(temp, { force: true });
+    const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
       await fh.writeFile(JSON.stringify(record));
       await fh.datasync();
@@ -103,38 +198,18 @@ export async function removeResume(root: string, meta: Metainfo): Promise<void> 
 }
 
 /**
- * The pieces the record vouches for now: verified when it was written, and
- * every file they touch unchanged since. Undefined when there is no usable
- * record. Never throws for a bad record; throws DiskError only for an unsafe
- * path (a symlink where the record or a file should be).
+ * The pieces the record vouches for, given the folder `now` (stampFolder, or
+ * the part file's name to take it here):
+ * verified when it was written, and every file they touch unchanged since.
+ * Undefined when there is no usable record. Never throws for a bad record;
+ * throws DiskError only for an unsafe path (a symlink where the record
+ * should be).
  */
-export async function loadResume(root: string, meta: Metainfo, partFileName: string): Promise<Bitfield | undefined> {
+export async function loadResume(root: string, meta: Metainfo, now: FolderStamps | string): Promise<Bitfield | undefined> {
   const record = await readRecord(root, meta);
   if (!record) return undefined;
-  const have = new Bitfield(meta.pieceCount, Buffer.from(record.have, 'base64'));
-  const now = await stampFiles(root, meta);
-  const partNow = await stampOf(await resolveInside(root, [partFileName]));
-  const partUnchanged = record.part !== null && sameStamp(record.part, partNow);
-  /** Per file: its bytes are where they were, as they were. */
-  const intact = meta.files.map((f, i) => {
-    if (f.padding || f.length === 0) return true; // zeros, or nothing: never read from disk
-    if (!sameStamp(record.files[i] ?? null, now[i] ?? null)) return false;
-    return now[i] !== null || partUnchanged; // absent: storage reads its share from the part file
-  });
-  const trusted = new Bitfield(meta.pieceCount);
-  const { files, pieceLength } = meta;
-  let f = 0;
-  for (const index of have.indices()) {
-    const start = index * pieceLength;
-    const end = Math.min(start + pieceLength, meta.totalLength);
-    while (f < files.length && files[f]!.offset + files[f]!.length <= start) f++;
-    let ok = true;
-    for (let g = f; g < files.length && files[g]!.offset < end && ok; g++) {
-      if (files[g]!.length > 0) ok = intact[g]!;
-    }
-    if (ok) trusted.set(index);
-  }
-  return trusted;
+  const folder = typeof now === 'string' ? await stampFolder(root, meta, now) : now;
+  return vouched(meta, new Bitfield(meta.pieceCount, Buffer.from(record.have, 'base64')), record, folder);
 }
 
 async function stampFiles(root: string, meta: Metainfo): Promise<Stamp[]> {
@@ -142,15 +217,15 @@ async function stampFiles(root: string, meta: Metainfo): Promise<Stamp[]> {
   const out = new Array<Stamp>(paths.length).fill(null);
   await forEachLimit(paths, STAT_PARALLEL, async (path, i) => {
     const file = meta.files[i]!;
-    if (!file.padding && file.length > 0) out[i] = await stampOf(path);
+    if (!file.padding && file.length > 0) out[i] = await stampPath(path);
   });
   return out;
 }
 
-async function stampOf(path: string): Promise<Stamp> {
+async function stampPath(path: string): Promise<Stamp> {
   try {
     const st = await lstat(path, { bigint: true });
-    return st.isFile() ? [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino)] : null;
+    return st.isFile() ? stampOf(st) : null;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;

@@ -46,7 +46,7 @@ import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '..
 import { assertOpenedInside, openFolderInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
-import { isResumeFileName } from './resume.js';
+import { isResumeFileName, notOlder, stampOf, type Stamp } from './resume.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
@@ -159,6 +159,8 @@ export class TorrentStorage {
   readonly #slots = new Map<number, Slot>();
   /** Files (and the part file) written since open or the last sync(). */
   readonly #written = new Set<number>();
+  /** Each file's stamp after tt created or last wrote it (the part file at index files.length): what resume.ts expects. */
+  readonly #stamps = new Map<number, Stamp>();
   /** Present when direct writes were asked for and the platform has O_DIRECT. */
   readonly #direct: DirectWriteMonitor | undefined;
   readonly #selection: FileSelection | undefined;
@@ -238,6 +240,7 @@ export class TorrentStorage {
         } catch (err) {
           throw toDiskError('create', file, err);
         }
+        await storage.#stamp(fileIndex, fh); // created, or adopted and renamed: as tt left it
         storage.#keep(fileIndex, fh);
       });
       // adoption done: any temporary of ours left is a dead run's
@@ -410,7 +413,10 @@ export class TorrentStorage {
 
   /** A positioned write through the page cache. */
   #writeBuffered(fileIndex: number, bytes: Buffer, position: number): Promise<void> {
-    return this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, bytes, position));
+    return this.#withFile(fileIndex, 'write', async (fh) => {
+      await writeFully(fh, bytes, position);
+      await this.#stamp(fileIndex, fh);
+    });
   }
 
   /** An aligned write with O_DIRECT; through the page cache instead when the filesystem refuses it (EINVAL). */
@@ -419,7 +425,15 @@ export class TorrentStorage {
     monitor.begin();
     let written = 0;
     try {
-      await this.#withFile(fileIndex, 'write', (fh) => writeFully(fh, bytes, position), true);
+      await this.#withFile(
+        fileIndex,
+        'write',
+        async (fh) => {
+          await writeFully(fh, bytes, position);
+          await this.#stamp(fileIndex, fh);
+        },
+        true,
+      );
       written = bytes.length;
     } catch (err) {
       if (!(err instanceof DiskError && err.syscallCode === 'EINVAL')) throw err;
@@ -486,19 +500,38 @@ export class TorrentStorage {
   }
 
   /**
-   * fdatasync every file written since open or the last sync, so what was
-   * written survives a power cut (before a resume record vouches for it).
-   * Throws DiskError.
+   * fdatasync every file written since open or the last sync, and the
+   * existing ones among `also` (file indices: data found on disk, which a
+   * killed run may have left in the page cache), so it survives a power cut
+   * before a resume record vouches for it. Throws DiskError.
    */
-  async sync(): Promise<void> {
+  async sync(also: Iterable<number> = []): Promise<void> {
     const written = [...this.#written];
     this.#written.clear();
+    const found = [...also].filter((i) => !written.includes(i) && this.#paths[i] !== undefined && !this.#meta.files[i]?.padding);
     try {
       await forEachLimit(written, SYNC_PARALLEL, (fileIndex) => this.#withFile(fileIndex, 'write', (fh) => fh.datasync()));
+      await forEachLimit(found, SYNC_PARALLEL, (fileIndex) =>
+        this.#withFile(fileIndex, 'read', (fh) => fh.datasync()).catch((err: unknown) => {
+          if (!(err instanceof MissingData)) throw err; // gone: nothing to vouch for there
+        }),
+      );
     } catch (err) {
       for (const i of written) this.#written.add(i); // not known to be on disk
       throw err;
     }
+  }
+
+  /** Each file's stamp after tt created or last wrote it (the part file at index files.length). */
+  stamps(): ReadonlyMap<number, Stamp> {
+    return this.#stamps;
+  }
+
+  /** Remember `fh`'s stamp for `fileIndex`, unless a newer one is known (fstats after concurrent writes return in any order). */
+  async #stamp(fileIndex: number, fh: FileHandle): Promise<void> {
+    const stamp = stampOf(await fh.stat({ bigint: true }));
+    const known = this.#stamps.get(fileIndex);
+    if (known === undefined || notOlder(known, stamp)) this.#stamps.set(fileIndex, stamp);
   }
 
   /** Close every open handle. Later calls fail with DiskError. */

@@ -6,7 +6,8 @@
  * that were made durable before it was written. All traffic is 127.0.0.1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { open, writeFile, mkdir, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { partFileName } from '../../../src/metainfo/selection.js';
 import { loadResume } from '../../../src/storage/resume.js';
 import type { TorrentSession } from '../../../src/session/torrent-session.js';
@@ -37,6 +38,13 @@ async function vouchedButWrong(fx: Fixture, out: string): Promise<number[]> {
   return known ? [...known.indices()].filter((i) => !good.has(i)) : [];
 }
 
+/** Where piece `index` starts: its file (path under `out`) and the offset in it. */
+function locate(fx: Fixture, out: string, index: number): { file: string; at: number } {
+  const offset = index * PIECE;
+  const f = fx.meta.files.find((g) => g.offset <= offset && offset < g.offset + g.length)!;
+  return { file: join(out, ...f.path), at: offset - f.offset };
+}
+
 describe('a stop vouches only for what is on disk', () => {
   it('two tt sessions of one torrent in one folder, stopped at the same moment: the record left is sound and the next run completes', async () => {
     const fx = await fixture();
@@ -53,4 +61,28 @@ describe('a stop vouches only for what is on disk', () => {
     await expectSameData(fx, out);
   }, 40_000);
 
+  it('pieces found on disk at start (left by a killed run, still only in the page cache) are made durable before the record vouches for them', async () => {
+    const fx = await fixture();
+    const out = join(fx.work, 'out');
+    // a run killed by -9 wrote a.bin whole and never synced it; the kernel still holds it dirty
+    const a = join(out, fx.meta.name, 'a.bin');
+    await mkdir(dirname(a), { recursive: true });
+    await writeFile(a, fx.files[0]!.data);
+    const synced = new Set<string>();
+    const openFile = async (file: string, flags: number): Promise<FileHandle> => {
+      const fh = await open(file, flags, 0o644);
+      const datasync = fh.datasync.bind(fh);
+      const sync = fh.sync.bind(fh);
+      fh.datasync = async () => (synced.add(file), datasync());
+      fh.sync = async () => (synced.add(file), sync());
+      return fh;
+    };
+    // the restart: nobody to download from, stopped at once (have = a.bin's pieces, from hashing)
+    const run = await leech(fx, out, 1, { openFile });
+    expect(run.session.have.count).toBeGreaterThan(0);
+    await run.session.stop();
+    const known = await loadResume(out, fx.meta, partFileName(fx.meta));
+    expect(known?.count).toBe(run.session.have.count);
+    expect([...synced]).toContain(a); // now: never synced, yet the record vouches for its pieces
+  }, 30_000);
 });

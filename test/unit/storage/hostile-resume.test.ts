@@ -5,7 +5,7 @@
  * outside the folder is written; and a piece whose bytes are not where
  * storage reads them is never vouched for.
  */
-import { copyFile, mkdir, readFile, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { DiskError } from '../../../src/core/errors.js';
 import type { Metainfo } from '../../../src/metainfo/metainfo.js';
 import { partFileName, selectFiles } from '../../../src/metainfo/selection.js';
 import { checkExisting } from '../../../src/storage/check.js';
-import { loadResume, resumeFileName, saveResume } from '../../../src/storage/resume.js';
+import { expectedStamps, filesTouched, loadResume, resumeFileName, saveResume, stampFolder } from '../../../src/storage/resume.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { makePaddedTorrent, makeTorrent, withTempDir } from './fixture.js';
 
@@ -159,6 +159,18 @@ describe("the record's own files", () => {
     });
   });
 
+  it('a temporary that is a hard link to a file outside the folder: that file is not written', async () => {
+    await withTempDir(async (work) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      const root = path.join(work, 'out');
+      await writeAll(root, meta, data);
+      const outside = path.join(work, 'precious.txt');
+      await writeFile(outside, 'not yours to write\n');
+      await link(outside, path.join(root, `${resumeFileName(meta)}.tmp`));
+      await saveResume(root, meta, bitfieldOf('11111111'), partFileName(meta)).catch(() => undefined); // refusing is fine
+      expect(await readFile(outside, 'utf8')).toBe('not yours to write\n');
+    });
+  });
 });
 
 describe('files with nothing to read', () => {
@@ -195,6 +207,56 @@ describe('files with nothing to read', () => {
 });
 
 describe('a file selection', () => {
+  it('a selected file deleted while the download ran (the part file there for another file): its pieces are not vouched for', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      const selection = selectFiles(meta, [[1, 1], [3, 3]]); // files 0 and 2 (numbered from 1); file 1's edges in the part file
+      const found = await stampFolder(root, meta, selection.partFileName); // as the session takes it at start
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', selection });
+      const have = new Bitfield(meta.pieceCount);
+      for (const i of selection.wanted.indices()) {
+        await storage.writePiece(i, data.subarray(i * PIECE, Math.min((i + 1) * PIECE, meta.totalLength)));
+        have.set(i);
+      }
+      // the user deletes file 2 while tt still runs; then tt stops (session #saveResume: sync, then save)
+      await unlink(path.join(root, ...meta.files[2]!.path));
+      await storage.sync();
+      await saveResume(root, meta, have, selection.partFileName, expectedStamps(found, storage.stamps(), meta.files.length));
+      await storage.close();
+
+      const known = await loadResume(root, meta, selection.partFileName);
+      const checked = await checkExisting(root, meta, { selection, known, workers: 0 });
+      // pieces 5..7 lie wholly in file 2 (piece 4 partly): none of their bytes exist anywhere now
+      expect(bits(checked)).toBe('11100000');
+    });
+  });
+
+  it('a file changed by someone else after tt last wrote it, during the run: its pieces are not vouched for at stop', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      const found = await stampFolder(root, meta, '.none.tt-parts');
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      const have = new Bitfield(meta.pieceCount);
+      for (let i = 0; i < meta.pieceCount; i++) {
+        await storage.writePiece(i, data.subarray(i * PIECE, Math.min((i + 1) * PIECE, meta.totalLength)));
+        have.set(i);
+      }
+      // another program rewrites a byte of file 0 (same size), and tt goes on writing nothing there
+      const f0 = path.join(root, ...meta.files[0]!.path);
+      const fh = await open(f0, 'r+');
+      await fh.write(Buffer.from([0x00]), 0, 1, 5);
+      await fh.close();
+      await storage.sync();
+      await saveResume(root, meta, have, '.none.tt-parts', expectedStamps(found, storage.stamps(), meta.files.length));
+      await storage.close();
+      const known = await loadResume(root, meta, '.none.tt-parts');
+      const touchesFile0 = [...filesTouched(meta, [0])].length > 0;
+      expect(touchesFile0).toBe(true);
+      // file 0's pieces (and the one it shares with file 1) are left for hashing; the rest vouched for
+      for (let i = 0; i < meta.pieceCount; i++) expect(known?.has(i), `piece ${i}`).toBe(!filesTouched(meta, [i]).has(0));
+    });
+  });
+
   it('changing the selection between runs: a file adopted from the part file since the record loses its pieces, then hashes', async () => {
     await withTempDir(async (root) => {
       const { meta, data } = makeTorrent(LENGTHS, PIECE);
