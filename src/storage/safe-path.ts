@@ -1,9 +1,15 @@
 /**
  * Defence in depth for file paths (BEP 3 `path` lists), on top of parseTorrent's
  * checks: every component is re-checked, and no EXISTING component under the
- * root may be a symlink, or a non-folder where a folder is needed.
+ * root may be a symlink, or a non-folder where a folder is needed, and no
+ * existing file anything but a regular file. For a whole torrent
+ * (resolveAllInside) each folder is checked once and a folder holding many
+ * of its files is listed once (entry types, never following a link) instead
+ * of an lstat per file: the same answers, 2-4x sooner for a 100,000-file
+ * torrent. What changes after this check is caught at open (O_NOFOLLOW and
+ * confine.ts).
  */
-import { lstat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { toDiskError } from './disk-error.js';
@@ -25,34 +31,62 @@ export function unsafeComponent(component: string): string | undefined {
  * last one) a folder where a file is expected. `root` itself may be a symlink.
  */
 export async function resolveInside(root: string, components: readonly string[]): Promise<string> {
-  return resolveChecked(root, components, new Map());
+  return resolveChecked(root, components, { folders: new Map(), listings: undefined });
 }
 
-/** Path lookups resolving many files at once run this many lstat chains in parallel (libuv's pool does the work). */
+/** Path lookups resolving many files at once run this many at a time (libuv's pool does the work). */
 const RESOLVE_PARALLEL = 32;
 
 /**
- * resolveInside for every path of a torrent (in order): folders shared by
- * many files are checked once (a folder that does not exist ends every path
- * under it), and the lookups run in parallel, so a 100,000-file torrent
- * resolves in a fraction of a second rather than tens of seconds.
+ * A folder holding at least this many of the paths is listed once (readdir,
+ * whose entries carry their type) rather than lstat'ed name by name: one
+ * listing then costs less than the lstats, even with some other entries.
+ */
+export const LIST_FOLDER_MIN_FILES = 16;
+
+/** What is known of folders under root while resolving many paths; shared by the lookups in flight. */
+interface Lookups {
+  /** Folder -> what it turned out to be (the check under way, so that each is made once). */
+  readonly folders: Map<string, Promise<'folder' | 'missing'>>;
+  /**
+   * For resolveAllInside: folder -> how many of the paths are directly in it,
+   * and once listed, the names of the regular files it holds.
+   */
+  readonly listings: Map<string, { readonly files: number; regular?: Promise<Set<string> | undefined> }> | undefined;
+}
+
+/**
+ * resolveInside for every path of a torrent (in order), with the same
+ * answers and refusals, made cheaper: each folder is checked once (a folder
+ * that does not exist ends every path under it), a folder holding
+ * LIST_FOLDER_MIN_FILES of the paths or more is listed once, so a name it
+ * lists as a regular file needs no lstat of its own (any other name is
+ * looked up as resolveInside does), and the lookups run in parallel.
  */
 export async function resolveAllInside(root: string, paths: readonly (readonly string[])[]): Promise<string[]> {
-  const folders = new Map<string, 'folder' | 'missing'>();
+  const base = path.resolve(root);
+  const listings = new Map<string, { files: number }>();
+  for (const components of paths) {
+    const folder = path.join(base, ...components.slice(0, -1));
+    const known = listings.get(folder);
+    if (known) known.files++;
+    else listings.set(folder, { files: 1 });
+  }
+  const lookups: Lookups = { folders: new Map(), listings };
   const out = new Array<string>(paths.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < paths.length) {
       const i = next++;
-      out[i] = await resolveChecked(root, paths[i]!, folders);
+      out[i] = await resolveChecked(root, paths[i]!, lookups);
     }
   };
   await Promise.all(Array.from({ length: Math.min(RESOLVE_PARALLEL, paths.length) }, worker));
   return out;
 }
 
-/** resolveInside, remembering in `folders` what each folder on the way turned out to be. */
-async function resolveChecked(root: string, components: readonly string[], folders: Map<string, 'folder' | 'missing'>): Promise<string> {
+/** resolveInside, sharing in `lookups` what each folder on the way turned out to be. */
+async function resolveChecked(root: string, components: readonly string[], lookups: Lookups): Promise<string> {
   const base = path.resolve(root);
   if (components.length === 0) throw new DiskError(`unsafe path under ${JSON.stringify(base)}: no components`);
   for (const c of components) {
@@ -64,27 +98,61 @@ async function resolveChecked(root: string, components: readonly string[], folde
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new DiskError(`unsafe path ${JSON.stringify(components.join('/'))}: escapes ${JSON.stringify(base)}`);
   }
-  let current = base;
-  for (let i = 0; i < components.length; i++) {
-    current = path.join(current, components[i]!);
-    const last = i === components.length - 1;
-    const known = last ? undefined : folders.get(current);
-    if (known === 'missing') break;
-    if (known === 'folder') continue;
-    let stats;
-    try {
-      stats = await lstat(current);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        if (!last) folders.set(current, 'missing');
-        break; // the rest does not exist yet
-      }
-      throw toDiskError('open', current, err);
-    }
-    if (!last && stats.isDirectory() && !stats.isSymbolicLink()) folders.set(current, 'folder');
-    if (stats.isSymbolicLink()) throw new DiskError(`refusing ${JSON.stringify(current)}: is a symbolic link`);
-    if (!last && !stats.isDirectory()) throw new DiskError(`refusing ${JSON.stringify(current)}: not a folder`);
-    if (last && !stats.isFile()) throw new DiskError(`refusing ${JSON.stringify(current)}: not a regular file`);
+  let folder = base;
+  for (let i = 0; i < components.length - 1; i++) {
+    folder = path.join(folder, components[i]!);
+    if ((await folderAt(folder, lookups)) === 'missing') return target; // the rest does not exist yet
   }
+  // listed as a regular file under exactly this name: what lstat would say
+  const name = components[components.length - 1]!;
+  if ((await regularFilesIn(folder, lookups))?.has(name)) return target;
+  let stats;
+  try {
+    stats = await lstat(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return target;
+    throw toDiskError('open', target, err);
+  }
+  if (stats.isSymbolicLink()) throw new DiskError(`refusing ${JSON.stringify(target)}: is a symbolic link`);
+  if (!stats.isFile()) throw new DiskError(`refusing ${JSON.stringify(target)}: not a regular file`);
   return target;
+}
+
+/** Whether `folder` (its parent already checked) is a real folder or missing; DiskError for anything else. Checked once. */
+function folderAt(folder: string, lookups: Lookups): Promise<'folder' | 'missing'> {
+  let known = lookups.folders.get(folder);
+  if (!known) {
+    known = lstat(folder).then(
+      (stats) => {
+        if (stats.isSymbolicLink()) throw new DiskError(`refusing ${JSON.stringify(folder)}: is a symbolic link`);
+        if (!stats.isDirectory()) throw new DiskError(`refusing ${JSON.stringify(folder)}: not a folder`);
+        return 'folder' as const;
+      },
+      (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing' as const;
+        throw toDiskError('open', folder, err);
+      },
+    );
+    lookups.folders.set(folder, known);
+  }
+  return known;
+}
+
+/**
+ * The names of the regular files in `folder` (root, or checked by folderAt),
+ * listed once, when it holds LIST_FOLDER_MIN_FILES of the paths or more;
+ * undefined otherwise or when it cannot be listed (each name is then looked
+ * up on its own). readdir's types come from the directory entry, or from an
+ * lstat where the file system gives none: never from a symlink's target.
+ */
+function regularFilesIn(folder: string, lookups: Lookups): Promise<Set<string> | undefined> | undefined {
+  const listing = lookups.listings?.get(folder);
+  if (!listing || listing.files < LIST_FOLDER_MIN_FILES) return undefined;
+  listing.regular ??= readdir(folder, { withFileTypes: true }).then(
+    // a name whose bytes are not UTF-8 reads with U+FFFD in it, and that name, written back as
+    // UTF-8, is another entry: such names are left to lstat
+    (entries) => new Set(entries.filter((e) => e.isFile() && !e.name.includes('\uFFFD')).map((e) => e.name)),
+    () => undefined,
+  );
+  return listing.regular;
 }

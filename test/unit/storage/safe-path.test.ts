@@ -1,11 +1,19 @@
+import { execFileSync } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DiskError } from '../../../src/core/errors.js';
-import { resolveAllInside, resolveInside } from '../../../src/storage/safe-path.js';
+import { LIST_FOLDER_MIN_FILES, resolveAllInside, resolveInside } from '../../../src/storage/safe-path.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { makeTorrent, withFileIn } from './fixture.js';
+
+// lstat counted (and still done): resolveAllInside must not need one per file of a listed folder
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs/promises')>();
+  return { ...actual, lstat: vi.fn(actual.lstat) };
+});
 
 /** Every path under `dir`, recursively (symlinks not followed). */
 async function snapshot(dir: string): Promise<string[]> {
@@ -190,5 +198,46 @@ describe('resolveAllInside', () => {
     expect(out[99_999]).toBe(path.join(root, 'many', 'd99', 'f99999'));
     // one lstat per missing folder instead of one per file: well under the ~10 s one at a time took
     expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+
+  it(`a folder holding ${LIST_FOLDER_MIN_FILES}+ of the files is listed once: the same answers and refusals as resolveInside, without an lstat per file`, async () => {
+    const many = path.join(root, 't', 'many');
+    await mkdir(many, { recursive: true });
+    await mkdir(path.join(root, 't', 'few'));
+    const names = Array.from({ length: 300 }, (_, i) => `f${i}`);
+    for (const name of names.slice(0, 200)) await writeFile(path.join(many, name), 'x'); // f200.. missing
+    await writeFile(path.join(root, 't', 'few', 'f0'), 'x');
+    const paths = [...names.map((n) => ['t', 'many', n]), ['t', 'few', 'f0'], ['t', 'few', 'f1'], ['t', 'gone', 'f0']];
+    const lstat = vi.mocked(fsp.lstat);
+    lstat.mockClear();
+    expect(await resolveAllInside(root, paths)).toEqual(paths.map((c) => path.join(root, ...c)));
+    // t, t/many, t/few, t/gone, the 100 missing names of t/many (not listed: looked up), and t/few's two
+    expect(lstat.mock.calls.length).toBeLessThanOrEqual(4 + 100 + 2);
+
+    // what a listing does not show as a regular file is refused as resolveInside refuses it
+    const cases: [string, () => Promise<void>, RegExp][] = [
+      ['link-out', () => symlink(path.join(outside, 'x'), path.join(many, 'link-out')), /symbolic link/],
+      ['link-in', () => symlink(path.join(many, 'f0'), path.join(many, 'link-in')), /symbolic link/],
+      ['dir', () => mkdir(path.join(many, 'dir')), /not a regular file/],
+      ['fifo', async () => void execFileSync('mkfifo', [path.join(many, 'fifo')]), /not a regular file/],
+    ];
+    for (const [name, make, why] of cases) {
+      await make();
+      await expect(resolveInside(root, ['t', 'many', name]), name).rejects.toThrow(why);
+      await expect(resolveAllInside(root, [...paths, ['t', 'many', name]]), name).rejects.toThrow(why);
+    }
+  });
+
+  it('a name on disk that is not UTF-8 (listed with U+FFFD) does not vouch for the UTF-8 name U+FFFD', async () => {
+    const many = path.join(root, 'many');
+    await mkdir(many);
+    const paths = Array.from({ length: LIST_FOLDER_MIN_FILES }, (_, i) => ['many', `f${i}`]);
+    for (const [, name] of paths) await writeFile(path.join(many, name!), 'x');
+    // a regular file named by the byte 0xff, which readdir shows as "\uFFFD" ...
+    await writeFile(Buffer.concat([Buffer.from(`${many}/`), Buffer.from([0xff])]), 'x');
+    expect(await readdir(many)).toContain('\uFFFD');
+    // ... and the torrent's "\uFFFD", which is the bytes EF BF BD: a symlink out of root
+    await symlink(path.join(outside, 'x'), path.join(many, '\uFFFD'));
+    await expect(resolveAllInside(root, [...paths, ['many', '\uFFFD']])).rejects.toThrow(/symbolic link/);
   });
 });
