@@ -26,7 +26,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Bitfield } from '../core/bitfield.js';
-import { TtError, type DiskError } from '../core/errors.js';
+import { DiskError, TtError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
@@ -362,12 +362,14 @@ class FileReader {
     const file = this.#paths[fileIndex]!;
     let fh: FileHandle;
     try {
-      fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO planted after the path checks must not block the open (nor later reads)
+      fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw toDiskError('check', file, err);
     }
     try {
+      if (!(await fh.stat()).isFile()) throw new DiskError(`refusing ${JSON.stringify(file)}: not a regular file`);
       await assertOpenedInside(fh, rootReal, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName]);
     } catch (err) {
       await fh.close().catch(() => undefined);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, renameSync, symlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
@@ -285,6 +286,25 @@ describe('checkExisting over many small files (opened several at a time)', () =>
       expect(fds()).toBe(before);
     });
   });
+
+  it('a file swapped for a FIFO while checking: DiskError, no hang, every handle closed', async () => {
+    await withTempDir(async (parent) => {
+      const root = path.join(parent, 'root');
+      const { meta, data } = manySmall(5, CHECK_RUN_BYTES);
+      await writeAll(root, meta, data);
+      const i = meta.files.findIndex((f, n) => n > 1500 && f.length > 0);
+      const p = path.join(root, ...meta.files[i]!.path);
+      const swap = (progress: CheckProgress): void => {
+        if (progress.checked !== CHECK_RUN_BYTES / meta.pieceLength) return;
+        renameSync(p, `${p}.moved`);
+        execFileSync('mkfifo', [p]);
+      };
+      const before = fds();
+      await expect(checkExisting(root, meta, { workers: 0, onProgress: swap })).rejects.toThrow(/not a regular file/);
+      for (let t = 0; t < 100 && fds() > before; t++) await new Promise((r) => setTimeout(r, 10));
+      expect(fds()).toBe(before);
+    });
+  }, 20_000);
 
   it('with a selection (part file, files not created yet, unselected files on disk) it agrees with what storage reads', async () => {
     await withTempDir(async (root) => {
