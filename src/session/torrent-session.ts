@@ -74,6 +74,9 @@ const MAX_WEB_SEEDS = 8;
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
 const IDLE_EVICT_MS = 2_000;
+/** Why a connection between two seeds ends, and how long before such a peer is dialed again (doubling, up to 10 min). */
+const BOTH_SEEDS = 'both are seeds';
+const BOTH_SEEDS_RETRY_MS = 60_000;
 const TICK_MS = 1_000;
 export const CLIENT_NAME = 'tt/0.1.0';
 /** How a connection ends when the peer drops our handshake without a word (a peer that requires encryption). */
@@ -991,6 +994,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       // a peer that requires encryption closes a plain handshake unanswered: redial it with MSE, once
       const droppedPlain = state.conn.direction === 'outgoing' && !state.conn.handshakeDone && DROPPED_UNANSWERED.test(reason);
       if (droppedPlain && !this.#stopped && this.pool.retryEncrypted(state.poolKey)) this.#connectMoreSoon();
+      // two seeds have nothing for each other: a minute, doubling, not the 5 s a handshake resets
+      else if (reason === BOTH_SEEDS) this.pool.markUnhelpful(state.poolKey, BOTH_SEEDS_RETRY_MS);
       else this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
     }
     if (state.conn.handshakeDone) this.emit('peer-closed', state.key, reason);
@@ -1021,7 +1026,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#fillRequests(state);
     } else conn.notInterested();
     // two seeds have nothing to say to each other (nor a seed to us once we have all we want)
-    if (this.done && conn.peerBitfield.complete) conn.close('both are seeds');
+    if (this.done && conn.peerBitfield.complete) conn.close(BOTH_SEEDS);
   }
 
   #fillRequests(state: PeerState): void {
@@ -1375,7 +1380,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (this.have.complete) this.#announcer?.completed();
     for (const p of this.#peers.values()) {
       p.conn.notInterested();
-      if (p.conn.peerBitfield.complete) p.conn.close('both are seeds');
+      if (p.conn.peerBitfield.complete) p.conn.close(BOTH_SEEDS);
     }
     this.emit('complete');
   }

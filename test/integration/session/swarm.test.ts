@@ -8,6 +8,7 @@ import { open, mkdir, copyFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { MAX_QUEUE_DEPTH, SESSION_QUEUE_BLOCKS } from '../../../src/session/pipeline.js';
 import { ODD_FILES, expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
+import { until } from '../../helpers/until.js';
 
 afterEach(stopAll);
 
@@ -85,6 +86,22 @@ describe('tt to tt on loopback', () => {
     expect(most).toBeGreaterThan(MAX_QUEUE_DEPTH); // the pipes did widen past one peer's cap
     expect(most).toBeLessThanOrEqual(SESSION_QUEUE_BLOCKS);
   }, 90_000);
+
+  it('two seeds that meet part at once and do not dial each other again for a minute', async () => {
+    const fx = await makeFixture();
+    trackDir(fx.work);
+    const b = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+    const a = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', peers: [b.address] });
+    const key = `127.0.0.1:${b.address.port}`;
+    const closed: string[] = [];
+    a.session.on('peer-closed', (peer, reason) => closed.push(`${peer}: ${reason}`));
+    const t0 = Date.now();
+    await until(() => closed.length > 0, 5_000, 'the seeds to part');
+    expect(closed).toEqual([`${key}: both are seeds`]);
+    await until(() => a.session.pool.get(key)?.connected === false, 2_000, 'the pool to know');
+    // a handshake no longer resets this wait (it was 5 s, every 5 s, for as long as both ran)
+    expect(a.session.pool.get(key)!.nextAttemptAt - t0).toBeGreaterThanOrEqual(59_000);
+  });
 
   it('refuses to seed a folder with missing pieces unless partial is allowed', async () => {
     const fx = await makeFixture();
