@@ -1,8 +1,9 @@
 /** Test fixtures for storage: a Metainfo built from file lengths and its data. */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Bitfield } from '../../../src/core/bitfield.js';
 import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
 
 export function filesOf(lengths: readonly number[], name = 'T'): TorrentFile[] {
@@ -83,4 +84,25 @@ export function makePaddedTorrent(lengths: readonly number[], pieceLength: numbe
   });
   const { meta, data } = makeTorrent([offset], pieceLength, Buffer.concat(parts));
   return { meta: { ...meta, files }, data };
+}
+
+/** Write `data` as the torrent's files under `root` (padding files are not written). */
+export async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
+  for (const file of meta.files) {
+    if (file.padding) continue;
+    const p = path.join(root, ...file.path);
+    await mkdir(path.dirname(p), { recursive: true });
+    await writeFile(p, data.subarray(file.offset, file.offset + file.length));
+  }
+}
+
+/** A bitfield as '0'/'1' text, piece 0 first. */
+export const bits = (b: Bitfield | undefined): string | undefined =>
+  b === undefined ? undefined : Array.from({ length: b.size }, (_, i) => (b.has(i) ? '1' : '0')).join('');
+
+/** The bitfield '0'/'1' text describes. */
+export function bitfieldOf(text: string): Bitfield {
+  const b = new Bitfield(text.length);
+  [...text].forEach((c, i) => c === '1' && b.set(i));
+  return b;
 }

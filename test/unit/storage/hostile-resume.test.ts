@@ -16,29 +16,12 @@ import { partFileName, selectFiles } from '../../../src/metainfo/selection.js';
 import { checkExisting } from '../../../src/storage/check.js';
 import { expectedStamps, filesTouched, loadResume, resumeFileName, saveResume, stampFolder } from '../../../src/storage/resume.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
-import { makePaddedTorrent, makeTorrent, withTempDir } from './fixture.js';
+import { bitfieldOf, bits, makePaddedTorrent, makeTorrent, withTempDir, writeAll } from './fixture.js';
 
 const PIECE = 1024;
 /** Pieces [0, 3) are file 0, [3, 5) file 1, [5, 8) file 2; pieces 2 and 4 straddle two files. */
 const LENGTHS = [2.5 * PIECE, 2 * PIECE, 3.5 * PIECE - 100];
 
-async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
-  for (const file of meta.files) {
-    if (file.padding) continue;
-    const p = path.join(root, ...file.path);
-    await mkdir(path.dirname(p), { recursive: true });
-    await writeFile(p, data.subarray(file.offset, file.offset + file.length));
-  }
-}
-
-const bits = (b: Bitfield | undefined): string | undefined =>
-  b === undefined ? undefined : Array.from({ length: b.size }, (_, i) => (b.has(i) ? '1' : '0')).join('');
-
-function bitfieldOf(text: string): Bitfield {
-  const b = new Bitfield(text.length);
-  [...text].forEach((c, i) => c === '1' && b.set(i));
-  return b;
-}
 
 /** The record as saveResume wrote it, to be tampered with. */
 async function savedRecord(root: string, meta: Metainfo): Promise<Record<string, unknown>> {
