@@ -592,6 +592,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (this.have.complete || this.have.empty || !this.storage || !this.#foundStamps) await removeResume(root, meta);
       else {
         await this.storage.sync(this.#foundUnsynced);
+        await this.storage.flushStamps();
         this.#foundUnsynced.clear();
         await saveResume(root, meta, this.have, partFileName(meta), expectedStamps(this.#foundStamps, this.storage.stamps(), meta.files.length));
       }

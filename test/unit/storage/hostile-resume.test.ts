@@ -204,6 +204,7 @@ describe('a file selection', () => {
       // the user deletes file 2 while tt still runs; then tt stops (session #saveResume: sync, then save)
       await unlink(path.join(root, ...meta.files[2]!.path));
       await storage.sync();
+      await storage.flushStamps();
       await saveResume(root, meta, have, selection.partFileName, expectedStamps(found, storage.stamps(), meta.files.length));
       await storage.close();
 
@@ -224,12 +225,15 @@ describe('a file selection', () => {
         await storage.writePiece(i, data.subarray(i * PIECE, Math.min((i + 1) * PIECE, meta.totalLength)));
         have.set(i);
       }
+      // tt's stamps are taken a moment after its writes (Storage #stampSoon); then, later,
       // another program rewrites a byte of file 0 (same size), and tt goes on writing nothing there
+      await new Promise((r) => setTimeout(r, 100));
       const f0 = path.join(root, ...meta.files[0]!.path);
       const fh = await open(f0, 'r+');
       await fh.write(Buffer.from([0x00]), 0, 1, 5);
       await fh.close();
       await storage.sync();
+      await storage.flushStamps();
       await saveResume(root, meta, have, '.none.tt-parts', expectedStamps(found, storage.stamps(), meta.files.length));
       await storage.close();
       const known = await loadResume(root, meta, '.none.tt-parts');

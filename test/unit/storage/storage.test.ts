@@ -76,6 +76,62 @@ describe('TorrentStorage round trip', () => {
   });
 });
 
+describe('stamps (what a resume record expects of each file)', () => {
+  /** An opener whose handles count their stat() calls. */
+  function counting(): { openFile: FileOpener; stats: () => number } {
+    let stats = 0;
+    const openFile: FileOpener = async (file, flags) => {
+      const fh = await open(file, flags, 0o644);
+      const real = fh.stat.bind(fh);
+      fh.stat = ((opts?: { bigint?: boolean }) => {
+        stats++;
+        return real(opts as { bigint: true });
+      }) as typeof fh.stat;
+      return fh;
+    };
+    return { openFile, stats: () => stats };
+  }
+
+  async function current(root: string, meta: Metainfo, i: number): Promise<string[]> {
+    const st = await stat(path.join(root, ...meta.files[i]!.path), { bigint: true });
+    return [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino)];
+  }
+
+  it("after flushStamps each written file's stamp is its state after tt's last write; many writes share one fstat", async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([300_000, 7, 1], 5000);
+      const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+      const counter = counting();
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', openFile: counter.openFile });
+      const atCreation = counter.stats(); // one per created file
+      for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, Buffer.from(pieceOf(data, g, i)));
+      await storage.flushStamps();
+      for (let i = 0; i < meta.files.length; i++) expect(storage.stamps().get(i)).toEqual(await current(root, meta, i));
+      // 61 piece writes, 63 file writes: a stamp each would be 63 fstats; deferred, a few per file
+      expect(counter.stats() - atCreation).toBeLessThanOrEqual(meta.files.length * 3);
+      await storage.close();
+    });
+  });
+
+  it('a write is stamped by itself shortly after (no flush), so a later change by another program shows', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent([20_000], 5000);
+      const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, Buffer.from(pieceOf(data, g, i)));
+      const ours = await current(root, meta, 0);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(storage.stamps().get(0)).toEqual(ours);
+      await writeFile(path.join(root, ...meta.files[0]!.path), data.subarray(0, 20_000)); // same bytes, new ctime
+      await new Promise((r) => setTimeout(r, 10));
+      await storage.flushStamps(); // nothing pending: the foreign write is not taken as tt's
+      expect(storage.stamps().get(0)).toEqual(ours);
+      expect(await current(root, meta, 0)).not.toEqual(ours);
+      await storage.close();
+    });
+  });
+});
+
 describe('BEP 47 padding files', () => {
   it('are never created; pieces across them round-trip, their bytes read as zeros; read mode needs no pad file', async () => {
     await withTempDir(async (root) => {
