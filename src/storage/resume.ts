@@ -23,8 +23,9 @@
  * after a power cut the record never claims bytes the disk lost. A record
  * that does not parse, is for another torrent, or is larger than it can be
  * is ignored: checking then hashes everything, as without one. The one
- * window left: another program writing a file between tt's write and tt's
- * fstat of it (microseconds) is taken as tt's own.
+ * window left: another program writing a file within 20 ms after tt's
+ * write (Storage stamps a file once, 20 ms after its writes) is taken as
+ * tt's own.
  *
  * Reads and writes stay inside the folder like every other file: paths are
  * resolved without symlinks, and the record is opened with O_NOFOLLOW and
