@@ -17,6 +17,9 @@
  *    peer has;
  * 4. in endgame (every missing block requested), copies of blocks other peers
  *    hold, as `worthCopying` allows.
+ * Sequential, before all of these: copies of the head's blocks (the lowest
+ * missing pieces, HEAD_BYTES of them) that one other peer holds and `hurry`
+ * says this peer would deliver much sooner (see `pick`).
  *
  * Sequential is a window, not one piece at a time. Before endgame a block is
  * requested from one peer at a time, so with several peers each gets the
@@ -32,6 +35,15 @@
  * piece i is verified is in progress: the order is out only within the
  * pieces in progress at once (blocks in flight / blocks per piece, plus those
  * being hashed and written). That is "nearly in order" in the tests.
+ * A slow peer holding a low piece would still hold up everything after it
+ * (a player waits for that piece while faster peers fetch far ahead), and
+ * before endgame nobody else would ask for those blocks. So the head (the
+ * lowest missing wanted pieces, HEAD_BYTES, at least one piece) may be
+ * copied: a peer whose copy would come much sooner (the caller's `hurry`
+ * judges, by the peers' rates and queues) asks for a block one other peer
+ * holds, and the first copy to arrive cancels the other, as in endgame.
+ * libtorrent's answer is deadlines (set_piece_deadline) that re-request late
+ * blocks; this is the same idea without a clock the user has to set.
  *
  * Cost of choosing new pieces: rarest-first walks the buckets up to the
  * first piece the peer has, for each piece it starts (a step per piece the
@@ -73,6 +85,12 @@ export interface PickerOptions {
   /** Start these pieces (the wanted ones we lack) before any other, lowest index first. */
   priority?: Iterable<number> | undefined;
 }
+
+/** Sequential: the lowest missing wanted pieces spanning this many bytes (at least one piece) are the head, which may be copied. */
+export const HEAD_BYTES = 4 * 1024 * 1024;
+
+/** Whether `peer` should ask for a head block that `requester` holds (index, begin): its copy would come much sooner. */
+export type Hurry = (requester: PeerToken, index: number, begin: number) => boolean;
 
 const OPEN = 0;
 const REQUESTED = 1;
@@ -130,6 +148,8 @@ export class PiecePicker {
 
   #missingBlocks = 0;
   #openBlocksInPartials = 0;
+  /** No wanted missing piece below this index (#need only ever loses pieces). */
+  #lowestNeed = 0;
 
   constructor(geometry: PieceGeometry, have: Bitfield, opts: PickerOptions = {}) {
     if (have.size !== geometry.pieceCount) throw new RangeError('have bitfield size does not match the piece count');
@@ -202,11 +222,20 @@ export class PiecePicker {
    * the order the header describes. In endgame, blocks other peers have requested
    * but this one has not, for which `worthCopying(requesters)` says yes (all of
    * them, without it): the caller knows which peers are slow to deliver.
+   * Sequential, with `hurry`: first the head's blocks held by exactly one
+   * other peer for which `hurry(thatPeer, index, begin)` says yes.
    */
-  pick(peer: PeerToken, peerHas: Bitfield | 'all', count: number, worthCopying?: (requesters: readonly PeerToken[]) => boolean): BlockRequest[] {
+  pick(
+    peer: PeerToken,
+    peerHas: Bitfield | 'all',
+    count: number,
+    worthCopying?: (requesters: readonly PeerToken[]) => boolean,
+    hurry?: Hurry,
+  ): BlockRequest[] {
     const out: BlockRequest[] = [];
     if (count <= 0) return out;
     const has = peerHas === 'all' ? (): boolean => true : (i: number): boolean => peerHas.has(i);
+    if (this.#sequential && hurry) this.#takeHead(peer, has, count, out, hurry);
 
     // sequential: the few open partials (pieces in flight, at most) by index
     const partials = this.#sequential && this.#openPartials.size > 1 ? [...this.#openPartials].sort((a, b) => a - b) : this.#openPartials;
@@ -397,6 +426,26 @@ export class PiecePicker {
       this.#request(peer, piece, b, out);
       this.#closeOpen(piece);
       piece.firstOpen = b + 1;
+    }
+  }
+
+  /** Sequential: copies of the head's blocks one other (slow) peer holds, where `hurry` says so. */
+  #takeHead(peer: PeerToken, has: (i: number) => boolean, count: number, out: BlockRequest[], hurry: Hurry): void {
+    const n = this.#geometry.pieceCount;
+    while (this.#lowestNeed < n && !this.#need.has(this.#lowestNeed)) this.#lowestNeed++;
+    let bytes = 0;
+    for (let index = this.#lowestNeed; index < n && out.length < count; index++) {
+      if (bytes >= HEAD_BYTES) break;
+      if (!this.#need.has(index)) continue;
+      bytes += this.#geometry.pieceSize(index);
+      const piece = this.#partials.get(index);
+      if (!piece || !has(index)) continue;
+      for (let b = 0; b < piece.state.length && out.length < count; b++) {
+        const requester = piece.requester[b];
+        if (piece.state[b] !== REQUESTED || requester === undefined || requester === peer) continue;
+        if (piece.moreRequesters?.has(b)) continue; // copied already: one copy at most
+        if (hurry(requester, index, b * BLOCK_SIZE)) this.#request(peer, piece, b, out);
+      }
     }
   }
 

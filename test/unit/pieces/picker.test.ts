@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../../../src/core/geometry.js';
-import { PiecePicker, type BlockRequest, type PeerToken, type PickerOptions } from '../../../src/pieces/picker.js';
+import { HEAD_BYTES, PiecePicker, type BlockRequest, type PeerToken, type PickerOptions } from '../../../src/pieces/picker.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 /** "1010" -> bitfield with pieces 0 and 2. */
@@ -551,6 +551,61 @@ describe('sequential (--sequential)', () => {
     deliver(p, B, b);
     expect(p.received(A, 0, 0)).toBe('duplicate');
     expect(p.done).toBe(true);
+  });
+
+  it("the head: a slow peer's blocks of the lowest missing pieces are copied by a peer that would deliver them sooner", () => {
+    const p = new PiecePicker(geometry(8, 2), new Bitfield(8), { sequential: true });
+    p.peerHasAll();
+    expect(pieces(p.pick(A, 'all', 4))).toEqual([0, 0, 1, 1]); // A (slow) holds pieces 0 and 1
+    const asked: [PeerToken, number, number][] = [];
+    const hurryForA = (requester: PeerToken, index: number, begin: number): boolean => {
+      asked.push([requester, index, begin / BLOCK_SIZE]);
+      return requester === A;
+    };
+    // B first copies A's head blocks, then goes on with the lowest pieces nobody fetches
+    const b = p.pick(B, 'all', 6, undefined, hurryForA);
+    expect(b.map((r) => [r.index, r.begin / BLOCK_SIZE])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]);
+    expect(asked).toEqual([[A, 0, 0], [A, 0, 1], [A, 1, 0], [A, 1, 1]]);
+    expect(p.requestersOf(0, 0)).toEqual([A, B]); // the first copy to arrive cancels the other
+    // one copy at most: C is not even asked about the blocks A and B both hold; B's piece 2 it may not copy
+    asked.length = 0;
+    expect(pieces(p.pick(C, 'all', 2, undefined, hurryForA))).toEqual([3, 3]);
+    expect(asked).toEqual([[B, 2, 0], [B, 2, 1]]);
+    deliver(p, B, b);
+    expect(p.received(A, 0, 0)).toBe('duplicate');
+    expect(p.pick(A, 'all', 0)).toEqual([]);
+  });
+
+  it('the head: no copies when hurry says no, outside sequential, or beyond HEAD_BYTES', () => {
+    const seq = new PiecePicker(geometry(8, 2), new Bitfield(8), { sequential: true });
+    seq.peerHasAll();
+    seq.pick(A, 'all', 4);
+    expect(pieces(seq.pick(B, 'all', 2, undefined, () => false))).toEqual([2, 2]);
+
+    const rarest = new PiecePicker(geometry(8, 2), new Bitfield(8), { random: seeded(3) });
+    rarest.peerHasAll();
+    const a = rarest.pick(A, 'all', 4);
+    const b = rarest.pick(B, 'all', 2, undefined, () => true);
+    expect(pieces(b).some((i) => pieces(a).includes(i))).toBe(false);
+
+    // 1 MiB pieces: the head is the lowest HEAD_BYTES (4 MiB) of missing pieces, so 4 pieces
+    const big = new PiecePicker(geometry(8, 64), new Bitfield(8), { sequential: true });
+    big.peerHasAll();
+    expect(HEAD_BYTES).toBe(4 * 1024 * 1024);
+    const held = big.pick(A, 'all', 64 * 6); // A holds pieces 0-5
+    expect(new Set(pieces(held))).toEqual(new Set([0, 1, 2, 3, 4, 5]));
+    // B asks for every block left: pieces 0-3 copied, 4-5 not (beyond the head: left to endgame), then 6-7 new
+    expect(new Set(pieces(big.pick(B, 'all', 64 * 6, undefined, (r) => r === A)))).toEqual(new Set([0, 1, 2, 3, 6, 7]));
+  });
+
+  it('the head moves up as the lowest pieces are verified', () => {
+    const p = new PiecePicker(geometry(8, 64), new Bitfield(8), { sequential: true });
+    p.peerHasAll();
+    p.pick(A, 'all', 64 * 6); // A holds pieces 0-5
+    p.pieceVerified(0);
+    p.pieceVerified(1);
+    const copied = new Set(pieces(p.pick(B, 'all', 64 * 4, undefined, (r) => r === A)));
+    expect(copied).toEqual(new Set([2, 3, 4, 5])); // the head is now pieces 2-5
   });
 
   it('with peers holding different pieces: a piece starts only when every lower one the peer has is started', () => {
