@@ -5,7 +5,7 @@
  * (a piece is "had" only after its hash matched AND its write completed).
  * Policy lives elsewhere: picking in pieces/picker, choking in choker.ts,
  * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, serving
- * requests in uploader.ts.
+ * requests in uploader.ts, per-connection state in peer-state.ts.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -38,17 +38,17 @@ import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extensi
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
 import { negotiateMse } from '../peer/mse-dial.js';
 import { OUR_UT_PEX_ID, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, type PexPeer } from '../wire/pex.js';
-import { PexPacer, keyOf } from './pex.js';
+import { keyOf } from './pex.js';
 import { SmartBan } from './smart-ban.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { metadataPieceCount } from '../metainfo/metadata.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
-import { UploadQueue } from './upload-queue.js';
-import { MAX_PEER_REQUESTS, SEND_HIGH_WATER_BYTES, Uploader, type UploadPeer } from './uploader.js';
+import { MAX_PEER_REQUESTS, SEND_HIGH_WATER_BYTES, Uploader } from './uploader.js';
 import { Listener } from './listener.js';
-import { depthShare, grownQueueDepth, nextQueueDepth, INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
+import { depthShare, grownQueueDepth, nextQueueDepth, MAX_QUEUE_DEPTH } from './pipeline.js';
+import { PeerState, blockKey, keyBegin, keyIndex, rememberReleased } from './peer-state.js';
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -61,8 +61,6 @@ export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_UNREQUESTED_BLOCKS = 64;
 /** Endgame copies only of blocks whose requesters would take longer than this (#worthCopying). */
 const ENDGAME_COPY_AFTER_MS = 250;
-/** Requests remembered per peer after we stop waiting for them (PeerState.released). */
-const MAX_RELEASED = 2 * MAX_QUEUE_DEPTH;
 /** ut_metadata requests answered per connection: this many copies of the whole info dictionary. */
 const MAX_METADATA_COPIES = 4;
 /** Requests answered with a reject past the copies, before the connection is closed. */
@@ -212,58 +210,6 @@ export interface SessionEvents {
   error: [error: TtError];
 }
 
-/** Per-connection state the session keeps beside the PeerConnection. */
-class PeerState implements UploadPeer {
-  readonly conn: PeerConnection;
-  key: string;
-  /**
-   * Our requests in flight to this peer, by blockKey: plain numbers, no object
-   * per request (with several peers a request lives long enough to be promoted
-   * to V8's old space).
-   */
-  readonly outstanding = new Set<number>();
-  /**
-   * Requests we stopped waiting for (cancelled in endgame, dropped on choke
-   * or snub) whose block may still be on the wire: when it arrives it is
-   * used if still missing, wasted otherwise, never a protocol error. Oldest
-   * first, at most MAX_RELEASED entries.
-   */
-  readonly released = new Set<number>();
-  readonly uploads = new UploadQueue();
-  queueDepth = INITIAL_QUEUE_DEPTH;
-  maxQueueDepth = MAX_QUEUE_DEPTH;
-  blocksThisTick = 0;
-  lastBlockAt = Date.now();
-  readonly connectedAt = Date.now();
-  unrequested = 0;
-  requestsWhileChoked = 0;
-  serving = false;
-  snubbed = false;
-  /** BEP 9: the extended id the peer wants ut_metadata messages under (0: it does not take them). */
-  utMetadataId = 0;
-  /** The peer's PORT message (BEP 5) was acted on: later ones are ignored. */
-  dhtNodeAdded = false;
-  /** BEP 11: the extended id the peer wants ut_pex messages under (0: none), and their pacing. */
-  utPexId = 0;
-  readonly pex = new PexPacer();
-  /** Where the peer accepts connections: the address we dialed, or an incoming peer's IP with its `p`. */
-  listenAddress: PeerAddress | undefined;
-  /** ut_metadata requests answered on this connection (bounded: see #onMetadataMessage). */
-  metadataRequests = 0;
-  /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
-  poolKey: string | undefined;
-  /** The IP the socket reached, as the per-IP limit counts it (ipOf). */
-  readonly ip: string;
-
-  constructor(conn: PeerConnection, poolKey: string | undefined, ip: string) {
-    this.conn = conn;
-    this.key = conn.key;
-    this.poolKey = poolKey;
-    this.ip = ip;
-    if (conn.direction === 'outgoing') this.listenAddress = { host: conn.host, port: conn.port };
-  }
-}
-
 /** Blocks grouped into runs contiguous in the torrent's byte space (one HTTP range each per file). */
 function contiguousRuns(blocks: readonly BlockRequest[], pieceLength: number): { offset: number; length: number; blocks: BlockRequest[] }[] {
   const sorted = [...blocks].sort((a, b) => a.index - b.index || a.begin - b.begin);
@@ -285,17 +231,6 @@ function withoutKey<V>(map: Map<string, V>, key: string): Map<string, V> {
   const copy = new Map(map);
   copy.delete(key);
   return copy;
-}
-
-function rememberReleased(state: PeerState, key: number): void {
-  state.released.delete(key);
-  state.released.add(key);
-  if (state.released.size > MAX_RELEASED) {
-    for (const oldest of state.released) {
-      state.released.delete(oldest);
-      break;
-    }
-  }
 }
 
 export class TorrentSession extends EventEmitter<SessionEvents> {
@@ -1500,18 +1435,3 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
   }
 }
-
-/** Key of one of our 16 KiB requests in PeerState.outstanding (block numbers < 65536). */
-function blockKey(index: number, begin: number): number {
-  return index * 65536 + Math.floor(begin / BLOCK_SIZE);
-}
-
-function keyIndex(key: number): number {
-  return Math.floor(key / 65536);
-}
-
-function keyBegin(key: number): number {
-  return (key % 65536) * BLOCK_SIZE;
-}
-
-
