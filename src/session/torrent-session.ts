@@ -5,7 +5,8 @@
  * (a piece is "had" only after its hash matched AND its write completed).
  * Policy lives elsewhere: picking in pieces/picker, choking in choker.ts,
  * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, serving
- * requests in uploader.ts, per-connection state in peer-state.ts.
+ * requests in uploader.ts, per-connection state in peer-state.ts, BEP 19
+ * web seeds in web-seeds.ts (which stores their blocks here as a peer's).
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -18,11 +19,9 @@ import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection, partFileName } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
-import { PiecePicker, type BlockRequest, type PeerToken, type PieceOrder } from '../pieces/picker.js';
+import { PiecePicker, type PeerToken, type PieceOrder } from '../pieces/picker.js';
 import { firstLastPieces } from '../pieces/first-last.js';
-import { fetchRange } from '../webseed/fetch.js';
-import { checkWebSeed, displayWebSeed } from '../webseed/url.js';
-import { WebSeed } from './web-seed.js';
+import { WebSeeds, usableWebSeeds, type WebSeedHost } from './web-seeds.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { expectedStamps, filesTouched, loadResume, removeResume, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
@@ -66,8 +65,6 @@ const MAX_METADATA_COPIES = 4;
 /** Requests answered with a reject past the copies, before the connection is closed. */
 const METADATA_SPARE_REQUESTS = 16;
 const MAX_HALF_OPEN = 16;
-/** Web seeds used from one torrent's url-list (the rest are ignored). */
-const MAX_WEB_SEEDS = 8;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
@@ -210,21 +207,6 @@ export interface SessionEvents {
   error: [error: TtError];
 }
 
-/** Blocks grouped into runs contiguous in the torrent's byte space (one HTTP range each per file). */
-function contiguousRuns(blocks: readonly BlockRequest[], pieceLength: number): { offset: number; length: number; blocks: BlockRequest[] }[] {
-  const sorted = [...blocks].sort((a, b) => a.index - b.index || a.begin - b.begin);
-  const runs: { offset: number; length: number; blocks: BlockRequest[] }[] = [];
-  for (const b of sorted) {
-    const offset = b.index * pieceLength + b.begin;
-    const last = runs[runs.length - 1];
-    if (last && last.offset + last.length === offset) {
-      last.length += b.length;
-      last.blocks.push(b);
-    } else runs.push({ offset, length: b.length, blocks: [b] });
-  }
-  return runs;
-}
-
 /** `map` without `key` (a copy only when it is there). */
 function withoutKey<V>(map: Map<string, V>, key: string): Map<string, V> {
   if (!map.has(key)) return map;
@@ -281,9 +263,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #verifiedBytes = 0;
   /** bytes of the pieces in `have` (so stats() need not scan every piece) */
   #haveBytes = 0;
-  /** BEP 19 web seeds (download mode), and what stops their requests when the session stops. */
-  readonly #webSeeds: WebSeed[] = [];
-  readonly #webAbort = new AbortController();
+  /** BEP 19 web seeds (download mode). */
+  readonly #webSeeds: WebSeeds;
   /** Wanted pieces (all without a selection), and how many of them are verified, with their bytes. */
   readonly #selection: FileSelection | undefined;
   readonly #wantedCount: number;
@@ -309,6 +290,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // inline SHA-1 by default: on two cores the peer on the other end needs the
     // second core, and worker isolates cost ~100 MiB RSS (measured; README Performance)
     this.#hasher = opts.hasher ?? new PieceHasher(0);
+    this.#webSeeds = new WebSeeds(opts.meta, this.#webSeedHost());
   }
 
   get seeding(): boolean {
@@ -367,7 +349,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       pendingBytes: this.#diskQueueBytes + this.#hashingBytes,
       wastedBytes: this.#wastedBytes,
       directWriteBytes: this.storage?.directWrites?.bytes ?? 0,
-      webSeedBytes: this.#webSeeds.reduce((n, w) => n + w.bytes, 0),
+      webSeedBytes: this.#webSeeds.bytes,
       directWritesOff: this.storage?.directWrites?.offReason,
     };
   }
@@ -395,21 +377,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const dht = this.opts.dht !== undefined && !meta.private;
     const refusedWebSeeds: string[] = [];
     if (this.opts.mode === 'download' && this.opts.webSeeds !== false && !this.done) {
-      const seen = new Set<string>();
-      for (const url of meta.urlList) {
-        const checked = checkWebSeed(url);
-        if ('problem' in checked) {
-          refusedWebSeeds.push(`web seed ${displayWebSeed(url)} not used: ${checked.problem}`);
-          continue;
-        }
-        if (seen.has(checked.base.href) || seen.size >= MAX_WEB_SEEDS) continue;
-        seen.add(checked.base.href);
-        this.#webSeeds.push(new WebSeed(checked.base));
-      }
+      const { bases, refused } = usableWebSeeds(meta.urlList);
+      this.#webSeeds.add(bases);
+      refusedWebSeeds.push(...refused);
     }
     const pexPeers = this.#pexEnabled ? (this.opts.pexPeers ?? []) : [];
     const givenPeers = (this.opts.peers ?? []).length + (this.opts.foundPeers ?? []).length + pexPeers.length;
-    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && this.#webSeeds.length === 0 && givenPeers === 0) {
+    if (this.opts.mode === 'download' && !this.done && !trackers && !dht && this.#webSeeds.size === 0 && givenPeers === 0) {
       const hint = meta.private ? 'give peers with --peer host:port (a private torrent never uses the DHT)' : 'use --dht, or give peers with --peer host:port';
       // say why the web seeds did not count: the user may not know the torrent has any
       const webSeeds =
@@ -477,7 +451,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.emit('started');
     if (this.done) this.#onComplete();
     this.#connectMore();
-    this.#pumpWebSeeds();
+    this.#webSeeds.pump();
   }
 
   /** Add peers learnt elsewhere (tracker, command line, PEX) and dial them; returns how many were new. */
@@ -498,8 +472,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
     for (const socket of this.#dialing.keys()) socket.destroy();
     this.#dialing.clear();
-    this.#webAbort.abort();
-    for (const ws of this.#webSeeds) ws.close();
+    this.#webSeeds.close();
     this.#dhtAnnouncer?.stop();
     const announcer = this.#announcer;
     await Promise.all([announcer ? announcer.stop(3_000).catch(() => undefined) : undefined, this.#drainWrites()]);
@@ -555,7 +528,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
     announcer.on('all-failed', (failures: TrackerFailure[]) => {
       // with a web seed still in use, the download goes on without any tracker
-      const webSeeding = this.#webSeeds.some((w) => w.disabled === undefined);
+      const webSeeding = this.#webSeeds.active;
       if (this.opts.mode === 'download' && !this.done && this.pool.size === 0 && this.#peers.size === 0 && !webSeeding) {
         const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
         const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : '';
@@ -1113,64 +1086,21 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (picker.isPieceComplete(index)) this.#verifyPiece(index);
   }
 
-  // ---- web seeds (BEP 19) ----
+  // ---- web seeds (BEP 19): web-seeds.ts fetches, blocks are stored here ----
 
-  /** Starts web seed requests while there is something to fetch, room in flight and no disk backlog. */
-  #pumpWebSeeds(): void {
-    const picker = this.picker;
-    if (!picker || this.#stopped || this.done || this.#readingPaused) return;
-    const now = Date.now();
-    const blocksPerPiece = Math.max(1, Math.ceil(this.meta.pieceLength / BLOCK_SIZE));
-    for (const ws of this.#webSeeds) {
-      while (ws.ready(now)) {
-        // a piece's worth at a time; in endgame only copies of blocks that slow peers hold (as for peers)
-        const blocks = picker.pick(ws, 'all', blocksPerPiece, this.#worthCopying());
-        if (blocks.length === 0) break;
-        ws.inFlight++;
-        void this.#fetchFromWebSeed(picker, ws, blocks).finally(() => {
-          ws.inFlight--;
-          this.#guard(() => this.#pumpWebSeeds());
-        });
-      }
-    }
-  }
-
-  async #fetchFromWebSeed(picker: PiecePicker, ws: WebSeed, blocks: BlockRequest[]): Promise<void> {
-    const pending = new Set(blocks);
-    try {
-      for (const run of contiguousRuns(blocks, this.meta.pieceLength)) {
-        const data = Buffer.alloc(run.length); // zeros where a BEP 47 padding file lies
-        let fetched = 0;
-        // one file at a time: each request's 30 s "no progress" clock starts when it is sent, not while it
-        // waits for a socket behind the others (a piece may cross hundreds of small files)
-        for (const r of ws.ranges(this.meta, run.offset, run.length)) {
-          const part = await fetchRange(r, { agents: ws.agents, signal: this.#webAbort.signal });
-          part.copy(data, r.torrentOffset - run.offset);
-          fetched += part.length;
-        }
-        if (this.#stopped) return;
-        const now = Date.now();
-        this.#lastPeerAt = now;
-        ws.succeeded(fetched);
-        for (const b of run.blocks) {
-          pending.delete(b);
-          const at = b.index * this.meta.pieceLength + b.begin - run.offset;
-          this.#guard(() => this.#storeBlock(picker, ws, ws.key, b.index, b.begin, data.subarray(at, at + b.length), now));
-        }
-      }
-    } catch (err) {
-      if (this.#stopped) return;
-      for (const b of pending) picker.release(ws, b.index, b.begin);
-      if (ws.failed(Date.now(), errorMessage(err))) this.emit('web-seed-dropped', ws.base.href, ws.disabled!);
-      else this.emit('warning', `${ws.key}: ${errorMessage(err)}; retrying later`);
-      for (const p of this.#peers.values()) this.#fillRequests(p); // its blocks are free for peers now
-    }
-  }
-
-  #dropWebSeed(ws: WebSeed, reason: string): void {
-    if (ws.disabled !== undefined) return;
-    ws.disable(reason);
-    this.emit('web-seed-dropped', ws.base.href, reason);
+  #webSeedHost(): WebSeedHost {
+    return {
+      picker: () => (this.#stopped || this.done || this.#readingPaused ? undefined : this.picker),
+      worthCopying: () => this.#worthCopying(),
+      alive: (now) => void (this.#lastPeerAt = now),
+      store: (picker, ws, b, data, now) => this.#storeBlock(picker, ws, ws.key, b.index, b.begin, data, now),
+      released: () => {
+        for (const p of this.#peers.values()) this.#fillRequests(p);
+      },
+      dropped: (url, reason) => this.emit('web-seed-dropped', url, reason),
+      warning: (message) => this.emit('warning', message),
+      guard: (fn) => this.#guard(fn),
+    };
   }
 
   #verifyPiece(index: number): void {
@@ -1288,7 +1218,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     this.pool.ban(key, reason);
     this.emit('peer-banned', key, reason);
-    for (const ws of this.#webSeeds) if (ws.key === key) this.#dropWebSeed(ws, reason);
+    this.#webSeeds.ban(key, reason);
   }
 
   #updateReadPause(): void {
@@ -1302,7 +1232,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         this.#fillRequests(p);
       }
     }
-    if (!pause) this.#pumpWebSeeds();
+    if (!pause) this.#webSeeds.pump();
   }
 
   async #drainWrites(): Promise<void> {
@@ -1391,8 +1321,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#fillRequests(state);
     }
     if (this.#pexEnabled) this.#sendPex(now);
-    this.#pumpWebSeeds();
-    if (this.peerCount > 0 || this.#webSeeds.some((w) => w.inFlight > 0)) this.#lastPeerAt = now;
+    this.#webSeeds.pump();
+    if (this.peerCount > 0 || this.#webSeeds.busy) this.#lastPeerAt = now;
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
     if (this.opts.mode === 'download' && !this.done && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
       this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s`));
