@@ -6,11 +6,14 @@
  * for a download's connections: when we may send the next ut_pex message and
  * what it says (the peers added and dropped since the last one we sent this
  * peer). Pure: the caller supplies the clock, the pool and the set of peers
- * it is connected to.
+ * it is connected to. sendPex is a download's sending round over its
+ * connections (PexConnection: the few fields of the session's PeerState it
+ * reads), telling each who pexPeers says we are connected to.
  */
 import { ProtocolError } from '../core/errors.js';
 import type { PeerAddress } from '../core/peer-address.js';
-import { MAX_PEX_SEND, parsePex, type PexPeer } from '../wire/pex.js';
+import type { PeerConnection } from '../peer/connection.js';
+import { MAX_PEX_SEND, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, encodePex, parsePex, type PexPeer } from '../wire/pex.js';
 
 /** One message a minute, as BEP 11 asks and libtorrent enforces (it disconnects faster senders). */
 export const PEX_INTERVAL_MS = 60_000;
@@ -103,4 +106,50 @@ export class PexPacer extends PexInbox {
 /** The key `current` maps use: host and port. */
 export function keyOf(p: PeerAddress): string {
   return `${p.host}|${p.port}`;
+}
+
+/** What peer exchange reads of one download connection (the session's PeerState is one). */
+export interface PexConnection {
+  readonly conn: Pick<PeerConnection, 'handshakeDone' | 'encrypted' | 'direction' | 'peerBitfield' | 'send'>;
+  /** BEP 11: the extended id the peer wants ut_pex messages under (0: none). */
+  readonly utPexId: number;
+  readonly pex: PexPacer;
+  /** Where the peer accepts connections, when we know it. */
+  readonly listenAddress: PeerAddress | undefined;
+}
+
+/**
+ * BEP 11, sending: each peer that takes ut_pex hears, at most once a minute,
+ * who we connected to and lost since. `peers` is walked more than once: a
+ * collection (a Map, an array), not an iterator.
+ */
+export function sendPex(now: number, peers: { values(): Iterable<PexConnection> }): void {
+  let current: Map<string, PexPeer> | undefined;
+  for (const state of peers.values()) {
+    if (state.utPexId === 0 || !state.conn.handshakeDone) continue;
+    current ??= pexPeers(peers.values());
+    const others = state.listenAddress ? withoutKey(current, keyOf(state.listenAddress)) : current;
+    const msg = state.pex.next(now, others);
+    if (msg) state.conn.send({ type: 'extended', id: state.utPexId, payload: encodePex(msg) });
+  }
+}
+
+/** The peers we are connected to whose listening address we know, with their BEP 11 flags. */
+export function pexPeers(peers: Iterable<PexConnection>): Map<string, PexPeer> {
+  const out = new Map<string, PexPeer>();
+  for (const p of peers) {
+    if (!p.listenAddress || !p.conn.handshakeDone) continue;
+    const flags =
+      (p.conn.encrypted ? PEX_ENCRYPTION : 0) | (p.conn.peerBitfield.complete ? PEX_SEED : 0) | (p.conn.direction === 'outgoing' ? PEX_REACHABLE : 0);
+    out.set(keyOf(p.listenAddress), { ...p.listenAddress, flags });
+  }
+  return out;
+}
+
+/** `map` without `key` (a copy only when it is there). */
+function withoutKey<V>(map: Map<string, V>, key: string): Map<string, V> {
+  if (!map.has(key)) return map;
+  const copy = new Map(map);
+  copy.delete(key);
+  return copy;
 }

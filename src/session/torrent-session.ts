@@ -6,7 +6,8 @@
  * Policy lives elsewhere: picking in pieces/picker, choking in choker.ts,
  * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, serving
  * requests in uploader.ts, per-connection state in peer-state.ts, BEP 19
- * web seeds in web-seeds.ts (which stores their blocks here as a peer's).
+ * web seeds in web-seeds.ts (which stores their blocks here as a peer's),
+ * BEP 11 peer exchange pacing and sending in pex.ts.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -36,8 +37,8 @@ import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
 import { negotiateMse } from '../peer/mse-dial.js';
-import { OUR_UT_PEX_ID, PEX_ENCRYPTION, PEX_REACHABLE, PEX_SEED, UT_PEX, encodePex, type PexPeer } from '../wire/pex.js';
-import { keyOf } from './pex.js';
+import { OUR_UT_PEX_ID, UT_PEX } from '../wire/pex.js';
+import { sendPex } from './pex.js';
 import { SmartBan } from './smart-ban.js';
 import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
 import { metadataPieceCount } from '../metainfo/metadata.js';
@@ -205,14 +206,6 @@ export interface SessionEvents {
   pex: [peer: string, added: number, fresh: number];
   complete: [];
   error: [error: TtError];
-}
-
-/** `map` without `key` (a copy only when it is there). */
-function withoutKey<V>(map: Map<string, V>, key: string): Map<string, V> {
-  if (!map.has(key)) return map;
-  const copy = new Map(map);
-  copy.delete(key);
-  return copy;
 }
 
 export class TorrentSession extends EventEmitter<SessionEvents> {
@@ -867,30 +860,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (learned) this.emit('pex', state.key, learned.named, learned.fresh);
   }
 
-  /** BEP 11, sending: each peer that takes ut_pex hears, at most once a minute, who we connected to and lost since. */
-  #sendPex(now: number): void {
-    let current: Map<string, PexPeer> | undefined;
-    for (const state of this.#peers.values()) {
-      if (state.utPexId === 0 || !state.conn.handshakeDone) continue;
-      current ??= this.#pexPeers();
-      const others = state.listenAddress ? withoutKey(current, keyOf(state.listenAddress)) : current;
-      const msg = state.pex.next(now, others);
-      if (msg) state.conn.send({ type: 'extended', id: state.utPexId, payload: encodePex(msg) });
-    }
-  }
-
-  /** The peers we are connected to whose listening address we know, with their BEP 11 flags. */
-  #pexPeers(): Map<string, PexPeer> {
-    const out = new Map<string, PexPeer>();
-    for (const p of this.#peers.values()) {
-      if (!p.listenAddress || !p.conn.handshakeDone) continue;
-      const flags =
-        (p.conn.encrypted ? PEX_ENCRYPTION : 0) | (p.conn.peerBitfield.complete ? PEX_SEED : 0) | (p.conn.direction === 'outgoing' ? PEX_REACHABLE : 0);
-      out.set(keyOf(p.listenAddress), { ...p.listenAddress, flags });
-    }
-    return out;
-  }
-
   #onClose(state: PeerState, reason: string): void {
     if (!this.#peers.delete(state.conn)) return;
     const picker = this.picker;
@@ -1320,7 +1289,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       }
       this.#fillRequests(state);
     }
-    if (this.#pexEnabled) this.#sendPex(now);
+    if (this.#pexEnabled) sendPex(now, this.#peers);
     this.#webSeeds.pump();
     if (this.peerCount > 0 || this.#webSeeds.busy) this.#lastPeerAt = now;
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
