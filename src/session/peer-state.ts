@@ -52,7 +52,7 @@ export class PeerState implements UploadPeer {
   readonly pex = new PexPacer();
   /** Where the peer accepts connections: the address we dialed, or an incoming peer's IP with its `p`. */
   listenAddress: PeerAddress | undefined;
-  /** ut_metadata requests answered on this connection (bounded: see #onMetadataMessage). */
+  /** ut_metadata requests answered on this connection (bounded: see metadata-server.ts). */
   metadataRequests = 0;
   /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
   poolKey: string | undefined;

@@ -7,7 +7,8 @@
  * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, serving
  * requests in uploader.ts, per-connection state in peer-state.ts, BEP 19
  * web seeds in web-seeds.ts (which stores their blocks here as a peer's),
- * BEP 11 peer exchange pacing and sending in pex.ts.
+ * BEP 11 peer exchange pacing and sending in pex.ts, answering BEP 9
+ * metadata requests in metadata-server.ts.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -40,12 +41,12 @@ import { negotiateMse } from '../peer/mse-dial.js';
 import { OUR_UT_PEX_ID, UT_PEX } from '../wire/pex.js';
 import { sendPex } from './pex.js';
 import { SmartBan } from './smart-ban.js';
-import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataData, encodeMetadataReject, parseMetadataMessage } from '../wire/ut-metadata.js';
-import { metadataPieceCount } from '../metainfo/metadata.js';
+import { OUR_UT_METADATA_ID, UT_METADATA } from '../wire/ut-metadata.js';
+import { MetadataServer } from './metadata-server.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
-import { MAX_PEER_REQUESTS, SEND_HIGH_WATER_BYTES, Uploader } from './uploader.js';
+import { MAX_PEER_REQUESTS, Uploader } from './uploader.js';
 import { Listener } from './listener.js';
 import { depthShare, grownQueueDepth, nextQueueDepth, MAX_QUEUE_DEPTH } from './pipeline.js';
 import { PeerState, blockKey, keyBegin, keyIndex, rememberReleased } from './peer-state.js';
@@ -61,10 +62,6 @@ export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_UNREQUESTED_BLOCKS = 64;
 /** Endgame copies only of blocks whose requesters would take longer than this (#worthCopying). */
 const ENDGAME_COPY_AFTER_MS = 250;
-/** ut_metadata requests answered per connection: this many copies of the whole info dictionary. */
-const MAX_METADATA_COPIES = 4;
-/** Requests answered with a reject past the copies, before the connection is closed. */
-const METADATA_SPARE_REQUESTS = 16;
 const MAX_HALF_OPEN = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
@@ -258,6 +255,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #haveBytes = 0;
   /** BEP 19 web seeds (download mode). */
   readonly #webSeeds: WebSeeds;
+  /** BEP 9: answers ut_metadata requests (not for a private torrent). */
+  readonly #metadataServer: MetadataServer;
   /** Wanted pieces (all without a selection), and how many of them are verified, with their bytes. */
   readonly #selection: FileSelection | undefined;
   readonly #wantedCount: number;
@@ -284,6 +283,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // second core, and worker isolates cost ~100 MiB RSS (measured; README Performance)
     this.#hasher = opts.hasher ?? new PieceHasher(0);
     this.#webSeeds = new WebSeeds(opts.meta, this.#webSeedHost());
+    this.#metadataServer = new MetadataServer(opts.meta.rawInfo);
   }
 
   get seeding(): boolean {
@@ -810,7 +810,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         }
         break;
       case 'extended':
-        if (m.id === OUR_UT_METADATA_ID && !this.meta.private) this.#onMetadataMessage(state, m.payload);
+        if (m.id === OUR_UT_METADATA_ID && !this.meta.private) this.#metadataServer.onMessage(state, m.payload);
         else if (m.id === OUR_UT_PEX_ID && this.#pexEnabled) this.#onPex(state, m.payload);
         else if (m.id === 0) {
           const ext = parseExtendedHandshake(m.payload);
@@ -830,27 +830,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       default:
         break; // keep-alive, port, suggest, allowed-fast, have-none, unknown: nothing to do
     }
-  }
-
-  /**
-   * BEP 9, serving side: a request is answered with the piece of our info
-   * dictionary (or a reject once the peer asked for more than a few full
-   * copies: a 16 KiB answer to a 20-byte request must not be an amplifier).
-   * Data and rejects sent to us are ignored: we have the metadata.
-   */
-  #onMetadataMessage(state: PeerState, payload: Buffer): void {
-    const msg = parseMetadataMessage(payload);
-    if (msg?.type !== 'request' || state.utMetadataId === 0) return;
-    const metadata = this.meta.rawInfo;
-    const count = metadataPieceCount(metadata.length);
-    if (++state.metadataRequests > MAX_METADATA_COPIES * count + METADATA_SPARE_REQUESTS) {
-      state.conn.close(`protocol error: more than ${MAX_METADATA_COPIES} copies of the metadata asked for`);
-      return;
-    }
-    // a peer that does not read what we send gets rejects, which cost 40 bytes, not 16 KiB each
-    const canSend = msg.piece < count && state.metadataRequests <= MAX_METADATA_COPIES * count && state.conn.writableLength <= SEND_HIGH_WATER_BYTES;
-    const reply = canSend ? encodeMetadataData(metadata, msg.piece) : encodeMetadataReject(msg.piece);
-    state.conn.send({ type: 'extended', id: state.utMetadataId, payload: reply });
   }
 
   /** BEP 11, receiving: the peers it names join the pool (bounded by wire/pex.ts, per connection, and by the pool's cap). */
