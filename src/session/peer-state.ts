@@ -12,12 +12,13 @@ import { PexPacer } from './pex.js';
 import { INITIAL_QUEUE_DEPTH, MAX_QUEUE_DEPTH } from './pipeline.js';
 import { UploadQueue } from './upload-queue.js';
 import type { UploadPeer } from './uploader.js';
+import type { QueuedPeer } from './head-copy.js';
 
 /** Requests remembered per peer after we stop waiting for them (PeerState.released). */
 export const MAX_RELEASED = 2 * MAX_QUEUE_DEPTH;
 
 /** Per-connection state the session keeps beside the PeerConnection. */
-export class PeerState implements UploadPeer {
+export class PeerState implements UploadPeer, QueuedPeer {
   readonly conn: PeerConnection;
   key: string;
   /**
@@ -39,6 +40,11 @@ export class PeerState implements UploadPeer {
   blocksThisTick = 0;
   lastBlockAt = Date.now();
   readonly connectedAt = Date.now();
+
+  /** Download rate from this peer, bytes/s (its connection's meter): with outstanding and lastBlockAt, what head-copy.ts judges by. */
+  get rate(): number {
+    return this.conn.downloadRate.rate;
+  }
   unrequested = 0;
   requestsWhileChoked = 0;
   serving = false;

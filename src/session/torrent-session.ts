@@ -21,7 +21,7 @@ import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection, partFileName } from '../metainfo/selection.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
-import { PiecePicker, type PeerToken, type PieceOrder } from '../pieces/picker.js';
+import { PiecePicker, type Hurry, type PeerToken, type PieceOrder } from '../pieces/picker.js';
 import { firstLastPieces } from '../pieces/first-last.js';
 import { WebSeeds, usableWebSeeds, type WebSeedHost } from './web-seeds.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
@@ -50,6 +50,7 @@ import { MAX_PEER_REQUESTS, Uploader } from './uploader.js';
 import { Listener } from './listener.js';
 import { depthShare, grownQueueDepth, nextQueueDepth, MAX_QUEUE_DEPTH } from './pipeline.js';
 import { PeerState, blockKey, keyBegin, keyIndex, rememberReleased } from './peer-state.js';
+import { headHurry } from './head-copy.js';
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -894,7 +895,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
-    const blocks = picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying());
+    const blocks = picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying(), this.#hurry(state));
     if (blocks.length === 0) {
       if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
       return;
@@ -912,6 +913,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     blocks.length = sent;
     conn.requestMany(blocks); // one write of all of them
+  }
+
+  /** Sequential: whether `state` should copy a head block another peer holds (session/head-copy.ts). */
+  #hurry(state: PeerState): Hurry | undefined {
+    if (!this.opts.pieceOrder?.sequential) return undefined;
+    return headHurry(state, (token) => this.#peers.get(token as PeerConnection), blockKey, Date.now());
   }
 
   /**

@@ -16,6 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { TorrentSession } from '../../../src/session/torrent-session.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
+import { until } from '../../helpers/until.js';
 
 afterEach(stopAll);
 
@@ -86,5 +87,30 @@ describe('sequential download', () => {
     expectNearlyIncreasing(log, fx.meta.pieceCount);
     // each seed sent a fair part: the other was never left waiting for the lowest piece
     for (const s of seeds) expect(s.session.stats().uploaded).toBeGreaterThan(fx.meta.totalLength / 4);
+  });
+
+  it('a slow seed does not hold up the lowest pieces: a faster peer copies what it holds of them', async () => {
+    // 64 pieces of 64 KiB; the slow seed sends 16 KiB/s (a block a second), the fast one 1 MiB/s (16
+    // pieces a second: the download takes ~4 s, long enough for the rates to tell who is slow)
+    const piece = 64 * 1024;
+    const fx = await makeFixture({ files: [{ path: ['movie.bin'], size: 64 * piece - 999 }], pieceLength: piece, single: true });
+    trackDir(fx.work);
+    const slow = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 16 * 1024 });
+    const fast = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 1024 * 1024 });
+    const out = join(fx.work, 'out');
+    const order: number[] = [];
+    const leech = await startSession(
+      { meta: fx.meta, root: out, mode: 'download', useTrackers: false, peers: [slow.address], pieceOrder: { sequential: true } },
+      (s) => s.on('piece-verified', (index) => order.push(index)),
+    );
+    // the slow seed is asked first, so it holds the lowest pieces; then the fast one joins
+    await until(() => leech.session.blocksInFlight > 0, 10_000, 'requests to the slow seed');
+    leech.session.addPeers([fast.address]);
+    await whenComplete(leech.session, 30_000);
+    await expectSameData(fx, out);
+    // without copies, the slow seed's pieces (0-7: its first 32 requests) came last, in endgame
+    const at = (index: number): number => order.indexOf(index);
+    for (let i = 0; i < 8; i++) expect(at(i), order.join(' ')).toBeLessThan(fx.meta.pieceCount / 2);
+    expect(leech.session.stats().failedPieces).toBe(0);
   });
 });
