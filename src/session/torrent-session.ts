@@ -272,8 +272,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.meta = opts.meta;
     this.geometry = new PieceGeometry(opts.meta.pieceLength, opts.meta.totalLength);
     this.#buffers = new PieceBuffers(opts.meta.pieceLength);
-    // a piece being sent and the ones read ahead must fit the cache together,
-    // or read-ahead would evict what is about to be sent
     this.peerId = opts.peerId ?? generatePeerId();
     this.have = new Bitfield(this.geometry.pieceCount);
     // a selection only means something for a download; a seed serves what it has
@@ -761,7 +759,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       // BEP 5: a peer that runs a DHT node learns where ours listens
       if (this.#dhtAnnouncer && this.opts.dht && supportsDht(h.reserved)) conn.send({ type: 'port', port: this.opts.dht.port });
     });
-    // a free upload slot goes to the first peers straight away (no 10 s wait)
   }
 
   #onMessage(state: PeerState, m: Message): void {
@@ -829,7 +826,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         }
         break;
       default:
-        break; // keep-alive, port, suggest, allowed-fast, have-none, unknown: nothing to do
+        break; // keep-alive, suggest, allowed-fast, have-none, unknown: nothing to do
     }
   }
 
@@ -1132,12 +1129,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#wantedHaveBytes += bytes;
   }
 
-  /**
-   * A piece failed its hash. A sole sender is banned at once. With several
-   * senders, remember each block's sender and hash (libtorrent's smart ban):
-   * when the piece later verifies, whoever sent a block that differs lied.
-   * As a fallback, a peer involved in many failures is banned too.
-   */
+  /** Whether a peer interested in us lacks piece `index` (then a verified piece stays in the upload read cache for it). */
   #someoneWants(index: number): boolean {
     for (const p of this.#peers.values()) if (p.conn.peerInterested && !p.conn.peerBitfield.has(index)) return true;
     return false;
@@ -1152,6 +1144,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#buffers.give(piece);
   }
 
+  /**
+   * A piece failed its hash. A sole sender is banned at once. With several
+   * senders, remember each block's sender and hash (libtorrent's smart ban):
+   * when the piece later verifies, whoever sent a block that differs lied.
+   * As a fallback, a peer involved in many failures is banned too.
+   */
   #onHashFailure(index: number, buffer: Buffer, senders: string[]): void {
     this.#failedPieces++;
     this.picker?.pieceFailed(index);

@@ -1,7 +1,7 @@
 /**
  * Hostile BEP 9 (ut_metadata) peers against tt, over real loopback sockets.
  *
- * Serving (a seeding TorrentSession, #onMetadataMessage): malformed requests
+ * Serving (a seeding TorrentSession, session/metadata-server.ts): malformed requests
  * (piece huge, negative, a string; msg_type a string; not a dictionary; too
  * deep) drop that connection and nothing else; unknown msg_types and requests
  * before the extended handshake are ignored; the id the peer chose (255, 0,
