@@ -7,9 +7,8 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { TtError } from '../core/errors.js';
 import { CLIENT_VERSION } from '../core/ids.js';
 import { createTorrentFromPath } from '../metainfo/create.js';
@@ -18,6 +17,7 @@ import { MAX_PIECE_LENGTH, parseTorrent } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
 import { terminalSafeJson } from './info.js';
 import { parseSize } from './units.js';
+import { writeWhole } from './write-whole.js';
 
 const TRACKER_SCHEMES = new Set(['http:', 'https:', 'udp:', 'wss:']);
 const WEB_SEED_SCHEMES = new Set(['http:', 'https:']);
@@ -62,30 +62,6 @@ function isInside(inner: string, outer: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
-/** Write `bytes` to `path` whole or not at all: a temporary file beside it, then a rename. */
-async function writeWhole(path: string, bytes: Buffer, force: boolean): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(bytes);
-    } finally {
-      await fh.close();
-    }
-    if (!force) {
-      // never replace an existing file: claim the name first
-      const claim = await open(path, 'wx', 0o644);
-      await claim.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new TtError('USAGE', `${sanitizeForTerminal(path)} already exists (--force replaces it)`);
-    throw new TtError('DISK', `cannot write ${sanitizeForTerminal(path)}: ${code ?? 'write failed'}`, { cause: err });
-  }
-}
-
 export async function runCreate(source: string, opts: CreateCliOptions): Promise<void> {
   const root = resolve(source);
   const out = resolve(opts.out ?? `${basename(root)}.torrent`);
@@ -107,7 +83,7 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
   });
   // what we wrote must be a torrent we (and so every strict client) accept
   const meta = parseTorrent(bytes);
-  await writeWhole(out, bytes, opts.force === true);
+  await writeWhole(out, bytes, { force: opts.force === true, hint: '(--force replaces it)' });
   const summary = {
     path: out,
     name: meta.name,

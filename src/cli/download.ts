@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
+import { TtError } from '../core/errors.js';
 import { toDiskError } from '../storage/disk-error.js';
 import { mkdirp } from '../storage/mkdirp.js';
 import type { PeerAddress } from '../core/peer-address.js';
@@ -12,10 +13,12 @@ import { Listener } from '../session/listener.js';
 import { openDht } from './dht-setup.js';
 import { loadTorrent } from './info.js';
 import { isMagnet, resolveMagnet } from './magnet-source.js';
+import { sanitizeForTerminal } from './format.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { addSharedOptions, seedGoal, sharedRunOptions, type SharedOptions } from './session-options.js';
 import { parseDuration, parseFileList, parseSize } from './units.js';
+import { writeWhole } from './write-whole.js';
 import { selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
 
 interface DownloadOptions extends SharedOptions {
@@ -31,6 +34,7 @@ interface DownloadOptions extends SharedOptions {
   recheck?: boolean;
   sequential?: boolean;
   firstLast?: boolean;
+  saveTorrent?: string;
 }
 
 export function registerDownload(program: Command): void {
@@ -45,6 +49,7 @@ export function registerDownload(program: Command): void {
     .option('-s, --select <files>', 'download only these files: numbers as tt info lists them, e.g. 2 or 1,4-6 (pieces shared with other files are kept in a part file)', parseFileList)
     .option('--sequential', 'download pieces in order, lowest first, instead of rarest first (to watch or inspect files while they download)')
     .option('--first-last', 'download the first and last piece of each wanted file before the rest')
+    .option('--save-torrent <file>', 'with a magnet link: write the torrent file (its verified metadata, with the link\'s trackers) to FILE before downloading, to seed it later with tt seed')
     .option('--no-web-seeds', "do not download from the torrent's web seeds (BEP 19 url-list)")
     .option('--seed', 'keep seeding after the download completes (until Ctrl-C or a goal)')
     .option('--recheck', 'hash every piece already on disk, even those the resume record vouches for (files unchanged since an interrupted run)')
@@ -54,6 +59,9 @@ export function registerDownload(program: Command): void {
     const shared = sharedRunOptions(opts);
     let meta;
     let fromMagnet: { listener: Listener; peerId: Buffer; foundPeers: PeerAddress[]; pexPeers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
+    if (opts.saveTorrent !== undefined && !isMagnet(torrent)) {
+      throw new TtError('USAGE', '--save-torrent is for magnet links (the torrent file is already on disk)');
+    }
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
@@ -79,6 +87,7 @@ export function registerDownload(program: Command): void {
           reporter,
         );
         meta = resolved.meta;
+        if (opts.saveTorrent !== undefined) await saveTorrent(resolve(opts.saveTorrent), resolved.torrentFile, reporter);
         fromMagnet = { listener, dht, peerId: resolved.peerId, foundPeers: resolved.peers, pexPeers: resolved.pexPeers };
       } catch (err) {
         await Promise.all([listener.close(), dht?.close()]);
@@ -128,4 +137,11 @@ export function registerDownload(program: Command): void {
     const { line, fields } = summarize(session, (Date.now() - started) / 1000);
     reporter.summary(line, fields);
   });
+}
+
+/** `--save-torrent`: the magnet's torrent file, written whole; the same file already there (a re-run) is fine. */
+async function saveTorrent(path: string, bytes: Buffer, reporter: Reporter): Promise<void> {
+  const written = await writeWhole(path, bytes, { sameIsFine: true, hint: '(a different torrent file; choose another name for --save-torrent)' });
+  reporter.info(`${written ? 'saved' : 'already saved'} the torrent file: ${sanitizeForTerminal(path)}`);
+  reporter.event('torrent-saved', { path, bytes: bytes.length, written });
 }

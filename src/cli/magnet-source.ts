@@ -11,7 +11,8 @@ import { generatePeerId } from '../core/ids.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import { parseMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
-import { torrentFromMetadata } from '../metainfo/metadata.js';
+import { torrentFileBytes } from '../metainfo/metadata.js';
+import { parseTorrent } from '../metainfo/parse-torrent.js';
 import type { DhtNode } from '../dht/node.js';
 import type { Listener } from '../session/listener.js';
 import { MetadataFetcher } from '../session/metadata-fetch.js';
@@ -31,6 +32,8 @@ export interface MagnetResolved {
   peers: PeerAddress[];
   /** Peers heard of through PEX during the metadata phase (none for a private torrent): the download's PEX peers. */
   pexPeers: PeerAddress[];
+  /** The .torrent file: the verified info dictionary as the peers sent it, with the link's trackers and web seeds. */
+  torrentFile: Buffer;
 }
 
 export async function resolveMagnet(
@@ -97,8 +100,9 @@ export async function resolveMagnet(
     const started = Date.now();
     const { metadata, peers, pexPeers } = await Promise.race([fetcher.run(), interrupted]);
     let meta: Metainfo;
+    const torrentFile = torrentFileBytes(metadata, magnet.trackers, magnet.webSeeds);
     try {
-      meta = torrentFromMetadata(metadata, magnet.trackers, magnet.webSeeds);
+      meta = parseTorrent(torrentFile);
     } catch (err) {
       // the bytes hash to the magnet's info hash, yet are no usable torrent
       if (err instanceof TtError) err.message = sanitizeForTerminal(`metadata from peers: ${err.message}`);
@@ -109,7 +113,7 @@ export async function resolveMagnet(
     if (meta.private && pexPeers.length > 0 && opts.verbose) {
       reporter.info(`private torrent: ${pexPeers.length} peer${pexPeers.length === 1 ? '' : 's'} heard of through PEX left out of the download (BEP 27)`);
     }
-    return { meta, peerId, peers, pexPeers: meta.private ? [] : pexPeers };
+    return { meta, peerId, peers, pexPeers: meta.private ? [] : pexPeers, torrentFile };
   } finally {
     fetcher.stop();
     process.removeListener('SIGINT', onSignal);

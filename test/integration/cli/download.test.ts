@@ -4,7 +4,8 @@
  * (a restart fetches only the rest), --seed --seed-time, and the demo swarm.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { join } from 'node:path';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete, type Fixture } from '../../helpers/swarm.js';
@@ -147,6 +148,55 @@ describe('tt download <magnet>', () => {
     expect(p.events.find((e) => e.event === 'metadata')!.bytes).toBe(fx.meta.rawInfo.length);
     expect(p.events.find((e) => e.event === 'started')!.infoHash).toBe(fx.meta.infoHashHex);
     await expectSameData(fx, out);
+  });
+
+  it('--save-torrent writes the torrent file once the metadata is verified; tt seed serves from it; a re-run accepts it, another torrent there is refused', async () => {
+    const fx = await makeFixture({ pieceLength: PIECE });
+    trackDir(fx.work);
+    const peer = await seeder(fx);
+    const out = join(fx.work, 'out');
+    const saved = join(fx.work, 'saved.torrent');
+    const tr = 'http://127.0.0.1:1/announce';
+    const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}&tr=${encodeURIComponent(tr)}&x.pe=${encodeURIComponent(peer)}`;
+    const args = ['download', magnet, '--out', out, ...LOOPBACK, '--no-trackers', '--save-torrent', saved, '--json'];
+    const p = await runTt(args, 30_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    const names = p.events.map((e) => e.event);
+    expect(names.indexOf('torrent-saved'), names.join(' ')).toBeGreaterThan(names.indexOf('metadata'));
+    expect(names.indexOf('torrent-saved')).toBeLessThan(names.indexOf('started'));
+    expect(p.events.find((e) => e.event === 'torrent-saved')).toMatchObject({ path: saved, written: true });
+    await expectSameData(fx, out);
+    const meta = parseTorrent(readFileSync(saved));
+    expect(meta.infoHashHex).toBe(fx.meta.infoHashHex); // the info dictionary byte for byte
+    expect(meta.announceList).toEqual([[tr]]);
+
+    // the saved file is an ordinary torrent: tt seed checks the download against it and serves it
+    const seed = startTt(['seed', saved, '--dir', out, ...LOOPBACK, '--json']);
+    expect((await seed.waitForEvent('checked', 15_000)).have).toBe(fx.meta.pieceCount);
+    seed.signal('SIGINT');
+    await seed.waitForExit(10_000);
+
+    // the same command again: the same file there is fine
+    const again = await runTt(args, 30_000);
+    expect(again.exit?.code, again.describe()).toBe(0);
+    expect(again.events.find((e) => e.event === 'torrent-saved')).toMatchObject({ written: false });
+
+    // a different file under that name is never replaced: exit 2 before anything is downloaded
+    writeFileSync(saved, 'not this torrent');
+    const other = join(fx.work, 'other');
+    const refused = await runTt(['download', magnet, '--out', other, ...LOOPBACK, '--no-trackers', '--save-torrent', saved, '--quiet'], 30_000);
+    expect(refused.exit?.code, refused.describe()).toBe(2);
+    expectOneErrorLine(refused, /saved\.torrent already exists/);
+    expect(readFileSync(saved, 'utf8')).toBe('not this torrent');
+    expect(existsSync(other)).toBe(false);
+  });
+
+  it('--save-torrent with a .torrent file is a usage error', async () => {
+    const fx = await fixture(64 * 1024);
+    const p = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK, '--save-torrent', join(fx.work, 'x.torrent')], 15_000);
+    expect(p.exit?.code, p.describe()).toBe(2);
+    expectOneErrorLine(p, /--save-torrent is for magnet links/);
+    expect(existsSync(join(fx.work, 'x.torrent'))).toBe(false);
   });
 
   it('SIGINT while waiting for the metadata exits 130 with one line and writes nothing', async () => {
