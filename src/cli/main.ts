@@ -10,6 +10,7 @@ import { sanitizeForTerminal } from './format.js';
 import { registerInfo } from './info.js';
 import { registerDownload } from './download.js';
 import { registerSeed } from './seed.js';
+import { registerVerify } from './verify.js';
 import { registerDemo } from './demo.js';
 import { registerCreate } from './create.js';
 import { registerTracker } from './tracker.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerDownload(program);
   registerSeed(program);
+  registerVerify(program);
   registerCreate(program);
   registerTracker(program);
   registerDemo(program);
