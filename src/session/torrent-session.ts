@@ -4,14 +4,15 @@
  * together and keeps the invariants written in STATE.md beside this file
  * (a piece is "had" only after its hash matched AND its write completed).
  * Policy lives elsewhere: picking in pieces/picker, choking in choker.ts,
- * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, serving
- * requests in uploader.ts, per-connection state in peer-state.ts, BEP 19
- * web seeds in web-seeds.ts (which stores their blocks here as a peer's),
- * BEP 11 peer exchange pacing and sending in pex.ts, answering BEP 9
- * metadata requests in metadata-server.ts.
+ * request depth in pipeline.ts, peer bookkeeping in peer-pool.ts, dialing
+ * (connect, half-open count, per-IP recheck, the MSE redial) in dialer.ts,
+ * serving requests in uploader.ts, per-connection state in peer-state.ts,
+ * BEP 19 web seeds in web-seeds.ts (which stores their blocks here as a
+ * peer's), BEP 11 peer exchange pacing and sending in pex.ts, answering
+ * BEP 9 metadata requests in metadata-server.ts.
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import { Bitfield } from '../core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../core/geometry.js';
 import { DiskError, TtError, errorMessage } from '../core/errors.js';
@@ -20,7 +21,7 @@ import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection, partFileName } from '../metainfo/selection.js';
-import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
+import { PeerConnection, type ReadSink } from '../peer/connection.js';
 import { PiecePicker, type Hurry, type PeerToken, type PieceOrder } from '../pieces/picker.js';
 import { firstLastPieces } from '../pieces/first-last.js';
 import { WebSeeds, usableWebSeeds, type WebSeedHost } from './web-seeds.js';
@@ -36,8 +37,7 @@ import { unmapIpv4 } from '../core/compact-peer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
 import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
-import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
-import { negotiateMse } from '../peer/mse-dial.js';
+import type { StreamCipher } from '../wire/mse.js';
 import { OUR_UT_PEX_ID, UT_PEX } from '../wire/pex.js';
 import { sendPex } from './pex.js';
 import { SmartBan } from './smart-ban.js';
@@ -51,8 +51,10 @@ import { Listener } from './listener.js';
 import { depthShare, grownQueueDepth, nextQueueDepth, MAX_QUEUE_DEPTH } from './pipeline.js';
 import { PeerState, blockKey, keyBegin, keyIndex, rememberReleased } from './peer-state.js';
 import { headHurry } from './head-copy.js';
+import { Dialer } from './dialer.js';
 
-export const CONNECT_TIMEOUT_MS = 10_000;
+export { CONNECT_TIMEOUT_MS, DROPPED_UNANSWERED } from './dialer.js';
+
 export const REQUEST_TIMEOUT_MS = 30_000;
 /**
  * Verified-but-unwritten bytes above which we stop reading sockets. 8 MiB:
@@ -63,7 +65,6 @@ export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_UNREQUESTED_BLOCKS = 64;
 /** Endgame copies only of blocks whose requesters would take longer than this (#worthCopying). */
 const ENDGAME_COPY_AFTER_MS = 250;
-const MAX_HALF_OPEN = 16;
 /** A seed dials a peer learnt from a tracker only after this long, giving it time to connect first. */
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
@@ -73,8 +74,6 @@ const BOTH_SEEDS = 'both are seeds';
 const BOTH_SEEDS_RETRY_MS = 60_000;
 const TICK_MS = 1_000;
 export const CLIENT_NAME = 'tt/0.1.0';
-/** How a connection ends when the peer drops our handshake without a word (a peer that requires encryption). */
-export const DROPPED_UNANSWERED = /^(connection (closed|ended) by peer|socket error: (read |write )?(ECONNRESET|EPIPE))/;
 
 export interface SessionOptions {
   meta: Metainfo;
@@ -219,9 +218,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   readonly uploadRate = new RateMeter();
 
   readonly #peers = new Map<PeerConnection, PeerState>();
-  #halfOpen = 0;
-  /** Sockets dialed and not yet a PeerConnection (connecting, or in an MSE handshake): stop() ends them. */
-  readonly #dialing = new Map<net.Socket, string>();
+  /** Outgoing connections until they are peers (dialer.ts): stop() ends those in progress. */
+  readonly #dialer: Dialer;
   #announcer: Announcer | undefined;
   #dhtAnnouncer: DhtAnnouncer | undefined;
   #uploader: Uploader | undefined;
@@ -238,7 +236,6 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #hashingBytes = 0;
   readonly #hasher: PieceHasher;
   #readingPaused = false;
-  #connectScheduled = false;
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
   #completeEmitted = false;
@@ -283,6 +280,18 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#hasher = opts.hasher ?? new PieceHasher(0);
     this.#webSeeds = new WebSeeds(opts.meta, this.#webSeedHost());
     this.#metadataServer = new MetadataServer(opts.meta.rawInfo);
+    this.#dialer = new Dialer({
+      infoHash: opts.meta.infoHash,
+      requireEncryption: opts.listener.requireEncryption,
+      maxPeersPerIp: this.#maxPeersPerIp,
+      pool: this.pool,
+      stopped: () => this.#stopped,
+      openIps: () => this.#openIps(),
+      connected: (socket, host, port, key, sink, cipher, leftover) => this.#attach(socket, 'outgoing', host, port, key, sink, cipher, leftover).start(),
+      dialFailed: (key, reason) => this.emit('peer-dial-failed', key, reason),
+      connectMore: () => this.#connectMore(),
+      guard: (fn) => this.#guard(fn),
+    });
   }
 
   get seeding(): boolean {
@@ -462,8 +471,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#timers = [];
     this.opts.listener.unregister(this.meta.infoHash);
     for (const p of [...this.#peers.values()]) p.conn.close('session stopped');
-    for (const socket of this.#dialing.keys()) socket.destroy();
-    this.#dialing.clear();
+    this.#dialer.close();
     this.#webSeeds.close();
     this.#dhtAnnouncer?.stop();
     const announcer = this.#announcer;
@@ -545,109 +553,31 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #connectMore(): void {
     // seeds dial too: a leecher that announced before us would otherwise wait a whole interval
     if (this.#stopped || !this.#started) return;
-    const maxPeers = this.opts.maxPeers ?? 50;
-    const room = Math.min(maxPeers - this.#peers.size - this.#halfOpen, MAX_HALF_OPEN - this.#halfOpen);
+    const room = this.#dialer.room(this.opts.maxPeers ?? 50, this.#peers.size);
     if (room <= 0) return;
     const minAge = this.done ? SEED_DIAL_DELAY_MS : 0;
-    const perIp = { limit: this.#maxPeersPerIp, busy: this.#connectionsByIp() };
+    const perIp = { limit: this.#maxPeersPerIp, busy: this.#dialer.connectionsByIp() };
     for (const candidate of this.pool.candidates(room, minAge, perIp)) {
       if (this.#hasConnectionTo(candidate.key)) {
         this.pool.markConnected(candidate.key);
         continue;
       }
-      this.#dial(candidate.host, candidate.port, candidate.key);
+      this.#dialer.dial(candidate.host, candidate.port, candidate.key);
     }
-  }
-
-  /** #connectMore on the next turn of the event loop, once however many dials fail in this one. */
-  #connectMoreSoon(): void {
-    if (this.#connectScheduled) return;
-    this.#connectScheduled = true;
-    setImmediate(() => {
-      this.#connectScheduled = false;
-      this.#guard(() => this.#connectMore());
-    });
   }
 
   get #maxPeersPerIp(): number {
     return this.opts.maxPeersPerIp ?? DEFAULT_MAX_PEERS_PER_IP;
   }
 
-  /** Per IP, the connections open or being dialed. */
-  #connectionsByIp(): Map<string, number> {
-    const busy = new Map<string, number>();
-    const count = (ip: string): void => void busy.set(ip, (busy.get(ip) ?? 0) + 1);
-    for (const p of this.#peers.values()) count(p.ip);
-    for (const ip of this.#dialing.values()) count(ip);
-    return busy;
+  /** The IP of each open connection, as the per-IP limit counts it. */
+  *#openIps(): Generator<string> {
+    for (const p of this.#peers.values()) yield p.ip;
   }
 
   #hasConnectionTo(key: string): boolean {
     for (const p of this.#peers.values()) if (p.key === key || p.poolKey === key) return true;
     return false;
-  }
-
-  #dial(host: string, port: number, key: string): void {
-    this.pool.markConnecting(key);
-    this.#halfOpen++;
-    // reads land in one process-wide buffer (incoming sockets too: see the listener)
-    const sink: ReadSink = { conn: undefined };
-    const socket = net.connect({ host, port, noDelay: true, onread: sharedReadOptions(sink) });
-    this.#dialing.set(socket, ipOf(host));
-    socket.once('close', () => this.#dialing.delete(socket));
-    let settled = false;
-    const timer = setTimeout(() => fail('connect timeout'), CONNECT_TIMEOUT_MS);
-    timer.unref();
-    const fail = (reason: string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      this.#halfOpen--;
-      this.#dialing.delete(socket); // its IP's place is free now, not at 'close' (after the next candidates are chosen)
-      socket.destroy();
-      this.pool.markFailed(key);
-      this.emit('peer-dial-failed', key, reason);
-      // the freed half-open slot goes to the next candidate now, not at the next tick:
-      // a tracker list full of dead peers must not hold back the live one behind them
-      this.#connectMoreSoon();
-    };
-    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? errorMessage(err)));
-    socket.once('connect', () => {
-      if (settled) return;
-      // the dial counted the address as given (a hostname, say); count the IP it reached too
-      const ip = ipOf(socket.remoteAddress ?? host);
-      this.#dialing.delete(socket);
-      if ((this.#connectionsByIp().get(ip) ?? 0) >= this.#maxPeersPerIp) {
-        fail(`more than ${this.#maxPeersPerIp} connections to ${ip}`);
-        return;
-      }
-      this.#dialing.set(socket, ip);
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      const { requireEncryption } = this.opts.listener;
-      if (this.#stopped || !(requireEncryption || this.pool.get(key)?.encrypt)) {
-        settled = true;
-        this.#halfOpen--;
-        this.#dialing.delete(socket);
-        if (this.#stopped) socket.destroy();
-        else this.#attach(socket, 'outgoing', host, port, key, sink).start();
-        return;
-      }
-      // MSE first: we require encryption, or this peer dropped our plain handshake before.
-      // Still half-open until the encrypted handshake is done.
-      const provide = requireEncryption ? CRYPTO_RC4 : CRYPTO_PLAINTEXT | CRYPTO_RC4;
-      negotiateMse(socket, sink, this.meta.infoHash, provide).then(
-        (mse) => {
-          if (settled) return;
-          settled = true;
-          this.#halfOpen--;
-          this.#dialing.delete(socket);
-          if (this.#stopped) socket.destroy();
-          else this.#guard(() => this.#attach(socket, 'outgoing', host, port, key, sink, mse.cipher, mse.rest).start());
-        },
-        (err: unknown) => fail(`encrypted handshake failed: ${errorMessage(err)}`),
-      );
-    });
   }
 
   #onIncoming(socket: net.Socket, handshake: Handshake, leftover: Buffer, reads: ReadSink, cipher?: StreamCipher): void {
@@ -659,7 +589,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       return;
     }
     const ip = ipOf(host);
-    if ((this.#connectionsByIp().get(ip) ?? 0) >= this.#maxPeersPerIp && !this.#evictIdlePeer(ip)) {
+    if ((this.#dialer.connectionsByIp().get(ip) ?? 0) >= this.#maxPeersPerIp && !this.#evictIdlePeer(ip)) {
       this.emit('peer-refused', peerKey(host, port), `more than ${this.#maxPeersPerIp} connections from one IP`);
       socket.destroy();
       return;
@@ -846,12 +776,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     if (this.#optimistic === state.conn) this.#optimistic = undefined;
     if (state.poolKey && !this.pool.isBanned(state.poolKey)) {
-      // a peer that requires encryption closes a plain handshake unanswered: redial it with MSE, once
-      const droppedPlain = state.conn.direction === 'outgoing' && !state.conn.handshakeDone && DROPPED_UNANSWERED.test(reason);
-      if (droppedPlain && !this.#stopped && this.pool.retryEncrypted(state.poolKey)) this.#connectMoreSoon();
-      // two seeds have nothing for each other: a minute, doubling, not the 5 s a handshake resets
-      else if (reason === BOTH_SEEDS) this.pool.markUnhelpful(state.poolKey, BOTH_SEEDS_RETRY_MS);
-      else this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
+      // a peer that requires encryption closes a plain handshake unanswered: the dialer redials it with MSE, once
+      if (!this.#dialer.redialEncrypted(state.conn, state.poolKey, reason)) {
+        // two seeds have nothing for each other: a minute, doubling, not the 5 s a handshake resets
+        if (reason === BOTH_SEEDS) this.pool.markUnhelpful(state.poolKey, BOTH_SEEDS_RETRY_MS);
+        else this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
+      }
     }
     if (state.conn.handshakeDone) this.emit('peer-closed', state.key, reason);
     if (!state.conn.amChoking) this.#fillFreeSlot();
