@@ -9,7 +9,8 @@
  * serving requests in uploader.ts, per-connection state in peer-state.ts,
  * BEP 19 web seeds in web-seeds.ts (which stores their blocks here as a
  * peer's), BEP 11 peer exchange pacing and sending in pex.ts, answering
- * BEP 9 metadata requests in metadata-server.ts.
+ * BEP 9 metadata requests in metadata-server.ts, what our BEP 10 extended
+ * handshake offers and what a peer's sets in extension-handshake.ts.
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
@@ -36,24 +37,26 @@ import type { DhtNode } from '../dht/node.js';
 import { unmapIpv4 } from '../core/compact-peer.js';
 import type { Message } from '../wire/messages.js';
 import type { Handshake } from '../wire/handshake.js';
-import { encodeExtendedHandshake, parseExtendedHandshake } from '../wire/extension.js';
+import { EXTENDED_HANDSHAKE_ID, parseExtendedHandshake } from '../wire/extension.js';
 import type { StreamCipher } from '../wire/mse.js';
-import { OUR_UT_PEX_ID, UT_PEX } from '../wire/pex.js';
+import { OUR_UT_PEX_ID } from '../wire/pex.js';
 import { sendPex } from './pex.js';
 import { SmartBan } from './smart-ban.js';
-import { OUR_UT_METADATA_ID, UT_METADATA } from '../wire/ut-metadata.js';
+import { OUR_UT_METADATA_ID } from '../wire/ut-metadata.js';
 import { MetadataServer } from './metadata-server.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
 import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
-import { MAX_PEER_REQUESTS, Uploader } from './uploader.js';
+import { Uploader } from './uploader.js';
 import { Listener } from './listener.js';
-import { depthShare, grownQueueDepth, nextQueueDepth, MAX_QUEUE_DEPTH } from './pipeline.js';
+import { depthShare, grownQueueDepth, nextQueueDepth } from './pipeline.js';
 import { PeerState, blockKey, keyBegin, keyIndex, rememberReleased } from './peer-state.js';
 import { headHurry } from './head-copy.js';
 import { Dialer } from './dialer.js';
+import { applyPeerExtensions, ourExtendedHandshake, peerExtensions } from './extension-handshake.js';
 
 export { CONNECT_TIMEOUT_MS, DROPPED_UNANSWERED } from './dialer.js';
+export { CLIENT_NAME } from './extension-handshake.js';
 
 export const REQUEST_TIMEOUT_MS = 30_000;
 /**
@@ -73,7 +76,6 @@ const IDLE_EVICT_MS = 2_000;
 const BOTH_SEEDS = 'both are seeds';
 const BOTH_SEEDS_RETRY_MS = 60_000;
 const TICK_MS = 1_000;
-export const CLIENT_NAME = 'tt/0.1.0';
 
 export interface SessionOptions {
   meta: Metainfo;
@@ -668,19 +670,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.emit('peer-connected', state.key, conn.encrypted);
     conn.batch(() => {
       if (supportsExtensionProtocol(h.reserved)) {
-        conn.send({
-          type: 'extended',
-          id: 0,
-          payload: encodeExtendedHandshake({
-            // BEP 9: magnet users fetch the info dictionary from us (not for private torrents: BEP 27 keeps them off public channels)
-            ...(this.meta.private
-              ? { m: {} }
-              : { m: { [UT_METADATA]: OUR_UT_METADATA_ID, ...(this.#pexEnabled ? { [UT_PEX]: OUR_UT_PEX_ID } : {}) }, metadataSize: this.meta.rawInfo.length }),
-            v: CLIENT_NAME,
-            reqq: MAX_PEER_REQUESTS,
-            p: this.opts.listener.port,
-          }),
-        });
+        const ours = { isPrivate: this.meta.private, pex: this.#pexEnabled, metadataSize: this.meta.rawInfo.length, listenPort: this.opts.listener.port };
+        conn.send({ type: 'extended', id: EXTENDED_HANDSHAKE_ID, payload: ourExtendedHandshake(ours) });
       }
       // BEP 6: a fast peer learns "all" or "none" in 5 bytes; a plain one gets a bitfield only when there is something to say
       if (conn.fastExtension && this.have.complete) conn.send({ type: 'have-all' });
@@ -740,18 +731,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       case 'extended':
         if (m.id === OUR_UT_METADATA_ID && !this.meta.private) this.#metadataServer.onMessage(state, m.payload);
         else if (m.id === OUR_UT_PEX_ID && this.#pexEnabled) this.#onPex(state, m.payload);
-        else if (m.id === 0) {
-          const ext = parseExtendedHandshake(m.payload);
-          state.utMetadataId = ext.m.get(UT_METADATA) ?? 0;
-          if (this.#pexEnabled) state.utPexId = ext.m.get(UT_PEX) ?? 0;
-          if (ext.reqq !== undefined && ext.reqq > 0) state.maxQueueDepth = Math.min(MAX_QUEUE_DEPTH, Math.max(1, ext.reqq));
-          // an incoming peer tells us where it listens: that is its identity in
+        else if (m.id === EXTENDED_HANDSHAKE_ID) {
+          const listen = applyPeerExtensions(state, peerExtensions(parseExtendedHandshake(m.payload), state, this.#pexEnabled));
+          // an incoming peer told us where it listens: that is its identity in
           // the pool, so we never dial a second connection to it
-          if (!state.poolKey && ext.p !== undefined && ext.p > 0 && ext.p < 65536) {
-            state.poolKey = peerKey(state.conn.host, ext.p);
-            state.listenAddress = { host: state.conn.host, port: ext.p };
-            this.pool.add([{ host: state.conn.host, port: ext.p }]);
-            this.pool.markConnected(state.poolKey);
+          if (listen) {
+            this.pool.add([{ host: listen.host, port: listen.port }]);
+            this.pool.markConnected(peerKey(listen.host, listen.port));
           }
         }
         break;
