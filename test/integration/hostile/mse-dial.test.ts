@@ -1,8 +1,8 @@
 /**
  * Hostile MSE/PE peers against tt, both ways, over real loopback sockets.
  *
- * tt dialing out (MseInitiator through peer/mse-dial.ts and TorrentSession
- * #dial): scripted responders (test/helpers/mse-responder.ts) send degenerate
+ * tt dialing out (MseInitiator through peer/mse-dial.ts and session/dialer.ts
+ * Dialer.dial): scripted responders (test/helpers/mse-responder.ts) send degenerate
  * Diffie-Hellman keys (0, 1, P-1, P), endless padding, a method tt did not
  * offer, a PadD over 512, close mid-handshake, stay silent, drip one byte at a
  * time, or complete MSE and then send garbage or another torrent's handshake.

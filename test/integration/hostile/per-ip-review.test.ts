@@ -1,6 +1,6 @@
 /**
  * Review of the per-IP limits (peer-pool.ts MAX_KNOWN_PER_IP and candidates'
- * perIp, torrent-session.ts #connectionsByIp / #onIncoming / #evictIdlePeer,
+ * perIp, torrent-session.ts Dialer.connectionsByIp / #onIncoming / #evictIdlePeer,
  * metadata-fetch.ts): one host must not get past them by being named in
  * another text form. Every socket here is on 127.0.0.1: `::ffff:7f00:1` is
  * how BEP 7 / BEP 11 compact entries for 127.0.0.1 decode (a v4-mapped

@@ -33,8 +33,8 @@ describe('fileCompletion', () => {
   it('agrees with a byte-by-byte count on random layouts', () => {
     const random = mulberry32(5);
     for (let round = 0; round < 200; round++) {
-      const sizes = Array.from({ length: 1 + Math.floor(random() * 6) }, () => (random() < 0.2 ? 0 : Math.floor(random() * 100)));
-      if (sizes.every((s) => s === 0)) sizes.push(1);
+      const sizes: number[] = Array.from({ length: 1 + Math.floor(random() * 6) }, () => (random() < 0.2 ? 0 : Math.floor(random() * 100)));
+      if (!sizes.some((s) => s > 0)) sizes.push(1);
       const meta = layout(sizes, 1 + Math.floor(random() * 40));
       const have = new Bitfield(meta.pieceCount);
       for (let i = 0; i < meta.pieceCount; i++) if (random() < 0.5) have.set(i);
