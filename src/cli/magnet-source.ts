@@ -16,7 +16,7 @@ import { parseTorrent } from '../metainfo/parse-torrent.js';
 import type { DhtNode } from '../dht/node.js';
 import type { Listener } from '../session/listener.js';
 import { MetadataFetcher } from '../session/metadata-fetch.js';
-import { CLIENT_NAME } from '../session/torrent-session.js';
+import { CLIENT_NAME } from '../session/extension-handshake.js';
 import { sanitizeForTerminal } from './format.js';
 import type { Reporter } from './reporter.js';
 import { reportPex } from './run-session.js';

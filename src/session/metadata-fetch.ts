@@ -51,7 +51,7 @@ import { OUR_UT_METADATA_ID, UT_METADATA, encodeMetadataReject, encodeMetadataRe
 import { OUR_UT_PEX_ID, UT_PEX } from '../wire/pex.js';
 import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
 import { PexInbox } from './pex.js';
-import { DROPPED_UNANSWERED } from './torrent-session.js';
+import { CONNECT_TIMEOUT_MS, droppedPlainHandshake } from './dialer.js';
 
 /** Requests in flight per peer (pieces are 16 KiB; a whole dictionary is usually a handful). */
 export const METADATA_REQUESTS_PER_PEER = 8;
@@ -69,7 +69,6 @@ export const UNKNOWN_LEFT_BYTES = 16 * 1024;
  * any peer, and a minute before asking one that rejected a metadata request).
  */
 export const NO_METADATA_RETRY_MS = 60_000;
-const CONNECT_TIMEOUT_MS = 10_000;
 const TICK_MS = 1_000;
 
 export interface MetadataFetchOptions {
@@ -396,7 +395,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     peer.outstanding.clear();
     if (this.#exclusive === peer) this.#exclusive = undefined;
     if (this.#done) return;
-    const droppedPlain = !peer.conn.handshakeDone && DROPPED_UNANSWERED.test(reason);
+    const droppedPlain = droppedPlainHandshake(peer.conn, reason); // every connection here is one we dialed
     if (this.#pool.isBanned(peer.key)) {
       // stays banned
     } else if (peer.lacksMetadata) {

@@ -55,8 +55,6 @@ import { headHurry } from './head-copy.js';
 import { Dialer } from './dialer.js';
 import { applyPeerExtensions, ourExtendedHandshake, peerExtensions } from './extension-handshake.js';
 
-export { CONNECT_TIMEOUT_MS, DROPPED_UNANSWERED } from './dialer.js';
-export { CLIENT_NAME } from './extension-handshake.js';
 
 export const REQUEST_TIMEOUT_MS = 30_000;
 /**
