@@ -17,7 +17,7 @@ import { MAX_PIECE_LENGTH, parseTorrent } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
 import { terminalSafeJson } from './info.js';
 import { parseSize } from './units.js';
-import { writeWhole } from './write-whole.js';
+import { checkWritable, writeWhole } from './write-whole.js';
 
 const TRACKER_SCHEMES = new Set(['http:', 'https:', 'udp:', 'wss:']);
 const WEB_SEED_SCHEMES = new Set(['http:', 'https:']);
@@ -71,6 +71,8 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
   if ((await stat(out).catch(() => undefined))?.isDirectory()) {
     throw new TtError('USAGE', `${sanitizeForTerminal(out)} is a folder: give the .torrent file's path with --out`);
   }
+  // before hashing what may be a large folder: refused now rather than after
+  if ((await checkWritable(out)) !== undefined && !opts.force) throw new TtError('USAGE', `${sanitizeForTerminal(out)} already exists (--force replaces it)`);
   const trackers = opts.tracker ?? [];
   const bytes = await createTorrentFromPath(root, {
     ...(opts.pieceLength !== undefined ? { pieceLength: opts.pieceLength } : {}),
@@ -123,7 +125,7 @@ export function registerCreate(program: Command): void {
     .option('--private', 'private torrent (BEP 27): peers only from its trackers')
     .option('-c, --comment <text>', 'comment stored in the torrent')
     .option('--no-date', 'leave out the creation date (the same input then gives the same bytes)')
-    .option('-f, --force', 'replace the output file if it exists')
+    .option('-f, --force', 'replace the output file if it exists (only a regular file: never a device, FIFO, folder or symbolic link)')
     .option('--json', 'print one JSON object instead of text')
     .action(async (path: string, opts: CreateCliOptions) => runCreate(path, opts));
 }

@@ -4,12 +4,13 @@
  * a FIFO while the folder is being hashed, a file that shrinks or grows while
  * it is hashed, names with newlines, escape sequences and bidi controls (the
  * text and JSON output and every error line must stay terminal-safe), and -o
- * into a missing folder, onto a directory, or inside the data. Every run ends
+ * into a missing folder, onto a directory, a FIFO, a symbolic link or a device
+ * (refused even with --force), or inside the data. Every run ends
  * by itself within a bound with exit 0 or one `tt: ` line, and leaves no
  * temporary file behind.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, truncate, unlink, writeFile, open } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, truncate, unlink, writeFile, open } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -248,5 +249,33 @@ describe('tt create: output paths', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(parseTorrent(await readFile(out)).name).toBe('data');
     await expectNoTemp(work);
+  });
+
+  it('-o a FIFO with --force: refused (exit 2, says it is a FIFO), no hang, the FIFO stays, nothing created', async () => {
+    const { work, data } = await dataFolder();
+    const fifo = join(work, 'out.torrent');
+    mkfifo(fifo);
+    for (const force of [['--force'], []]) {
+      expect(expectOneLineError(tt(['create', data, '-o', fifo, ...force]), 2)).toMatch(/out\.torrent is a FIFO \(named pipe\), not a regular file/);
+      expect((await lstat(fifo)).isFIFO()).toBe(true);
+    }
+    expect((await readdir(work)).sort()).toEqual(['data', 'out.torrent']);
+  });
+
+  it('-o a symbolic link with --force: refused, neither the link nor the file it points to changes', async () => {
+    const { work, data } = await dataFolder();
+    const target = join(work, 'real.torrent');
+    await writeFile(target, 'precious');
+    const link = join(work, 'link.torrent');
+    await symlink(target, link);
+    expect(expectOneLineError(tt(['create', data, '-o', link, '--force']), 2)).toMatch(/link\.torrent is a symbolic link, not a regular file/);
+    expect(await readlink(link)).toBe(target);
+    expect(await readFile(target, 'utf8')).toBe('precious');
+    expect((await readdir(work)).sort()).toEqual(['data', 'link.torrent', 'real.torrent']);
+  });
+
+  it('-o /dev/null (no --force, so nothing is ever written there): refused as a device, not "already exists"', async () => {
+    const { data } = await dataFolder();
+    expect(expectOneLineError(tt(['create', data, '-o', '/dev/null']), 2)).toMatch(/^tt: \/dev\/null is a character device, not a regular file/);
   });
 });
