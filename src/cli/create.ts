@@ -3,7 +3,10 @@
  * BEP 12 tiers, BEP 27 private, BEP 19 web seeds), write it without ever
  * leaving half a file behind, and print its info hash and magnet link. The
  * hashing and the bencode are metainfo/create.ts; this file owns the options,
- * where the output goes and what is said about it.
+ * where the output goes and what is said about it. `-o -` writes the torrent
+ * to standard output (never to a terminal: it is binary) and the summary to
+ * stderr; an existing output is refused before hashing unless --force, and
+ * --force replaces only a regular file (write-whole.ts).
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
@@ -64,15 +67,21 @@ function isInside(inner: string, outer: string): boolean {
 
 export async function runCreate(source: string, opts: CreateCliOptions): Promise<void> {
   const root = resolve(source);
-  const out = resolve(opts.out ?? `${basename(root)}.torrent`);
-  if (isInside(out, root)) {
-    throw new TtError('USAGE', `the .torrent would be written inside ${sanitizeForTerminal(root)}, the data it describes (give --out elsewhere)`);
+  const toStdout = opts.out === '-';
+  const out = toStdout ? '-' : resolve(opts.out ?? `${basename(root)}.torrent`);
+  if (toStdout) {
+    if (opts.json) throw new TtError('USAGE', '-o - writes the torrent to standard output, so --json cannot: drop one of them');
+    if (process.stdout.isTTY) throw new TtError('USAGE', '-o - writes the binary .torrent to standard output, which is a terminal: redirect it (> FILE) or pipe it');
+  } else {
+    if (isInside(out, root)) {
+      throw new TtError('USAGE', `the .torrent would be written inside ${sanitizeForTerminal(root)}, the data it describes (give --out elsewhere)`);
+    }
+    if ((await stat(out).catch(() => undefined))?.isDirectory()) {
+      throw new TtError('USAGE', `${sanitizeForTerminal(out)} is a folder: give the .torrent file's path with --out`);
+    }
+    // before hashing what may be a large folder: refused now rather than after
+    if ((await checkWritable(out)) !== undefined && !opts.force) throw new TtError('USAGE', `${sanitizeForTerminal(out)} already exists (--force replaces it)`);
   }
-  if ((await stat(out).catch(() => undefined))?.isDirectory()) {
-    throw new TtError('USAGE', `${sanitizeForTerminal(out)} is a folder: give the .torrent file's path with --out`);
-  }
-  // before hashing what may be a large folder: refused now rather than after
-  if ((await checkWritable(out)) !== undefined && !opts.force) throw new TtError('USAGE', `${sanitizeForTerminal(out)} already exists (--force replaces it)`);
   const trackers = opts.tracker ?? [];
   const bytes = await createTorrentFromPath(root, {
     ...(opts.pieceLength !== undefined ? { pieceLength: opts.pieceLength } : {}),
@@ -85,7 +94,8 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
   });
   // what we wrote must be a torrent we (and so every strict client) accept
   const meta = parseTorrent(bytes);
-  await writeWhole(out, bytes, { force: opts.force === true, hint: '(--force replaces it)' });
+  if (toStdout) process.stdout.write(bytes);
+  else await writeWhole(out, bytes, { force: opts.force === true, hint: '(--force replaces it)' });
   const summary = {
     path: out,
     name: meta.name,
@@ -101,24 +111,25 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
     process.stdout.write(`${terminalSafeJson(summary)}\n`);
     return;
   }
-  process.stdout.write(
+  const text =
     [
-      `Created:     ${sanitizeForTerminal(out)}`,
+      `Created:     ${toStdout ? 'standard output' : sanitizeForTerminal(out)}`,
       `Name:        ${sanitizeForTerminal(meta.name)}`,
       `Info hash:   ${meta.infoHashHex}`,
       `Total size:  ${humanBytes(meta.totalLength)} in ${meta.files.length} file${meta.files.length === 1 ? '' : 's'}`,
       `Pieces:      ${meta.pieceCount} x ${humanBytes(meta.pieceLength)}`,
       `Trackers:    ${trackers.length > 0 ? trackers.map(sanitizeForTerminal).join(', ') : 'none (peers will need --peer or x.pe)'}`,
       `Magnet:      ${sanitizeForTerminal(summary.magnet)}`,
-    ].join('\n') + '\n',
-  );
+    ].join('\n') + '\n';
+  // with -o -, stdout carries the torrent alone
+  (toStdout ? process.stderr : process.stdout).write(text);
 }
 
 export function registerCreate(program: Command): void {
   program
     .command('create <path>')
     .description('make a .torrent of a file or folder, and print its info hash and magnet link')
-    .option('-o, --out <file>', 'where to write the .torrent (default: <name>.torrent here)')
+    .option('-o, --out <file>', "where to write the .torrent (default: <name>.torrent here; '-': standard output, the summary then goes to stderr)")
     .option('-t, --tracker <url>', 'announce URL (repeatable; each becomes its own tier, tried in order)', urlOption(TRACKER_SCHEMES, 'tracker'))
     .option('-w, --web-seed <url>', 'BEP 19 web seed URL (repeatable)', urlOption(WEB_SEED_SCHEMES, 'web seed'))
     .option('--piece-length <size>', 'bytes per piece, a power of two (default: about size/1500, 16KiB-16MiB)', pieceLengthOption)

@@ -62,6 +62,7 @@ export function registerDownload(program: Command): void {
     if (opts.saveTorrent !== undefined && !isMagnet(torrent)) {
       throw new TtError('USAGE', '--save-torrent is for magnet links (the torrent file is already on disk)');
     }
+    if (opts.saveTorrent === '-') throw new TtError('USAGE', "--save-torrent -: standard output carries the download's messages; give a file name");
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({

@@ -5,11 +5,11 @@
  * it is hashed, names with newlines, escape sequences and bidi controls (the
  * text and JSON output and every error line must stay terminal-safe), and -o
  * into a missing folder, onto a directory, a FIFO, a symbolic link or a device
- * (refused even with --force), or inside the data. Every run ends
+ * (refused even with --force), inside the data, or `-` (standard output). Every run ends
  * by itself within a bound with exit 0 or one `tt: ` line, and leaves no
  * temporary file behind.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, truncate, unlink, writeFile, open } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { TERMINAL_UNSAFE, expectOneLineError, tt } from '../../helpers/cli-sync.js';
-import { killAllTt, startTt, type TtProcess } from './tt-cli.js';
+import { TT_BIN, killAllTt, startTt, type TtProcess } from './tt-cli.js';
 
 const dirs: string[] = [];
 const unixServers: Server[] = [];
@@ -277,5 +277,21 @@ describe('tt create: output paths', () => {
   it('-o /dev/null (no --force, so nothing is ever written there): refused as a device, not "already exists"', async () => {
     const { data } = await dataFolder();
     expect(expectOneLineError(tt(['create', data, '-o', '/dev/null']), 2)).toMatch(/^tt: \/dev\/null is a character device, not a regular file/);
+  });
+
+  it('-o -: the torrent alone on stdout, the summary on stderr; with --json: a usage error', async () => {
+    const { work, data } = await dataFolder();
+    const r = spawnSync(process.execPath, [TT_BIN, 'create', data, '-o', '-', '--no-date'], { cwd: work, timeout: 30_000 });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const meta = parseTorrent(r.stdout);
+    expect(meta.name).toBe('data');
+    expect(r.stderr.toString()).toContain(`Info hash:   ${meta.infoHashHex}`);
+    expect(r.stderr.toString()).toMatch(/^Created: +standard output$/m);
+    // the same bytes as a file written with -o FILE
+    const out = join(work, 'x.torrent');
+    expect(tt(['create', data, '-o', out, '--no-date']).status).toBe(0);
+    expect((await readFile(out)).equals(r.stdout)).toBe(true);
+    expect((await readdir(work)).sort()).toEqual(['data', 'x.torrent']); // no file named '-'
+    expect(expectOneLineError(tt(['create', data, '-o', '-', '--json'], undefined, work), 2)).toMatch(/--json/);
   });
 });

@@ -199,6 +199,15 @@ describe('tt download <magnet>', () => {
     expect(existsSync(join(fx.work, 'x.torrent'))).toBe(false);
   });
 
+  it("--save-torrent - is a usage error (stdout carries the download's messages), before any peer is asked", async () => {
+    const fx = await fixture(64 * 1024);
+    const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}`;
+    const p = await runTt(['download', magnet, '--out', join(fx.work, 'out'), ...LOOPBACK, '--peer', '127.0.0.1:9', '--save-torrent', '-'], 15_000);
+    expect(p.exit?.code, p.describe()).toBe(2);
+    expectOneErrorLine(p, /--save-torrent -: standard output/);
+    expect(existsSync(join(fx.work, 'out'))).toBe(false);
+  });
+
   it('SIGINT while waiting for the metadata exits 130 with one line and writes nothing', async () => {
     const fx = await fixture(64 * 1024);
     // a listener that accepts and never answers: tt stays in the metadata phase
