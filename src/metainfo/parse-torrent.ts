@@ -2,7 +2,9 @@
  * .torrent bytes -> validated Metainfo (BEP 3; announce-list BEP 12, private BEP 27,
  * url-list BEP 19, pad files BEP 47). Every rule refuses with a MetainfoError naming
  * the field; the info hash is the SHA-1 of the raw `info` span as it stands in the file.
- * Names and paths: `.utf-8` variants preferred when valid; invalid UTF-8 becomes U+FFFD.
+ * Names and paths: `.utf-8` variants preferred when valid; invalid UTF-8 becomes U+FFFD;
+ * which names are safe, and which two are one file, follow the platform's file
+ * system (path-safety.ts).
  */
 import { createHash } from 'node:crypto';
 import { MetainfoError } from '../core/errors.js';
@@ -24,7 +26,7 @@ import {
   utf8OrUndefined,
 } from './bencode.js';
 import type { Metainfo, TorrentFile } from './metainfo.js';
-import { unsafeComponentReason } from './path-safety.js';
+import { type PathPlatform, collisionKey, unsafeComponentReason } from './path-safety.js';
 
 export const MAX_TORRENT_BYTES = DEFAULT_MAX_BYTES;
 export const MAX_PIECE_LENGTH = 512 * 1024 * 1024;
@@ -49,8 +51,13 @@ function preferUtf8Bytes(d: BDict, key: string, prefix: string): string {
   return text(requireBytes(d, key, failAt(prefix)));
 }
 
-function checkComponent(field: string, component: string): void {
-  const reason = unsafeComponentReason(component);
+export interface ParseOptions {
+  /** Whose file name rules apply (default: the platform tt runs on). */
+  platform?: PathPlatform;
+}
+
+function checkComponent(field: string, component: string, platform: PathPlatform): void {
+  const reason = unsafeComponentReason(component, platform);
   if (reason !== undefined) throw new MetainfoError(field, `${reason}: ${JSON.stringify(component)}`);
 }
 
@@ -80,7 +87,7 @@ interface RawFile {
   padding: boolean;
 }
 
-function readFiles(info: BDict): RawFile[] {
+function readFiles(info: BDict, platform: PathPlatform): RawFile[] {
   const list = requireList(info, 'files', failAt('info.'));
   if (list.length === 0) throw new MetainfoError('info.files', 'empty file list');
   return list.map((entry, i) => {
@@ -88,30 +95,32 @@ function readFiles(info: BDict): RawFile[] {
     if (!isDict(entry)) throw new MetainfoError(field, 'expected a dictionary');
     const length = readLength(entry, `${field}.`);
     const path = readPath(entry, field);
-    for (const c of path) checkComponent(`${field}.path`, c);
+    for (const c of path) checkComponent(`${field}.path`, c, platform);
     const attr = getBytes(entry, 'attr');
     return { path, length, padding: attr !== undefined && attr.includes(0x70 /* 'p' */) };
   });
 }
 
-/** One path component in the tree of all file paths (NFC keys). */
+/** One path component in the tree of all file paths (keyed by collisionKey). */
 interface PathNode {
   children: Map<string, PathNode> | undefined;
-  file: RawFile | undefined;
+  /** Index of the file whose path ends here. */
+  file: number | undefined;
 }
 
 /**
- * Refuse duplicate paths (exact and NFC-equal) and a file that is also a folder.
+ * Refuse two paths that are one file on `platform`'s file system (identical
+ * names on Linux; see path-safety.ts) and a file that is also a folder.
  * A tree of components keeps this linear in the number of components: joining every
  * folder prefix of a hostile 30,000-component path took seconds (quadratic).
  */
-function checkCollisions(files: readonly RawFile[]): void {
+function checkCollisions(files: readonly RawFile[], platform: PathPlatform): void {
   const root: PathNode = { children: undefined, file: undefined };
   const leaves: PathNode[] = [];
   for (const [i, f] of files.entries()) {
     let node = root;
     for (const component of f.path) {
-      const key = component.normalize('NFC');
+      const key = collisionKey(component, platform);
       node.children ??= new Map();
       let child = node.children.get(key);
       if (child === undefined) {
@@ -120,11 +129,21 @@ function checkCollisions(files: readonly RawFile[]): void {
       }
       node = child;
     }
-    const prev = node.file;
+    const prevIndex = node.file;
+    const prev = prevIndex === undefined ? undefined : files[prevIndex]!;
     // libtorrent names BEP 47 pad files `.pad/<size>`: identical pad files may repeat
     const samePad = prev !== undefined && prev.padding && f.padding && prev.length === f.length;
-    if (prev !== undefined && !samePad) throw new MetainfoError(`info.files[${i}].path`, `duplicate path ${JSON.stringify(f.path.join('/'))}`);
-    node.file = f;
+    if (prev !== undefined && !samePad) {
+      const path = f.path.join('/');
+      const other = prev.path.join('/');
+      throw new MetainfoError(
+        `info.files[${i}].path`,
+        path === other
+          ? `duplicate path ${JSON.stringify(path)}`
+          : `duplicate path ${JSON.stringify(path)}: the same file as ${JSON.stringify(other)} (files[${prevIndex}]) on this platform's file system`,
+      );
+    }
+    node.file = i;
     leaves.push(node);
   }
   for (const [i, f] of files.entries()) {
@@ -189,7 +208,8 @@ function readUrlList(root: BDict): string[] {
 }
 
 /** Parse and validate a .torrent file. Throws BencodeError or MetainfoError. */
-export function parseTorrent(bytes: Uint8Array): Metainfo {
+export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metainfo {
+  const platform = opts.platform ?? process.platform;
   if (bytes.length > MAX_TORRENT_BYTES) throw new MetainfoError('file', `larger than ${MAX_TORRENT_BYTES} bytes`);
   const { value: root, spans } = decodeWithSpans(bytes);
   if (!isDict(root)) throw new MetainfoError('torrent', 'not a dictionary');
@@ -203,13 +223,13 @@ export function parseTorrent(bytes: Uint8Array): Metainfo {
     throw new MetainfoError('info', "a BitTorrent v2-only torrent (no v1 'pieces'); tt speaks v1: use a v1 or hybrid torrent");
   }
   const name = preferUtf8Bytes(info, 'name', 'info.');
-  checkComponent('info.name', name);
+  checkComponent('info.name', name, platform);
   const pieceLength = readPieceLength(info);
 
   const hasFiles = info.has('files');
   if (hasFiles && info.has('length')) throw new MetainfoError('info.length', "both 'length' and 'files' present");
-  const rawFiles: RawFile[] = hasFiles ? readFiles(info) : [{ path: [], length: readLength(info, 'info.'), padding: false }];
-  if (hasFiles) checkCollisions(rawFiles);
+  const rawFiles: RawFile[] = hasFiles ? readFiles(info, platform) : [{ path: [], length: readLength(info, 'info.'), padding: false }];
+  if (hasFiles) checkCollisions(rawFiles, platform);
 
   const files: TorrentFile[] = [];
   let offset = 0;

@@ -98,11 +98,22 @@ describe('parseTorrent: good fixtures', () => {
   });
 });
 
+/**
+ * Bad fixtures whose names are bad on another platform's file system only
+ * (path-safety.ts): `C:` is an ordinary folder name on POSIX, and NFC/NFD
+ * spellings of one name are two files on Linux. Each is refused when parsed
+ * for that platform, and accepted here.
+ */
+const BAD_ON: Readonly<Record<string, 'win32' | 'darwin'>> = {
+  'bad-traversal-drive-letter.torrent': 'win32',
+  'bad-duplicate-path-nfc.torrent': 'darwin',
+};
+
 describe('parseTorrent: every bad fixture is refused naming the field', () => {
   it.each(badFixtures().map((f) => [f.file, f.field] as const))('%s -> %s', (file, field) => {
     let caught: unknown;
     try {
-      parseTorrent(fixture(file));
+      parseTorrent(fixture(file), { platform: BAD_ON[file] ?? 'linux' });
     } catch (err) {
       caught = err;
     }
@@ -112,6 +123,53 @@ describe('parseTorrent: every bad fixture is refused naming the field', () => {
       expect(caught).toBeInstanceOf(MetainfoError);
       expect((caught as MetainfoError).field).toBe(field);
       expect((caught as MetainfoError).message).toContain(field);
+    }
+  });
+});
+
+describe('parseTorrent: names as the file system sees them', () => {
+  const multi = (paths: string[][]): Buffer => {
+    const data = Buffer.alloc(paths.length, 7);
+    return torrent(
+      rdict([
+        ['files', multiFileList(paths.map((path) => ({ path, length: 1 })))],
+        ['name', 'n'],
+        ['piece length', 16384],
+        ['pieces', pieceHashes(data, 16384)],
+      ]),
+    );
+  };
+
+  it.each(Object.entries(BAD_ON))('%s parses on POSIX (not bad on this platform)', (file) => {
+    expect(parseTorrent(fixture(file), { platform: 'linux' }).files.length).toBeGreaterThan(0);
+  });
+
+  it('a name or path with a letter and a colon at its start parses on POSIX, and is refused for Windows naming the field', () => {
+    const named = torrent(rdict(withEntry(singleInfo(), 'name', 'A: Movie.mkv')));
+    expect(parseTorrent(named, { platform: 'linux' }).name).toBe('A: Movie.mkv');
+    expect(parseTorrent(named, { platform: 'darwin' }).name).toBe('A: Movie.mkv');
+    expect(() => parseTorrent(named, { platform: 'win32' })).toThrow(/info\.name: path component is a drive letter/);
+    const paths = multi([['x:y'], ['C:', 'Windows']]);
+    expect(parseTorrent(paths, { platform: 'linux' }).files.map((f) => f.path)).toEqual([['n', 'x:y'], ['n', 'C:', 'Windows']]);
+    expect(() => parseTorrent(paths, { platform: 'win32' })).toThrow(/info\.files\[0\]\.path/);
+  });
+
+  it('duplicates are what collides on the file system: NFC/NFD and A/a are two files on Linux, one on macOS', () => {
+    const nfcPair = multi([['d', 'caf\u00e9'], ['d', 'cafe\u0301']]);
+    expect(parseTorrent(nfcPair, { platform: 'linux' }).files.map((f) => f.path[2])).toEqual(['caf\u00e9', 'cafe\u0301']);
+    expect(() => parseTorrent(nfcPair, { platform: 'darwin' })).toThrow(/info\.files\[1\]\.path: duplicate path .*the same file as "d\/caf\u00e9" \(files\[0\]\)/);
+    expect(parseTorrent(nfcPair, { platform: 'win32' }).files).toHaveLength(2);
+    const casePair = multi([['A'], ['a']]);
+    expect(parseTorrent(casePair, { platform: 'linux' }).files).toHaveLength(2);
+    expect(() => parseTorrent(casePair, { platform: 'darwin' })).toThrow(/duplicate path/);
+    expect(() => parseTorrent(casePair, { platform: 'win32' })).toThrow(/duplicate path/);
+    // a folder that is also a file counts the same way
+    const folderCase = multi([['Dir', 'x'], ['dir']]);
+    expect(parseTorrent(folderCase, { platform: 'linux' }).files).toHaveLength(2);
+    expect(() => parseTorrent(folderCase, { platform: 'darwin' })).toThrow(/files\[1\]\.path: file "dir" is also a folder/);
+    // identical names collide everywhere
+    for (const platform of ['linux', 'darwin', 'win32'] as const) {
+      expect(() => parseTorrent(multi([['a'], ['a']]), { platform })).toThrow(/files\[1\]\.path: duplicate path "a"$/);
     }
   });
 });
