@@ -111,7 +111,8 @@ export async function loadTorrent(pathOrDash: string): Promise<Metainfo> {
   const bytes = pathOrDash === '-' ? await readStdinCapped() : await readFileCapped(pathOrDash);
   if (bytes.length === 0) throw new TtError('INPUT', `${pathOrDash === '-' ? 'standard input' : sanitizeForTerminal(pathOrDash)} is empty`);
   try {
-    return parseTorrent(bytes);
+    // a .torrent file: bytes after its dictionary are ignored, as libtorrent does
+    return parseTorrent(bytes, { allowTrailingBytes: true });
   } catch (err) {
     if (err instanceof BencodeError) throw new TtError('BENCODE', `not a torrent file: ${sanitizeForTerminal(err.message)}`);
     // messages quote torrent-supplied names: keep bidi/C1 tricks off the terminal

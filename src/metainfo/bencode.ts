@@ -3,6 +3,10 @@
  * exhaust (depth, item, size and length limits; canonical safe integers only), the
  * raw byte spans of top-level dict values (for the info hash), an encoder, and small
  * typed accessors for untrusted dicts. Knows nothing about torrents.
+ * Bytes after the value are an error (tracker replies, KRPC, PEX, BEP 10 all decode
+ * with decode()), except where the caller asks: decodePrefix (BEP 9, data follows)
+ * and decodeWithSpans with `allowTrailingBytes` (a .torrent file: libtorrent ignores
+ * what follows its dictionary).
  */
 import { BencodeError } from '../core/errors.js';
 
@@ -195,11 +199,16 @@ export function decodePrefix(bytes: Uint8Array, limits?: DecodeLimits): { value:
 /**
  * Decode exactly one value and record the raw byte span of every value of the
  * top-level dict (empty when the root is not a dict). The info hash is the SHA-1
- * of `bytes.subarray(span.start, span.end)` for key 'info'.
+ * of `bytes.subarray(span.start, span.end)` for key 'info'. With
+ * `allowTrailingBytes`, whatever follows the value is ignored; `end` says where it stopped.
  */
-export function decodeWithSpans(bytes: Uint8Array, limits?: DecodeLimits): { value: BValue; spans: ReadonlyMap<string, ByteSpan> } {
-  const r = decodeCore(bytes, limits, true, true);
-  return { value: r.value, spans: r.spans };
+export function decodeWithSpans(
+  bytes: Uint8Array,
+  limits?: DecodeLimits,
+  opts: { allowTrailingBytes?: boolean } = {},
+): { value: BValue; spans: ReadonlyMap<string, ByteSpan>; end: number } {
+  const r = decodeCore(bytes, limits, opts.allowTrailingBytes !== true, true);
+  return { value: r.value, spans: r.spans, end: r.end };
 }
 
 // ---------------------------------------------------------------- encoding

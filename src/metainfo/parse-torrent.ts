@@ -4,7 +4,9 @@
  * the field; the info hash is the SHA-1 of the raw `info` span as it stands in the file.
  * Names and paths: `.utf-8` variants preferred when valid; invalid UTF-8 becomes U+FFFD;
  * which names are safe, and which two are one file, follow the platform's file
- * system (path-safety.ts).
+ * system (path-safety.ts). Bytes after the top-level dictionary are refused
+ * unless the caller reads a .torrent file (`allowTrailingBytes`): libtorrent and
+ * other clients ignore them there, and the info hash (its raw span) cannot change.
  */
 import { createHash } from 'node:crypto';
 import { MetainfoError } from '../core/errors.js';
@@ -54,6 +56,12 @@ function preferUtf8Bytes(d: BDict, key: string, prefix: string): string {
 export interface ParseOptions {
   /** Whose file name rules apply (default: the platform tt runs on). */
   platform?: PathPlatform;
+  /**
+   * Accept bytes after the top-level dictionary (a .torrent file read from disk
+   * or stdin, as libtorrent does). Off by default: a torrent tt assembles
+   * itself (a magnet's verified metadata) must be exactly one value.
+   */
+  allowTrailingBytes?: boolean;
 }
 
 function checkComponent(field: string, component: string, platform: PathPlatform): void {
@@ -211,7 +219,7 @@ function readUrlList(root: BDict): string[] {
 export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metainfo {
   const platform = opts.platform ?? process.platform;
   if (bytes.length > MAX_TORRENT_BYTES) throw new MetainfoError('file', `larger than ${MAX_TORRENT_BYTES} bytes`);
-  const { value: root, spans } = decodeWithSpans(bytes);
+  const { value: root, spans } = decodeWithSpans(bytes, undefined, { allowTrailingBytes: opts.allowTrailingBytes === true });
   if (!isDict(root)) throw new MetainfoError('torrent', 'not a dictionary');
   const info = requireDict(root, 'info', failAt(''));
   const span = spans.get('info')!;

@@ -44,6 +44,19 @@ describe('tt info: what libtorrent opens on Linux, tt opens too', () => {
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).files).toHaveLength(4);
   });
+
+  it('bytes after the dictionary are ignored, from a file and from stdin; the info hash is the one without them', () => {
+    const bytes = readFileSync(join(FIXTURES, 'good-multi.torrent'));
+    const hash = JSON.parse(tt(['info', join(FIXTURES, 'good-multi.torrent'), '--json']).stdout).infoHash as string;
+    const path = join(tmp, 'trailing.torrent');
+    const withTail = Buffer.concat([bytes, Buffer.from('\r\n\x00\x00garbage')]);
+    writeFileSync(path, withTail);
+    for (const r of [tt(['info', path, '--json']), tt(['info', '-', '--json'], withTail)]) {
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout).infoHash).toBe(hash);
+    }
+  });
 });
 
 describe('tt info: good torrents', () => {

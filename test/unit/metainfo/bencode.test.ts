@@ -127,6 +127,19 @@ describe('decode: hostile input, each a BencodeError within milliseconds', () =>
     expect(rejects(b('d1:ae')).message).toMatch(/without a value/);
   });
 
+  it('decodeWithSpans: trailing bytes refused unless allowed (a .torrent file), then ignored with the spans intact', () => {
+    const input = b('d4:infod1:ai1eee\r\ngarbage i1e');
+    expect(() => decodeWithSpans(input)).toThrow(/trailing bytes after value at byte 16/);
+    const r = decodeWithSpans(input, undefined, { allowTrailingBytes: true });
+    expect(r.end).toBe(16);
+    expect(r.spans.get('info')).toEqual({ start: 7, end: 15 });
+    expect(isDict(r.value)).toBe(true);
+    // decode() (tracker replies, KRPC, PEX, BEP 10) stays strict
+    expect(() => decode(input)).toThrow(/trailing bytes/);
+    // and what comes before still has to be whole
+    expect(() => decodeWithSpans(b('d4:infod1:ai1ee'), undefined, { allowTrailingBytes: true })).toThrow(BencodeError);
+  });
+
   it('trailing bytes, stray terminators, empty input, unknown bytes', () => {
     rejects(b('i1ei2e'));
     rejects(b('e'));

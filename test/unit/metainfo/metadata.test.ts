@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MetainfoError } from '../../../src/core/errors.js';
+import { BencodeError, MetainfoError } from '../../../src/core/errors.js';
 import { MetadataAssembler, METADATA_PIECE_BYTES, metadataPieceCount, torrentFileBytes, torrentFromMetadata } from '../../../src/metainfo/metadata.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { multiInfo, rawEncode, rdict, torrent, withEntry } from '../../helpers/torrent-factory.js';
@@ -101,5 +101,13 @@ describe('torrentFromMetadata', () => {
   it('a dictionary followed by junk is not a torrent', () => {
     const file = parseTorrent(torrent(rdict(multiInfo())));
     expect(() => torrentFromMetadata(Buffer.concat([file.rawInfo, Buffer.from('x')]), [])).toThrow();
+  });
+
+  it('metadata that closes the torrent early is refused, though a .torrent file may carry trailing bytes', () => {
+    // spliced in, 'e' ends the dictionary and the rest would trail it: the info hash would not be the metadata's
+    const file = parseTorrent(torrent(rdict(multiInfo())));
+    const early = Buffer.concat([file.rawInfo, Buffer.from('e3:junk')]);
+    expect(() => torrentFromMetadata(early, ['http://t/a'], ['http://127.0.0.1:8080/'])).toThrow(BencodeError);
+    expect(() => torrentFromMetadata(early, [])).toThrow(/trailing bytes/);
   });
 });

@@ -174,6 +174,26 @@ describe('parseTorrent: names as the file system sees them', () => {
   });
 });
 
+describe('parseTorrent: bytes after the top-level dictionary', () => {
+  const good = fixture('good-multi.torrent');
+  const trailing = Buffer.concat([good, Buffer.from('\n\x00junk that is not bencode d3:fooe')]);
+
+  it('refused by default (a torrent tt assembles itself must be one value)', () => {
+    expect(() => parseTorrent(trailing)).toThrow(BencodeError);
+    expect(() => parseTorrent(trailing)).toThrow(/trailing bytes after value/);
+  });
+
+  it('accepted for a .torrent file (allowTrailingBytes), with the same info hash and content', () => {
+    const m = parseTorrent(trailing, { allowTrailingBytes: true });
+    const plain = parseTorrent(good);
+    expect(m.infoHashHex).toBe(plain.infoHashHex);
+    expect(m.rawInfo).toEqual(plain.rawInfo);
+    expect(m.files).toEqual(plain.files);
+    // what comes before the end still has to be right
+    expect(() => parseTorrent(good.subarray(0, good.length - 1), { allowTrailingBytes: true })).toThrow(BencodeError);
+  });
+});
+
 describe('parseTorrent: other rules', () => {
   const withInfo = (info: [string, Parameters<typeof rdict>[0][number][1]][], top?: Parameters<typeof torrent>[1]) =>
     torrent(rdict(info), top);
