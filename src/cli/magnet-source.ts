@@ -1,7 +1,7 @@
 /**
  * `tt download magnet:?...`: turn a magnet link into a Metainfo by fetching the
- * info dictionary from peers (BEP 9), reporting progress, and handling Ctrl-C
- * during that phase. The listener is opened first so trackers and peers learn
+ * info dictionary from peers (BEP 9), reporting progress, and stopping on
+ * Ctrl-C, SIGTERM, SIGHUP or a dead stdout during that phase (stop.ts). The listener is opened first so trackers and peers learn
  * the port the download will use; it is handed on to the download, and so are
  * the peers heard of through PEX meanwhile, unless the metadata turns out to
  * be a private torrent's (BEP 27).
@@ -20,6 +20,7 @@ import { CLIENT_NAME } from '../session/extension-handshake.js';
 import { sanitizeForTerminal } from './format.js';
 import type { Reporter } from './reporter.js';
 import { reportPex } from './run-session.js';
+import { onStop, stopError } from './stop.js';
 
 export function isMagnet(source: string): boolean {
   return /^magnet:\?/i.test(source);
@@ -85,17 +86,16 @@ export async function resolveMagnet(
     fetcher.on('peer-connected', (peer) => reporter.info(`peer ${peer}: connected (metadata)`));
     fetcher.on('peer-closed', (peer, reason) => reporter.info(`peer ${peer}: closed: ${reason}`));
   }
+  let rejectInterrupted!: (e: TtError) => void;
+  const interrupted = new Promise<never>((_, reject) => (rejectInterrupted = reject));
+  interrupted.catch(() => undefined); // may reject before the race below awaits it
+  const removeStop = onStop((cause) => {
+    fetcher.stop();
+    rejectInterrupted(stopError(cause, ' while fetching the metadata; nothing written'));
+  });
   const hex = magnet.infoHash.toString('hex');
   reporter.info(`fetching the torrent's metadata from peers (${magnet.name ?? hex})`);
   reporter.event('metadata-fetching', { infoHash: hex, trackers: trackers.length });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    fetcher.stop();
-    rejectInterrupted(new TtError('INTERRUPTED', `interrupted by ${signal} while fetching the metadata; nothing written`));
-  };
-  let rejectInterrupted!: (e: TtError) => void;
-  const interrupted = new Promise<never>((_, reject) => (rejectInterrupted = reject));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   try {
     const started = Date.now();
     const { metadata, peers, pexPeers } = await Promise.race([fetcher.run(), interrupted]);
@@ -116,7 +116,6 @@ export async function resolveMagnet(
     return { meta, peerId, peers, pexPeers: meta.private ? [] : pexPeers, torrentFile };
   } finally {
     fetcher.stop();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    removeStop();
   }
 }

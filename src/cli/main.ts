@@ -2,6 +2,8 @@
  * The `tt` program: builds the commander program, registers one file per
  * command, and turns errors into one line on stderr plus a documented exit
  * code. The only place (with its siblings in src/cli/) that touches process.
+ * A write error on stdout is never silent: the running phase stops
+ * (stop.ts) and the exit code says so; see watchOutput.
  */
 import { Command, CommanderError } from 'commander';
 import { CLIENT_VERSION } from '../core/ids.js';
@@ -14,6 +16,7 @@ import { registerVerify } from './verify.js';
 import { registerDemo } from './demo.js';
 import { registerCreate } from './create.js';
 import { registerTracker } from './tracker.js';
+import { endIfHungUp, outputFailed, outputFailedText, outputFailure, outputStopCause } from './stop.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -59,27 +62,46 @@ function oneLine(s: string): string {
 }
 
 /**
- * stdout closed under us (`tt download --json | head -1`): a running session
- * stops as on SIGTERM (announces stopped, keeps verified pieces); anything
- * else just exits. Later writes to the dead pipe are ignored, never a crash.
+ * stdout failing under us. A running phase (download, seed, verify, tracker)
+ * stops gracefully and says why (stop.ts): the reader went away (EPIPE, exit
+ * 130) or the output could not be written (ENOSPC..., exit 6). A command
+ * with nothing to stop (info, create) finishes; then a write error other
+ * than EPIPE turns a success into exit 6 with one line, while EPIPE stays
+ * quiet (`tt info | head`: the reader had what it wanted). Later writes to
+ * the dead stream are ignored, never a crash; so are errors on stderr
+ * (after SIGHUP the terminal is gone: there is nowhere left to say it).
  */
-function handleClosedStdout(): void {
-  let gone = false;
+let mainDone = false;
+let outputReported = false;
+
+function watchOutput(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (gone) return;
-    gone = true;
-    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') process.stderr.write(`tt: cannot write output: ${oneLine(err.message)}\n`);
-    if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
-    else process.exit(process.exitCode ?? 0);
+    outputFailed(outputStopCause(err));
+    if (mainDone) settleOutput();
   });
+  process.stderr.on('error', () => undefined);
+}
+
+/** Once the command is over: a stdout write error that nothing reported yet becomes exit 6 and one line. */
+function settleOutput(): void {
+  const cause = outputFailure();
+  if (outputReported || cause?.kind !== 'output-failed') return;
+  outputReported = true;
+  // an error already reported keeps its line and code: one line, never two
+  if (process.exitCode !== undefined && process.exitCode !== 0) return;
+  process.stderr.write(`tt: ${outputFailedText(cause.code)}\n`);
+  process.exitCode = EXIT_CODES.DISK;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  handleClosedStdout();
+  watchOutput();
   try {
     await buildProgram().parseAsync(argv);
     if (process.exitCode === undefined) process.exitCode = 0;
   } catch (err) {
     process.exitCode = reportError(err);
   }
+  mainDone = true;
+  settleOutput();
+  endIfHungUp();
 }

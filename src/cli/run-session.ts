@@ -1,10 +1,10 @@
 /**
  * Runs one TorrentSession to its goal for the download and seed commands:
- * wires session events to the Reporter, handles Ctrl-C / SIGTERM (announce
- * `stopped`, keep verified pieces, exit with INTERRUPTED), and decides when
- * the job is done (download complete, or a seeding goal met).
+ * wires session events to the Reporter, stops gracefully on Ctrl-C, SIGTERM,
+ * SIGHUP or a dead stdout (stop.ts: announce `stopped`, keep verified pieces
+ * and the resume record, exit 130, or 6 when stdout could not be written),
+ * and decides when the job is done (download complete, or a seeding goal met).
  */
-import { TtError } from '../core/errors.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { DhtNode } from '../dht/node.js';
@@ -13,6 +13,7 @@ import { openDht, type DhtConfig } from './dht-setup.js';
 import { TorrentSession, type SessionOptions } from '../session/torrent-session.js';
 import { formatDuration, formatRate, humanBytes } from './format.js';
 import type { Reporter } from './reporter.js';
+import { onStop, type StopCause, stopError } from './stop.js';
 
 export interface RunGoal {
   /** Stop once the download completes (false: go on seeding). */
@@ -38,7 +39,7 @@ export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta' | '
   verbose?: boolean;
   /** Only RC4-encrypted connections (MSE), incoming and outgoing. */
   requireEncryption?: boolean;
-  /** Install SIGINT/SIGTERM handlers (the CLI does; embedded users may not). */
+  /** Stop on SIGINT/SIGTERM/SIGHUP and a dead stdout (stop.ts; the CLI does, embedded users may not). */
   handleSignals?: boolean;
 }
 
@@ -52,7 +53,7 @@ export function reportPex(reporter: Reporter, verbose: boolean): (peer: string, 
   };
 }
 
-/** Resolves when the goal is met; rejects with a TtError (INTERRUPTED on a signal). */
+/** Resolves when the goal is met; rejects with a TtError (stop.ts: INTERRUPTED on a signal or a closed stdout). */
 export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   const { reporter, meta, goal } = opts;
   const listenerOpts: { host?: string; port?: number; requireEncryption?: boolean } = { requireEncryption: opts.requireEncryption === true };
@@ -75,6 +76,15 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     if (!session.done) return 'downloading';
     return opts.mode === 'seed' || !goal.stopWhenComplete ? 'seeding' : 'done';
   };
+
+  let settle!: { resolve: () => void; reject: (e: unknown) => void };
+  const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  finished.catch(() => undefined); // may reject before it is awaited (a signal during checking)
+  // listening for a stop before the first event: whoever reads it may signal at once
+  const removeStop =
+    opts.handleSignals !== false
+      ? onStop((cause: StopCause) => settle.reject(stopError(cause, `; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`)))
+      : () => undefined;
 
   reporter.event('listening', { port: listener.port });
   session.on('checking', (p) => reporter.checking(p.checked, p.total));
@@ -109,9 +119,6 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     if (reporter.mode !== 'json') reporter.warn(`banned peer ${peer}: ${reason}`);
   });
 
-  let settle!: { resolve: () => void; reject: (e: unknown) => void };
-  const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-  finished.catch(() => undefined); // may reject before it is awaited (a signal during checking)
   session.on('error', (err) => settle.reject(err));
   session.on('complete', () => {
     completedAt ??= Date.now();
@@ -120,14 +127,6 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     else if (opts.mode === 'download') reporter.info('download complete; seeding (Ctrl-C to stop)');
     else reporter.info(`seeding ${meta.name} on port ${listener.port} (Ctrl-C to stop)`);
   });
-
-  const onSignal = (signal: NodeJS.Signals): void => {
-    settle.reject(new TtError('INTERRUPTED', `interrupted by ${signal}; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`));
-  };
-  if (opts.handleSignals !== false) {
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  }
 
   try {
     await session.start();
@@ -154,14 +153,10 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     return session;
   } finally {
     if (ticker) clearInterval(ticker);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    // a second Ctrl-C during shutdown exits at once
-    const hardExit = (): void => process.exit(130);
-    if (opts.handleSignals !== false) process.once('SIGINT', hardExit);
+    removeStop();
+    // a second Ctrl-C during this exits at once (stop.ts)
     await session.stop();
     await Promise.all([listener.close(), dht?.close()]);
-    process.removeListener('SIGINT', hardExit);
     reporter.close();
   }
 }

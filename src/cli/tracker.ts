@@ -2,7 +2,8 @@
  * `tt tracker`: run the embedded tracker (HTTP and UDP on one port) for a
  * private swarm until Ctrl-C, optionally tracking only the torrents named by
  * --allow. The server itself is tracker/server.ts; this file owns the options,
- * the start and stop lines, and signal handling.
+ * the start and stop lines, and stopping (Ctrl-C, SIGTERM, SIGHUP, a dead
+ * stdout: stop.ts).
  */
 import type { Command } from 'commander';
 import { TtError, errorMessage } from '../core/errors.js';
@@ -10,6 +11,7 @@ import { startTrackerServer, SERVER_DEFAULT_INTERVAL_S } from '../tracker/server
 import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { parseCount, parsePort } from './units.js';
+import { onStop, type StopCause, stopError } from './stop.js';
 
 interface TrackerCliOptions {
   port: number;
@@ -44,15 +46,14 @@ export async function runTracker(opts: TrackerCliOptions): Promise<void> {
     if (code === 'EADDRNOTAVAIL') throw new TtError('USAGE', `cannot listen on ${opts.bind}: no such local address`);
     throw new TtError('INTERNAL', `tracker did not start: ${errorMessage(err)}`, { cause: err });
   }
+  // listening for a stop before saying we listen: whoever reads that may signal at once
+  const stopped = new Promise<StopCause>((resolve) => onStop(resolve));
   reporter.event('listening', { port: server.port, httpUrl: server.httpUrl, udpUrl: server.udpUrl, allowed: allowList?.length ?? null });
   reporter.info(`tracker on ${server.httpUrl} and ${server.udpUrl}${allowList ? `, tracking ${allowList.length} torrent(s) only` : ''} (Ctrl-C to stop)`);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const cause = await stopped;
   await server.close();
   reporter.close();
-  throw new TtError('INTERRUPTED', `tracker stopped by ${signal}`);
+  throw cause.kind === 'signal' ? new TtError('INTERRUPTED', `tracker stopped by ${cause.signal}`) : stopError(cause, '; tracker stopped');
 }
 
 export function registerTracker(program: Command): void {

@@ -5,7 +5,8 @@
  * qBittorrent's "Force recheck"). For a team that pushed a build with tt: is
  * /opt/build exactly what build.torrent says? Exit 0 when every (selected)
  * piece verifies, 7 (INCOMPLETE) otherwise, with the files that do not.
- * Every piece is hashed: resume records are not consulted.
+ * Every piece is hashed: resume records are not consulted. Ctrl-C, SIGTERM,
+ * SIGHUP or a dead stdout stop the hashing (stop.ts).
  */
 import type { Command } from 'commander';
 import { lstat } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { humanBytes, sanitizeForTerminal } from './format.js';
 import { DEFAULT_FILES_SHOWN, loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { parseFileList } from './units.js';
+import { onStop, type StopCause, stopError } from './stop.js';
 
 interface VerifyOptions {
   dir: string;
@@ -47,9 +49,11 @@ async function runVerify(torrent: string, opts: VerifyOptions): Promise<void> {
   const root = resolve(opts.dir);
   const started = Date.now();
   const abort = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => abort.abort(signal);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  let stopCause: StopCause | undefined;
+  const removeStop = onStop((cause) => {
+    stopCause = cause;
+    abort.abort();
+  });
   let have;
   try {
     reporter.info(`verifying ${meta.name} in ${root}`);
@@ -60,13 +64,10 @@ async function runVerify(torrent: string, opts: VerifyOptions): Promise<void> {
     });
   } catch (err) {
     reporter.close();
-    if (err instanceof TtError && err.code === 'INTERRUPTED' && abort.signal.aborted) {
-      throw new TtError('INTERRUPTED', `interrupted by ${String(abort.signal.reason)} while verifying; nothing written`);
-    }
+    if (err instanceof TtError && err.code === 'INTERRUPTED' && stopCause !== undefined) throw stopError(stopCause, ' while verifying; nothing written');
     throw err;
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    removeStop();
   }
   reporter.endChecking();
   const seconds = (Date.now() - started) / 1000;
