@@ -20,6 +20,8 @@ import { CLIENT_NAME } from '../session/extension-handshake.js';
 import { sanitizeForTerminal } from './format.js';
 import type { Reporter } from './reporter.js';
 import { reportPex } from './run-session.js';
+import { trackerScheme } from '../tracker/client.js';
+import { unsupportedTrackerReason } from '../tracker/announcer.js';
 import { onStop, stopError } from './stop.js';
 
 export function isMagnet(source: string): boolean {
@@ -62,9 +64,16 @@ export async function resolveMagnet(
   const peerId = generatePeerId();
   const trackers = opts.useTrackers ? magnet.trackers : [];
   const peers = [...opts.peers, ...magnet.peers];
-  if (trackers.length === 0 && peers.length === 0 && !opts.dht) {
-    const why = magnet.trackers.length > 0 ? 'with --no-trackers' : 'the magnet link names no tracker';
-    throw new TtError('USAGE', `${why} or peer (x.pe) and no --peer given, tt cannot find peers: use --dht, or give peers with --peer host:port`);
+  // a tracker tt cannot speak (javascript:, wss:) is no way to find peers: said now, not as 'every tracker failed'
+  const usableTrackers = trackers.filter((t) => trackerScheme(t) !== undefined);
+  if (usableTrackers.length === 0 && peers.length === 0 && !opts.dht) {
+    const why =
+      trackers.length > 0
+        ? `no tracker of the magnet link can be used (${trackers[0]}: ${unsupportedTrackerReason(trackers[0]!)}${trackers.length > 1 ? `, and ${trackers.length - 1} more` : ''}), no peer`
+        : magnet.trackers.length > 0
+          ? 'with --no-trackers, the magnet link names no peer'
+          : 'the magnet link names no tracker or peer';
+    throw new TtError('USAGE', `${why} (x.pe) and no --peer given, tt cannot find peers: use --dht, or give peers with --peer host:port`);
   }
   const fetcher = new MetadataFetcher({
     infoHash: magnet.infoHash,

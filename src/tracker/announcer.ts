@@ -107,6 +107,17 @@ interface Entry {
   completedPending: boolean;
 }
 
+/** Why tt cannot announce to `url`: its scheme, named (every failure message says why). */
+export function unsupportedTrackerReason(url: string): string {
+  let scheme: string;
+  try {
+    scheme = `'${new URL(url).protocol}'`;
+  } catch {
+    return 'not a URL';
+  }
+  return `unsupported URL scheme ${scheme} (tt speaks http, https and udp)`;
+}
+
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -283,7 +294,7 @@ export class Announcer extends EventEmitter {
       const s: TrackerStatus = { url: e.url, tier: e.tier, state: this.stateOf(e), peers: e.peers, failures: e.failures };
       if (e.lastAnnounce !== undefined) s.lastAnnounce = e.lastAnnounce;
       if (e.lastError !== undefined) s.lastError = e.lastError.message;
-      else if (!e.supported) s.lastError = 'unsupported tracker URL scheme';
+      else if (!e.supported) s.lastError = unsupportedTrackerReason(e.url);
       if (e.seeders !== undefined) s.seeders = e.seeders;
       if (e.leechers !== undefined) s.leechers = e.leechers;
       if (e.nextAnnounce !== undefined) s.nextAnnounce = e.nextAnnounce;
@@ -426,7 +437,13 @@ export class Announcer extends EventEmitter {
     const usable = this.usable();
     if (usable.some((e) => !e.everFailed || e.lastSuccess !== undefined)) return;
     this.allFailedEmitted = true;
-    const failures: TrackerFailure[] = usable.map((e) => ({ url: e.url, error: e.lastError ?? new Error('not tried') }));
+    // the unsupported ones failed too, without a try: say why, or a list of only those would be empty
+    const failures: TrackerFailure[] = [
+      ...usable.map((e) => ({ url: e.url, error: e.lastError ?? new Error('not tried') })),
+      ...this.entries()
+        .filter((e) => !e.supported)
+        .map((e) => ({ url: e.url, error: new Error(unsupportedTrackerReason(e.url)) })),
+    ];
     this.emit('all-failed', failures);
   }
 }

@@ -159,6 +159,26 @@ describe('tt download: no way to find peers', () => {
   });
 });
 
+describe('tt download: trackers tt cannot speak', () => {
+  it("a magnet whose only tracker is javascript: is a usage error at once (exit 2), naming the scheme", async () => {
+    const fx = await fixture();
+    const magnet = `magnet:?xt=urn:btih:${fx.meta.infoHashHex}&tr=${encodeURIComponent('javascript:alert(1)')}`;
+    const t0 = Date.now();
+    const p = await runTt(['download', magnet, '--out', join(fx.work, 'out'), ...LOOPBACK, '--quiet'], 10_000);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expectExit(p, 2);
+    expectOneErrorLine(p, /no tracker of the magnet link can be used \(javascript:alert\(1\): unsupported URL scheme 'javascript:' \(tt speaks http, https and udp\)\), no peer \(x\.pe\) and no --peer given/);
+    expect(readdirSync(fx.work)).not.toContain('out');
+  });
+
+  it('a torrent whose only tracker is wss:// ends with exit 8 naming why, not an empty list', async () => {
+    const fx = await fixture({ announce: 'wss://tracker.example/announce' });
+    const p = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK, '--quiet'], 10_000);
+    expectExit(p, 8);
+    expectOneErrorLine(p, /^tt: every tracker failed: wss:\/\/tracker\.example\/announce: unsupported URL scheme 'wss:' \(tt speaks http, https and udp\)$/);
+  });
+});
+
 describe('tt seed: refuses a copy with missing pieces', () => {
   it('an empty folder exits 7 and says how many pieces are missing', async () => {
     const fx = await fixture();
