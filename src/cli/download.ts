@@ -19,6 +19,7 @@ import { runSession, summarize } from './run-session.js';
 import { addSharedOptions, seedGoal, sharedRunOptions, type SharedOptions } from './session-options.js';
 import { parseDuration, parseFileList, parseSize } from './units.js';
 import { writeWhole } from './write-whole.js';
+import { notAFolderError } from './data-folder.js';
 import { selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
 
 interface DownloadOptions extends SharedOptions {
@@ -108,7 +109,7 @@ export function registerDownload(program: Command): void {
       await mkdirp(root);
     } catch (err) {
       await Promise.all([fromMagnet?.listener.close(), fromMagnet?.dht?.close()]);
-      throw toDiskError('create', root, err);
+      throw (await notAFolderError(root, err)) ?? toDiskError('create', root, err);
     }
     const keepSeeding = opts.seed === true || opts.seedRatio !== undefined || opts.seedTime !== undefined;
     const started = Date.now();

@@ -1,10 +1,12 @@
 /**
  * `tt seed <torrent> --dir DIR`: verify the data under DIR, then serve it to
  * the swarm until Ctrl-C (or a ratio/time goal). Refuses to announce itself as
- * a seed while pieces are missing unless --partial is given.
+ * a seed while pieces are missing unless --partial is given (exit 7), and
+ * data that is not there at all (exit 3, data-folder.ts).
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
+import { requireData } from './data-folder.js';
 import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
@@ -24,8 +26,10 @@ export function registerSeed(program: Command): void {
   addSharedOptions(cmd, 'also connect to this peer (repeatable), e.g. a leecher that cannot reach us', '').action(
     async (torrent: string, opts: SeedOptions) => {
       const meta = await loadTorrent(torrent);
-      const reporter = new Reporter(chooseMode(opts));
       const root = resolve(opts.dir);
+      // nothing there at all is not a partial copy (exit 7): --partial would have nothing to serve either
+      await requireData(root, meta);
+      const reporter = new Reporter(chooseMode(opts));
       const started = Date.now();
       const session = await runSession({
         ...sharedRunOptions(opts),

@@ -4,7 +4,8 @@
  * writing anything (transmission-cli --verify, aria2c --check-integrity,
  * qBittorrent's "Force recheck"). For a team that pushed a build with tt: is
  * /opt/build exactly what build.torrent says? Exit 0 when every (selected)
- * piece verifies, 7 (INCOMPLETE) otherwise, with the files that do not.
+ * piece verifies, 7 (INCOMPLETE) otherwise, with the files that do not;
+ * 3 when the torrent's data is not under DIR at all (data-folder.ts).
  * Every piece is hashed: resume records are not consulted. Ctrl-C, SIGTERM,
  * SIGHUP or a dead stdout stop the hashing (stop.ts).
  */
@@ -17,6 +18,7 @@ import { numberedFiles, selectFiles, type FileNumberRanges } from '../metainfo/s
 import { checkExisting } from '../storage/check.js';
 import { resolveInside } from '../storage/safe-path.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
+import { requireData } from './data-folder.js';
 import { DEFAULT_FILES_SHOWN, loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { parseFileList } from './units.js';
@@ -47,6 +49,8 @@ async function runVerify(torrent: string, opts: VerifyOptions): Promise<void> {
   const selection = opts.select ? selectFiles(meta, opts.select) : undefined;
   const reporter = new Reporter(chooseMode(opts));
   const root = resolve(opts.dir);
+  // no data at all: exit 3, as tt seed; 7 is for data that is there and does not match
+  await requireData(root, meta);
   const started = Date.now();
   const abort = new AbortController();
   let stopCause: StopCause | undefined;

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
-import { mkdir, open, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeFixture, stopAll, trackDir, type Fixture } from '../../helpers/swarm.js';
@@ -159,6 +159,49 @@ describe('tt download: no way to find peers', () => {
   });
 });
 
+describe('no data, and a file where a folder should be', () => {
+  it('tt seed and tt verify: the torrent\'s path missing altogether is "no data" (exit 3), with or without --partial', async () => {
+    const fx = await fixture();
+    const single = await fixture({ single: true, files: [{ path: ['one.bin'], size: 70_000 }] });
+    for (const f of [fx, single]) {
+      for (const dir of [join(f.work, 'nonexistent'), join(f.work)]) {
+        const top = join(dir, f.meta.name);
+        for (const args of [
+          ['seed', f.torrentPath, '--dir', dir, ...LOOPBACK, '--quiet'],
+          ['seed', f.torrentPath, '--dir', dir, ...LOOPBACK, '--partial', '--quiet'],
+          ['verify', f.torrentPath, '--dir', dir, '--quiet'],
+        ]) {
+          const p = await runTt(args);
+          expectExit(p, 3);
+          expect(expectOneErrorLine(p)).toBe(`tt: no data: ${top} does not exist`);
+        }
+      }
+    }
+    expect(readdirSync(fx.work)).not.toContain('nonexistent');
+  });
+
+  it('--dir a file: exit 3 "is not a folder"; download --out a file (or below one): exit 6 "is not a folder"', async () => {
+    const fx = await fixture();
+    const file = join(fx.work, 'afile');
+    await writeFile(file, 'not a folder');
+    for (const args of [
+      ['seed', fx.torrentPath, '--dir', file, ...LOOPBACK, '--quiet'],
+      ['verify', fx.torrentPath, '--dir', file, '--quiet'],
+    ]) {
+      const p = await runTt(args);
+      expectExit(p, 3);
+      expect(expectOneErrorLine(p)).toBe(`tt: no data: ${file} is not a folder`);
+    }
+    const out = await runTt(['download', fx.torrentPath, '--out', file, ...LOOPBACK, '--peer', '127.0.0.1:9', '--quiet']);
+    expectExit(out, 6);
+    expect(expectOneErrorLine(out)).toBe(`tt: cannot download into ${file}: it is not a folder`);
+    const below = await runTt(['download', fx.torrentPath, '--out', join(file, 'sub'), ...LOOPBACK, '--peer', '127.0.0.1:9', '--quiet']);
+    expectExit(below, 6);
+    expect(expectOneErrorLine(below)).toBe(`tt: cannot download into ${file}: it is not a folder (${join(file, 'sub')} would be inside it)`);
+    expect(await readFile(file, 'utf8')).toBe('not a folder');
+  });
+});
+
 describe('tt download: trackers tt cannot speak', () => {
   it("a magnet whose only tracker is javascript: is a usage error at once (exit 2), naming the scheme", async () => {
     const fx = await fixture();
@@ -180,13 +223,15 @@ describe('tt download: trackers tt cannot speak', () => {
 });
 
 describe('tt seed: refuses a copy with missing pieces', () => {
-  it('an empty folder exits 7 and says how many pieces are missing', async () => {
+  it("the torrent's folder there but empty exits 7 and says how many pieces are missing", async () => {
     const fx = await fixture();
     const n = fx.meta.pieceCount;
-    const quiet = await runTt(['seed', fx.torrentPath, '--dir', join(fx.work, 'empty'), ...LOOPBACK, '--quiet']);
+    const empty = join(fx.work, 'empty');
+    await mkdir(join(empty, fx.meta.name), { recursive: true });
+    const quiet = await runTt(['seed', fx.torrentPath, '--dir', empty, ...LOOPBACK, '--quiet']);
     expectExit(quiet, 7);
     expectOneErrorLine(quiet, new RegExp(`\\b${n} of ${n} pieces\\b.*missing`));
-    const plain = await runTt(['seed', fx.torrentPath, '--dir', join(fx.work, 'empty'), ...LOOPBACK]);
+    const plain = await runTt(['seed', fx.torrentPath, '--dir', empty, ...LOOPBACK]);
     expectExit(plain, 7);
     expectErrorLastLine(plain, new RegExp(`\\b${n} of ${n} pieces\\b`));
   });

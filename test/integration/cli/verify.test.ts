@@ -1,11 +1,12 @@
 /**
  * `tt verify <torrent> --dir DIR` through the built binary: all data matching
  * exits 0; a changed byte, a missing file or a missing empty file exits 7 and
- * names the file (by its tt info number); --select checks only those files;
+ * names the file (by its tt info number); no data at all (the torrent's
+ * folder missing) exits 3, as tt seed does; --select checks only those files;
  * --json reports each file; nothing is written; bad input exits as elsewhere.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeFixture, stopAll, trackDir, type Fixture } from '../../helpers/swarm.js';
@@ -109,11 +110,16 @@ describe('tt verify', () => {
     expect(usage.exit?.code, usage.describe()).toBe(2);
   });
 
-  it('no data at all: exit 7; a torrent that is not one: exit 4; none there: exit 3', async () => {
+  it("the torrent's folder empty: exit 7; no data at all: exit 3 (as tt seed); a torrent that is not one: exit 4; none there: exit 3", async () => {
     const fx = await fixture();
+    const empty = join(fx.work, 'empty');
+    mkdirSync(join(empty, fx.meta.name), { recursive: true });
+    const nothing = await runTt(['verify', fx.torrentPath, '--dir', empty, '--quiet']);
+    expect(nothing.exit?.code, nothing.describe()).toBe(7);
+    expectOneErrorLine(nothing, /pieces missing or not matching/);
     const none = await runTt(['verify', fx.torrentPath, '--dir', join(fx.work, 'nothing-here'), '--quiet']);
-    expect(none.exit?.code, none.describe()).toBe(7);
-    expectOneErrorLine(none, /pieces missing or not matching/);
+    expect(none.exit?.code, none.describe()).toBe(3);
+    expectOneErrorLine(none, /^tt: no data: .*nothing-here\/payload does not exist$/);
     const junk = join(fx.work, 'junk.torrent');
     writeFileSync(junk, 'd4:infoi1ee');
     expect((await runTt(['verify', junk])).exit?.code).toBe(4);
