@@ -2,14 +2,17 @@
  * Torrent creation (BEP 3 single- and multi-file; BEP 12/27/19 optional keys):
  * from a file or folder on disk (streaming SHA-1 in big reads, symlinks refused,
  * recursion bounded) or from memory for tests. Output is canonical bencode.
+ * File names are read as bytes: one that is not valid UTF-8 (BEP 3 paths are
+ * UTF-8) is refused naming it with its bad bytes as \xNN, rather than decoded
+ * to U+FFFD, which names no file on disk.
  */
 import { createHash } from 'node:crypto';
-import type { Dirent, Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { TtError } from '../core/errors.js';
-import { type BEncodable, encode } from './bencode.js';
+import { type BEncodable, encode, utf8OrUndefined } from './bencode.js';
 import { unsafeComponentReason } from './path-safety.js';
 
 export interface CreateOptions {
@@ -148,28 +151,56 @@ async function lstatOrThrow(path: string): Promise<Stats> {
   }
 }
 
-/** Every regular file below `root`, sorted by path; symlinks and special files refused. */
+/**
+ * `bytes` as text, each byte that is not part of a valid UTF-8 sequence written
+ * as \xNN: `bad\xffname.bin`. For messages only.
+ */
+export function escapeInvalidUtf8(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    const text = len > 0 && i + len <= bytes.length ? utf8OrUndefined(bytes.subarray(i, i + len)) : undefined;
+    if (text !== undefined) {
+      out += text;
+      i += len;
+    } else {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Every regular file below `root`, sorted by path; symlinks, special files and names that are not UTF-8 refused. */
 async function listFolder(root: string): Promise<FileEntry[]> {
   const files: FileEntry[] = [];
   const pending: string[][] = [[]];
   while (pending.length > 0) {
     const rel = pending.pop()!;
     if (rel.length > MAX_FOLDER_DEPTH) throw new TtError('INPUT', `cannot create torrent: folders nested deeper than ${MAX_FOLDER_DEPTH}`);
-    let entries: Dirent[];
+    const dir = join(root, ...rel);
+    let rawNames: Buffer[];
     try {
-      entries = await readdir(join(root, ...rel), { withFileTypes: true });
+      // bytes, not strings: a name that is not UTF-8 would come back with U+FFFD and name nothing on disk
+      rawNames = await readdir(dir, { encoding: 'buffer' });
     } catch (err) {
-      throw inputError(join(root, ...rel), err);
+      throw inputError(dir, err);
     }
-    for (const entry of entries) {
-      const path = [...rel, entry.name];
+    for (const raw of rawNames) {
+      const name = utf8OrUndefined(raw);
+      if (name === undefined) {
+        throw new TtError('INPUT', `cannot create torrent: file name is not valid UTF-8: ${join(dir, escapeInvalidUtf8(raw))} (rename it, or move it out of the folder)`);
+      }
+      const path = [...rel, name];
       const full = join(root, ...path);
-      checkName('path', entry.name);
-      if (entry.isSymbolicLink()) throw new TtError('INPUT', `cannot create torrent: ${full} is a symbolic link`);
-      if (entry.isDirectory()) {
+      checkName('path', name);
+      const st = await lstatOrThrow(full);
+      if (st.isSymbolicLink()) throw new TtError('INPUT', `cannot create torrent: ${full} is a symbolic link`);
+      if (st.isDirectory()) {
         pending.push(path);
-      } else if (entry.isFile()) {
-        const st = await lstatOrThrow(full);
+      } else if (st.isFile()) {
         files.push({ path, length: st.size });
         if (files.length > MAX_CREATE_FILES) throw new TtError('INPUT', `cannot create torrent: more than ${MAX_CREATE_FILES} files`);
       } else {
@@ -218,7 +249,12 @@ async function hashFile(path: string, length: number, hasher: PieceHasher, buf: 
 /** A file makes a single-file torrent, a folder a multi-file one (paths sorted). */
 export async function createTorrentFromPath(path: string, opts: CreateOptions = {}): Promise<Buffer> {
   const root = resolve(path);
-  const st = await lstatOrThrow(root);
+  const st = await lstat(root).catch((err: unknown) => {
+    const e = inputError(root, err);
+    // an argument is decoded as UTF-8 before tt sees it: a name that is not UTF-8 arrives with U+FFFD and names nothing
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && root.includes('\ufffd')) e.message += ' (if its name is not valid UTF-8, rename it: tt reads arguments as UTF-8)';
+    throw e;
+  });
   const name = basename(root);
   checkName('name', name);
   let files: FileEntry[] | undefined;

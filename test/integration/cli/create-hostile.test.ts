@@ -121,6 +121,19 @@ describe('tt create: special files', () => {
   });
 });
 
+describe('tt create: a file name that is not UTF-8', () => {
+  it('refused with exit 3 and one line naming it with its bad bytes escaped, no garbled path, nothing written', async () => {
+    const { work, data } = await dataFolder(async (d) => {
+      await writeFile(Buffer.concat([Buffer.from(`${d}/bad`), Buffer.from([0xff, 0xfe]), Buffer.from('name.bin')]), 'x');
+    });
+    const out = join(work, 'out.torrent');
+    const line = expectOneLineError(tt(['create', data, '-o', out]), 3);
+    expect(line).toBe(`tt: cannot create torrent: file name is not valid UTF-8: ${data}/bad\\xff\\xfename.bin (rename it, or move it out of the folder)`);
+    await expect(stat(out)).rejects.toThrow();
+    await expectNoTemp(work);
+  });
+});
+
 describe('tt create: files changing while hashed', () => {
   it('a file that shrinks while it is read: one error line, nothing written', async () => {
     const work = await workDir();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TtError } from '../../../src/core/errors.js';
 import { decode } from '../../../src/metainfo/bencode.js';
-import { createTorrent, createTorrentFromPath, defaultPieceLength } from '../../../src/metainfo/create.js';
+import { createTorrent, createTorrentFromPath, defaultPieceLength, escapeInvalidUtf8 } from '../../../src/metainfo/create.js';
 import { pieceHash } from '../../../src/metainfo/metainfo.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { patternBytes, sha1 } from '../../helpers/torrent-factory.js';
@@ -123,6 +123,33 @@ describe('createTorrentFromPath', () => {
     const missing = createTorrentFromPath(join(tmp, 'nope'));
     await expect(missing).rejects.toBeInstanceOf(TtError);
     await expect(createTorrentFromPath(join(tmp, 'nope'))).rejects.toMatchObject({ code: 'INPUT' });
+  });
+
+  it('a file name that is not UTF-8: INPUT naming it with its bad bytes escaped, never U+FFFD', async () => {
+    const dir = join(tmp, 'latin1');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'ok.txt'), 'fine');
+    // 'bad', 0xff, 'name é.bin' (é as UTF-8 is fine), as raw bytes
+    const raw = Buffer.concat([Buffer.from('bad'), Buffer.from([0xff]), Buffer.from('name \u00e9.bin')]);
+    writeFileSync(Buffer.concat([Buffer.from(join(dir, 'sub') + '/'), raw]), 'x');
+    const err = await createTorrentFromPath(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TtError);
+    expect((err as TtError).code).toBe('INPUT');
+    expect((err as TtError).message).toBe(`cannot create torrent: file name is not valid UTF-8: ${join(dir, 'sub')}/bad\\xffname \u00e9.bin (rename it, or move it out of the folder)`);
+    expect((err as TtError).message).not.toContain('\ufffd');
+  });
+
+  it('escapeInvalidUtf8 keeps valid sequences and escapes every other byte', () => {
+    const esc = (bytes: number[]): string => escapeInvalidUtf8(Buffer.from(bytes));
+    expect(esc([0x61, 0xc3, 0xa9, 0x62])).toBe('a\u00e9b');
+    expect(esc([0xff, 0xfe])).toBe('\\xff\\xfe');
+    expect(esc([0xc0, 0x80])).toBe('\\xc0\\x80'); // overlong NUL
+    expect(esc([0xed, 0xa0, 0x80])).toBe('\\xed\\xa0\\x80'); // a surrogate
+    expect(esc([0x61, 0xe2, 0x82])).toBe('a\\xe2\\x82'); // cut short at the end
+    expect(esc([0xf0, 0x9f, 0x98, 0x80, 0x80])).toBe('\u{1f600}\\x80');
   });
 
   it('hashes 256 MiB in a few seconds (big streaming reads)', async () => {
