@@ -109,7 +109,10 @@ async function readStdinCapped(): Promise<Buffer> {
 /** Read (at most 10 MiB + 1 byte) and parse a torrent from a path, or stdin for '-'. */
 export async function loadTorrent(pathOrDash: string): Promise<Metainfo> {
   const bytes = pathOrDash === '-' ? await readStdinCapped() : await readFileCapped(pathOrDash);
-  if (bytes.length === 0) throw new TtError('INPUT', `${pathOrDash === '-' ? 'standard input' : sanitizeForTerminal(pathOrDash)} is empty`);
+  const what = pathOrDash === '-' ? 'standard input' : sanitizeForTerminal(pathOrDash);
+  if (bytes.length === 0) throw new TtError('INPUT', `${what} is empty`);
+  // said here, naming the input: parseTorrent only knows it as 'file'
+  if (bytes.length > MAX_TORRENT_BYTES) throw new TtError('METAINFO', `${what}: larger than ${MAX_TORRENT_BYTES} bytes (10 MiB), the most a .torrent may be`);
   try {
     // a .torrent file: bytes after its dictionary are ignored, as libtorrent does
     return parseTorrent(bytes, { allowTrailingBytes: true });

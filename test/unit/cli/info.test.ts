@@ -178,9 +178,12 @@ describe('tt info: errors are one line and a documented exit code', () => {
     expect(expectOneLineError(tt(['info', join(ROOT, 'package.json')]), 4)).toContain('not a torrent file');
   });
 
-  it('stdin over 10 MiB is refused', () => {
+  it('stdin (or a file) over 10 MiB is refused naming it', () => {
     const big = Buffer.alloc(10 * 1024 * 1024 + 100, 0x65);
-    expect(expectOneLineError(tt(['info', '-'], big), 4)).toMatch(/file: larger than/);
+    expect(expectOneLineError(tt(['info', '-'], big), 4)).toBe('tt: standard input: larger than 10485760 bytes (10 MiB), the most a .torrent may be');
+    const path = join(tmp, 'big.torrent');
+    writeFileSync(path, big);
+    expect(expectOneLineError(tt(['info', path]), 4)).toBe(`tt: ${path}: larger than 10485760 bytes (10 MiB), the most a .torrent may be`);
   });
 
   it('a missing argument is a usage error (2)', () => {
