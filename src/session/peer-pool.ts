@@ -7,7 +7,12 @@
  * 5 s doubling and is forgotten by the next handshake; a peer that answered
  * but had nothing for us (markUnhelpful: a magnet's metadata phase meeting a
  * peer without the metadata) waits the caller's longer step, doubling with
- * every such visit, which a handshake does not undo.
+ * every such visit, which a handshake does not undo. A failing peer is
+ * forgotten after MAX_FAILURES in a row, except the user's own (`--peer`,
+ * a magnet's `x.pe`: never forgotten, redialed at least every
+ * KNOWN_MAX_RETRY_MS) and a peer we once had a connection with (also
+ * redialed at least that often, forgotten after failing for
+ * KNOWN_FORGET_AFTER_MS): a seed that restarts is found again within 30 s.
  *
  * Per-IP limits live here too, because one host can name itself under many
  * ports (or name a victim's ports, to use us as a port scanner): at most
@@ -30,7 +35,18 @@ export const DEFAULT_MAX_PEERS_PER_IP = 8;
 export const MAX_KNOWN_PER_IP = 32;
 const BASE_RETRY_MS = 5_000;
 const MAX_RETRY_MS = 10 * 60_000;
+/** Failures in a row after which a peer is forgotten (5 s .. 160 s: about 5 min of trying), unless kept below. */
 const MAX_FAILURES = 6;
+/**
+ * Longest wait between dials of a peer the user gave or that we once had a
+ * connection with: a seed that went away and came back is found within this.
+ * Such a peer is usually alive (the user's own machine, a seed that
+ * restarted); a refused dial costs one SYN, so trying every 30 s is cheap,
+ * where the doubling alone would wait 80 s, then 160 s.
+ */
+export const KNOWN_MAX_RETRY_MS = 30_000;
+/** A peer we had a connection with (not the user's) is forgotten after failing for this long (the doubling's horizon). */
+export const KNOWN_FORGET_AFTER_MS = 5 * 60_000;
 
 export interface KnownPeer {
   readonly key: string;
@@ -51,6 +67,10 @@ export interface KnownPeer {
   readonly explicit: boolean;
   /** Heard of through PEX (another peer's word): evicted first, and only PEX may evict PEX. */
   readonly fromPex: boolean;
+  /** We had a connection with it (a handshake): its redial wait is capped at KNOWN_MAX_RETRY_MS. */
+  everConnected: boolean;
+  /** When the current run of failures began (undefined: none since the last handshake). */
+  failingSince: number | undefined;
 }
 
 export class PeerPool {
@@ -99,6 +119,8 @@ export class PeerPool {
         encrypt: false,
         explicit,
         fromPex,
+        everConnected: false,
+        failingSince: undefined,
       });
       added++;
     }
@@ -172,20 +194,39 @@ export class PeerPool {
     p.connecting = false;
     p.connected = true;
     p.failures = 0;
+    p.failingSince = undefined;
+    p.everConnected = true;
   }
 
-  /** A dial failed or a connection ended; schedule a retry with backoff, or forget the peer. */
+  /**
+   * A dial failed or a connection ended; schedule a retry with backoff, or
+   * forget the peer: after MAX_FAILURES in a row, or at once when `retry`
+   * is false (it broke the protocol). The user's peers are never forgotten
+   * and, like a peer we once had a connection with, wait at most
+   * KNOWN_MAX_RETRY_MS; such a peer that is not the user's is forgotten
+   * once it has been failing for KNOWN_FORGET_AFTER_MS.
+   */
   markFailed(key: string, retry = true): void {
     const p = this.#peers.get(key);
     if (!p) return;
+    const now = this.#now();
     p.connecting = false;
     p.connected = false;
     p.failures++;
-    if (!retry || p.failures > MAX_FAILURES) {
+    p.failingSince ??= now;
+    const known = p.explicit || p.everConnected;
+    const forget = !p.explicit && (!retry || (p.everConnected ? now - p.failingSince >= KNOWN_FORGET_AFTER_MS : p.failures > MAX_FAILURES));
+    if (forget) {
       this.#forget(key);
       return;
     }
-    p.nextAttemptAt = this.#now() + Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (p.failures - 1));
+    const step = BASE_RETRY_MS * 2 ** Math.min(p.failures - 1, 16);
+    p.nextAttemptAt = now + Math.min(known ? KNOWN_MAX_RETRY_MS : MAX_RETRY_MS, step);
+  }
+
+  /** The address turned out to be our own: forgotten, even when the user gave it. */
+  markSelf(key: string): void {
+    this.#forget(key);
   }
 
   /**

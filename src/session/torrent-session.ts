@@ -764,7 +764,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (!this.#dialer.redialEncrypted(state.conn, state.poolKey, reason)) {
         // two seeds have nothing for each other: a minute, doubling, not the 5 s a handshake resets
         if (reason === BOTH_SEEDS) this.pool.markUnhelpful(state.poolKey, BOTH_SEEDS_RETRY_MS);
-        else this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error') && reason !== 'connected to ourselves');
+        else if (reason === 'connected to ourselves') this.pool.markSelf(state.poolKey);
+        else this.pool.markFailed(state.poolKey, !reason.startsWith('protocol error'));
       }
     }
     if (state.conn.handshakeDone) this.emit('peer-closed', state.key, reason);

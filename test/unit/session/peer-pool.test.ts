@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_KNOWN_PEERS, MAX_KNOWN_PER_IP, PeerPool } from '../../../src/session/peer-pool.js';
+import { KNOWN_FORGET_AFTER_MS, KNOWN_MAX_RETRY_MS, MAX_KNOWN_PEERS, MAX_KNOWN_PER_IP, PeerPool } from '../../../src/session/peer-pool.js';
 
 function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
@@ -243,10 +243,10 @@ describe('per-IP limits', () => {
     expect(pool.add([{ host: '10.0.0.1', port: 9100 }])).toBe(0);
     pool.ban('10.0.0.1:1000', 'bad data');
     pool.markFailed('10.0.0.1:1001', false);
-    pool.markFailed('10.0.0.1:9000', false);
+    pool.markSelf('10.0.0.1:9000'); // the user's peers are only ever forgotten when they are us
     // 34 were kept (the user's two count as the IP's too), 3 are gone: one place is free
     expect(pool.add(ports('10.0.0.1', 5, 9100))).toBe(1);
-    pool.markFailed('10.0.0.1:9001', false);
+    pool.markSelf('10.0.0.1:9001');
     expect(pool.add(ports('10.0.0.1', 5, 9200))).toBe(1);
   });
 
@@ -273,5 +273,84 @@ describe('per-IP limits', () => {
     expect(pool.busyByIp()).toEqual(new Map([['10.0.0.1', 2], ['10.0.0.2', 1]]));
     pool.markFailed('10.0.0.1:1001');
     expect(pool.busyByIp().get('10.0.0.1')).toBe(1);
+  });
+});
+
+describe("the user's peers and peers we once had a connection with", () => {
+  /** Fail `key` at each of its dial times until `until` (a dead peer refusing at once); the delays seen. */
+  function failUntil(pool: PeerPool, clock: ReturnType<typeof fakeClock>, key: string, until: number): number[] {
+    const delays: number[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const p = pool.get(key);
+      if (!p || p.nextAttemptAt >= until) break;
+      clock.advance(Math.max(0, p.nextAttemptAt - clock.now()));
+      pool.markConnecting(key);
+      pool.markFailed(key);
+      const next = pool.get(key);
+      if (next) delays.push(next.nextAttemptAt - clock.now());
+    }
+    return delays;
+  }
+
+  it(`a --peer is never forgotten, whatever happens but being ourselves; its wait grows to ${KNOWN_MAX_RETRY_MS / 1000} s and stays there`, () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const key = '127.0.0.1:9';
+    pool.add([{ host: '127.0.0.1', port: 9 }], true);
+    const delays = failUntil(pool, clock, key, clock.now() + 3_600_000);
+    expect(delays.length).toBeGreaterThan(100);
+    expect(delays.slice(0, 5)).toEqual([5_000, 10_000, 20_000, KNOWN_MAX_RETRY_MS, KNOWN_MAX_RETRY_MS]);
+    expect(Math.max(...delays)).toBe(KNOWN_MAX_RETRY_MS);
+    expect(pool.get(key)).toBeDefined();
+    // a protocol error does not make us forget it either (the user asked for it): it waits like any failure
+    pool.markFailed(key, false);
+    expect(pool.get(key)!.nextAttemptAt - clock.now()).toBe(KNOWN_MAX_RETRY_MS);
+    // it comes back: found within KNOWN_MAX_RETRY_MS
+    clock.advance(KNOWN_MAX_RETRY_MS);
+    expect(pool.candidates(10).map((p) => p.key)).toEqual([key]);
+    pool.markSelf(key);
+    expect(pool.get(key)).toBeUndefined();
+  });
+
+  it(`a seed we were connected to that goes away for D s is dialed again within ${KNOWN_MAX_RETRY_MS / 1000} s of coming back (D up to the forget horizon)`, () => {
+    /** How long after it is back a peer that was down `downS` seconds waits for our next dial. */
+    const waitAfterReturn = (downS: number): number => {
+      const clock = fakeClock();
+      const pool = new PeerPool(clock.now);
+      const key = '10.0.0.7:6881';
+      pool.add([{ host: '10.0.0.7', port: 6881 }]); // from a tracker
+      pool.markConnecting(key);
+      pool.markConnected(key);
+      const back = clock.now() + downS * 1000;
+      pool.markFailed(key); // the connection is lost
+      failUntil(pool, clock, key, back); // every dial while it is down is refused
+      const p = pool.get(key);
+      expect(p, `down ${downS} s`).toBeDefined();
+      return p!.nextAttemptAt - back;
+    };
+    // the common case: down 45 s, dialed 20 s after it is back (waits of 5, 10, 20 s, then 30); the doubling alone waited 30 s
+    expect(waitAfterReturn(45)).toBe(20_000);
+    // down 80 s: the doubling alone waited 75 s (dials at 75 s, then 155 s)
+    expect(waitAfterReturn(80)).toBe(15_000);
+    for (let downS = 1; downS * 1000 < KNOWN_FORGET_AFTER_MS - KNOWN_MAX_RETRY_MS; downS += 7) {
+      expect(waitAfterReturn(downS), `down ${downS} s`).toBeLessThanOrEqual(KNOWN_MAX_RETRY_MS);
+    }
+  });
+
+  it(`a peer we once had a connection with is forgotten after failing for ${KNOWN_FORGET_AFTER_MS / 60_000} min; one we never reached keeps the doubling`, () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add([{ host: '10.0.0.7', port: 1 }, { host: '10.0.0.7', port: 2 }]);
+    pool.markConnected('10.0.0.7:1');
+    const start = clock.now();
+    pool.markFailed('10.0.0.7:1');
+    failUntil(pool, clock, '10.0.0.7:1', Number.MAX_SAFE_INTEGER);
+    expect(pool.get('10.0.0.7:1')).toBeUndefined();
+    expect(clock.now() - start).toBeGreaterThanOrEqual(KNOWN_FORGET_AFTER_MS);
+    expect(clock.now() - start).toBeLessThan(KNOWN_FORGET_AFTER_MS + KNOWN_MAX_RETRY_MS);
+    // never connected: 5 s doubling, forgotten after its 7th failure in a row
+    const delays = failUntil(pool, clock, '10.0.0.7:2', Number.MAX_SAFE_INTEGER);
+    expect(delays).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000]);
+    expect(pool.get('10.0.0.7:2')).toBeUndefined();
   });
 });
