@@ -20,6 +20,8 @@
  * Sequential, before all of these: copies of the head's blocks (the lowest
  * missing pieces, HEAD_BYTES of them) that one other peer holds and `hurry`
  * says this peer would deliver much sooner (see `pick`).
+ `pickFrom` instead asks for blocks of one given piece only (a peer on
+ * probation, session/peer-pool.ts: one piece at a time).
  *
  * Sequential is a window, not one piece at a time. Before endgame a block is
  * requested from one peer at a time, so with several peers each gets the
@@ -260,6 +262,19 @@ export class PiecePicker {
       this.#takeOpen(peer, this.#start(index), count, out);
     }
     if (out.length < count && this.inEndgame) this.#takeEndgame(peer, has, count, out, worthCopying);
+    return out;
+  }
+
+  /**
+   * Up to `count` open blocks of piece `index` for `peer` (which has it),
+   * starting the piece if nobody has yet; none when it is not a wanted
+   * missing piece or none of its blocks is open. No endgame copies: for a
+   * peer that may only work on one piece (on probation).
+   */
+  pickFrom(peer: PeerToken, index: number, count: number): BlockRequest[] {
+    const out: BlockRequest[] = [];
+    if (count <= 0 || !this.#need.has(index)) return out;
+    this.#takeOpen(peer, this.#partials.get(index) ?? this.#start(index), count, out);
     return out;
   }
 

@@ -14,6 +14,20 @@
  * redialed at least that often, forgotten after failing for
  * KNOWN_FORGET_AFTER_MS): a seed that restarts is found again within 30 s.
  *
+ * Bans (`ban`) cover the peer, not only one connection's address:port: its
+ * IP with the peer id of its handshake, and its listening address (the one
+ * we dialed, or the BEP 10 `p` it announced), so it cannot come back by
+ * dialing us from a new ephemeral port; `admit` says at each handshake
+ * whether a connection is such a peer. Whole IPs are never banned (many
+ * honest peers share one behind a NAT, and on loopback). An IP where
+ * SUSPECT_BANS peers were banned is suspect: a peer there that never proved
+ * itself (`prove`: a piece it sent verified) is let in at most once per
+ * window each way (connecting to us, dialed by us; 10 s, doubling with each
+ * further ban there, at most 5 min) and on probation (the session asks it
+ * for one piece at a time), so a peer that changes its peer id and port on
+ * every connection costs at most a piece per window. Every record here is
+ * bounded (MAX_BAN_RECORDS).
+ *
  * Per-IP limits live here too, because one host can name itself under many
  * ports (or name a victim's ports, to use us as a port scanner): at most
  * MAX_KNOWN_PER_IP addresses of one IP are kept, and `candidates` hands out
@@ -47,6 +61,15 @@ const MAX_FAILURES = 6;
 export const KNOWN_MAX_RETRY_MS = 30_000;
 /** A peer we had a connection with (not the user's) is forgotten after failing for this long (the doubling's horizon). */
 export const KNOWN_FORGET_AFTER_MS = 5 * 60_000;
+/** Banned identities, ban reasons by address, proven identities, per-IP ban records: each at most this many (oldest dropped). */
+export const MAX_BAN_RECORDS = 4096;
+/** Bans at one IP (within IP_BAN_MEMORY_MS of each other) that make it suspect (see `admit`). */
+export const SUSPECT_BANS = 2;
+/** At a suspect IP, a peer that has not proven itself is let in once per window: this, doubling with each further ban there. */
+export const SUSPECT_WINDOW_MS = 10_000;
+export const MAX_SUSPECT_WINDOW_MS = 5 * 60_000;
+/** An IP's bans are forgotten after this long without a new one. */
+export const IP_BAN_MEMORY_MS = 60 * 60_000;
 
 export interface KnownPeer {
   readonly key: string;
@@ -73,9 +96,41 @@ export interface KnownPeer {
   failingSince: number | undefined;
 }
 
+/** Who a connection's peer is, beyond the address:port of one connection: what a ban covers. */
+export interface PeerIdentity {
+  /** Its IP, as ipOf spells it. */
+  readonly ip: string;
+  /** The peer id of its handshake. */
+  readonly peerId?: Buffer | undefined;
+  /** Where it accepts connections: the address we dialed, or its IP with the `p` of its extended handshake. */
+  readonly listen?: PeerAddress | undefined;
+  /** Its connection came to us (false: we dialed it). */
+  readonly incoming?: boolean | undefined;
+}
+
+/** What `admit` decided for a connection at its handshake. */
+export type Admission =
+  /** `banned`: it is a banned peer (otherwise it came from a suspect IP too soon after the last newcomer there). */
+  | { readonly refused: string; readonly banned: boolean }
+  /** `probation`: a newcomer at a suspect IP: ask it for one piece at a time until it proves itself. */
+  | { readonly refused: undefined; readonly probation: boolean };
+
+interface IpBans {
+  bans: number;
+  lastBanAt: number;
+  /** A peer at this IP that has not proven itself is not let in before this: [connecting to us, dialed by us]. */
+  nextAdmitAt: [number, number];
+}
+
 export class PeerPool {
   readonly #peers = new Map<string, KnownPeer>();
+  /** address:port -> why it was banned */
   readonly #banned = new Map<string, string>();
+  /** identityKey(IP, peer id) -> why it was banned */
+  readonly #bannedIds = new Map<string, string>();
+  /** identityKeys and listening address:ports of peers whose data verified */
+  readonly #proven = new Set<string>();
+  readonly #ipBans = new Map<string, IpBans>();
   /** IP -> how many of #peers are at it */
   readonly #perIp = new Map<string, number>();
   readonly #now: () => number;
@@ -261,13 +316,93 @@ export class PeerPool {
     return true;
   }
 
-  ban(key: string, reason: string): void {
-    this.#banned.set(key, reason);
+  /**
+   * Ban address:port `key` for good. With `who`, the peer behind it too: its
+   * IP with its peer id, and its listening address, so neither a new
+   * connection from another port nor a dial to that address lets it back
+   * (see `admit`); and, unless `strike` is false (a banned peer caught
+   * coming back, which cost us nothing), its IP counts one more ban towards
+   * being suspect.
+   */
+  ban(key: string, reason: string, who?: PeerIdentity, strike = true): void {
+    remember(this.#banned, key, reason);
     this.#forget(key);
+    if (!who) return;
+    if (who.peerId) remember(this.#bannedIds, identityKey(who.ip, who.peerId), reason);
+    if (who.listen) {
+      const listen = peerKey(who.listen.host, who.listen.port);
+      remember(this.#banned, listen, reason);
+      this.#forget(listen);
+    }
+    if (!strike) return;
+    const now = this.#now();
+    let rec = this.#ipBans.get(who.ip);
+    if (!rec || now - rec.lastBanAt > IP_BAN_MEMORY_MS) rec = { bans: 0, lastBanAt: now, nextAdmitAt: [0, 0] };
+    rec.bans++;
+    rec.lastBanAt = now;
+    // the window of the way it came restarts (both, when that is not known)
+    const ways = who.incoming === undefined ? [0, 1] : [who.incoming ? 0 : 1];
+    if (rec.bans >= SUSPECT_BANS) for (const w of ways) rec.nextAdmitAt[w] = Math.max(rec.nextAdmitAt[w]!, now + suspectWindow(rec.bans));
+    this.#ipBans.delete(who.ip); // newest last: the oldest record is the one dropped
+    remember(this.#ipBans, who.ip, rec);
   }
 
   isBanned(key: string): boolean {
     return this.#banned.has(key);
+  }
+
+  /** Why address:port `key` was banned (undefined: it was not). */
+  banReason(key: string): string | undefined {
+    return this.#banned.get(key);
+  }
+
+  /** Peers banned at this IP lately (within IP_BAN_MEMORY_MS of each other and of now). */
+  bansAt(ip: string): number {
+    const rec = this.#ipBans.get(ip);
+    return rec && this.#now() - rec.lastBanAt <= IP_BAN_MEMORY_MS ? rec.bans : 0;
+  }
+
+  /**
+   * A connection's handshake arrived (ours or theirs first): may it stay?
+   * Refused when it is a banned peer (its IP and peer id, or its listening
+   * address), or when its IP is suspect (SUSPECT_BANS bans there), the
+   * peer has not proven itself and another newcomer at that IP was let in
+   * the same way (`who.incoming`: connecting to us, or dialed by us), or a
+   * peer that came that way banned there, less than the IP's window ago. A
+   * newcomer let in at a suspect IP is on probation and starts a new
+   * window; every other peer is not. The two ways have their own windows:
+   * a peer that keeps connecting to us cannot use up the one of our own
+   * dials (which only go to addresses we know, at most MAX_KNOWN_PER_IP of
+   * an IP, a banned one never again). Honest peers at a suspect IP are
+   * delayed, never shut out: those that proved themselves are let in at
+   * once, the others one per window each way.
+   */
+  admit(who: PeerIdentity): Admission {
+    const byId = who.peerId ? this.#bannedIds.get(identityKey(who.ip, who.peerId)) : undefined;
+    const byListen = who.listen ? this.#banned.get(peerKey(who.listen.host, who.listen.port)) : undefined;
+    const reason = byId ?? byListen;
+    if (reason !== undefined) return { refused: `banned: ${reason}`, banned: true };
+    const rec = this.#ipBans.get(who.ip);
+    const now = this.#now();
+    if (!rec || rec.bans < SUSPECT_BANS || now - rec.lastBanAt > IP_BAN_MEMORY_MS || this.isProven(who)) return { refused: undefined, probation: false };
+    const way = who.incoming ? 0 : 1;
+    if (now < rec.nextAdmitAt[way]!) {
+      const window = Math.ceil(suspectWindow(rec.bans) / 1000);
+      return { refused: `${rec.bans} peers at ${who.ip} were banned: one new peer from there is let in every ${window} s`, banned: false };
+    }
+    rec.nextAdmitAt[way] = now + suspectWindow(rec.bans);
+    return { refused: undefined, probation: true };
+  }
+
+  /** A piece this peer sent blocks of verified: it is let in at once from now on, even from a suspect IP. */
+  prove(who: PeerIdentity): void {
+    if (who.peerId) rememberKey(this.#proven, identityKey(who.ip, who.peerId));
+    if (who.listen) rememberKey(this.#proven, peerKey(who.listen.host, who.listen.port));
+  }
+
+  isProven(who: PeerIdentity): boolean {
+    if (who.peerId && this.#proven.has(identityKey(who.ip, who.peerId))) return true;
+    return who.listen !== undefined && this.#proven.has(peerKey(who.listen.host, who.listen.port));
   }
 
   /** Forget the oldest idle PEX peer, else (unless `pexOnly`) the oldest idle peer the user did not give. */
@@ -290,4 +425,25 @@ export class PeerPool {
     if (n > 0) this.#perIp.set(ip, n);
     else this.#perIp.delete(ip);
   }
+}
+
+/** A peer's identity across its connections: its IP and the peer id of its handshake. */
+function identityKey(ip: string, peerId: Buffer): string {
+  return `${ip}|${peerId.toString('hex')}`;
+}
+
+/** How long a suspect IP with `bans` bans waits between newcomers: 10 s, doubling per ban beyond SUSPECT_BANS, at most 5 min. */
+export function suspectWindow(bans: number): number {
+  return Math.min(MAX_SUSPECT_WINDOW_MS, SUSPECT_WINDOW_MS * 2 ** Math.min(Math.max(0, bans - SUSPECT_BANS), 16));
+}
+
+/** Set key -> value in a map kept to MAX_BAN_RECORDS entries (the oldest goes). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.set(key, value);
+  if (map.size > MAX_BAN_RECORDS) map.delete(map.keys().next().value!);
+}
+
+function rememberKey(set: Set<string>, key: string): void {
+  set.add(key);
+  if (set.size > MAX_BAN_RECORDS) set.delete(set.values().next().value!);
 }

@@ -62,6 +62,18 @@ export class PeerState implements UploadPeer, QueuedPeer {
   metadataRequests = 0;
   /** the key of the pool entry for outgoing peers (incoming ones have an ephemeral port) */
   poolKey: string | undefined;
+  /**
+   * A newcomer from a suspect IP (PeerPool.admit): asked for blocks of one
+   * piece at a time (`probationPiece`) until a piece it sent blocks of
+   * verifies, so a peer that reconnects under new peer ids to get round its
+   * ban costs at most one piece per connection.
+   */
+  probation = false;
+  probationPiece: number | undefined;
+  /** A piece it sent blocks of verified (PeerPool.prove was told). */
+  proven = false;
+  /** It sent at least one block we kept (its identity is remembered when it leaves, for a late smart-ban verdict). */
+  delivered = false;
   /** The IP the socket reached, as the per-IP limit counts it (ipOf). */
   readonly ip: string;
 

@@ -23,7 +23,7 @@ import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
 import { FileSelection, partFileName } from '../metainfo/selection.js';
 import { PeerConnection, type ReadSink } from '../peer/connection.js';
-import { PiecePicker, type Hurry, type PeerToken, type PieceOrder } from '../pieces/picker.js';
+import { PiecePicker, type BlockRequest, type Hurry, type PeerToken, type PieceOrder } from '../pieces/picker.js';
 import { firstLastPieces } from '../pieces/first-last.js';
 import { WebSeeds, usableWebSeeds, type WebSeedHost } from './web-seeds.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
@@ -46,7 +46,7 @@ import { OUR_UT_METADATA_ID } from '../wire/ut-metadata.js';
 import { MetadataServer } from './metadata-server.js';
 import { supportsDht, supportsExtensionProtocol } from '../wire/handshake.js';
 import { chooseUnchoked, pickOptimistic, OPTIMISTIC_INTERVAL_MS, RECHOKE_INTERVAL_MS } from './choker.js';
-import { DEFAULT_MAX_PEERS_PER_IP, PeerPool } from './peer-pool.js';
+import { DEFAULT_MAX_PEERS_PER_IP, PeerPool, type PeerIdentity } from './peer-pool.js';
 import { Uploader } from './uploader.js';
 import { Listener } from './listener.js';
 import { depthShare, grownQueueDepth, nextQueueDepth } from './pipeline.js';
@@ -74,6 +74,8 @@ const IDLE_EVICT_MS = 2_000;
 const BOTH_SEEDS = 'both are seeds';
 const BOTH_SEEDS_RETRY_MS = 60_000;
 const TICK_MS = 1_000;
+/** Identities of peers that sent blocks and left, kept for a smart-ban verdict that comes later. */
+const MAX_DEPARTED = 512;
 
 export interface SessionOptions {
   meta: Metainfo;
@@ -241,8 +243,15 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #completeEmitted = false;
   #started = false;
   #lastPeerAt = Date.now();
-  /** When a new block last arrived (or the download started). */
-  #lastDataAt = Date.now();
+  /**
+   * For --stall-timeout: when each sender's last new block arrived, and when
+   * waiting for data began. A banned sender's blocks do not count: its
+   * entry goes.
+   */
+  readonly #lastDataBy = new Map<string, number>();
+  #stallFrom = Date.now();
+  /** Identity of each peer that sent blocks and has left, by its key (bounded): a late smart-ban verdict bans the peer, not an ephemeral port. */
+  readonly #departed = new Map<string, PeerIdentity>();
   #optimistic: PeerConnection | undefined;
   #downloadBucket: TokenBucket;
   #failedPieces = 0;
@@ -444,7 +453,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (dht) this.#startDht(this.opts.dht!);
     this.#started = true;
     this.#lastPeerAt = Date.now();
-    this.#lastDataAt = Date.now();
+    this.#stallFrom = Date.now();
     this.#timers.push(setInterval(() => this.#guard(() => this.#tick()), TICK_MS));
     this.#timers.push(setInterval(() => this.#guard(() => this.#rechoke()), RECHOKE_INTERVAL_MS));
     this.#timers.push(setInterval(() => this.#guard(() => this.#rotateOptimistic()), OPTIMISTIC_INTERVAL_MS));
@@ -589,6 +598,14 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       return;
     }
     const ip = ipOf(host);
+    // a banned peer dialing us from a new port, or a newcomer from a suspect IP too soon: turned away
+    // before it is a peer (nothing read from it, no handshake sent, not counted as connected)
+    const admission = this.pool.admit({ ip, peerId: handshake.peerId, incoming: true });
+    if (admission.refused !== undefined) {
+      this.emit('peer-refused', peerKey(host, port), admission.refused);
+      socket.destroy();
+      return;
+    }
     if ((this.#dialer.connectionsByIp().get(ip) ?? 0) >= this.#maxPeersPerIp && !this.#evictIdlePeer(ip)) {
       this.emit('peer-refused', peerKey(host, port), `more than ${this.#maxPeersPerIp} connections from one IP`);
       socket.destroy();
@@ -598,7 +615,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       socket.destroy();
       return;
     }
-    this.#attach(socket, 'incoming', host, port, undefined, reads, cipher).start({ handshake, leftover });
+    const conn = this.#attach(socket, 'incoming', host, port, undefined, reads, cipher);
+    this.#peers.get(conn)!.probation = admission.probation;
+    conn.start({ handshake, leftover });
   }
 
   /** Wrap a connected socket in a PeerConnection and route its events here. */
@@ -656,6 +675,17 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   #onHandshake(state: PeerState, h: Handshake): void {
     const { conn } = state;
+    if (conn.direction === 'outgoing') {
+      // an address of a banned peer (its peer id says so), or a newcomer at a suspect IP too soon (peer-pool.ts admit);
+      // incoming connections were asked before they became peers (#onIncoming)
+      const admission = this.pool.admit(this.#identityOf(state));
+      if (admission.refused !== undefined) {
+        if (admission.banned && state.poolKey) this.pool.ban(state.poolKey, admission.refused);
+        conn.close(`refused: ${admission.refused}`);
+        return;
+      }
+      state.probation = admission.probation;
+    }
     // drop a second connection to the same peer id (simultaneous connects)
     for (const other of this.#peers.values()) {
       if (other !== state && other.conn.handshakeDone && other.conn.remotePeerId?.equals(h.peerId)) {
@@ -664,7 +694,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       }
     }
     if (state.poolKey) this.pool.markConnected(state.poolKey);
-    this.#lastPeerAt = Date.now();
+    // counts as "a peer connected" at once, unless its IP had bans: a banned peer's extended handshake may
+    // still give it away (below); if it stays, the next tick counts it
+    if (this.pool.bansAt(state.ip) === 0) this.#lastPeerAt = Date.now();
     this.emit('peer-connected', state.key, conn.encrypted);
     conn.batch(() => {
       if (supportsExtensionProtocol(h.reserved)) {
@@ -731,6 +763,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         else if (m.id === OUR_UT_PEX_ID && this.#pexEnabled) this.#onPex(state, m.payload);
         else if (m.id === EXTENDED_HANDSHAKE_ID) {
           const listen = applyPeerExtensions(state, peerExtensions(parseExtendedHandshake(m.payload), state, this.#pexEnabled));
+          const banned = listen ? this.pool.banReason(peerKey(listen.host, listen.port)) : undefined;
+          if (banned !== undefined) {
+            // a banned peer back under a new peer id (libtorrent takes a new one for every connection): turned
+            // away before it is asked for anything; its new id is remembered, and it costs nothing, so its IP
+            // does not count another ban
+            this.pool.ban(state.key, banned, this.#identityOf(state), false);
+            conn.close(`refused: banned: ${banned} (it listens at ${peerKey(listen!.host, listen!.port)})`);
+            return;
+          }
+          if (listen && state.probation && this.pool.isProven(this.#identityOf(state))) state.probation = false;
           // an incoming peer told us where it listens: that is its identity in
           // the pool, so we never dial a second connection to it
           if (listen) {
@@ -746,8 +788,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   /** BEP 11, receiving: the peers it names join the pool (bounded by wire/pex.ts, per connection, and by the pool's cap). */
   #onPex(state: PeerState, payload: Buffer): void {
-    // a flood or a malformed message throws ProtocolError, which closes this peer (#guardPeer)
-    const learned = state.pex.accept(Date.now(), payload, (peers) => this.addPeers(peers, true));
+    // a flood or a malformed message throws ProtocolError, which closes this peer (#guardPeer);
+    // a peer on probation is not taken at its word: it could name one new address of its own after another
+    const learned = state.pex.accept(Date.now(), payload, (peers) => (state.probation ? 0 : this.addPeers(peers, true)));
     if (learned) this.emit('pex', state.key, learned.named, learned.fresh);
   }
 
@@ -759,6 +802,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (state.conn.handshakeDone && !state.conn.peerBitfield.empty) picker.peerLost(state.conn.peerBitfield);
     }
     if (this.#optimistic === state.conn) this.#optimistic = undefined;
+    if (state.delivered && !this.pool.isBanned(state.key)) {
+      // a piece it sent blocks of may yet fail, or verify and prove one of its blocks differed: ban the peer then, not a port
+      this.#departed.delete(state.key);
+      this.#departed.set(state.key, this.#identityOf(state));
+      if (this.#departed.size > MAX_DEPARTED) this.#departed.delete(this.#departed.keys().next().value!);
+    }
     if (state.poolKey && !this.pool.isBanned(state.poolKey)) {
       // a peer that requires encryption closes a plain handshake unanswered: the dialer redials it with MSE, once
       if (!this.#dialer.redialEncrypted(state.conn, state.poolKey, reason)) {
@@ -807,7 +856,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
-    const blocks = picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying(), this.#hurry(state));
+    const blocks = state.probation ? this.#probationPick(picker, state, wanted) : picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying(), this.#hurry(state));
     if (blocks.length === 0) {
       if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
       return;
@@ -825,6 +874,23 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     blocks.length = sent;
     conn.requestMany(blocks); // one write of all of them
+  }
+
+  /**
+   * A peer on probation (a newcomer from a suspect IP, peer-pool.ts admit)
+   * is asked for blocks of one piece at a time: the one its first block
+   * came from, until that piece verifies (it proves itself if it sent some
+   * of it) or fails (a sole sender is banned). So it can spoil at most one
+   * piece per connection.
+   */
+  #probationPick(picker: PiecePicker, state: PeerState, count: number): BlockRequest[] {
+    const { conn } = state;
+    if (state.probationPiece !== undefined && this.have.has(state.probationPiece)) state.probationPiece = undefined;
+    if (state.probationPiece !== undefined) return picker.pickFrom(conn, state.probationPiece, count);
+    const first = picker.pick(conn, conn.peerBitfield, 1, this.#worthCopying(), this.#hurry(state));
+    if (first.length === 0) return first;
+    state.probationPiece = first[0]!.index;
+    return first.concat(picker.pickFrom(conn, state.probationPiece, count - 1));
   }
 
   /** Sequential: whether `state` should copy a head block another peer holds (session/head-copy.ts). */
@@ -914,6 +980,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     state.lastBlockAt = Date.now();
     state.blocksThisTick++;
     state.snubbed = false;
+    state.delivered = true;
     this.#storeBlock(picker, state.conn, state.key, index, begin, block, state.lastBlockAt);
     // refill in batches: one writev of many requests, not a syscall per block
     const depth = this.#depthFor(state);
@@ -931,7 +998,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#wastedBytes += block.length; // someone else's copy came first
       return;
     }
-    this.#lastDataAt = now;
+    if ((this.opts.stallTimeoutMs ?? 0) > 0) this.#lastDataBy.set(sender, now);
     let entry = this.#assembly.get(index);
     if (!entry) {
       entry = { buffer: this.#allocPiece(this.geometry.pieceSize(index)), senders: [] };
@@ -997,6 +1064,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     }
     // the piece verified: an earlier sender of one of its blocks whose copy differed lied
     for (const g of this.#smartBan.verified(index, entry.buffer)) this.#ban(g.key, g.reason);
+    this.#proveSenders(entry.senders);
     this.#diskQueueBytes += entry.buffer.length;
     this.#updateReadPause();
     const write = this.storage!.writePiece(index, entry.buffer).then(
@@ -1075,18 +1143,51 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     for (const p of this.#peers.values()) this.#fillRequests(p);
   }
 
+  /**
+   * Ban `key` (a peer's address:port as its connection shows it, or a web
+   * seed's URL): the peer behind it, by its IP and peer id and its listening
+   * address (PeerPool.ban), so it cannot come back from another port. Its
+   * blocks stop counting as data for --stall-timeout.
+   */
   #ban(key: string, reason: string): void {
     if (this.pool.isBanned(key)) return;
     this.#banned++;
+    let who = this.#departed.get(key);
     for (const p of this.#peers.values()) {
       if (p.key === key) {
+        who = this.#identityOf(p);
         if (p.poolKey) this.pool.ban(p.poolKey, reason);
         p.conn.close(`banned: ${reason}`);
       }
     }
-    this.pool.ban(key, reason);
+    this.#departed.delete(key);
+    this.pool.ban(key, reason, who);
+    this.#lastDataBy.delete(key);
     this.emit('peer-banned', key, reason);
     this.#webSeeds.ban(key, reason);
+  }
+
+  /** Who is behind a connection, as far as a ban or a proof goes: its IP, peer id, listening address. */
+  #identityOf(state: PeerState): PeerIdentity {
+    return { ip: state.ip, peerId: state.conn.remotePeerId, listen: state.listenAddress, incoming: state.conn.direction === 'incoming' };
+  }
+
+  /**
+   * A piece verified: the connected peers that sent its blocks (and were not
+   * just banned for one) proved themselves; they leave probation, and are
+   * let in at once if they come back (PeerPool.prove).
+   */
+  #proveSenders(senders: readonly (string | undefined)[]): void {
+    let keys: Set<string> | undefined;
+    for (const p of this.#peers.values()) {
+      if (p.proven || p.conn.closed) continue;
+      keys ??= new Set(senders.filter((k): k is string => k !== undefined));
+      if (!keys.has(p.key)) continue;
+      p.proven = true;
+      p.probation = false;
+      p.probationPiece = undefined;
+      this.pool.prove(this.#identityOf(p));
+    }
   }
 
   #updateReadPause(): void {
@@ -1197,7 +1298,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       return;
     }
     const stallTimeout = this.opts.stallTimeoutMs ?? 0;
-    if (this.opts.mode === 'download' && !this.done && stallTimeout > 0 && now - this.#lastDataAt > stallTimeout) {
+    if (this.opts.mode === 'download' && !this.done && stallTimeout > 0 && now - this.#lastDataAt(now, stallTimeout) > stallTimeout) {
       const n = this.peerCount;
       this.#fail(new TtError('NO_PEERS', `no data for ${Math.round(stallTimeout / 1000)} s (${n} peer${n === 1 ? '' : 's'} connected, none sending; --stall-timeout)`));
       return;
@@ -1207,6 +1308,16 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (this.opts.mode === 'download' && !this.done) this.#dhtAnnouncer?.requestPeers();
     }
     this.#connectMore();
+  }
+
+  /** When the newest block still counted arrived (or waiting began); forgets senders quiet for longer than `stallTimeout`. */
+  #lastDataAt(now: number, stallTimeout: number): number {
+    let last = this.#stallFrom;
+    for (const [sender, at] of this.#lastDataBy) {
+      if (now - at > stallTimeout) this.#lastDataBy.delete(sender);
+      else if (at > last) last = at;
+    }
+    return last;
   }
 
   #fail(err: TtError): void {

@@ -725,3 +725,21 @@ describe('priority pieces (--first-last)', () => {
     expect(pieces(p.pick(B, 'all', 2))).toEqual([0, 1]);
   });
 });
+
+describe('pickFrom (one piece at a time, for a peer on probation)', () => {
+  it('only blocks of that piece, starting it; the rest go to others; none when it is had, unwanted or all requested', () => {
+    const p = new PiecePicker(geometry(3, 4), new Bitfield(3), { wanted: bf('011') });
+    p.peerHasAll();
+    expect(p.pickFrom(A, 1, 2).map((r) => `${r.index}/${r.begin / BLOCK_SIZE}`)).toEqual(['1/0', '1/1']);
+    expect(p.pickFrom(A, 0, 4)).toEqual([]); // not wanted
+    expect(pieces(p.pick(B, 'all', 3))).toEqual([1, 1, 2]); // the open blocks of the started piece first
+    expect(p.pickFrom(A, 1, 4)).toEqual([]); // every block requested: no endgame copy
+    for (const r of [0, 1]) p.received(A, 1, r * BLOCK_SIZE);
+    for (const r of [2, 3]) p.received(B, 1, r * BLOCK_SIZE);
+    p.pieceVerified(1);
+    expect(p.pickFrom(A, 1, 4)).toEqual([]); // had
+    expect(p.pickFrom(A, 2, 0)).toEqual([]);
+    expect(p.pickFrom(A, 2, 9).map((r) => r.begin / BLOCK_SIZE)).toEqual([1, 2, 3]);
+  });
+});
+

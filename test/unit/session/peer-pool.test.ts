@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { KNOWN_FORGET_AFTER_MS, KNOWN_MAX_RETRY_MS, MAX_KNOWN_PEERS, MAX_KNOWN_PER_IP, PeerPool } from '../../../src/session/peer-pool.js';
+import {
+  IP_BAN_MEMORY_MS,
+  KNOWN_FORGET_AFTER_MS,
+  KNOWN_MAX_RETRY_MS,
+  MAX_BAN_RECORDS,
+  MAX_KNOWN_PEERS,
+  MAX_KNOWN_PER_IP,
+  MAX_SUSPECT_WINDOW_MS,
+  PeerPool,
+  SUSPECT_WINDOW_MS,
+} from '../../../src/session/peer-pool.js';
 
 function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
@@ -352,5 +362,99 @@ describe("the user's peers and peers we once had a connection with", () => {
     const delays = failUntil(pool, clock, '10.0.0.7:2', Number.MAX_SAFE_INTEGER);
     expect(delays).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000]);
     expect(pool.get('10.0.0.7:2')).toBeUndefined();
+  });
+});
+
+describe('PeerPool bans cover the peer, not one connection (admit)', () => {
+  const id = (n: number): Buffer => Buffer.from(`-XX0001-${String(n).padStart(12, '0')}`, 'latin1');
+
+  it('a banned peer is refused from any port by its IP and peer id, and by its listening address; another peer at that IP is let in', () => {
+    const pool = new PeerPool(fakeClock().now);
+    pool.add([{ host: '127.0.0.1', port: 7302 }], true);
+    pool.ban('127.0.0.1:7302', 'sent a corrupt piece 5', { ip: '127.0.0.1', peerId: id(1), listen: { host: '127.0.0.1', port: 7302 } });
+    expect(pool.admit({ ip: '127.0.0.1', peerId: id(1) })).toEqual({ refused: 'banned: sent a corrupt piece 5', banned: true });
+    expect(pool.admit({ ip: '127.0.0.1', peerId: id(2), listen: { host: '127.0.0.1', port: 7302 } }).refused).toBe('banned: sent a corrupt piece 5');
+    expect(pool.banReason('127.0.0.1:7302')).toBe('sent a corrupt piece 5');
+    // the same peer id at another IP is another peer; another peer id at this IP too
+    expect(pool.admit({ ip: '127.0.0.2', peerId: id(1) })).toEqual({ refused: undefined, probation: false });
+    expect(pool.admit({ ip: '127.0.0.1', peerId: id(3), listen: { host: '127.0.0.1', port: 7303 } })).toEqual({ refused: undefined, probation: false });
+    expect(pool.bansAt('127.0.0.1')).toBe(1);
+    // the banned listening address is never dialed again, even though the user gave it
+    expect(pool.add([{ host: '127.0.0.1', port: 7302 }], true)).toBe(0);
+  });
+
+  it('after two bans at an IP, a newcomer connecting from there is let in once per window, on probation; the window doubles per ban up to 5 min; proven peers come in at once', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const ip = '127.0.0.1';
+    const incoming = (n: number, listen?: number) => ({ ip, peerId: id(n), incoming: true, ...(listen ? { listen: { host: ip, port: listen } } : {}) });
+    pool.prove({ ip, peerId: id(100), listen: { host: ip, port: 6000 } }); // an honest seed whose piece verified
+    pool.ban(`${ip}:40001`, 'corrupt', incoming(1));
+    expect(pool.admit(incoming(2))).toEqual({ refused: undefined, probation: false }); // one ban: not suspect
+    pool.ban(`${ip}:40002`, 'corrupt', incoming(2));
+    // suspect: the window of the second ban runs
+    const refused = pool.admit(incoming(3));
+    expect(refused.refused).toMatch(/2 peers at 127\.0\.0\.1 were banned: one new peer from there is let in every 10 s/);
+    expect(refused.refused !== undefined && refused.banned).toBe(false);
+    // proven peers, by peer id or by listening address, are let in at once and not on probation
+    expect(pool.admit(incoming(100))).toEqual({ refused: undefined, probation: false });
+    expect(pool.admit(incoming(101, 6000))).toEqual({ refused: undefined, probation: false });
+    // other IPs are not affected
+    expect(pool.admit({ ip: '127.0.0.2', peerId: id(3), incoming: true })).toEqual({ refused: undefined, probation: false });
+    clock.advance(SUSPECT_WINDOW_MS);
+    expect(pool.admit(incoming(3))).toEqual({ refused: undefined, probation: true });
+    expect(pool.admit(incoming(4)).refused).toBeDefined(); // one per window
+    clock.advance(SUSPECT_WINDOW_MS);
+    expect(pool.admit(incoming(4))).toEqual({ refused: undefined, probation: true });
+    // each ban there doubles the window, at most MAX_SUSPECT_WINDOW_MS
+    const windows: number[] = [];
+    for (let n = 3; n < 12; n++) {
+      pool.ban(`${ip}:${40000 + n}`, 'corrupt', incoming(n));
+      let waited = 0;
+      while (pool.admit(incoming(1000 + n)).refused !== undefined && waited < 3_600_000) {
+        clock.advance(1_000);
+        waited += 1_000;
+      }
+      windows.push(waited);
+    }
+    expect(windows.slice(0, 4)).toEqual([20_000, 40_000, 80_000, 160_000]);
+    expect(Math.max(...windows)).toBe(MAX_SUSPECT_WINDOW_MS);
+    // an hour without a ban there: forgotten
+    clock.advance(IP_BAN_MEMORY_MS + 1);
+    expect(pool.bansAt(ip)).toBe(0);
+    expect(pool.admit(incoming(5000))).toEqual({ refused: undefined, probation: false });
+  });
+
+  it('the peers we dial at a suspect IP have their own window: a peer that keeps connecting to us cannot use it up', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const ip = '127.0.0.1';
+    for (const n of [1, 2, 3]) pool.ban(`${ip}:${40000 + n}`, 'corrupt', { ip, peerId: id(n), incoming: true });
+    // the hostile one connects again and again: refused until the window of its last ban ends
+    expect(pool.admit({ ip, peerId: id(4), incoming: true }).refused).toBeDefined();
+    // an honest seed there that we dial (an address a tracker gave) is let in at once, on probation; the next one a window later
+    expect(pool.admit({ ip, peerId: id(50), listen: { host: ip, port: 6001 }, incoming: false })).toEqual({ refused: undefined, probation: true });
+    expect(pool.admit({ ip, peerId: id(51), listen: { host: ip, port: 6002 }, incoming: false }).refused).toBeDefined();
+    clock.advance(2 * SUSPECT_WINDOW_MS);
+    expect(pool.admit({ ip, peerId: id(51), listen: { host: ip, port: 6002 }, incoming: false })).toEqual({ refused: undefined, probation: true });
+    // a ban of a peer we dialed restarts the window of our dials only
+    clock.advance(10 * SUSPECT_WINDOW_MS);
+    pool.ban(`${ip}:6002`, 'corrupt', { ip, peerId: id(51), listen: { host: ip, port: 6002 }, incoming: false });
+    expect(pool.admit({ ip, peerId: id(52), listen: { host: ip, port: 6003 }, incoming: false }).refused).toBeDefined();
+    expect(pool.admit({ ip, peerId: id(5), incoming: true })).toEqual({ refused: undefined, probation: true });
+  });
+
+  it(`every record is bounded (${MAX_BAN_RECORDS}): the oldest goes`, () => {
+    const pool = new PeerPool(fakeClock().now);
+    for (let n = 0; n <= MAX_BAN_RECORDS; n++) {
+      const ip = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+      pool.ban(`${ip}:1`, 'corrupt', { ip, peerId: id(n), listen: { host: ip, port: 2 } });
+      pool.prove({ ip, peerId: id(n + 1) });
+    }
+    expect(pool.isBanned('10.0.0.0:1')).toBe(false);
+    expect(pool.admit({ ip: '10.0.0.0', peerId: id(0) }).refused).toBeUndefined();
+    expect(pool.admit({ ip: '10.0.0.1', peerId: id(1) }).refused).toBe('banned: corrupt');
+    expect(pool.isProven({ ip: '10.0.0.0', peerId: id(1) })).toBe(false);
+    expect(pool.isProven({ ip: `10.0.${(MAX_BAN_RECORDS >> 8) & 255}.${MAX_BAN_RECORDS & 255}`, peerId: id(MAX_BAN_RECORDS + 1) })).toBe(true);
   });
 });
