@@ -14,6 +14,7 @@ import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { TtError } from '../core/errors.js';
 import { CLIENT_VERSION } from '../core/ids.js';
+import { filesLength } from '../metainfo/completion.js';
 import { createTorrentFromPath } from '../metainfo/create.js';
 import { toMagnet } from '../metainfo/magnet.js';
 import { MAX_PIECE_LENGTH, parseTorrent } from '../metainfo/parse-torrent.js';
@@ -111,12 +112,13 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
     process.stdout.write(`${terminalSafeJson(summary)}\n`);
     return;
   }
+  const fileCount = meta.files.filter((f) => !f.padding).length;
   const text =
     [
       `Created:     ${toStdout ? 'standard output' : sanitizeForTerminal(out)}`,
       `Name:        ${sanitizeForTerminal(meta.name)}`,
       `Info hash:   ${meta.infoHashHex}`,
-      `Total size:  ${humanBytes(meta.totalLength)} in ${meta.files.length} file${meta.files.length === 1 ? '' : 's'}`,
+      `Total size:  ${humanBytes(filesLength(meta))} in ${fileCount} file${fileCount === 1 ? '' : 's'}`,
       `Pieces:      ${meta.pieceCount} x ${humanBytes(meta.pieceLength)}`,
       `Trackers:    ${trackers.length > 0 ? trackers.map(sanitizeForTerminal).join(', ') : 'none (peers will need --peer or x.pe)'}`,
       `Magnet:      ${sanitizeForTerminal(summary.magnet)}`,

@@ -98,7 +98,7 @@ export function registerDemo(program: Command): void {
         // 4. the download, through the ordinary path
         const out = join(work, 'download');
         const started = Date.now();
-        const session = await runSession({
+        const { session } = await runSession({
           meta,
           root: out,
           mode: 'download',

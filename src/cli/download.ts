@@ -118,7 +118,7 @@ export function registerDownload(program: Command): void {
         ? `${meta.name}: ${selection.selectedCount} of ${selection.fileCount} files (${selection.wanted.count} of ${meta.pieceCount} pieces), into ${root}`
         : `${meta.name}: ${meta.pieceCount} pieces, into ${root}`,
     );
-    const session = await runSession({
+    const run = await runSession({
       ...shared,
       ...(fromMagnet ?? {}),
       meta,
@@ -136,7 +136,7 @@ export function registerDownload(program: Command): void {
       goal: seedGoal(opts, !keepSeeding),
       reporter,
     });
-    const { line, fields } = summarize(session, (Date.now() - started) / 1000);
+    const { line, fields } = summarize(run.session, (Date.now() - started) / 1000, run);
     reporter.summary(line, fields);
   });
 }

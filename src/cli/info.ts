@@ -9,6 +9,7 @@ import { BencodeError, TtError } from '../core/errors.js';
 import { toMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { numberedFiles } from '../metainfo/selection.js';
+import { filesLength } from '../metainfo/completion.js';
 import { MAX_TORRENT_BYTES, parseTorrent } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal, terminalSafeJsonText } from './format.js';
 import { DEFAULT_SCRAPE_TIMEOUT_MS, formatScrape, scrapeAll, type ScrapeReport } from './scrape-trackers.js';
@@ -167,7 +168,9 @@ export function formatInfo(meta: Metainfo, opts: InfoOptions = {}): string {
   };
   field('Name', s(meta.name));
   field('Info hash', meta.infoHashHex);
-  field('Total size', exactBytes(meta.totalLength));
+  // the files' bytes: BEP 47 padding is not something anyone downloads or stores
+  const files = filesLength(meta);
+  field('Total size', `${exactBytes(files)}${files < meta.totalLength ? `, plus ${exactBytes(meta.totalLength - files)} of padding in pieces` : ''}`);
   field('Pieces', `${meta.pieceCount} x ${exactBytes(meta.pieceLength)}`);
   field('Private', meta.private ? 'yes' : 'no');
   if (meta.createdBy !== undefined) field('Created by', s(meta.createdBy));

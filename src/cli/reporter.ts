@@ -2,7 +2,9 @@
  * How a running session is shown: a cli-progress bar on a TTY, a plain status
  * line every few seconds off a TTY, newline-delimited JSON events with
  * --json (documented in README "JSON events"), or nothing with --quiet.
- * Reads session stats; never changes the session.
+ * Reads session stats; never changes the session. Sizes shown to people are
+ * the files' bytes (BEP 47 padding excluded) when the caller gives them;
+ * JSON events keep the piece bytes (`left` is what trackers are told).
  */
 import cliProgress from 'cli-progress';
 import type { SessionStats } from '../session/torrent-session.js';
@@ -60,7 +62,8 @@ export class Reporter {
     this.#stopBar();
   }
 
-  progress(stats: SessionStats, label: string): void {
+  /** `sizes`: the wanted files' bytes verified and in all (padding excluded), for people; default the piece bytes. */
+  progress(stats: SessionStats, label: string, sizes?: ShownSizes): void {
     if (this.mode === 'json') {
       this.event('progress', {
         have: stats.have,
@@ -78,7 +81,7 @@ export class Reporter {
       });
       return;
     }
-    const text = statusText(stats);
+    const text = statusText(stats, sizes);
     if (this.mode === 'tty') {
       if (label !== this.#label) this.#stopBar();
       this.#label = label;
@@ -133,7 +136,14 @@ export class Reporter {
   }
 }
 
-export function statusText(s: SessionStats): string {
+/** Bytes to show as done/total (the files' bytes, padding excluded). */
+export interface ShownSizes {
+  done: number;
+  total: number;
+}
+
+export function statusText(s: SessionStats, sizes: ShownSizes = { done: s.wantedLength - s.wantedLeft, total: s.wantedLength }): string {
+  // the ETA counts what is still to come over the wire: whole pieces, padding included
   const eta = s.downloadRate > 0 && s.wantedLeft > 0 ? formatDuration(s.wantedLeft / s.downloadRate) : '-';
-  return `${humanBytes(s.wantedLength - s.wantedLeft)}/${humanBytes(s.wantedLength)} | down ${formatRate(s.downloadRate)} up ${formatRate(s.uploadRate)} | peers ${s.peers}/${s.knownPeers} | ETA ${eta}`;
+  return `${humanBytes(sizes.done)}/${humanBytes(sizes.total)} | down ${formatRate(s.downloadRate)} up ${formatRate(s.uploadRate)} | peers ${s.peers}/${s.knownPeers} | ETA ${eta}`;
 }

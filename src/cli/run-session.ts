@@ -12,7 +12,8 @@ import { Listener } from '../session/listener.js';
 import { openDht, type DhtConfig } from './dht-setup.js';
 import { TorrentSession, type SessionOptions } from '../session/torrent-session.js';
 import { formatDuration, formatRate, humanBytes } from './format.js';
-import type { Reporter } from './reporter.js';
+import type { Reporter, ShownSizes } from './reporter.js';
+import { paddingByPiece, paddingIn } from '../metainfo/completion.js';
 import { onStop, type StopCause, stopError } from './stop.js';
 
 export interface RunGoal {
@@ -45,6 +46,13 @@ export interface RunOptions extends Omit<SessionOptions, 'listener' | 'meta' | '
 
 const PROGRESS_INTERVAL_MS = 1_000;
 
+/** What the status line says the run is doing. `tt seed` never downloads, --partial or not. */
+export function phaseLabel(mode: 'download' | 'seed', done: boolean, stopWhenComplete: boolean): string {
+  if (mode === 'seed') return 'seeding';
+  if (!done) return 'downloading';
+  return stopWhenComplete ? 'done' : 'seeding';
+}
+
 /** The `pex` event of a session or a magnet's metadata phase: a JSON event, and a line with --verbose. */
 export function reportPex(reporter: Reporter, verbose: boolean): (peer: string, added: number, fresh: number) => void {
   return (peer, added, fresh) => {
@@ -53,8 +61,16 @@ export function reportPex(reporter: Reporter, verbose: boolean): (peer: string, 
   };
 }
 
+export interface RunResult {
+  session: TorrentSession;
+  /** From the start until the download completed (the whole run when it never did): what its average rate is over. */
+  downloadSeconds: number;
+  /** From completion until the seeding goal or the stop (0 when the run was not to seed on). */
+  seededSeconds: number;
+}
+
 /** Resolves when the goal is met; rejects with a TtError (stop.ts: INTERRUPTED on a signal or a closed stdout). */
-export async function runSession(opts: RunOptions): Promise<TorrentSession> {
+export async function runSession(opts: RunOptions): Promise<RunResult> {
   const { reporter, meta, goal } = opts;
   const listenerOpts: { host?: string; port?: number; requireEncryption?: boolean } = { requireEncryption: opts.requireEncryption === true };
   if (opts.host !== undefined) listenerOpts.host = opts.host;
@@ -72,10 +88,9 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   const started = Date.now();
   let completedAt: number | undefined;
   let ticker: NodeJS.Timeout | undefined;
-  const label = (): string => {
-    if (!session.done) return 'downloading';
-    return opts.mode === 'seed' || !goal.stopWhenComplete ? 'seeding' : 'done';
-  };
+  const label = (): string => phaseLabel(opts.mode, session.done, goal.stopWhenComplete);
+  const padding = paddingByPiece(meta);
+  const progress = (): void => reporter.progress(session.stats(), label(), shownSizes(session, padding));
 
   let settle!: { resolve: () => void; reject: (e: unknown) => void };
   const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -140,7 +155,7 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
     });
     ticker = setInterval(() => {
       const stats = session.stats();
-      reporter.progress(stats, label());
+      progress();
       if (completedAt !== undefined && !goal.stopWhenComplete) {
         const ratio = stats.uploaded / Math.max(1, meta.totalLength);
         if (goal.seedRatio !== undefined && ratio >= goal.seedRatio) settle.resolve();
@@ -148,9 +163,14 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
       }
     }, PROGRESS_INTERVAL_MS);
     await finished;
+    const endedAt = Date.now();
     await session.flush();
-    reporter.progress(session.stats(), label());
-    return session;
+    progress();
+    return {
+      session,
+      downloadSeconds: ((completedAt ?? endedAt) - started) / 1000,
+      seededSeconds: completedAt !== undefined && !goal.stopWhenComplete ? (endedAt - completedAt) / 1000 : 0,
+    };
   } finally {
     if (ticker) clearInterval(ticker);
     removeStop();
@@ -161,14 +181,38 @@ export async function runSession(opts: RunOptions): Promise<TorrentSession> {
   }
 }
 
-/** The one-line summary printed at the end of a run. */
-export function summarize(session: TorrentSession, seconds: number): { line: string; fields: Record<string, unknown> } {
+/**
+ * The wanted pieces' bytes verified and in all, without the BEP 47 padding in
+ * them: the files' bytes, as people count a torrent's size.
+ */
+export function shownSizes(session: TorrentSession, padding: ReadonlyMap<number, number> = paddingByPiece(session.meta)): ShownSizes {
+  const s = session.stats();
+  const wanted = session.selection?.wanted;
+  const padWanted = paddingIn(padding, wanted);
+  const padHave = paddingIn(padding, { has: (i) => session.have.has(i) && (wanted === undefined || wanted.has(i)) });
+  return { done: s.wantedLength - s.wantedLeft - padHave, total: s.wantedLength - padWanted };
+}
+
+/**
+ * The one-line summary printed at the end of a run of `seconds`. Given the
+ * run's timing, the time and average rate shown are the download's (until it
+ * completed), and the seeding after it (--seed, --seed-time) is said apart,
+ * so it does not dilute the rate.
+ */
+export function summarize(
+  session: TorrentSession,
+  seconds: number,
+  timing: Pick<RunResult, 'downloadSeconds' | 'seededSeconds'> = { downloadSeconds: seconds, seededSeconds: 0 },
+): { line: string; fields: Record<string, unknown> } {
+  const { downloadSeconds, seededSeconds } = timing;
   const s = session.stats();
   const ratio = s.uploaded / Math.max(1, session.meta.totalLength);
   const selected = session.selection ? ` (${session.selection.selectedCount} of ${session.selection.fileCount} files)` : '';
+  const sizes = shownSizes(session);
   const line =
-    `${session.done ? 'complete' : 'stopped'}: ${session.meta.name}${selected} ${humanBytes(s.wantedLength - s.wantedLeft)}/${humanBytes(s.wantedLength)}` +
-    ` in ${formatDuration(seconds)} (avg ${formatRate(s.downloaded / Math.max(seconds, 0.001))})` +
+    `${session.done ? 'complete' : 'stopped'}: ${session.meta.name}${selected} ${humanBytes(sizes.done)}/${humanBytes(sizes.total)}` +
+    ` in ${formatDuration(downloadSeconds)} (avg ${formatRate(s.downloaded / Math.max(downloadSeconds, 0.001))})` +
+    (seededSeconds > 0 ? `, then seeded ${formatDuration(seededSeconds)}` : '') +
     ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)} ratio ${ratio.toFixed(2)}` +
     (s.failedPieces > 0 ? ` | ${s.failedPieces} pieces failed` : '') +
     (s.wastedBytes > 0 ? ` | ${humanBytes(s.wastedBytes)} wasted` : '') +
@@ -184,6 +228,8 @@ export function summarize(session: TorrentSession, seconds: number): { line: str
       wantedHave: s.wantedHave,
       ...(session.selection ? { selectedFiles: session.selection.selectedCount } : {}),
       seconds,
+      downloadSeconds,
+      seededSeconds,
       downloaded: s.downloaded,
       uploaded: s.uploaded,
       failedPieces: s.failedPieces,

@@ -31,7 +31,7 @@ export function registerSeed(program: Command): void {
       await requireData(root, meta);
       const reporter = new Reporter(chooseMode(opts));
       const started = Date.now();
-      const session = await runSession({
+      const run = await runSession({
         ...sharedRunOptions(opts),
         meta,
         root,
@@ -40,7 +40,7 @@ export function registerSeed(program: Command): void {
         goal: seedGoal(opts, false),
         reporter,
       });
-      const { line, fields } = summarize(session, (Date.now() - started) / 1000);
+      const { line, fields } = summarize(run.session, (Date.now() - started) / 1000, run);
       reporter.summary(line, fields);
     },
   );

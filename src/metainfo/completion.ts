@@ -1,7 +1,9 @@
 /**
  * How much of each file a set of verified pieces covers (`tt verify`): a
  * file's bytes that lie in verified pieces. A file is complete when all of
- * its bytes do; a zero-length file always is. Pure: Metainfo + Bitfield in,
+ * its bytes do; a zero-length file always is. Also where BEP 47 padding lies,
+ * so that sizes shown to people count the files' bytes only (piece math keeps
+ * counting the padding: it is hashed). Pure: Metainfo + Bitfield in,
  * numbers out; O(files + pieces).
  */
 import type { Bitfield } from '../core/bitfield.js';
@@ -35,4 +37,33 @@ export function fileCompletion(meta: Metainfo, have: Bitfield): FileCompletion[]
     length: f.length,
     verifiedBytes: f.length === 0 ? 0 : verifiedUpTo(f.offset + f.length) - verifiedUpTo(f.offset),
   }));
+}
+
+/** Bytes of BEP 47 padding files in each piece that holds any (most pieces hold none). */
+export function paddingByPiece(meta: Metainfo): ReadonlyMap<number, number> {
+  const out = new Map<number, number>();
+  for (const f of meta.files) {
+    if (!f.padding || f.length === 0) continue;
+    const end = f.offset + f.length;
+    for (let p = Math.floor(f.offset / meta.pieceLength); p * meta.pieceLength < end; p++) {
+      const from = Math.max(f.offset, p * meta.pieceLength);
+      const to = Math.min(end, (p + 1) * meta.pieceLength);
+      out.set(p, (out.get(p) ?? 0) + (to - from));
+    }
+  }
+  return out;
+}
+
+/** Padding bytes inside the pieces `pieces` has (all pieces when undefined). */
+export function paddingIn(padding: ReadonlyMap<number, number>, pieces?: { has(index: number): boolean }): number {
+  let bytes = 0;
+  for (const [piece, n] of padding) if (pieces === undefined || pieces.has(piece)) bytes += n;
+  return bytes;
+}
+
+/** What the torrent's files hold: its length without BEP 47 padding. */
+export function filesLength(meta: Metainfo): number {
+  let n = 0;
+  for (const f of meta.files) if (!f.padding) n += f.length;
+  return n;
 }

@@ -314,6 +314,17 @@ describe('tt seed', () => {
 });
 
 describe('tt download --seed --seed-time', () => {
+  it('the summary line gives the download\'s time and average, then how long it seeded', async () => {
+    const fx = await fixture(600_000);
+    const peer = await seeder(fx);
+    const p = await runTt(['download', fx.torrentPath, '--out', join(fx.work, 'out'), ...LOOPBACK, '--no-trackers', '--peer', peer, '--seed-time', '3s'], 30_000);
+    expect(p.exit?.code, p.describe()).toBe(0);
+    const m = /^complete: payload 585\.94 KiB\/585\.94 KiB in ([\d.]+)s \(avg [\d.]+ (?:KiB|MiB|GiB)\/s\), then seeded ([\d.]+)s \| /m.exec(p.stdout);
+    expect(m, p.stdout).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(2.5); // a loopback download of 600 KB, not the 3 s of seeding
+    expect(Number(m![2])).toBeGreaterThanOrEqual(2.5);
+  });
+
   it('keeps serving after completion (another peer downloads from it), then exits 0 after the seed time', async () => {
     const fx = await fixture(600_000);
     const peer = await seeder(fx);
@@ -335,6 +346,9 @@ describe('tt download --seed --seed-time', () => {
     const done = p.events[p.events.length - 1]!;
     expect(done).toMatchObject({ event: 'done', complete: true });
     expect(done.uploaded).toBeGreaterThanOrEqual(fx.meta.totalLength);
+    // the download's time is apart from the seeding after it (the average rate is over the former)
+    expect(done.seededSeconds as number).toBeGreaterThanOrEqual(2.5);
+    expect(done.downloadSeconds as number).toBeLessThan((done.seconds as number) - 2.5);
     expect(p.stderr).toBe('');
   });
 });

@@ -261,5 +261,10 @@ describe('tt seed: refuses a copy with missing pieces', () => {
     expect(await partial.waitForEvent('started')).toMatchObject({ have: 8, pieceCount: 11 });
     expect(partial.exit).toBeUndefined();
     await partial.kill9();
+    // and its status line says seeding: tt seed never downloads
+    const plain = startTt(['seed', fx.torrentPath, '--dir', dir, ...LOOPBACK, '--partial']);
+    const status = await plain.waitFor('a status line', () => /^(seeding|downloading) [\d.]+% .*$/m.exec(plain.stderr)?.[0], 15_000);
+    expect(status).toMatch(/^seeding 72\.7% 8\/11 pieces \| /);
+    await plain.kill9();
   });
 });

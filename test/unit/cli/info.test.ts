@@ -59,6 +59,18 @@ describe('tt info: what libtorrent opens on Linux, tt opens too', () => {
   });
 });
 
+describe('tt info: sizes are the files\' (BEP 47 padding apart)', () => {
+  it('Total size counts the files and says how much padding the pieces also hold; JSON keeps the torrent length', () => {
+    const path = join(FIXTURES, 'good-bep47-padding.torrent');
+    const r = tt(['info', path]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Total size: +19\.53 KiB \(20001 bytes\), plus 12\.47 KiB \(12768 bytes\) of padding in pieces$/m);
+    expect(JSON.parse(tt(['info', path, '--json']).stdout).totalLength).toBe(32_769);
+    // no padding: the line is as it was
+    expect(tt(['info', join(FIXTURES, 'good-single.torrent')]).stdout).toMatch(/^Total size: +97\.66 KiB \(100000 bytes\)$/m);
+  });
+});
+
 describe('tt info: good torrents', () => {
   it('prints the human summary of a single-file torrent', () => {
     const r = tt(['info', join(FIXTURES, 'good-single.torrent')]);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
-import { summarize } from '../../../src/cli/run-session.js';
+import { phaseLabel, shownSizes, summarize } from '../../../src/cli/run-session.js';
+import { statusText } from '../../../src/cli/reporter.js';
 import type { SessionStats, TorrentSession } from '../../../src/session/torrent-session.js';
 
 /** Just what summarize() reads from a session. */
@@ -32,7 +33,8 @@ function fakeSession(stats: Partial<SessionStats>, complete = true): TorrentSess
     directWritesOff: undefined,
     ...stats,
   };
-  return { stats: () => full, meta: { name: 'data.bin', totalLength }, have, done: complete, selection: undefined } as unknown as TorrentSession;
+  const meta = { name: 'data.bin', totalLength, pieceLength: totalLength / 16, files: [{ path: ['data.bin'], length: totalLength, offset: 0, padding: false }] };
+  return { stats: () => full, meta, have, done: complete, selection: undefined } as unknown as TorrentSession;
 }
 
 describe('summarize', () => {
@@ -47,9 +49,66 @@ describe('summarize', () => {
 
   it('with a file selection: counts the wanted bytes and says how many files', () => {
     const session = fakeSession({ wantedPieces: 4, wantedHave: 4, wantedLength: 1024 * 1024, wantedLeft: 0, left: 3 * 1024 * 1024 }, false);
-    Object.assign(session, { done: true, selection: { selectedCount: 1, fileCount: 2 }, meta: { name: 'data', totalLength: 4 * 1024 * 1024 } });
+    Object.assign(session, { done: true, selection: { selectedCount: 1, fileCount: 2 }, meta: { name: 'data', totalLength: 4 * 1024 * 1024, pieceLength: 256 * 1024, files: [] } });
     const { line, fields } = summarize(session, 1);
     expect(line).toMatch(/^complete: data \(1 of 2 files\) 1\.00 MiB\/1\.00 MiB in /);
     expect(fields).toMatchObject({ complete: true, wantedPieces: 4, wantedHave: 4, selectedFiles: 1 });
+  });
+});
+
+describe('summarize: time and rate are the download\'s, seeding after it is said apart', () => {
+  it('with --seed --seed-time: the average is over the download, then "seeded" for the rest', () => {
+    const { line, fields } = summarize(fakeSession({}), 34, { downloadSeconds: 4, seededSeconds: 30 });
+    // 4 MiB in 4 s, not over the 34 s of the whole run
+    expect(line).toMatch(/^complete: data\.bin 4\.00 MiB\/4\.00 MiB in 4\.0s \(avg 1\.00 MiB\/s\), then seeded 30s \| /);
+    expect(fields).toMatchObject({ seconds: 34, downloadSeconds: 4, seededSeconds: 30 });
+  });
+
+  it('without timing (or no seeding): the whole run, no "seeded"', () => {
+    expect(summarize(fakeSession({}), 4).line).toMatch(/ in 4\.0s \(avg 1\.00 MiB\/s\) \| /);
+    expect(summarize(fakeSession({}), 4, { downloadSeconds: 4, seededSeconds: 0 }).line).not.toContain('seeded');
+  });
+});
+
+describe('sizes shown to people leave BEP 47 padding out; piece math does not', () => {
+  /** 4 pieces of 16 KiB: x.bin 10000, pad 6384, y.bin 10000, pad 6384, z.bin 16384 + 1000 over 2 pieces. */
+  function paddedSession(havePieces: number[]): TorrentSession {
+    const P = 16_384;
+    const files = [
+      { path: ['t', 'x.bin'], length: 10_000, offset: 0, padding: false },
+      { path: ['t', '.pad', '6384'], length: 6_384, offset: 10_000, padding: true },
+      { path: ['t', 'y.bin'], length: 10_000, offset: P, padding: false },
+      { path: ['t', '.pad', '6384'], length: 6_384, offset: P + 10_000, padding: true },
+      { path: ['t', 'z.bin'], length: P + 1_000, offset: 2 * P, padding: false },
+    ];
+    const totalLength = 3 * P + 1_000;
+    const have = new Bitfield(4);
+    for (const i of havePieces) have.set(i);
+    const verified = havePieces.reduce((n, i) => n + Math.min(P, totalLength - i * P), 0);
+    const session = fakeSession({ wantedLength: totalLength, wantedLeft: totalLength - verified, totalLength }, false);
+    Object.assign(session, { meta: { name: 't', totalLength, pieceLength: P, files }, have });
+    return session;
+  }
+
+  it('progress and the summary count the files: 36.51 KiB, not the pieces' 48.98 KiB', () => {
+    const all = paddedSession([0, 1, 2, 3]);
+    expect(shownSizes(all)).toEqual({ done: 37_384, total: 37_384 });
+    const half = paddedSession([0, 3]);
+    expect(shownSizes(half)).toEqual({ done: 10_000 + 1_000, total: 37_384 });
+    expect(summarize(all, 1).line).toContain(' 36.51 KiB/36.51 KiB in ');
+    expect(statusText(half.stats(), shownSizes(half))).toMatch(/^10\.74 KiB\/36\.51 KiB \| /);
+    // without sizes: the piece bytes, as before
+    expect(statusText(half.stats())).toMatch(/^16\.98 KiB\/48\.98 KiB \| /);
+  });
+});
+
+describe('phaseLabel', () => {
+  it('tt seed says seeding, also with --partial (not done); a download says downloading, then done or seeding', () => {
+    expect(phaseLabel('seed', false, false)).toBe('seeding');
+    expect(phaseLabel('seed', true, false)).toBe('seeding');
+    expect(phaseLabel('download', false, true)).toBe('downloading');
+    expect(phaseLabel('download', false, false)).toBe('downloading');
+    expect(phaseLabel('download', true, true)).toBe('done');
+    expect(phaseLabel('download', true, false)).toBe('seeding');
   });
 });

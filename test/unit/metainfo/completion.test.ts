@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
-import { fileCompletion } from '../../../src/metainfo/completion.js';
+import { fileCompletion, filesLength, paddingByPiece, paddingIn } from '../../../src/metainfo/completion.js';
 import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
@@ -45,5 +45,39 @@ describe('fileCompletion', () => {
       });
       expect(fileCompletion(meta, have).map((c) => c.verifiedBytes), JSON.stringify({ sizes, pl: meta.pieceLength })).toEqual(expected);
     }
+  });
+});
+
+describe('padding (BEP 47): where it lies, and the files\' size without it', () => {
+  /** Files of `sizes`, those marked 'p' padding, in pieces of `pieceLength`. */
+  function padded(entries: readonly [number, 'p'?][], pieceLength: number): Metainfo {
+    const meta = layout(entries.map(([n]) => n), pieceLength);
+    entries.forEach(([, p], i) => Object.assign(meta.files[i]!, { padding: p === 'p' }));
+    return meta;
+  }
+
+  it('libtorrent-style pads fill the tail of one piece each', () => {
+    const meta = padded([[10], [6, 'p'], [10], [6, 'p'], [1]], 16); // pieces [0,16) [16,32) [32,33)
+    expect([...paddingByPiece(meta)]).toEqual([[0, 6], [1, 6]]);
+    expect(filesLength(meta)).toBe(21);
+    const pad = paddingByPiece(meta);
+    expect(paddingIn(pad)).toBe(12);
+    const have = new Bitfield(3);
+    have.set(1);
+    expect(paddingIn(pad, have)).toBe(6);
+    expect(paddingIn(pad, new Bitfield(3))).toBe(0);
+  });
+
+  it('a pad file across pieces (a hostile layout) is split by piece, byte for byte', () => {
+    const meta = padded([[3], [20, 'p'], [5], [0, 'p']], 8); // pad [3, 23): 5 in piece 0, 8 in 1, 7 in 2
+    expect([...paddingByPiece(meta)]).toEqual([[0, 5], [1, 8], [2, 7]]);
+    expect(filesLength(meta)).toBe(8);
+    expect(paddingIn(paddingByPiece(meta))).toBe(20);
+  });
+
+  it('no padding: nothing', () => {
+    const meta = layout([10, 0, 25], 8);
+    expect(paddingByPiece(meta).size).toBe(0);
+    expect(filesLength(meta)).toBe(meta.totalLength);
   });
 });
