@@ -90,7 +90,7 @@ describe('sizes shown to people leave BEP 47 padding out; piece math does not', 
     return session;
   }
 
-  it('progress and the summary count the files: 36.51 KiB, not the pieces' 48.98 KiB', () => {
+  it('progress and the summary count the files: 36.51 KiB, not the 48.98 KiB of the pieces', () => {
     const all = paddedSession([0, 1, 2, 3]);
     expect(shownSizes(all)).toEqual({ done: 37_384, total: 37_384 });
     const half = paddedSession([0, 3]);
