@@ -455,7 +455,9 @@ def cmd_seed(args):
 
 
 def describe_peers(h):
-    """One line per connected peer: choke/interest state and queues, to tell a stall's cause."""
+    """One line per connected peer: choke/interest state and queues, to tell a stall's cause.
+    Only fields the 2.0.8 bindings have (peer_info has no target_dl_queue_length there: reading
+    it raised AttributeError on the timeout path and hid the timeout's own message)."""
     out = []
     for p in h.get_peer_info():
         flags = []
@@ -465,9 +467,10 @@ def describe_peers(h):
             flags.append("we-interested")
         if p.flags & lt.peer_info.snubbed:
             flags.append("snubbed")
-        out.append("%s:%d %s %s dl_queue=%d req_queue=%d downloading=%s" % (
-            p.ip[0], p.ip[1], p.client, ",".join(flags), p.download_queue_length, p.target_dl_queue_length,
-            p.downloading_piece_index))
+        client = p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else str(p.client)
+        out.append("%s:%d %s %s our_requests=%d its_requests=%d queued_bytes=%d downloading=%s" % (
+            p.ip[0], p.ip[1], client, ",".join(flags), p.download_queue_length, p.upload_queue_length,
+            p.queue_bytes, p.downloading_piece_index))
     return "; ".join(out) or "none"
 
 
