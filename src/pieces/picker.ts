@@ -23,6 +23,10 @@
  `pickFrom` instead asks for blocks of one given piece only (a peer on
  * probation, session/peer-pool.ts: one piece at a time).
  *
+ * A verified piece normally stays verified; `pieceLost` takes one back (its
+ * data could no longer be read from disk) and it is picked like any other
+ * missing piece again.
+ *
  * Sequential is a window, not one piece at a time. Before endgame a block is
  * requested from one peer at a time, so with several peers each gets the
  * lowest-index missing pieces it has that nobody else is fetching (after the
@@ -137,9 +141,13 @@ export class PiecePicker {
   readonly #pos: Int32Array;
   readonly #starts: number[];
   /** The same unstarted pieces by index, when sequential. */
-  readonly #sequential: LowestFirst | undefined;
+  #sequential: LowestFirst | undefined;
   /** Unstarted pieces to start before any other (`priority`); empty without it. */
-  readonly #priority: LowestFirst;
+  #priority: LowestFirst;
+  /** The pieces given as `priority` (a lost one becomes a priority piece again). */
+  readonly #priorityPieces: Bitfield;
+  /** The `wanted` option (undefined: every piece). */
+  readonly #wanted: Bitfield | undefined;
 
   readonly #partials = new Map<number, PartialPiece>();
   #requestCount = 0;
@@ -150,13 +158,14 @@ export class PiecePicker {
 
   #missingBlocks = 0;
   #openBlocksInPartials = 0;
-  /** No wanted missing piece below this index (#need only ever loses pieces). */
+  /** No wanted missing piece below this index (#need only gains a piece in pieceLost, which lowers it). */
   #lowestNeed = 0;
 
   constructor(geometry: PieceGeometry, have: Bitfield, opts: PickerOptions = {}) {
     if (have.size !== geometry.pieceCount) throw new RangeError('have bitfield size does not match the piece count');
     if (opts.wanted && opts.wanted.size !== geometry.pieceCount) throw new RangeError('wanted bitfield size does not match the piece count');
     this.#geometry = geometry;
+    this.#wanted = opts.wanted ? new Bitfield(opts.wanted.size, opts.wanted.bytes) : undefined;
     this.#have = new Bitfield(have.size, have.bytes);
     this.#need = new Bitfield(have.size);
     this.#random = opts.random ?? Math.random;
@@ -176,8 +185,10 @@ export class PiecePicker {
     this.#starts = [0, size];
     this.#sequential = opts.sequential ? new LowestFirst(n, this.#order.subarray(0, size)) : undefined;
     const priority: number[] = [];
+    this.#priorityPieces = new Bitfield(n);
     for (const i of opts.priority ?? []) {
       if (!geometry.isValidIndex(i)) throw new RangeError(`priority piece ${i} out of range`);
+      this.#priorityPieces.set(i);
       if (this.#need.has(i)) priority.push(i);
     }
     this.#priority = new LowestFirst(n, priority);
@@ -360,6 +371,20 @@ export class PiecePicker {
       if (this.#pos[index]! >= 0) this.#removeUnstarted(index);
       this.#missingBlocks -= this.#geometry.blockCount(index);
     }
+  }
+
+  /**
+   * A verified piece is gone (its data can no longer be read from disk): it
+   * is missing again, wanted if it was, and picked as if never started
+   * (availability, priority and sequential order as for any other piece).
+   */
+  pieceLost(index: number): void {
+    if (!this.#geometry.isValidIndex(index) || !this.#have.clear(index)) return;
+    if (this.#wanted && !this.#wanted.has(index)) return;
+    this.#need.set(index);
+    this.#missingBlocks += this.#geometry.blockCount(index);
+    this.#addUnstarted(index);
+    if (index < this.#lowestNeed) this.#lowestNeed = index;
   }
 
   /** The piece failed its hash check: all its blocks are missing again. */
@@ -610,6 +635,36 @@ export class PiecePicker {
     const first = starts[a]!;
     this.#swap(pos, first);
     starts[a] = first + 1;
+  }
+
+  /**
+   * Put a piece back among the unstarted ones (pieceLost): into the bucket of
+   * its availability, O(number of buckets); the index-order sets, which only
+   * shrink, are rebuilt, O(unstarted pieces): a lost piece is rare.
+   */
+  #addUnstarted(index: number): void {
+    const starts = this.#starts;
+    const a = this.#avail[index]!;
+    while (starts.length < a + 2) starts.push(starts[starts.length - 1]!);
+    // at the end of the top bucket, then down: each bucket above its own gives its first place
+    let pos = starts[starts.length - 1]!;
+    this.#order[pos] = index;
+    this.#pos[index] = pos;
+    starts[starts.length - 1] = pos + 1;
+    for (let b = starts.length - 2; b > a; b--) {
+      const first = starts[b]!;
+      this.#swap(pos, first);
+      pos = first;
+      starts[b] = first + 1;
+    }
+    const n = this.#geometry.pieceCount;
+    const unstarted = this.#order.subarray(0, starts[starts.length - 1]!);
+    if (this.#sequential) this.#sequential = new LowestFirst(n, unstarted);
+    if (this.#priorityPieces.has(index)) {
+      const priority: number[] = [];
+      for (const i of unstarted) if (this.#priorityPieces.has(i) && (i === index || this.#priority.has(i))) priority.push(i);
+      this.#priority = new LowestFirst(n, priority);
+    }
   }
 
   /** Remove from the buckets, O(number of buckets), i.e. O(peers), and from the index-order sets. */

@@ -302,6 +302,15 @@ export class PeerPool {
   }
 
   /**
+   * The peers closed for having nothing for us (markUnhelpful: two seeds)
+   * may have something now (a piece of ours was lost from disk): dial them
+   * again at once. Their count of such visits stays.
+   */
+  wakeUnhelpful(): void {
+    for (const p of this.#peers.values()) if (p.unhelpful > 0 && !p.connected && !p.connecting) p.nextAttemptAt = 0;
+  }
+
+  /**
    * The peer closed a plain BitTorrent handshake without answering: peers set
    * to require encryption do that. Redial it at once with MSE, once; true
    * when that retry was scheduled (false: it was already encrypted).

@@ -72,6 +72,8 @@ export class PeerState implements UploadPeer, QueuedPeer {
   probationPiece: number | undefined;
   /** A piece it sent blocks of verified (PeerPool.prove was told). */
   proven = false;
+  /** Pieces it rejected (BEP 6) while unchoking us, and when: not asked of it again for a while (the session's REJECTED_RETRY_MS). */
+  rejectedPieces: Map<number, number> | undefined;
   /** It sent at least one block we kept (its identity is remembered when it leaves, for a late smart-ban verdict). */
   delivered = false;
   /** The IP the socket reached, as the per-IP limit counts it (ipOf). */

@@ -74,6 +74,20 @@ const IDLE_EVICT_MS = 2_000;
 const BOTH_SEEDS = 'both are seeds';
 const BOTH_SEEDS_RETRY_MS = 60_000;
 const TICK_MS = 1_000;
+/**
+ * A downloading session fetches a piece that could no longer be read from
+ * disk again (its file was truncated or damaged under us); the same piece
+ * lost this many times means the disk is not keeping what is written to it,
+ * and the session stops with a disk error.
+ */
+export const MAX_PIECE_LOSSES = 3;
+/**
+ * A piece a peer rejected (BEP 6) while unchoking us is not asked of it again
+ * for this long: it does not have it, whatever its bitfield said (its data
+ * may have become unreadable, uploader.ts), and asking again at once would
+ * keep our requests to it on pieces it cannot send.
+ */
+const REJECTED_RETRY_MS = 30_000;
 /** Identities of peers that sent blocks and left, kept for a smart-ban verdict that comes later. */
 const MAX_DEPARTED = 512;
 
@@ -245,13 +259,18 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   #lastPeerAt = Date.now();
   /**
    * For --stall-timeout: when each sender's last new block arrived, and when
-   * waiting for data began. A banned sender's blocks do not count: its
-   * entry goes.
+   * waiting for data began (start, or a lost piece reopening a finished
+   * download). A banned sender's blocks do not count: its entry goes.
    */
   readonly #lastDataBy = new Map<string, number>();
   #stallFrom = Date.now();
   /** Identity of each peer that sent blocks and has left, by its key (bounded): a late smart-ban verdict bans the peer, not an ephemeral port. */
   readonly #departed = new Map<string, PeerIdentity>();
+  /** Times each piece was lost from disk after it was had (MAX_PIECE_LOSSES). */
+  readonly #losses = new Map<number, number>();
+  /** Pieces found unreadable whose warning waits for #checkFiles (piece -> why), and that check while it runs. */
+  readonly #unreadable = new Map<number, string>();
+  #checkingFiles: Promise<void> | undefined;
   #optimistic: PeerConnection | undefined;
   #downloadBucket: TokenBucket;
   #failedPieces = 0;
@@ -426,7 +445,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         });
         if (!piece) {
           this.#freePiece(into);
-          throw new DiskError(`piece ${index} can no longer be read from ${root}`);
+          throw new DiskError(`its data in ${root} is missing or shorter than the torrent says`);
         }
         return piece;
       },
@@ -435,11 +454,12 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       uploadLimit: this.opts.uploadLimit ?? 0,
       uploadRate: this.uploadRate,
       isStopped: () => this.#stopped,
-      onDiskError: (message) => this.emit('warning', message),
+      onUnreadable: (index, err) => this.#guard(() => this.#pieceUnreadable(index, err)),
     });
     const order = this.opts.pieceOrder;
     this.picker = new PiecePicker(this.geometry, this.have, {
-      wanted: this.#selection?.wanted,
+      // a seed never downloads (its storage is read-only): with --partial, or pieces lost from disk, it wants nothing
+      wanted: this.opts.mode === 'seed' ? new Bitfield(this.geometry.pieceCount) : this.#selection?.wanted,
       sequential: order?.sequential,
       priority: order?.firstLast ? firstLastPieces(meta, this.#selection) : undefined,
     });
@@ -856,7 +876,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
-    const blocks = state.probation ? this.#probationPick(picker, state, wanted) : picker.pick(conn, conn.peerBitfield, wanted, this.#worthCopying(), this.#hurry(state));
+    const has = this.#askable(state);
+    const blocks = state.probation ? this.#probationPick(picker, state, has, wanted) : picker.pick(conn, has, wanted, this.#worthCopying(), this.#hurry(state));
     if (blocks.length === 0) {
       if (!picker.interestingFor(conn.peerBitfield)) conn.notInterested();
       return;
@@ -883,14 +904,27 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
    * of it) or fails (a sole sender is banned). So it can spoil at most one
    * piece per connection.
    */
-  #probationPick(picker: PiecePicker, state: PeerState, count: number): BlockRequest[] {
+  #probationPick(picker: PiecePicker, state: PeerState, has: Bitfield, count: number): BlockRequest[] {
     const { conn } = state;
-    if (state.probationPiece !== undefined && this.have.has(state.probationPiece)) state.probationPiece = undefined;
+    if (state.probationPiece !== undefined && (this.have.has(state.probationPiece) || !has.has(state.probationPiece))) state.probationPiece = undefined;
     if (state.probationPiece !== undefined) return picker.pickFrom(conn, state.probationPiece, count);
-    const first = picker.pick(conn, conn.peerBitfield, 1, this.#worthCopying(), this.#hurry(state));
+    const first = picker.pick(conn, has, 1, this.#worthCopying(), this.#hurry(state));
     if (first.length === 0) return first;
     state.probationPiece = first[0]!.index;
     return first.concat(picker.pickFrom(conn, state.probationPiece, count - 1));
+  }
+
+  /** The pieces we may ask `state` for: those it has, but the ones it rejected lately (REJECTED_RETRY_MS). */
+  #askable(state: PeerState): Bitfield {
+    const rejected = state.rejectedPieces;
+    if (!rejected || rejected.size === 0) return state.conn.peerBitfield;
+    const now = Date.now();
+    const has = new Bitfield(this.geometry.pieceCount, state.conn.peerBitfield.bytes);
+    for (const [index, at] of rejected) {
+      if (now - at > REJECTED_RETRY_MS) rejected.delete(index);
+      else has.clear(index);
+    }
+    return has;
   }
 
   /** Sequential: whether `state` should copy a head block another peer holds (session/head-copy.ts). */
@@ -961,6 +995,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     state.released.delete(key);
     if (!state.outstanding.delete(key)) return;
     this.picker?.release(state.conn, index, begin);
+    // refused while it unchokes us: it does not have that piece (any more), whatever it said; ask it for others
+    if (!state.conn.peerChoking) {
+      (state.rejectedPieces ??= new Map()).set(index, Date.now());
+      this.#fillRequests(state);
+    }
   }
 
   #onPiece(state: PeerState, index: number, begin: number, block: Buffer): void {
@@ -1209,15 +1248,119 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   #onComplete(): void {
-    if (this.#completeEmitted) return;
-    this.#completeEmitted = true;
-    // trackers count a completed download only for the whole torrent (a file selection leaves us a leecher)
-    if (this.have.complete) this.#announcer?.completed();
     for (const p of this.#peers.values()) {
       p.conn.notInterested();
       if (p.conn.peerBitfield.complete) p.conn.close(BOTH_SEEDS);
     }
+    // once per session: done again after a lost piece was fetched again (--seed) is not a new completion
+    if (this.#completeEmitted) return;
+    this.#completeEmitted = true;
+    // trackers count a completed download only for the whole torrent (a file selection leaves us a leecher)
+    if (this.have.complete) this.#announcer?.completed();
     this.emit('complete');
+  }
+
+  /**
+   * Serving piece `index` found it unreadable (its file truncated or
+   * damaged under us; uploader.ts): it is no longer had, at once, so its
+   * requests are rejected and the rest served. Then every file is looked at
+   * (#checkFiles): the pieces past the end of a file that got shorter are
+   * lost as well, found now rather than one request at a time (and before
+   * our own writes could extend the file over holes that read as zeros).
+   */
+  #pieceUnreadable(index: number, err: unknown): void {
+    if (this.#stopped || !this.have.has(index)) return;
+    this.#unreadable.set(index, errorMessage(err));
+    this.#losePieces([index]);
+    this.#checkingFiles ??= this.#checkFiles().finally(() => (this.#checkingFiles = undefined));
+  }
+
+  /**
+   * Look for files shorter than the torrent says, until no unreadable piece
+   * is waiting to be explained: their pieces past the end are lost, with one
+   * warning per file; an unreadable piece no file explains (a read error)
+   * gets one warning of its own.
+   */
+  async #checkFiles(): Promise<void> {
+    const { meta } = this;
+    const pieceLength = meta.pieceLength;
+    /** file -> the size it was reported at: a piece read (and found short) while this ran adds no second warning */
+    const reported = new Map<number, number>();
+    for (let round = 0; round < 100 && this.#unreadable.size > 0 && !this.#stopped; round++) {
+      const pending = new Map(this.#unreadable);
+      this.#unreadable.clear();
+      let stamps: FolderStamps | undefined;
+      try {
+        stamps = await stampFolder(this.opts.root, meta, partFileName(meta));
+      } catch {
+        stamps = undefined; // the folder cannot be looked at: each piece is reported as it is
+      }
+      if (this.#stopped) return;
+      meta.files.forEach((file, i) => {
+        const size = stamps?.files[i]?.[0];
+        if (size === undefined || file.padding || Number(size) >= file.length) return;
+        const first = Math.floor((file.offset + Number(size)) / pieceLength);
+        const last = Math.ceil((file.offset + file.length) / pieceLength) - 1;
+        const lost: number[] = [];
+        for (let p = first; p <= last; p++) {
+          if (pending.delete(p) || this.have.has(p)) lost.push(p);
+        }
+        if (lost.length === 0) return;
+        this.#losePieces(lost);
+        if (reported.get(i) === Number(size)) return;
+        reported.set(i, Number(size));
+        const name = file.path.join('/'); // the reporter makes it safe for a terminal
+        const which = first === last ? `piece ${first}` : `pieces ${first}..${last}`;
+        this.emit('warning', `${name} is ${Number(size)} bytes, not ${file.length}: ${which} past its end can no longer be read: ${this.#lossOutcome}`);
+      });
+      for (const [p, why] of pending) this.emit('warning', `piece ${p} can no longer be read (${why}): ${this.#lossOutcome}`);
+    }
+  }
+
+  /** What happens to a lost piece: a download fetches it again, a seed stops serving it. */
+  get #lossOutcome(): string {
+    return this.opts.mode === 'download' ? 'fetching again' : 'no longer served';
+  }
+
+  /**
+   * `pieces` are no longer had: out of `have` and the totals (status, stats,
+   * the trackers' `left`). A download (also --seed after completion) fetches
+   * them again, as any missing piece, so the copy on disk ends complete; a
+   * piece lost MAX_PIECE_LOSSES times stops the session with a disk error
+   * (the disk does not keep what is written to it). A seed (read-only
+   * storage) only stops serving them.
+   */
+  #losePieces(pieces: readonly number[]): void {
+    const wasDone = this.done;
+    let lostAgain: number | undefined;
+    for (const index of pieces) {
+      if (!this.have.clear(index)) continue;
+      const size = this.geometry.pieceSize(index);
+      this.#haveBytes -= size;
+      if (!this.#selection || this.#selection.wanted.has(index)) {
+        this.#wantedHave--;
+        this.#wantedHaveBytes -= size;
+      }
+      if (this.opts.mode !== 'download') continue;
+      const losses = (this.#losses.get(index) ?? 0) + 1;
+      this.#losses.set(index, losses);
+      if (losses >= MAX_PIECE_LOSSES) lostAgain ??= index;
+      this.picker?.pieceLost(index);
+    }
+    if (this.opts.mode !== 'download') return;
+    if (lostAgain !== undefined) {
+      this.#fail(new DiskError(`piece ${lostAgain} was lost from disk ${MAX_PIECE_LOSSES} times after it was written and verified: the disk does not keep its data`));
+      return;
+    }
+    if (wasDone && !this.done) {
+      // waiting for data starts now, not when the download last completed; the seeds we parted from have it
+      this.#stallFrom = Date.now();
+      this.#lastPeerAt = Date.now();
+      this.pool.wakeUnhelpful();
+    }
+    for (const p of this.#peers.values()) if (p.conn.handshakeDone) this.#updateInterest(p);
+    this.#webSeeds.pump();
+    this.#connectMore();
   }
 
   /** Resolves when every pending piece write has finished. */

@@ -7,9 +7,15 @@
  * holds more than SEND_HIGH_WATER_BYTES. Whom to serve is the choker's
  * decision (choker.ts, applied by the session): this serves whoever is
  * unchoked and drops a peer's queue when it is choked.
+ *
+ * A piece that can no longer be read (a file truncated or damaged under
+ * us) is reported once to `onUnreadable`, which drops it from `have`; its
+ * requests, queued or new, are then answered with a BEP 6 reject (nothing,
+ * for a peer without the fast extension) and the connection goes on with
+ * every other piece.
  */
 import type { Bitfield } from '../core/bitfield.js';
-import { DiskError, errorMessage } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { PieceGeometry } from '../core/geometry.js';
 import { TokenBucket, type RateMeter } from '../core/rate.js';
 import type { PeerConnection } from '../peer/connection.js';
@@ -55,8 +61,12 @@ export interface UploaderOptions {
   /** Counts every block sent. */
   uploadRate: RateMeter;
   isStopped: () => boolean;
-  /** A disk error ended a serve loop (the peer is closed too). */
-  onDiskError: (message: string) => void;
+  /**
+   * Reading piece `index` failed (readPiece or readBlock threw): the caller
+   * takes it out of `have` (or the uploader would try again for the next
+   * request of it). Called for every failed read; the request is rejected.
+   */
+  onUnreadable: (index: number, err: unknown) => void;
 }
 
 export class Uploader {
@@ -74,7 +84,18 @@ export class Uploader {
     const { pieceLength } = opts.geometry;
     this.#cacheWholePieces = pieceLength * 2 <= READ_CACHE_BYTES;
     this.#readAheadPieces = Math.max(1, Math.min(READ_AHEAD_PIECES, Math.floor(READ_CACHE_BYTES / pieceLength / 4)));
-    this.cache = new PieceReadCache(opts.readPiece, READ_CACHE_BYTES, opts.freePiece);
+    // a failed read-ahead is reported too: the piece leaves `have` before anyone waits for it
+    this.cache = new PieceReadCache((index) => this.#read(index, () => opts.readPiece(index)), READ_CACHE_BYTES, opts.freePiece);
+  }
+
+  /** A disk read for serving piece `index`; a failure is reported (onUnreadable) and rethrown. */
+  async #read<T>(index: number, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      if (!this.#opts.isStopped()) this.#opts.onUnreadable(index, err);
+      throw err;
+    }
   }
 
   /** BEP 3 request: checked, queued, and served when the socket has room. */
@@ -132,7 +153,6 @@ export class Uploader {
     // without ever awaiting (every piece cached), and a request decoded from
     // the same chunk right after must start a new loop, not find the flag set
     this.#serveLoop(peer).catch((err: unknown) => {
-      if (err instanceof DiskError) this.#opts.onDiskError(err.message);
       peer.conn.close(`cannot serve: ${errorMessage(err)}`);
     });
   }
@@ -164,6 +184,12 @@ export class Uploader {
         }
         const req = peer.uploads.peek();
         if (!req) return;
+        if (!this.#opts.have.has(req.index)) {
+          // lost since it was queued (it could not be read, for this peer or another): a reject, and on
+          peer.uploads.shift();
+          conn.reject(req.index, req.begin, req.length);
+          continue;
+        }
         if (conn.writableLength > SEND_HIGH_WATER_BYTES) {
           uncork();
           await onceDrained(conn);
@@ -182,7 +208,11 @@ export class Uploader {
         }
         if (!this.#cacheWholePieces) {
           uncork();
-          const block = await this.#opts.readBlock(req.index, req.begin, req.length);
+          const block = await this.#read(req.index, () => this.#opts.readBlock(req.index, req.begin, req.length)).catch(() => undefined);
+          if (!block) {
+            this.#unreadable(peer, req);
+            continue;
+          }
           if (peer.uploads.peek() !== req || conn.amChoking) continue; // cancelled or choked while reading
           peer.uploads.shift();
           paid = false;
@@ -197,7 +227,7 @@ export class Uploader {
         const piece = cache.peek(req.index);
         if (!piece) {
           uncork();
-          await cache.get(req.index);
+          if (!(await cache.get(req.index).catch(() => undefined))) this.#unreadable(peer, req);
           continue; // the queue may have changed (cancel, choke) while reading
         }
         peer.uploads.shift();
@@ -215,6 +245,13 @@ export class Uploader {
       uncork();
       peer.serving = false;
     }
+  }
+
+  /** Reading `req`'s piece failed (reported already): the request gets a reject, and the loop goes on. */
+  #unreadable(peer: UploadPeer, req: { index: number; begin: number; length: number }): void {
+    if (peer.uploads.peek() !== req) return; // cancelled meanwhile (answered then)
+    peer.uploads.shift();
+    peer.conn.reject(req.index, req.begin, req.length);
   }
 
   /** Start reading the next few distinct pieces this peer asked for. */

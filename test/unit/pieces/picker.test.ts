@@ -726,6 +726,78 @@ describe('priority pieces (--first-last)', () => {
   });
 });
 
+describe('a verified piece lost from disk (pieceLost)', () => {
+  /** Start, receive and verify piece `index` from peer `who`. */
+  function verify(p: PiecePicker, who: PeerToken, index: number): void {
+    for (const r of p.pickFrom(who, index, 1000)) p.received(who, r.index, r.begin);
+    p.pieceVerified(index);
+  }
+
+  it('is missing again: counted, interesting, picked, and done only once it verifies again', () => {
+    const p = new PiecePicker(geometry(3, 2), new Bitfield(3));
+    p.peerHasAll();
+    for (const i of [0, 1, 2]) verify(p, A, i);
+    expect(p.done).toBe(true);
+    p.pieceLost(1);
+    expect(p.have.has(1)).toBe(false);
+    expect(p.done).toBe(false);
+    expect(p.missingBlocks).toBe(2);
+    expect(p.interestingFor('all')).toBe(true);
+    expect(p.interestingFor(bf('101'))).toBe(false);
+    expect(p.pick(B, 'all', 10).map((r) => `${r.index}/${r.begin}`)).toEqual(['1/0', `1/${BLOCK_SIZE}`]);
+    for (const begin of [0, BLOCK_SIZE]) expect(p.received(B, 1, begin)).toBe('new');
+    expect(p.isPieceComplete(1)).toBe(true);
+    p.pieceVerified(1);
+    expect(p.done).toBe(true);
+    expect(p.missingBlocks).toBe(0);
+  });
+
+  it('takes its place by availability: the rarest is still picked first', () => {
+    const p = new PiecePicker(geometry(5), new Bitfield(5), { random: seeded(3) });
+    withAvailability(p, '32413');
+    for (const i of [0, 1, 2, 3, 4]) verify(p, A, i);
+    for (const i of [2, 0, 3, 1]) p.pieceLost(i); // availability 4, 3, 1, 2
+    expect(pieces(p.pick(B, 'all', 4))).toEqual([3, 1, 0, 2]);
+    // and it follows availability changes afterwards, as any unstarted piece
+    const q = new PiecePicker(geometry(3), new Bitfield(3));
+    withAvailability(q, '111');
+    for (const i of [0, 1, 2]) verify(q, A, i);
+    q.pieceLost(0);
+    q.pieceLost(2);
+    q.peerHave(0);
+    expect(pieces(q.pick(B, 'all', 1))).toEqual([2]);
+  });
+
+  it('sequential and priority: a lost piece is the lowest again, and a lost priority piece comes first', () => {
+    const seq = new PiecePicker(geometry(6), new Bitfield(6), { sequential: true });
+    seq.peerHasAll();
+    for (const i of [0, 1, 2, 3]) verify(seq, A, i);
+    seq.pieceLost(1);
+    expect(pieces(seq.pick(B, 'all', 3))).toEqual([1, 4, 5]);
+    const pri = new PiecePicker(geometry(6), new Bitfield(6), { priority: [5], sequential: true });
+    pri.peerHasAll();
+    for (const i of [5, 0, 1]) verify(pri, A, i);
+    pri.pieceLost(5);
+    pri.pieceLost(0);
+    expect(pieces(pri.pick(B, 'all', 4))).toEqual([5, 0, 2, 3]);
+  });
+
+  it('a lost piece outside the wanted set is not wanted; a piece never verified is not touched', () => {
+    const p = new PiecePicker(geometry(4), bf('1100'), { wanted: bf('0111') });
+    p.peerHasAll();
+    p.pieceLost(0);
+    expect(p.have.has(0)).toBe(false);
+    expect(p.missingBlocks).toBe(2);
+    expect(pieces(p.pick(A, 'all', 10)).sort()).toEqual([2, 3]);
+    const q = new PiecePicker(geometry(2), new Bitfield(2));
+    q.peerHasAll();
+    q.pieceLost(1);
+    q.pieceLost(7);
+    expect(q.missingBlocks).toBe(2);
+    expect(pieces(q.pick(A, 'all', 10)).sort()).toEqual([0, 1]);
+  });
+});
+
 describe('pickFrom (one piece at a time, for a peer on probation)', () => {
   it('only blocks of that piece, starting it; the rest go to others; none when it is had, unwanted or all requested', () => {
     const p = new PiecePicker(geometry(3, 4), new Bitfield(3), { wanted: bf('011') });
@@ -743,3 +815,58 @@ describe('pickFrom (one piece at a time, for a peer on probation)', () => {
   });
 });
 
+describe('never stuck, with lost pieces and peers on probation', () => {
+  it.each(ORDERS)('completes when verified pieces are lost at random and some peers work on one piece at a time (%s)', (_name, order) => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const random = seeded(seed);
+      const pieceCount = 97;
+      const g = new PieceGeometry(3 * BLOCK_SIZE, 97 * 3 * BLOCK_SIZE - 5000);
+      const p = new PiecePicker(g, new Bitfield(pieceCount), { random, ...order });
+      interface Peer { id: number; inflight: BlockRequest[]; probation: boolean; piece: number | undefined }
+      const peers: Peer[] = [];
+      for (let id = 0; id < 6; id++) {
+        p.peerHasAll();
+        peers.push({ id, inflight: [], probation: id % 2 === 1, piece: undefined });
+      }
+      let lost = 0;
+      let steps = 0;
+      while (!p.have.complete && steps < 200_000) {
+        steps++;
+        if (random() < 0.2 && p.have.count > 0 && lost < 60) {
+          const had = [...Array(pieceCount).keys()].filter((i) => p.have.has(i));
+          p.pieceLost(had[Math.floor(random() * had.length)]!);
+          lost++;
+        }
+        for (const peer of peers) {
+          const room = 4 - peer.inflight.length;
+          if (room > 0) {
+            if (!peer.probation) peer.inflight.push(...p.pick(peer.id, 'all', room));
+            else {
+              if (peer.piece !== undefined && p.have.has(peer.piece)) peer.piece = undefined;
+              if (peer.piece === undefined) {
+                const first = p.pick(peer.id, 'all', 1);
+                if (first[0]) peer.piece = first[0].index;
+                peer.inflight.push(...first);
+              }
+              if (peer.piece !== undefined) {
+                const more = p.pickFrom(peer.id, peer.piece, 4 - peer.inflight.length);
+                expect(more.every((r) => r.index === peer.piece)).toBe(true);
+                peer.inflight.push(...more);
+              }
+            }
+          }
+          if (peer.inflight.length === 0) continue;
+          const req = peer.inflight.shift()!;
+          if (p.received(peer.id, req.index, req.begin) !== 'new') continue;
+          if (!p.isPieceComplete(req.index)) continue;
+          if (random() < 0.05) p.pieceFailed(req.index);
+          else p.pieceVerified(req.index);
+        }
+      }
+      expect(lost).toBeGreaterThan(5);
+      expect(p.have.complete).toBe(true);
+      expect(p.missingBlocks).toBe(0);
+      expect(p.piecesInProgress).toBe(0);
+    }
+  });
+});

@@ -184,6 +184,26 @@ describe('PeerPool.candidates and backoff', () => {
     expect(pool.get(key)!.nextAttemptAt - clock.now()).toBe(BASE_RETRY_MS);
   });
 
+  it('wakeUnhelpful: the peers that had nothing for us (two seeds) are dialed again at once, their count kept; others keep their wait', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add([1, 2, 3].map((port) => ({ host: '127.0.0.1', port })));
+    for (const key of ['127.0.0.1:1', '127.0.0.1:2']) {
+      pool.markConnecting(key);
+      pool.markConnected(key);
+    }
+    pool.markUnhelpful('127.0.0.1:1', 60_000);
+    pool.markFailed('127.0.0.1:2');
+    pool.markConnecting('127.0.0.1:3');
+    expect(pool.candidates(10)).toEqual([]);
+    pool.wakeUnhelpful(); // we lost a piece: the seed we parted from has it
+    expect(pool.candidates(10).map((p) => p.key)).toEqual(['127.0.0.1:1']);
+    pool.markConnecting('127.0.0.1:1');
+    pool.markConnected('127.0.0.1:1');
+    pool.markUnhelpful('127.0.0.1:1', 60_000);
+    expect(pool.get('127.0.0.1:1')!.nextAttemptAt - clock.now()).toBe(120_000); // the second visit: doubled
+  });
+
   it('retry=false forgets the peer at once; it can be learnt again later', () => {
     const pool = new PeerPool(() => 0);
     pool.add([{ host: '127.0.0.1', port: 9 }]);

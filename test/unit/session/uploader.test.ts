@@ -36,7 +36,7 @@ class FakeConn {
   }
 }
 
-function setup(opts: { pieceLength?: number; pieces?: number; have?: number[] } = {}) {
+function setup(opts: { pieceLength?: number; pieces?: number; have?: number[]; keepLost?: boolean } = {}) {
   const pieceLength = opts.pieceLength ?? 4 * BLOCK_SIZE;
   const pieces = opts.pieces ?? 4;
   const data = randomBytes(pieceLength * pieces);
@@ -45,17 +45,22 @@ function setup(opts: { pieceLength?: number; pieces?: number; have?: number[] } 
   for (const i of opts.have ?? Array.from({ length: pieces }, (_, i) => i)) have.set(i);
   const reads = { pieces: 0, blocks: 0 };
   let failWith: Error | undefined;
-  const warnings: string[] = [];
+  /** Pieces whose reads fail (a file truncated under us). */
+  const unreadable = new Set<number>();
+  /** onUnreadable calls, as `index: message`; like the session, it takes the piece out of `have` (unless keepLost). */
+  const lost: string[] = [];
   const uploader = new Uploader({
     geometry,
     have,
     readPiece: async (index) => {
       reads.pieces++;
       if (failWith) throw failWith;
+      if (unreadable.has(index)) throw new DiskError(`piece ${index} is gone`);
       return Buffer.from(data.subarray(index * pieceLength, (index + 1) * pieceLength));
     },
     readBlock: async (index, begin, length) => {
       reads.blocks++;
+      if (unreadable.has(index)) throw new DiskError(`piece ${index} is gone`);
       const at = index * pieceLength + begin;
       return Buffer.from(data.subarray(at, at + length));
     },
@@ -63,12 +68,19 @@ function setup(opts: { pieceLength?: number; pieces?: number; have?: number[] } 
     uploadLimit: 0,
     uploadRate: new RateMeter(),
     isStopped: () => false,
-    onDiskError: (m) => warnings.push(m),
+    onUnreadable: (index, err) => {
+      lost.push(`${index}: ${(err as Error).message}`);
+      if (!opts.keepLost) have.clear(index);
+    },
   });
   const conn = new FakeConn();
   const peer: UploadPeer = { conn: conn as unknown as PeerConnection, uploads: new UploadQueue(), serving: false, requestsWhileChoked: 0 };
   const block = (index: number, begin: number, length = BLOCK_SIZE): Buffer => data.subarray(index * pieceLength + begin, index * pieceLength + begin + length);
-  return { uploader, conn, peer, block, reads, warnings, failWith: (e: Error) => (failWith = e) };
+  const newPeer = (): { conn: FakeConn; peer: UploadPeer } => {
+    const c = new FakeConn();
+    return { conn: c, peer: { conn: c as unknown as PeerConnection, uploads: new UploadQueue(), serving: false, requestsWhileChoked: 0 } };
+  };
+  return { uploader, conn, peer, block, reads, lost, have, unreadable, newPeer, failWith: (e: Error) => (failWith = e) };
 }
 
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
@@ -149,13 +161,88 @@ describe('Uploader.request', () => {
     expect(conn.sent[0]!.block.equals(block(0, pieceLength - BLOCK_SIZE))).toBe(true);
   });
 
-  it('a disk error while reading closes that peer and is reported as a warning', async () => {
-    const { uploader, conn, peer, warnings, failWith } = setup();
+  it('a disk error while reading is reported, the request rejected, and the peer stays', async () => {
+    const { uploader, conn, peer, lost, failWith } = setup();
     failWith(new DiskError('disk gone'));
     uploader.request(peer, 0, 0, BLOCK_SIZE);
     await settle();
-    expect(conn.closeReason).toBe('cannot serve: disk gone');
-    expect(warnings).toEqual(['disk gone']);
+    expect(conn.closed).toBe(false);
+    expect(lost).toEqual(['0: disk gone']);
+    expect(conn.rejects).toEqual([`0/0/${BLOCK_SIZE}`]);
+  });
+});
+
+describe('Uploader: a piece that can no longer be read', () => {
+  it('is reported once and left out of have; its requests, queued and new, are rejected; every other piece is served; the peer stays', async () => {
+    const { uploader, conn, peer, block, lost, have, unreadable, newPeer, reads } = setup({ pieces: 4 });
+    unreadable.add(1);
+    for (const index of [0, 1, 2]) for (let b = 0; b < 4; b++) uploader.request(peer, index, b * BLOCK_SIZE, BLOCK_SIZE);
+    await settle();
+    expect(lost).toEqual(['1: piece 1 is gone']);
+    expect(have.has(1)).toBe(false);
+    expect(conn.closed).toBe(false);
+    expect(conn.rejects).toEqual([0, 1, 2, 3].map((b) => `1/${b * BLOCK_SIZE}/${BLOCK_SIZE}`));
+    expect(conn.sent.map((s) => `${s.index}/${s.begin}`)).toEqual([0, 2].flatMap((i) => [0, 1, 2, 3].map((b) => `${i}/${b * BLOCK_SIZE}`)));
+    for (const s of conn.sent) expect(s.block.equals(block(s.index, s.begin))).toBe(true);
+    // a later request for it, from this peer or another, is rejected without reading the disk again
+    const before = reads.pieces;
+    const other = newPeer();
+    uploader.request(other.peer, 1, 0, BLOCK_SIZE);
+    uploader.request(other.peer, 3, 0, BLOCK_SIZE);
+    await settle();
+    expect(reads.pieces - before).toBe(1); // piece 3 only
+    expect(other.conn.rejects).toEqual([`1/0/${BLOCK_SIZE}`]);
+    expect(other.conn.sent.map((s) => s.index)).toEqual([3]);
+    expect(lost).toHaveLength(1);
+  });
+
+  it('a peer without the fast extension gets no reject (it may not take one), is not closed, and gets the other pieces', async () => {
+    const { uploader, conn, peer, unreadable } = setup({ pieces: 4 });
+    conn.fastExtension = false;
+    unreadable.add(0);
+    uploader.request(peer, 0, 0, BLOCK_SIZE);
+    uploader.request(peer, 3, 0, BLOCK_SIZE);
+    await settle();
+    expect(conn.closed).toBe(false);
+    expect(conn.rejects).toEqual([]);
+    expect(conn.sent.map((s) => s.index)).toEqual([3]);
+  });
+
+  it('block by block (pieces too large for the read cache): the same', async () => {
+    const pieceLength = READ_CACHE_BYTES;
+    const { uploader, conn, peer, lost, unreadable, have } = setup({ pieceLength, pieces: 2 });
+    unreadable.add(0);
+    uploader.request(peer, 0, 0, BLOCK_SIZE);
+    uploader.request(peer, 0, BLOCK_SIZE, BLOCK_SIZE);
+    uploader.request(peer, 1, 0, BLOCK_SIZE);
+    await settle();
+    expect(lost).toEqual(['0: piece 0 is gone']);
+    expect(have.has(0)).toBe(false);
+    expect(conn.rejects).toEqual([`0/0/${BLOCK_SIZE}`, `0/${BLOCK_SIZE}/${BLOCK_SIZE}`]);
+    expect(conn.sent.map((s) => s.index)).toEqual([1]);
+    expect(conn.closed).toBe(false);
+  });
+
+  it('a read-ahead that fails reports the piece before any request waits for it', async () => {
+    const { uploader, peer, lost, unreadable } = setup({ pieces: 4 });
+    unreadable.add(2);
+    uploader.request(peer, 0, 0, BLOCK_SIZE);
+    uploader.request(peer, 2, 0, BLOCK_SIZE); // read ahead while piece 0 is read
+    await settle();
+    expect(lost).toEqual(['2: piece 2 is gone']);
+  });
+
+  it('when the caller keeps the piece in have, each request still gets its reject and the loop goes on', async () => {
+    const { uploader, conn, peer, lost, unreadable } = setup({ pieces: 4, keepLost: true });
+    unreadable.add(1);
+    uploader.request(peer, 1, 0, BLOCK_SIZE);
+    uploader.request(peer, 1, BLOCK_SIZE, BLOCK_SIZE);
+    uploader.request(peer, 2, 0, BLOCK_SIZE);
+    await settle();
+    expect(conn.rejects).toEqual([`1/0/${BLOCK_SIZE}`, `1/${BLOCK_SIZE}/${BLOCK_SIZE}`]);
+    expect(conn.sent.map((s) => s.index)).toEqual([2]);
+    expect(lost.length).toBeGreaterThanOrEqual(1);
+    expect(conn.closed).toBe(false);
   });
 });
 
