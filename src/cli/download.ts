@@ -59,7 +59,9 @@ export function registerDownload(program: Command): void {
     const reporter = new Reporter(chooseMode(opts));
     const shared = sharedRunOptions(opts);
     let meta;
-    let fromMagnet: { listener: Listener; peerId: Buffer; foundPeers: PeerAddress[]; pexPeers: PeerAddress[]; dht: DhtNode | undefined } | undefined;
+    let fromMagnet:
+      | { listener: Listener; peerId: Buffer; peers: PeerAddress[]; foundPeers: PeerAddress[]; pexPeers: PeerAddress[]; dht: DhtNode | undefined }
+      | undefined;
     if (opts.saveTorrent !== undefined && !isMagnet(torrent)) {
       throw new TtError('USAGE', '--save-torrent is for magnet links (the torrent file is already on disk)');
     }
@@ -90,7 +92,9 @@ export function registerDownload(program: Command): void {
         );
         meta = resolved.meta;
         if (opts.saveTorrent !== undefined) await saveTorrent(resolve(opts.saveTorrent), resolved.torrentFile, reporter);
-        fromMagnet = { listener, dht, peerId: resolved.peerId, foundPeers: resolved.peers, pexPeers: resolved.pexPeers };
+        // the link's x.pe peers are the user's, as --peer: explicit in the download too (never forgotten)
+        const peers = [...shared.peers, ...resolved.linkPeers];
+        fromMagnet = { listener, dht, peerId: resolved.peerId, peers, foundPeers: resolved.peers, pexPeers: resolved.pexPeers };
       } catch (err) {
         await Promise.all([listener.close(), dht?.close()]);
         reporter.close();

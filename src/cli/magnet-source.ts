@@ -37,6 +37,8 @@ export interface MagnetResolved {
   pexPeers: PeerAddress[];
   /** The .torrent file: the verified info dictionary as the peers sent it, with the link's trackers and web seeds. */
   torrentFile: Buffer;
+  /** The link's own peers (x.pe): the user's, like --peer, so the download never forgets them either. */
+  linkPeers: PeerAddress[];
 }
 
 export async function resolveMagnet(
@@ -122,7 +124,7 @@ export async function resolveMagnet(
     if (meta.private && pexPeers.length > 0 && opts.verbose) {
       reporter.info(`private torrent: ${pexPeers.length} peer${pexPeers.length === 1 ? '' : 's'} heard of through PEX left out of the download (BEP 27)`);
     }
-    return { meta, peerId, peers, pexPeers: meta.private ? [] : pexPeers, torrentFile };
+    return { meta, peerId, peers, pexPeers: meta.private ? [] : pexPeers, torrentFile, linkPeers: [...magnet.peers] };
   } finally {
     fetcher.stop();
     removeStop();
