@@ -13,13 +13,16 @@ import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
 import { toDiskError } from './disk-error.js';
+import { unsafeComponentReason } from '../metainfo/path-safety.js';
 
-/** Why a single path component is unsafe, or undefined when it is fine. */
+/**
+ * Why a single path component is unsafe, or undefined when it is fine: the
+ * rules parseTorrent applies (metainfo/path-safety.ts, per platform: a colon is
+ * an ordinary character on POSIX), checked again here, and never absolute.
+ */
 export function unsafeComponent(component: string): string | undefined {
-  if (component.length === 0) return 'empty';
-  if (component === '.' || component === '..') return `"${component}"`;
-  if (/[/\\\0]/.test(component)) return 'contains a separator or NUL';
-  if (/^[A-Za-z]:/.test(component)) return 'is a drive letter';
+  const why = unsafeComponentReason(component);
+  if (why !== undefined) return why;
   if (path.isAbsolute(component)) return 'is absolute';
   return undefined;
 }

@@ -12,11 +12,7 @@ import { makeFixture, stopAll, trackDir, type Fixture } from '../../helpers/swar
 import { LOOPBACK, expectErrorLastLine, expectOneErrorLine, killAllTt, runTt, startTt, type TtProcess } from './tt-cli.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures/torrents/', import.meta.url));
-/** Bad fixtures whose names are bad on Windows or macOS only (metainfo/path-safety.ts): a folder `C:`, NFC/NFD twins. */
-const BAD_ELSEWHERE = new Set(['bad-traversal-drive-letter.torrent', 'bad-duplicate-path-nfc.torrent']);
-const BAD = readdirSync(FIXTURES)
-  .filter((f) => f.startsWith('bad-') && f.endsWith('.torrent') && !BAD_ELSEWHERE.has(f))
-  .sort();
+const BAD = readdirSync(FIXTURES).filter((f) => f.startsWith('bad-') && f.endsWith('.torrent')).sort();
 /** Spawned at once while sweeping the fixtures (keeps a 2-core machine responsive). */
 const CONCURRENCY = 6;
 

@@ -98,22 +98,11 @@ describe('parseTorrent: good fixtures', () => {
   });
 });
 
-/**
- * Bad fixtures whose names are bad on another platform's file system only
- * (path-safety.ts): `C:` is an ordinary folder name on POSIX, and NFC/NFD
- * spellings of one name are two files on Linux. Each is refused when parsed
- * for that platform, and accepted here.
- */
-const BAD_ON: Readonly<Record<string, 'win32' | 'darwin'>> = {
-  'bad-traversal-drive-letter.torrent': 'win32',
-  'bad-duplicate-path-nfc.torrent': 'darwin',
-};
-
 describe('parseTorrent: every bad fixture is refused naming the field', () => {
   it.each(badFixtures().map((f) => [f.file, f.field] as const))('%s -> %s', (file, field) => {
     let caught: unknown;
     try {
-      parseTorrent(fixture(file), { platform: BAD_ON[file] ?? 'linux' });
+      parseTorrent(fixture(file));
     } catch (err) {
       caught = err;
     }
@@ -139,10 +128,6 @@ describe('parseTorrent: names as the file system sees them', () => {
       ]),
     );
   };
-
-  it.each(Object.entries(BAD_ON))('%s parses on POSIX (not bad on this platform)', (file) => {
-    expect(parseTorrent(fixture(file), { platform: 'linux' }).files.length).toBeGreaterThan(0);
-  });
 
   it('a name or path with a letter and a colon at its start parses on POSIX, and is refused for Windows naming the field', () => {
     const named = torrent(rdict(withEntry(singleInfo(), 'name', 'A: Movie.mkv')));

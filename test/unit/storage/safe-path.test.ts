@@ -42,12 +42,17 @@ describe('resolveInside', () => {
     await expect(resolveInside(root, ['T', 'a', 'b.bin'])).resolves.toBe(path.join(root, 'T', 'a', 'b.bin'));
   });
 
-  it.each([[['..', 'x']], [['T', '..', '..', 'x']], [['.']], [['']], [['a/b']], [['a\\b']], [['x\0y']], [['/etc/passwd']], [['C:x']], [[]]])(
+  it.each([[['..', 'x']], [['T', '..', '..', 'x']], [['.']], [['']], [['a/b']], [['a\\b']], [['x\0y']], [['/etc/passwd']], [[]]])(
     'refuses the components %j',
     async (components) => {
       await expect(resolveInside(root, components)).rejects.toBeInstanceOf(DiskError);
     },
   );
+
+  it('a colon is an ordinary character on POSIX (as parseTorrent has it): C:x and "A: Movie.mkv" resolve under root', async () => {
+    await expect(resolveInside(root, ['T', 'C:x'])).resolves.toBe(path.join(root, 'T', 'C:x'));
+    await expect(resolveInside(root, ['A: Movie.mkv'])).resolves.toBe(path.join(root, 'A: Movie.mkv'));
+  });
 
   it('refuses a pre-existing symlinked folder pointing out of root', async () => {
     await symlink(outside, path.join(root, 'T'));
