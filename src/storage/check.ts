@@ -4,7 +4,9 @@
  * SharedArrayBuffers and hashes them in worker threads while the next run is
  * read; the files a run crosses are opened and read CHECK_OPEN_PARALLEL at a
  * time, each into its own slice of the run (so a folder of 100,000 small
- * files is not one open() round trip after another). Read-only: never
+ * files is not one open() round trip after another), through a bounded
+ * handle cache (handle-cache.ts: never more descriptors than a quarter of
+ * the process's limit, EMFILE retried after closing idle handles). Read-only: never
  * creates, writes or truncates anything, and never reads a byte from outside
  * realpath(root) (each handle is confined). With a file selection, only
  * wanted pieces are checked, and unselected files' bytes are read from the
@@ -34,6 +36,7 @@ import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { PieceHasher, defaultHashWorkers } from './hasher.js';
 import { forEachLimit } from './for-each-limit.js';
+import { HandleCache, handleBudget } from './handle-cache.js';
 import { spansFor, type FileSpan } from './layout.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -250,10 +253,12 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 export const CHECK_OPEN_PARALLEL = 32;
 
 /**
- * Positioned reads over the torrent's files, read-only, one handle per file.
- * A range crossing many files opens and reads them CHECK_OPEN_PARALLEL at a
- * time, each into its own part of the target; a file is closed once its
- * span is read unless the range ends in it (the next range goes on there).
+ * Positioned reads over the torrent's files, read-only, one handle per file
+ * (leased from a bounded cache for each read). A range crossing many files
+ * opens and reads them CHECK_OPEN_PARALLEL at a time (fewer under a low
+ * descriptor limit), each into its own part of the target; a file is closed
+ * once its span is read unless the range ends in it (the next range goes on
+ * there).
  */
 class FileReader {
   readonly #meta: Metainfo;
@@ -261,8 +266,10 @@ class FileReader {
   /** realpath(root); undefined when root does not exist (every file is missing). */
   readonly #rootReal: string | undefined;
   readonly #selection: FileSelection | undefined;
-  /** Opens made or under way, by file index; null: the file is missing. */
-  readonly #handles = new Map<number, Promise<FileHandle | null>>();
+  /** Handles by file index: the spans read at once, the file a range ends in, the part file. */
+  readonly #cache = new HandleCache<number>(handleBudget(CHECK_OPEN_PARALLEL + 2), { closedError: () => new DiskError('checking stopped') });
+  /** Files found missing (never opened again during this check). */
+  readonly #missing = new Set<number>();
 
   constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined) {
     this.#meta = meta;
@@ -279,7 +286,8 @@ class FileReader {
     const starts = new Array<number>(spans.length);
     for (let k = 0, at = 0; k < spans.length; at += spans[k]!.length, k++) starts[k] = at;
     const gaps = new Array<Gap[]>(spans.length);
-    await forEachLimit(spans, CHECK_OPEN_PARALLEL, async (span, k) => {
+    // one handle per span in flight, and one left for the part file
+    await forEachLimit(spans, Math.min(CHECK_OPEN_PARALLEL, this.#cache.capacity - 1), async (span, k) => {
       gaps[k] = await this.#readSpan(span, target, starts[k]!);
       if (k < spans.length - 1) await this.#release(span.fileIndex); // closed before the next open takes its place
     });
@@ -296,15 +304,15 @@ class FileReader {
     }
     const part = this.#meta.files.length;
     const global = file.offset + span.fileOffset;
-    const exists = (await this.#handle(span.fileIndex)) !== null;
-    if (exists || !this.#selection) {
-      const got = await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset);
+    const fromFile = await this.#readFrom(span.fileIndex, target, start, span.length, span.fileOffset);
+    if (fromFile !== undefined || !this.#selection) {
+      const got = fromFile ?? 0;
       return got < span.length ? [[start + got, end]] : [];
     }
     if (!this.#selection.isSelected(span.fileIndex)) {
       // an unselected file not on disk: its bytes of shared pieces are in the part file at their offset
       // in the torrent (one an earlier run created is read above: storage.ts keeps it current)
-      const got = await this.#readFrom(part, target, start, span.length, global);
+      const got = (await this.#readFrom(part, target, start, span.length, global)) ?? 0;
       return got < span.length ? [[start + got, end]] : [];
     }
     // a selected file not created yet: an earlier run that did not select it kept its
@@ -316,7 +324,7 @@ class FileReader {
       const b = Math.min(global + span.length, to);
       if (a >= b) continue;
       if (a > cursor) gaps.push([start + cursor - global, start + a - global]);
-      const got = await this.#readFrom(part, target, start + a - global, b - a, a);
+      const got = (await this.#readFrom(part, target, start + a - global, b - a, a)) ?? 0;
       if (got < b - a) gaps.push([start + a - global + got, start + b - global]);
       cursor = b;
     }
@@ -324,50 +332,49 @@ class FileReader {
     return gaps;
   }
 
-  /** Reads up to `length` bytes of file `fileIndex` at `position` into target[start...]; returns how many were there. */
-  async #readFrom(fileIndex: number, target: Buffer, start: number, length: number, position: number): Promise<number> {
-    const fh = await this.#handle(fileIndex);
+  /**
+   * Reads up to `length` bytes of file `fileIndex` at `position` into
+   * target[start...]; returns how many were there, undefined when the file is
+   * missing.
+   */
+  async #readFrom(fileIndex: number, target: Buffer, start: number, length: number, position: number): Promise<number | undefined> {
+    const rootReal = this.#rootReal;
+    if (rootReal === undefined || this.#missing.has(fileIndex)) return undefined;
+    let lease;
+    try {
+      lease = await this.#cache.acquire(fileIndex, () => this.#openConfined(fileIndex, rootReal));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#missing.add(fileIndex);
+        return undefined;
+      }
+      throw toDiskError('check', this.#paths[fileIndex]!, err);
+    }
     let done = 0;
     try {
-      while (fh && done < length) {
-        const { bytesRead } = await fh.read(target, start + done, length - done, position + done);
+      while (done < length) {
+        const { bytesRead } = await lease.fh.read(target, start + done, length - done, position + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
     } catch (err) {
       throw toDiskError('check', this.#paths[fileIndex]!, err);
+    } finally {
+      lease.release();
     }
     return done;
   }
 
-  /** Closes every handle, once the opens under way have ended. */
+  /** Closes every handle, once the opens and reads under way have ended. */
   async close(): Promise<void> {
-    const handles = [...this.#handles.values()];
-    this.#handles.clear();
-    await Promise.all(handles.map((p) => p.then((fh) => fh?.close()).catch(() => undefined)));
+    await this.#cache.close();
   }
 
-  #handle(fileIndex: number): Promise<FileHandle | null> {
-    let known = this.#handles.get(fileIndex);
-    if (known === undefined) {
-      known = this.#rootReal === undefined ? Promise.resolve(null) : this.#openConfined(fileIndex, this.#rootReal);
-      known.catch(() => undefined); // the failure is the caller's; close() must not see it unhandled
-      this.#handles.set(fileIndex, known);
-    }
-    return known;
-  }
-
-  /** Open read-only, refusing a handle outside rootReal; null when the file is missing. */
-  async #openConfined(fileIndex: number, rootReal: string): Promise<FileHandle | null> {
+  /** Open read-only, refusing a handle outside rootReal. Rejects with open()'s own error (ENOENT: missing; EMFILE: retried by the cache). */
+  async #openConfined(fileIndex: number, rootReal: string): Promise<FileHandle> {
     const file = this.#paths[fileIndex]!;
-    let fh: FileHandle;
-    try {
-      // O_NONBLOCK: a FIFO planted after the path checks must not block the open (nor later reads)
-      fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw toDiskError('check', file, err);
-    }
+    // O_NONBLOCK: a FIFO planted after the path checks must not block the open (nor later reads)
+    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
       if (!(await fh.stat()).isFile()) throw new DiskError(`refusing ${JSON.stringify(file)}: not a regular file`);
       await assertOpenedInside(fh, rootReal, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName]);
@@ -380,14 +387,11 @@ class FileReader {
 
   /** Done with file `fileIndex` (never the part file, which every range may need): closes it. */
   async #release(fileIndex: number): Promise<void> {
-    const fh = fileIndex < this.#meta.files.length ? this.#handles.get(fileIndex) : undefined;
-    if (!fh) return;
-    this.#handles.delete(fileIndex);
-    await fh.then((h) => h?.close()).catch(() => undefined);
+    if (fileIndex < this.#meta.files.length) await this.#cache.discard(fileIndex);
   }
 
   /** Releases the files before `fileIndex`. */
   async #closeBefore(fileIndex: number): Promise<void> {
-    await Promise.all([...this.#handles.keys()].filter((i) => i < fileIndex).map((i) => this.#release(i)));
+    await Promise.all(this.#cache.keys().filter((i) => i < fileIndex).map((i) => this.#release(i)));
   }
 }

@@ -35,8 +35,21 @@
  * through its handle (openFolderInside), so nothing outside the root is
  * touched and no symlink followed. Best effort: what cannot be removed now
  * is tried again by the next such open.
+ *
+ * Handles live in a bounded cache (handle-cache.ts): one per file and kind
+ * (read-only, read-write, O_DIRECT), at most `maxOpenFiles` in all (and no
+ * more than a quarter of the process's descriptor limit), each leased for one
+ * operation, so a torrent whose pieces span thousands of files waits for a
+ * handle instead of running out of descriptors (EMFILE). No operation holds
+ * two leases at once except adopting (the part file and the new file), so
+ * the cache never deadlocks with its minimum of two.
+ *
+ * Files are opened for writing only when a write needs them: open() creates
+ * the missing ones and opens the existing ones read-only, so a complete (or
+ * partly complete) folder of read-only files can be checked, resumed and
+ * seeded; a file that must be written but cannot be says "not writable".
  */
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError } from '../core/errors.js';
@@ -46,6 +59,7 @@ import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '..
 import { assertOpenedInside, openFolderInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
+import { HandleCache, handleBudget, type Lease } from './handle-cache.js';
 import { isResumeFileName, notOlder, stampOf, type Stamp } from './resume.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
@@ -57,13 +71,17 @@ export const DEFAULT_MAX_OPEN_FILES = 64;
 
 /**
  * Opens a file; replaceable so tests can inject faults (e.g. /dev/full for
- * ENOSPC). Handles from a custom opener are trusted: not confined to the root.
+ * ENOSPC). Handles from a custom opener are trusted: not confined to the
+ * root, nor checked to be the file open() created or found.
  */
 export type FileOpener = (file: string, flags: number) => Promise<FileHandle>;
 
 export interface StorageOptions {
   mode: 'read' | 'readwrite';
-  /** LRU size of open FileHandles (default 64). */
+  /**
+   * Most file handles held at once (default 64; at least 2, and never more
+   * than a quarter of the process's descriptor limit: handle-cache.ts).
+   */
   maxOpenFiles?: number;
   /** Test seam: how files are opened. */
   openFile?: FileOpener;
@@ -84,13 +102,17 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 const WRITE_FLAGS = constants.O_RDWR | constants.O_NOFOLLOW;
 // Only open() creates files: a file removed later is reported, not silently recreated.
 const CREATE_FLAGS = WRITE_FLAGS | constants.O_CREAT;
+/** open() creating a missing file: EEXIST says it is there (then opened read-only, for writing only when needed). */
+const CREATE_NEW_FLAGS = CREATE_FLAGS | constants.O_EXCL;
 /** Linux's O_DIRECT; undefined where Node does not define it (no direct writes there). */
 const O_DIRECT = (constants as { O_DIRECT?: number }).O_DIRECT;
 
-interface Slot {
-  readonly handle: Promise<FileHandle>;
-  users: number;
-}
+/** What a cached handle of a file is for (its key in the cache is fileIndex * KINDS + kind). */
+const READ = 0;
+const WRITE = 1;
+const DIRECT = 2;
+const KINDS = 3;
+type Kind = typeof READ | typeof WRITE | typeof DIRECT;
 
 /** Whether `root` holds the part file of an earlier selective download of `meta` (a regular file, not a link). */
 export async function hasPartFile(root: string, meta: Metainfo): Promise<boolean> {
@@ -114,9 +136,9 @@ export function isAdoptTempName(name: string): boolean {
   return /^\.[0-9a-f]{40}\.\d+\.tt-adopt$/.test(name);
 }
 
-/** The part file, open read-only while storage opens, to adopt bytes from. */
+/** The part file, leased read-only while storage opens, to adopt bytes from. */
 interface PartSource {
-  readonly fh: FileHandle;
+  readonly lease: Lease;
   readonly size: number;
 }
 
@@ -150,15 +172,14 @@ export class TorrentStorage {
   readonly #geometry: PieceGeometry;
   readonly #paths: readonly string[];
   readonly #writable: boolean;
-  readonly #maxOpen: number;
   readonly #openFile: FileOpener;
   /** Whether each handle is checked to be inside realpath(root) (the default opener). */
   readonly #confine: boolean;
   readonly #root: string;
   /** realpath(root), fixed at open() (or at the first open, when root did not exist yet). */
   #rootReal: string | undefined;
-  /** Open handles by key: fileIndex for ordinary ones, ~fileIndex (negative) for O_DIRECT ones. */
-  readonly #slots = new Map<number, Slot>();
+  /** Open handles, keyed fileIndex * KINDS + kind (#key). */
+  readonly #cache: HandleCache<number>;
   /** Files (and the part file) written since open or the last sync(). */
   readonly #written = new Set<number>();
   /** Each file's stamp after tt created or last wrote it (the part file at index files.length): what resume.ts expects. */
@@ -180,7 +201,7 @@ export class TorrentStorage {
     this.#geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
     this.#paths = paths;
     this.#writable = opts.mode === 'readwrite';
-    this.#maxOpen = Math.max(1, opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
+    this.#cache = new HandleCache(handleBudget(opts.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES), { closedError: () => new DiskError('storage is closed') });
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
     this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
@@ -190,10 +211,11 @@ export class TorrentStorage {
 
   /**
    * Resolve every file safely under `root`. In readwrite mode, create folders
-   * and files (zero-length ones too) without truncating existing data; files
-   * are sparse, not pre-filled, and their handles stay open (up to the LRU
-   * size) so later writes need not reopen by path. In read mode nothing is
-   * created. Every handle is checked to lie inside realpath(root).
+   * and missing files (zero-length ones too) without truncating existing data;
+   * files are sparse, not pre-filled. Existing files are opened read-only
+   * (for writing only when a write needs them). Handles stay open (up to the
+   * cache's bound) so later operations need not reopen by path. In read mode
+   * nothing is created. Every handle is checked to lie inside realpath(root).
    */
   static async open(root: string, meta: Metainfo, opts: StorageOptions): Promise<TorrentStorage> {
     // a torrent named like another torrent's part file in the same folder would be written into by it
@@ -225,72 +247,87 @@ export class TorrentStorage {
         return !opts.selection || opts.selection.isSelected(fileIndex); // not asked for
       });
     const folders = new Set<string>();
-    let part: PartSource | undefined;
     try {
-      // a file selected now that was not before: its bytes in shared pieces may be in the part file
-      if (opts.selection && toCreate.length > 0) part = await storage.#openPartSource();
-      // a few at a time: a torrent of 100,000 small files would otherwise spend a minute in round trips
-      await forEachLimit(toCreate, CREATE_PARALLEL, async ({ file, fileIndex }) => {
-        const dir = path.dirname(file);
-        if (!folders.has(dir)) {
-          try {
-            await mkdirp(dir);
-          } catch (err) {
-            throw toDiskError('create', dir, err);
+      let part: PartSource | undefined;
+      try {
+        // a file selected now that was not before: its bytes in shared pieces may be in the part file
+        if (opts.selection && toCreate.length > 0) part = await storage.#openPartSource();
+        // a few at a time: a torrent of 100,000 small files would otherwise spend a minute in round trips
+        await forEachLimit(toCreate, CREATE_PARALLEL, async ({ file, fileIndex }) => {
+          const dir = path.dirname(file);
+          if (!folders.has(dir)) {
+            try {
+              await mkdirp(dir);
+            } catch (err) {
+              throw toDiskError('create', dir, err);
+            }
+            folders.add(dir);
           }
-          folders.add(dir);
-        }
-        let fh: FileHandle;
-        try {
-          fh = await storage.#createFile(fileIndex, part);
-        } catch (err) {
-          throw toDiskError('create', file, err);
-        }
-        await storage.#stamp(fileIndex, fh); // created, or adopted and renamed: as tt left it
-        storage.#keep(fileIndex, fh);
-      });
+          const lease = await storage.#openAtStart(fileIndex, part);
+          try {
+            const st = await lease.fh.stat({ bigint: true });
+            storage.#takeStamp(fileIndex, st); // created, found, or adopted and renamed: as tt left it
+          } catch (err) {
+            throw toDiskError('read', file, err);
+          } finally {
+            lease.release();
+          }
+        });
+      } finally {
+        part?.lease.release();
+      }
       // adoption done: any temporary of ours left is a dead run's
       if (opts.selection) await storage.#sweepAdoptTemps();
     } catch (err) {
       await storage.close();
       throw err;
-    } finally {
-      await part?.fh.close().catch(() => undefined);
     }
     return storage;
   }
 
-  /** The part file opened read-only, or undefined when there is none. */
-  async #openPartSource(): Promise<PartSource | undefined> {
-    let fh: FileHandle;
+  /**
+   * File `fileIndex` at open(), leased: created when missing (sparse; or
+   * adopted from the part file, see #adopt), else opened read-only as found.
+   * Throws DiskError.
+   */
+  async #openAtStart(fileIndex: number, part: PartSource | undefined): Promise<Lease> {
+    const file = this.#paths[fileIndex]!;
+    const ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
+    if (ranges.length === 0) {
+      try {
+        return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#openConfined(fileIndex, CREATE_NEW_FLAGS));
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw toDiskError('create', file, err);
+      }
+    }
+    // there already (one with bytes in the part file holds its own: see #adopt)
     try {
-      fh = await this.#openConfined(this.#part, READ_FLAGS);
+      return await this.#cache.acquire(this.#key(fileIndex, READ), () => this.#openConfined(fileIndex, READ_FLAGS));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw toDiskError('read', this.#paths[this.#part]!, err);
+      if (ranges.length === 0 || errnoOf(err) !== 'ENOENT') throw toDiskError('read', file, err);
     }
     try {
-      return { fh, size: (await fh.stat()).size };
+      return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#adopt(fileIndex, ranges, part!));
     } catch (err) {
-      await fh.close().catch(() => undefined);
-      throw toDiskError('read', this.#paths[this.#part]!, err);
+      throw toDiskError('create', file, err);
     }
   }
 
-  /**
-   * Opens a selected file, creating it when missing (sparse, never
-   * truncating). A missing one with bytes in the part file (`part`) is built
-   * from them first: see #adopt.
-   */
-  async #createFile(fileIndex: number, part: PartSource | undefined): Promise<FileHandle> {
-    const ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
-    if (ranges.length === 0) return this.#openConfined(fileIndex, CREATE_FLAGS);
+  /** The part file leased read-only, or undefined when there is none. */
+  async #openPartSource(): Promise<PartSource | undefined> {
+    let lease: Lease;
     try {
-      return await this.#openConfined(fileIndex, WRITE_FLAGS); // there already: it holds its own bytes
+      lease = await this.#cache.acquire(this.#key(this.#part, READ), () => this.#openConfined(this.#part, READ_FLAGS));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw toDiskError('read', this.#paths[this.#part]!, err);
     }
-    return this.#adopt(fileIndex, ranges, part!);
+    try {
+      return { lease, size: (await lease.fh.stat()).size };
+    } catch (err) {
+      lease.release();
+      throw toDiskError('read', this.#paths[this.#part]!, err);
+    }
   }
 
   /**
@@ -303,35 +340,37 @@ export class TorrentStorage {
    */
   async #adopt(fileIndex: number, ranges: readonly [number, number][], part: PartSource): Promise<FileHandle> {
     const file = this.#meta.files[fileIndex]!;
+    const fh = await this.#buildBeside(fileIndex, async (into) => {
+      for (const [from, to] of ranges) await copyRange(part.lease.fh, this.#paths[this.#part]!, into, from, to, -file.offset);
+    });
+    return fh;
+  }
+
+  /**
+   * Makes file `fileIndex` anew under its temporary name (adoptTempName, in
+   * its folder; a leftover is reused unless something else links to it), has
+   * `fill` write it, syncs it, and renames it into place, checked to be
+   * inside the root. Returns its handle (read-write). Throws; the temporary's
+   * handle is closed on failure.
+   */
+  async #buildBeside(fileIndex: number, fill: (fh: FileHandle) => Promise<void>): Promise<FileHandle> {
+    const components = this.#components(fileIndex);
     const target = this.#paths[fileIndex]!;
     const name = adoptTempName(this.#meta, fileIndex);
     const temp = path.join(path.dirname(target), name);
-    const fh = await this.#openConfinedPath(temp, [...file.path.slice(0, -1), name], CREATE_FLAGS);
+    const fh = await this.#openConfinedPath(temp, [...components.slice(0, -1), name], CREATE_FLAGS);
     try {
       // a leftover of a run that died here is ours to reuse, unless something else links to it
       const { nlink } = await fh.stat();
       if (nlink > 1) throw new DiskError(`refusing ${JSON.stringify(temp)}: it has ${nlink - 1} other hard link(s)`);
       await fh.truncate(0);
-      const chunk = Buffer.allocUnsafe(Math.min(ADOPT_CHUNK, Math.max(...ranges.map(([from, to]) => to - from))));
-      for (const [from, to] of ranges) {
-        for (let at = from; at < to; at += chunk.length) {
-          const buf = chunk.subarray(0, Math.min(chunk.length, to - at));
-          let got: number;
-          try {
-            got = await readFully(part.fh, buf, at);
-          } catch (err) {
-            throw toDiskError('read', this.#paths[this.#part]!, err);
-          }
-          if (got > 0) await writeFully(fh, buf.subarray(0, got), at - file.offset);
-          if (got < buf.length) break; // the part file ends here
-        }
-      }
+      await fill(fh);
       await fh.datasync(); // the bytes before the name: after a power cut the file is whole or absent
       await rename(temp, target);
-      if (this.#confine) await assertOpenedInside(fh, this.#rootReal!, file.path);
+      if (this.#confine) await assertOpenedInside(fh, this.#rootReal!, components);
     } catch (err) {
       await fh.close().catch(() => undefined);
-      throw toDiskError('create', target, err);
+      throw err;
     }
     return fh;
   }
@@ -344,19 +383,21 @@ export class TorrentStorage {
   async #sweepAdoptTemps(): Promise<number> {
     // file i's temporary lives in file i's folder: the names to look for, per folder
     const folders = new Map<string, { components: readonly string[]; names: Set<string> }>();
-    for (const [i, file] of this.#meta.files.entries()) {
-      if (file.padding) continue; // never created, so never adopted
-      const components = file.path.slice(0, -1);
+    const add = (components: readonly string[], name: string): void => {
       const key = components.join('/'); // components hold no separator (parseTorrent, resolveAllInside)
       let folder = folders.get(key);
       if (!folder) folders.set(key, (folder = { components, names: new Set() }));
-      folder.names.add(adoptTempName(this.#meta, i));
+      folder.names.add(name);
+    };
+    for (const [i, file] of this.#meta.files.entries()) {
+      if (!file.padding) add(file.path.slice(0, -1), adoptTempName(this.#meta, i)); // padding is never created, so never adopted
     }
     let removed = 0;
     const now = Date.now();
     try {
       const rootReal = (this.#rootReal ??= await realRoot(this.#root));
-      await forEachLimit([...folders.values()], SWEEP_PARALLEL, async ({ components, names }) => {
+      // each holds a folder open while it looks: within the descriptor budget too
+      await forEachLimit([...folders.values()], handleBudget(SWEEP_PARALLEL), async ({ components, names }) => {
         let folder;
         try {
           folder = await openFolderInside(rootReal, components);
@@ -486,11 +527,7 @@ export class TorrentStorage {
     this.#assertOpen();
     const selection = this.#selection;
     if (!this.#writable || !selection || this.#meta.files.some((f, i) => !f.padding && !selection.isSelected(i))) return false;
-    const slot = this.#slots.get(this.#part);
-    if (slot) {
-      this.#slots.delete(this.#part);
-      await slot.handle.then((fh) => fh.close()).catch(() => undefined);
-    }
+    await this.#forget(this.#part);
     const file = this.#paths[this.#part]!;
     try {
       await rm(await resolveInside(this.#root, [selection.partFileName]));
@@ -553,7 +590,7 @@ export class TorrentStorage {
     clearTimeout(timer);
     this.#stampTimers.delete(fileIndex); // a write finishing from here on schedules its own
     if (this.#closed) return;
-    const done = this.#withFile(fileIndex, 'write', (fh) => this.#stamp(fileIndex, fh))
+    const done = this.#withFile(fileIndex, 'read', (fh) => this.#stamp(fileIndex, fh))
       // no stamp: the old one stays, and resume.ts drops the file's pieces (the safe side)
       .catch(() => undefined)
       .finally(() => this.#stamping.delete(done));
@@ -566,28 +603,31 @@ export class TorrentStorage {
     await Promise.all([...this.#stamping]);
   }
 
-  /** Remember `fh`'s stamp for `fileIndex`, unless a newer one is known (fstats after concurrent writes return in any order). */
+  /** Remember `fh`'s stamp for `fileIndex` (see #takeStamp). */
   async #stamp(fileIndex: number, fh: FileHandle): Promise<void> {
-    const stamp = stampOf(await fh.stat({ bigint: true }));
+    this.#takeStamp(fileIndex, await fh.stat({ bigint: true }));
+  }
+
+  /** Remember `st` as file `fileIndex`'s stamp, unless a newer one is known (fstats after concurrent writes return in any order). */
+  #takeStamp(fileIndex: number, st: BigIntStats): void {
+    const stamp = stampOf(st);
     const known = this.#stamps.get(fileIndex);
     if (known === undefined || notOlder(known, stamp)) this.#stamps.set(fileIndex, stamp);
   }
 
-  /** Close every open handle. Later calls fail with DiskError. */
+  /** Close every handle. Later calls fail with DiskError. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const timer of this.#stampTimers.values()) clearTimeout(timer);
     this.#stampTimers.clear();
     await Promise.all([...this.#stamping]);
-    const slots = [...this.#slots.values()];
-    this.#slots.clear();
-    await Promise.all(slots.map((s) => s.handle.then((fh) => fh.close()).catch(() => undefined)));
+    await this.#cache.close();
   }
 
-  /** Number of FileHandles currently held (for tests and diagnostics). */
+  /** Number of file descriptors currently held (for tests and diagnostics). */
   get openFiles(): number {
-    return this.#slots.size;
+    return this.#cache.held;
   }
 
   async #readRange(offset: number, out: Buffer): Promise<Buffer> {
@@ -651,69 +691,57 @@ export class TorrentStorage {
     return this.#meta.files[span.fileIndex]!.offset + span.fileOffset;
   }
 
+  /**
+   * Runs `fn` with a handle of file `fileIndex` leased from the cache: for a
+   * write its read-write handle (`direct`: its O_DIRECT one), for a read the
+   * read-write one when it is open, else a read-only one. Throws DiskError, or
+   * MissingData for a read of a file that is not there.
+   */
   async #withFile<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>, direct = false): Promise<T> {
-    if (fileIndex === this.#part && op === 'write') {
-      // a read's open (never creating it) may be pending when the first write comes: once it has
-      // failed, its slot is gone and this open creates the part file
-      try {
-        return await this.#withFileOnce(fileIndex, op, fn, direct);
-      } catch (err) {
-        if (!(err instanceof DiskError && err.syscallCode === 'ENOENT')) throw err;
-      }
-    }
-    return this.#withFileOnce(fileIndex, op, fn, direct);
-  }
-
-  async #withFileOnce<T>(fileIndex: number, op: 'read' | 'write', fn: (fh: FileHandle) => Promise<T>, direct: boolean): Promise<T> {
     const file = this.#paths[fileIndex]!;
-    const key = direct ? ~fileIndex : fileIndex;
-    const slot = this.#acquire(key, op);
+    const kind: Kind = direct ? DIRECT : op === 'write' || this.#cache.has(this.#key(fileIndex, WRITE)) ? WRITE : READ;
+    let lease: Lease;
     try {
-      let fh: FileHandle;
-      try {
-        fh = await slot.handle;
-      } catch (err) {
-        if (this.#slots.get(key) === slot) this.#slots.delete(key); // retry the open next time
-        if (op === 'read' && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`, true);
-        }
-        throw toDiskError(op, file, err);
-      }
-      try {
-        const result = await fn(fh);
-        if (op === 'write') this.#written.add(fileIndex);
-        return result;
-      } catch (err) {
-        if (err instanceof MissingData) throw err;
-        throw toDiskError(op, file, err);
-      }
+      lease = await this.#cache.acquire(this.#key(fileIndex, kind), () => this.#openKind(fileIndex, kind));
+    } catch (err) {
+      if (op === 'read' && errnoOf(err) === 'ENOENT') throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`, true);
+      throw toDiskError(op, file, err);
+    }
+    try {
+      const result = await fn(lease.fh);
+      if (op === 'write') this.#written.add(fileIndex);
+      return result;
+    } catch (err) {
+      if (err instanceof MissingData) throw err;
+      throw toDiskError(op, file, err);
     } finally {
-      slot.users--;
-      this.#evict();
+      lease.release();
     }
   }
 
-  /** The slot for `key` (see #slots), opening the file when it has none. */
-  #acquire(key: number, op: 'read' | 'write'): Slot {
-    let slot = this.#slots.get(key);
-    if (slot) {
-      this.#slots.delete(key); // re-insert: most recently used last
-    } else {
-      const direct = key < 0;
-      // the part file is created by its first write, never by a read
-      const flags = direct ? WRITE_FLAGS | O_DIRECT! : !this.#writable ? READ_FLAGS : key === this.#part && op === 'write' ? CREATE_FLAGS : WRITE_FLAGS;
-      slot = { handle: this.#openConfined(direct ? ~key : key, flags), users: 0 };
-      slot.handle.catch(() => undefined); // observed by #withFile; avoid an unhandled rejection
-    }
-    slot.users++;
-    this.#slots.set(key, slot);
-    this.#evict();
-    return slot;
+  #key(fileIndex: number, kind: Kind): number {
+    return fileIndex * KINDS + kind;
+  }
+
+  /** Stop using file `fileIndex`'s open handles (they are closed once idle); resolves when they are. */
+  async #forget(fileIndex: number): Promise<void> {
+    await Promise.all(([READ, WRITE, DIRECT] as const).map((k) => this.#cache.discard(this.#key(fileIndex, k))));
+  }
+
+  /** Opens file `fileIndex` for `kind`. The part file is created by its first write, never by a read. */
+  #openKind(fileIndex: number, kind: Kind): Promise<FileHandle> {
+    const flags = kind === READ ? READ_FLAGS : kind === DIRECT ? WRITE_FLAGS | O_DIRECT! : fileIndex === this.#part ? CREATE_FLAGS : WRITE_FLAGS;
+    return this.#openConfined(fileIndex, flags);
   }
 
   /** Open file `fileIndex`; with the default opener, refuse (and close) a handle outside realpath(root). */
   #openConfined(fileIndex: number, flags: number): Promise<FileHandle> {
-    return this.#openConfinedPath(this.#paths[fileIndex]!, this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName], flags);
+    return this.#openConfinedPath(this.#paths[fileIndex]!, this.#components(fileIndex), flags);
+  }
+
+  /** File `fileIndex`'s path components under root (the part file's: its name). */
+  #components(fileIndex: number): readonly string[] {
+    return this.#meta.files[fileIndex]?.path ?? [this.#selection!.partFileName];
   }
 
   /** Open `file`, which is `components` under root; with the default opener, refuse (and close) a handle outside realpath(root). */
@@ -730,25 +758,35 @@ export class TorrentStorage {
     return fh;
   }
 
-  /** Put a handle opened by open() into the LRU as most recently used (closed at once if over the limit). */
-  #keep(fileIndex: number, fh: FileHandle): void {
-    this.#slots.set(fileIndex, { handle: Promise.resolve(fh), users: 0 });
-    this.#evict();
-  }
-
-  /** Close least recently used idle handles while over the limit. */
-  #evict(): void {
-    if (this.#slots.size <= this.#maxOpen) return;
-    for (const [key, slot] of this.#slots) {
-      if (this.#slots.size <= this.#maxOpen) break;
-      if (slot.users > 0) continue;
-      this.#slots.delete(key);
-      slot.handle.then((fh) => fh.close()).catch(() => undefined);
-    }
-  }
-
   #assertOpen(): void {
     if (this.#closed) throw new DiskError('storage is closed');
+  }
+}
+
+/** The errno code of a failed fs call (also inside a DiskError). */
+function errnoOf(err: unknown): string | undefined {
+  if (err instanceof DiskError) return err.syscallCode;
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Copies bytes [from, to) of `source` (named `sourceName` in errors) into
+ * `into` at their position plus `shift`, ADOPT_CHUNK at a time, stopping
+ * where the source ends.
+ */
+async function copyRange(source: FileHandle, sourceName: string, into: FileHandle, from: number, to: number, shift: number): Promise<void> {
+  if (to <= from) return;
+  const chunk = Buffer.allocUnsafe(Math.min(ADOPT_CHUNK, to - from));
+  for (let at = from; at < to; at += chunk.length) {
+    const buf = chunk.subarray(0, Math.min(chunk.length, to - at));
+    let got: number;
+    try {
+      got = await readFully(source, buf, at);
+    } catch (err) {
+      throw toDiskError('read', sourceName, err);
+    }
+    if (got > 0) await writeFully(into, buf.subarray(0, got), at + shift);
+    if (got < buf.length) break; // the source ends here
   }
 }
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, renameSync, symlinkSync } from 'node:fs';
+import { renameSync, symlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { FileSelection } from '../../../src/metainfo/selection.js';
 import { CHECK_OPEN_PARALLEL, CHECK_RUN_BYTES, checkExisting, type CheckProgress } from '../../../src/storage/check.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { mulberry32 } from '../../helpers/prng.js';
-import { makePaddedTorrent, makeTorrent, withFileIn, withTempDir } from './fixture.js';
+import { makePaddedTorrent, makeTorrent, openDescriptors, peakDuring, withFileIn, withTempDir } from './fixture.js';
 
 async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<void> {
   for (const file of meta.files) {
@@ -201,26 +201,13 @@ describe('checkExisting', () => {
 });
 
 describe('checkExisting over many small files (opened several at a time)', () => {
-  /** Open file descriptors of this process. */
-  const fds = (): number => readdirSync('/proc/self/fd').length;
+  const fds = openDescriptors;
 
   /** Runs `check`, sampling open descriptors at every turn of the event loop; returns its result and the peak above the start. */
   async function withPeakFds<T>(check: () => Promise<T>): Promise<{ result: T; extra: number }> {
     const before = fds();
-    let peak = before;
-    let done = false;
-    const sampler = (async () => {
-      while (!done) {
-        peak = Math.max(peak, fds());
-        await new Promise((r) => setImmediate(r));
-      }
-    })();
-    try {
-      return { result: await check(), extra: peak - before };
-    } finally {
-      done = true;
-      await sampler;
-    }
+    const { result, peak } = await peakDuring(fds, check);
+    return { result, extra: peak - before };
   }
 
   /**

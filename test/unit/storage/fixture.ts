@@ -1,5 +1,6 @@
 /** Test fixtures for storage: a Metainfo built from file lengths and its data. */
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,4 +106,26 @@ export function bitfieldOf(text: string): Bitfield {
   const b = new Bitfield(text.length);
   [...text].forEach((c, i) => c === '1' && b.set(i));
   return b;
+}
+
+/** Open file descriptors of this process (Linux: /proc/self/fd). */
+export const openDescriptors = (): number => readdirSync('/proc/self/fd').length;
+
+/** Runs `work` while sampling `sample` at every turn of the event loop; returns its result and the highest sample. */
+export async function peakDuring<T>(sample: () => number, work: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  let peak = sample();
+  let done = false;
+  const sampler = (async () => {
+    while (!done) {
+      peak = Math.max(peak, sample());
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  try {
+    const result = await work();
+    return { result, peak: Math.max(peak, sample()) };
+  } finally {
+    done = true;
+    await sampler;
+  }
 }

@@ -113,8 +113,9 @@ describe('storage never writes outside root', () => {
 
   it('a folder swapped for a symlink after open: a write that reopens the file is refused, nothing outside changes', async () => {
     const { meta, data, bait } = await swappable(64);
-    const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', maxOpenFiles: 1 });
-    await storage.writePiece(0, data.subarray(0, 64)); // f0's handle evicts f1's
+    await (await TorrentStorage.open(root, meta, { mode: 'readwrite' })).close(); // the files exist: open() holds them read-only
+    const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+    await storage.writePiece(0, data.subarray(0, 64));
     await swapSubForLink();
     const before = await snapshot(outside);
     const err = await storage.writePiece(1, data.subarray(64, 128)).catch((e: unknown) => e);

@@ -397,17 +397,19 @@ describe('disk errors', () => {
       await expect(TorrentStorage.open(root, meta, { mode: 'readwrite', openFile: () => Promise.reject(eacces) })).rejects.toThrow(
         /cannot create ".*f[01]\.bin": not writable/, // created a few at a time: whichever failed first
       );
-      // creating works, later opens are denied (e.g. permissions changed under us);
-      // with one handle, the file created last evicted the other (files are created a few at a
-      // time, so which one is not fixed), and the piece needs both: one is reopened
-      const denied = await TorrentStorage.open(root, meta, {
-        mode: 'readwrite',
-        maxOpenFiles: 1,
-        openFile: (file, flags) => ((flags & constants.O_CREAT) !== 0 ? open(file, flags, 0o644) : Promise.reject(eacces)),
-      });
+      // the files exist (made by a first run); opening them for writing is denied (e.g. permissions
+      // changed under us): open() holds them read-only, and the write that needs one says so
+      await (await TorrentStorage.open(root, meta, { mode: 'readwrite' })).close();
+      // (O_CREAT goes through: the kernel says EEXIST for a file that is there before it checks write permission)
+      const readOnly = (file: string, flags: number) =>
+        (flags & constants.O_CREAT) !== 0 || (flags & (constants.O_WRONLY | constants.O_RDWR)) === 0 ? open(file, flags, 0o644) : Promise.reject(eacces);
+      const denied = await TorrentStorage.open(root, meta, { mode: 'readwrite', openFile: readOnly });
       await expect(denied.writePiece(0, data)).rejects.toThrow(/cannot write ".*f[01]\.bin": not writable \(permission denied\) \(EACCES\)/);
-      await expect(denied.readPiece(0)).rejects.toThrow(/not readable/);
+      expect(await denied.readPiece(0)).toBeUndefined(); // still readable: empty, so not the piece
       await denied.close();
+      // not even readable: open() says so
+      const unreadable = (file: string, flags: number) => ((flags & constants.O_CREAT) !== 0 ? open(file, flags, 0o644) : Promise.reject(eacces));
+      await expect(TorrentStorage.open(root, meta, { mode: 'readwrite', openFile: unreadable })).rejects.toThrow(/cannot read ".*f[01]\.bin": not readable \(permission denied\) \(EACCES\)/);
     });
     const erofs = toDiskError('write', '/x/y', Object.assign(new Error('EROFS'), { code: 'EROFS' }));
     expect(erofs.message).toBe('cannot write "/x/y": not writable (read-only file system) (EROFS)');
