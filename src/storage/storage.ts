@@ -48,6 +48,15 @@
  * the missing ones and opens the existing ones read-only, so a complete (or
  * partly complete) folder of read-only files can be checked, resumed and
  * seeded; a file that must be written but cannot be says "not writable".
+ *
+ * Each file's identity (device, inode) is kept from when open() created or
+ * found it: a later open that finds another file at its path fails ("was
+ * replaced"), a deferred stamp (see #stampSoon) whose fstat says nlink 0 (the
+ * file or its folder was deleted while tt wrote to it) makes every later
+ * write fail, and assertFilesInPlace() checks, before a download is called
+ * complete, that every wanted file is still at its path as the same inode
+ * and whole, so deleting the folder mid-download is a disk error, not a
+ * success written into files no one can see.
  */
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
@@ -114,6 +123,24 @@ const DIRECT = 2;
 const KINDS = 3;
 type Kind = typeof READ | typeof WRITE | typeof DIRECT;
 
+/** A file as tt created or found it: what it must still be (see assertFilesInPlace). */
+interface Identity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+}
+
+/** Whether a name still leads to the file tt wrote: same device and inode. */
+function sameFile(a: Identity, b: Identity): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+function identityOf(st: BigIntStats): Identity {
+  return { dev: st.dev, ino: st.ino };
+}
+
+/** Another file than tt's at a file's path (deleted and made again, or moved away and replaced). */
+class NotOurFile extends DiskError {}
+
 /** Whether `root` holds the part file of an earlier selective download of `meta` (a regular file, not a link). */
 export async function hasPartFile(root: string, meta: Metainfo): Promise<boolean> {
   try {
@@ -144,6 +171,8 @@ interface PartSource {
 
 /** fdatasync calls in flight in sync(). */
 const SYNC_PARALLEL = 16;
+/** lstat calls in flight in assertFilesInPlace(). */
+const STAT_PARALLEL = 32;
 /** How long after a write its file's stamp is taken (#stampSoon): writes in between share one fstat. */
 const STAMP_DELAY_MS = 20;
 
@@ -180,6 +209,10 @@ export class TorrentStorage {
   #rootReal: string | undefined;
   /** Open handles, keyed fileIndex * KINDS + kind (#key). */
   readonly #cache: HandleCache<number>;
+  /** Each file's device and inode since open() created or found it (or tt replaced it), for the files that must stay. */
+  readonly #identity = new Map<number, Identity>();
+  /** Set once a file that must stay was found deleted: every later write fails with it. */
+  #lost: DiskError | undefined;
   /** Files (and the part file) written since open or the last sync(). */
   readonly #written = new Set<number>();
   /** Each file's stamp after tt created or last wrote it (the part file at index files.length): what resume.ts expects. */
@@ -266,6 +299,7 @@ export class TorrentStorage {
           const lease = await storage.#openAtStart(fileIndex, part);
           try {
             const st = await lease.fh.stat({ bigint: true });
+            storage.#identity.set(fileIndex, identityOf(st)); // what must still be there when the download completes
             storage.#takeStamp(fileIndex, st); // created, found, or adopted and renamed: as tt left it
           } catch (err) {
             throw toDiskError('read', file, err);
@@ -276,6 +310,8 @@ export class TorrentStorage {
       } finally {
         part?.lease.release();
       }
+      // with files left unselected, the part file holds their share of wanted pieces: it must stay too
+      if (opts.selection && meta.files.some((f, i) => !f.padding && !opts.selection!.isSelected(i))) await storage.#notePartFile();
       // adoption done: any temporary of ours left is a dead run's
       if (opts.selection) await storage.#sweepAdoptTemps();
     } catch (err) {
@@ -302,7 +338,7 @@ export class TorrentStorage {
     }
     // there already (one with bytes in the part file holds its own: see #adopt)
     try {
-      return await this.#cache.acquire(this.#key(fileIndex, READ), () => this.#openConfined(fileIndex, READ_FLAGS));
+      return await this.#cache.acquire(this.#key(fileIndex, READ), () => this.#openRead(fileIndex));
     } catch (err) {
       if (ranges.length === 0 || errnoOf(err) !== 'ENOENT') throw toDiskError('read', file, err);
     }
@@ -317,7 +353,7 @@ export class TorrentStorage {
   async #openPartSource(): Promise<PartSource | undefined> {
     let lease: Lease;
     try {
-      lease = await this.#cache.acquire(this.#key(this.#part, READ), () => this.#openConfined(this.#part, READ_FLAGS));
+      lease = await this.#cache.acquire(this.#key(this.#part, READ), () => this.#openRead(this.#part));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return undefined;
       throw toDiskError('read', this.#paths[this.#part]!, err);
@@ -327,6 +363,16 @@ export class TorrentStorage {
     } catch (err) {
       lease.release();
       throw toDiskError('read', this.#paths[this.#part]!, err);
+    }
+  }
+
+  /** Remembers the part file's identity when it exists (it then holds bytes of wanted pieces). */
+  async #notePartFile(): Promise<void> {
+    try {
+      const st = await lstat(this.#paths[this.#part]!, { bigint: true });
+      if (st.isFile()) this.#identity.set(this.#part, identityOf(st));
+    } catch {
+      // none yet: its first write creates it and is remembered then
     }
   }
 
@@ -424,6 +470,7 @@ export class TorrentStorage {
   async writePiece(index: number, data: Buffer): Promise<void> {
     this.#assertOpen();
     if (!this.#writable) throw new DiskError('storage was opened read-only');
+    if (this.#lost) throw this.#lost;
     if (!this.#geometry.isValidIndex(index)) throw new RangeError(`piece ${index} out of range`);
     if (data.length !== this.#geometry.pieceSize(index)) {
       throw new RangeError(`piece ${index} is ${this.#geometry.pieceSize(index)} bytes, got ${data.length}`);
@@ -528,6 +575,7 @@ export class TorrentStorage {
     const selection = this.#selection;
     if (!this.#writable || !selection || this.#meta.files.some((f, i) => !f.padding && !selection.isSelected(i))) return false;
     await this.#forget(this.#part);
+    this.#identity.delete(this.#part);
     const file = this.#paths[this.#part]!;
     try {
       await rm(await resolveInside(this.#root, [selection.partFileName]));
@@ -536,6 +584,39 @@ export class TorrentStorage {
       throw toDiskError('write', file, err);
     }
     return true;
+  }
+
+  /**
+   * Before a download is called complete (every wanted piece written): that
+   * every file it needs is still at its path as the very file tt created or
+   * found (same device and inode, so not deleted, even with writes still
+   * landing in its open handle, nor replaced), at least as long as the
+   * torrent says, and, with files left unselected, that the part file is
+   * too. Takes the pending stamps first (a write into a deleted file shows
+   * there). Throws DiskError naming the first file that is not; read mode:
+   * nothing to check.
+   */
+  async assertFilesInPlace(): Promise<void> {
+    this.#assertOpen();
+    await this.flushStamps();
+    if (this.#lost) throw this.#lost;
+    const problems = new Map<number, DiskError>();
+    await forEachLimit([...this.#identity.keys()], STAT_PARALLEL, async (i) => {
+      const file = this.#paths[i]!;
+      let st: BigIntStats;
+      try {
+        st = await lstat(file, { bigint: true });
+      } catch (err) {
+        const code = errnoOf(err);
+        problems.set(i, code === 'ENOENT' || code === 'ENOTDIR' ? this.#deleted(i, err) : toDiskError('read', file, err));
+        return;
+      }
+      if (!st.isFile() || !sameFile(st, this.#identity.get(i)!)) problems.set(i, this.#replaced(i, 'read'));
+      else if (i < this.#part && st.size < BigInt(this.#meta.files[i]!.length)) {
+        problems.set(i, new DiskError(`cannot read ${JSON.stringify(file)}: ${st.size} of ${this.#meta.files[i]!.length} bytes, cut short while downloading (the pieces past its end are gone)`));
+      }
+    });
+    if (problems.size > 0) throw problems.get(Math.min(...problems.keys()))!;
   }
 
   /**
@@ -574,7 +655,8 @@ export class TorrentStorage {
    * One fstat per write cost 8% of a 1 GiB download's wall time (4,096 fstats through the libuv
    * pool, each a promise and a BigInt Stats); one per file every 20 ms costs nothing measurable.
    * The price: another program's write landing within 20 ms after tt's is taken as tt's own (one
-   * fstat per write had the same window, only microseconds wide).
+   * fstat per write had the same window, only microseconds wide). The same fstat tells a file
+   * deleted while tt writes to it (nlink 0: see #lose).
    */
   #stampSoon(fileIndex: number): void {
     if (this.#stampTimers.has(fileIndex) || this.#closed) return;
@@ -592,7 +674,11 @@ export class TorrentStorage {
     if (this.#closed) return;
     const done = this.#withFile(fileIndex, 'read', (fh) => this.#stamp(fileIndex, fh))
       // no stamp: the old one stays, and resume.ts drops the file's pieces (the safe side)
-      .catch(() => undefined)
+      .catch((err: unknown) => {
+        // its name is gone, or leads to another file
+        if (err instanceof MissingData && err.absent) this.#lose(fileIndex, this.#deleted(fileIndex, err));
+        else if (err instanceof NotOurFile) this.#lose(fileIndex, err);
+      })
       .finally(() => this.#stamping.delete(done));
     this.#stamping.add(done);
   }
@@ -603,9 +689,11 @@ export class TorrentStorage {
     await Promise.all([...this.#stamping]);
   }
 
-  /** Remember `fh`'s stamp for `fileIndex` (see #takeStamp). */
+  /** Remember `fh`'s stamp for `fileIndex` (see #takeStamp); a file with no name left is lost. */
   async #stamp(fileIndex: number, fh: FileHandle): Promise<void> {
-    this.#takeStamp(fileIndex, await fh.stat({ bigint: true }));
+    const st = await fh.stat({ bigint: true });
+    if (st.nlink === 0n) this.#lose(fileIndex, this.#deleted(fileIndex));
+    this.#takeStamp(fileIndex, st);
   }
 
   /** Remember `st` as file `fileIndex`'s stamp, unless a newer one is known (fstats after concurrent writes return in any order). */
@@ -613,6 +701,27 @@ export class TorrentStorage {
     const stamp = stampOf(st);
     const known = this.#stamps.get(fileIndex);
     if (known === undefined || notOlder(known, stamp)) this.#stamps.set(fileIndex, stamp);
+  }
+
+  /**
+   * File `fileIndex` is not at its path any more (deleted, or its folder, while
+   * tt held it open; or replaced): when it is one that must stay (#identity),
+   * every later write fails with `why`, and its handles are let go.
+   */
+  #lose(fileIndex: number, why: DiskError): void {
+    if (!this.#identity.has(fileIndex)) return; // an unselected file's bytes are in the part file too
+    this.#lost ??= why;
+    void this.#forget(fileIndex);
+  }
+
+  /** The error for file `fileIndex` deleted while tt wrote it. */
+  #deleted(fileIndex: number, cause?: unknown): DiskError {
+    return new DiskError(`cannot write ${JSON.stringify(this.#paths[fileIndex])}: deleted while downloading (its verified pieces went with it)`, cause);
+  }
+
+  /** The error for another file found at file `fileIndex`'s path. */
+  #replaced(fileIndex: number, op: 'read' | 'write'): DiskError {
+    return new NotOurFile(`cannot ${op} ${JSON.stringify(this.#paths[fileIndex])}: replaced while downloading (not the file tt wrote)`);
   }
 
   /** Close every handle. Later calls fail with DiskError. */
@@ -704,7 +813,10 @@ export class TorrentStorage {
     try {
       lease = await this.#cache.acquire(this.#key(fileIndex, kind), () => this.#openKind(fileIndex, kind));
     } catch (err) {
-      if (op === 'read' && errnoOf(err) === 'ENOENT') throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`, true);
+      if (errnoOf(err) === 'ENOENT') {
+        if (op === 'read') throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`, true);
+        if (this.#identity.has(fileIndex)) throw this.#deleted(fileIndex, err); // it was there when the download began
+      }
       throw toDiskError(op, file, err);
     }
     try {
@@ -728,10 +840,49 @@ export class TorrentStorage {
     await Promise.all(([READ, WRITE, DIRECT] as const).map((k) => this.#cache.discard(this.#key(fileIndex, k))));
   }
 
-  /** Opens file `fileIndex` for `kind`. The part file is created by its first write, never by a read. */
-  #openKind(fileIndex: number, kind: Kind): Promise<FileHandle> {
-    const flags = kind === READ ? READ_FLAGS : kind === DIRECT ? WRITE_FLAGS | O_DIRECT! : fileIndex === this.#part ? CREATE_FLAGS : WRITE_FLAGS;
-    return this.#openConfined(fileIndex, flags);
+  /**
+   * Opens file `fileIndex` for `kind`. Writable storage checks it opened the
+   * file open() created or found (else "replaced"). The part file is created
+   * by its first write, never by a read.
+   */
+  async #openKind(fileIndex: number, kind: Kind): Promise<FileHandle> {
+    if (kind === READ) return this.#openRead(fileIndex);
+    // the part file is created by its first write; once it exists it must stay (a new one would have lost its bytes)
+    const create = fileIndex === this.#part && !this.#identity.has(fileIndex);
+    const flags = kind === DIRECT ? WRITE_FLAGS | O_DIRECT! : create ? CREATE_FLAGS : WRITE_FLAGS;
+    const fh = await this.#openConfined(fileIndex, flags);
+    try {
+      const st = await fh.stat({ bigint: true });
+      this.#assertSame(fileIndex, st, 'write');
+      if (create) this.#identity.set(fileIndex, identityOf(st)); // created now: it must stay
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+    return fh;
+  }
+
+  /** Opens file `fileIndex` read-only; writable storage checks it is the file open() created or found. */
+  async #openRead(fileIndex: number): Promise<FileHandle> {
+    const fh = await this.#openConfined(fileIndex, READ_FLAGS);
+    if (!this.#writable || !this.#identity.has(fileIndex)) return fh;
+    try {
+      this.#assertSame(fileIndex, await fh.stat({ bigint: true }), 'read');
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+    return fh;
+  }
+
+  /**
+   * Throws "replaced" when `st` is not the file open() created or found at
+   * file `fileIndex`'s path (with the default opener: a custom one's handles
+   * are trusted, as they are not confined either).
+   */
+  #assertSame(fileIndex: number, st: BigIntStats, op: 'read' | 'write'): void {
+    const known = this.#identity.get(fileIndex);
+    if (known && this.#confine && !sameFile(known, st)) throw this.#replaced(fileIndex, op);
   }
 
   /** Open file `fileIndex`; with the default opener, refuse (and close) a handle outside realpath(root). */

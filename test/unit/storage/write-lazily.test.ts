@@ -53,20 +53,21 @@ function recording(): { openFile: FileOpener; writable: string[] } {
 }
 
 describe('files are opened for writing only when a write needs them', () => {
-  it('a complete folder: open(), reads and syncs open nothing for writing', async () => {
+  it('a complete folder: open(), reads and the completion check open nothing for writing', async () => {
     await withTempDir(async (root) => {
       const { meta, data } = makeTorrent([3000, 0, 2000], PL);
       await writeAll(root, meta, data);
       const { openFile, writable } = recording();
       const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', openFile });
       for (let p = 0; p < meta.pieceCount; p++) expect((await storage.readPiece(p))?.equals(pieceOf(meta, data, p))).toBe(true);
+      await storage.assertFilesInPlace();
       await storage.sync([0, 1, 2]);
       await storage.close();
       expect(writable).toEqual([]);
     });
   });
 
-  it('immutable complete files (EPERM for writing, even as root): opened, checked and read', async () => {
+  it('immutable complete files (EPERM for writing, even as root): opened, read and checked as complete', async () => {
     await withTempDir(async (root) => {
       const { meta, data } = makeTorrent([3000, 2000], PL);
       await writeAll(root, meta, data);
@@ -75,6 +76,7 @@ describe('files are opened for writing only when a write needs them', () => {
         expect(bits(await checkExisting(root, meta, { workers: 0 }))).toBe('11111');
         const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
         for (let p = 0; p < meta.pieceCount; p++) expect((await storage.readPiece(p))?.equals(pieceOf(meta, data, p))).toBe(true);
+        await storage.assertFilesInPlace();
         await storage.close();
       });
     });
