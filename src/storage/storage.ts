@@ -49,6 +49,16 @@
  * partly complete) folder of read-only files can be checked, resumed and
  * seeded; a file that must be written but cannot be says "not writable".
  *
+ * Writes never reach a file outside the folder through a hard link: every
+ * open for writing fstats the file, and one with other hard links (nlink > 1:
+ * `ln victim out/file`, a `cp -al` snapshot, a media library) is first
+ * copied to a fresh file beside it, synced and renamed into place (under the
+ * adoption temporary's name, so leftovers are handled alike), and only that
+ * copy is written; the other names keep the old bytes. Reading a hard-linked
+ * file (checking, seeding) needs no copy. Copying rather than refusing: the
+ * download goes on, and nothing but this folder changes (the cost is the
+ * file's size on disk, which the download needs anyway).
+ *
  * Each file's identity (device, inode) is kept from when open() created or
  * found it: a later open that finds another file at its path fails ("was
  * replaced"), a deferred stamp (see #stampSoon) whose fstat says nlink 0 (the
@@ -104,6 +114,8 @@ export interface StorageOptions {
   directMonitor?: DirectWriteMonitor;
   /** Only these files are created and written; other files' bytes go to the part file. */
   selection?: FileSelection | undefined;
+  /** Told what the user should know but is no error (a hard link broken by copying the file). */
+  onNotice?: (message: string) => void;
 }
 
 // O_NOFOLLOW: a symlink planted after resolveInside() still is not followed.
@@ -152,7 +164,9 @@ export async function hasPartFile(root: string, meta: Metainfo): Promise<boolean
 
 /**
  * `.<info-hash>.<file index>.tt-adopt`: where a file selected now is built
- * from the part file, in its own folder, before it is renamed into place.
+ * from the part file, in its own folder, before it is renamed into place
+ * (and where a hard-linked file is copied before it is written: the part
+ * file's index is the torrent's file count).
  */
 export function adoptTempName(meta: Metainfo, fileIndex: number): string {
   return `.${meta.infoHashHex}.${fileIndex}.tt-adopt`;
@@ -183,7 +197,7 @@ const STAMP_DELAY_MS = 20;
  */
 export const ADOPT_TEMP_MIN_AGE_MS = 60_000;
 
-/** Bytes copied at a time when adopting (an edge range may be a whole piece of up to 512 MiB). */
+/** Bytes copied at a time when adopting or breaking a hard link (an edge range may be a whole piece of up to 512 MiB). */
 const ADOPT_CHUNK = 1024 * 1024;
 
 /** Thrown inside reads to say "this piece is not (fully) on disk". */
@@ -209,6 +223,10 @@ export class TorrentStorage {
   #rootReal: string | undefined;
   /** Open handles, keyed fileIndex * KINDS + kind (#key). */
   readonly #cache: HandleCache<number>;
+  /** Opens of a file wait for each other (writable storage): a hard link being broken is never opened half-way. */
+  readonly #opening = new Map<number, Promise<void>>();
+  /** Hard links broken one at a time: each holds one descriptor beyond the cache's bound while it copies. */
+  #breaking: Promise<void> = Promise.resolve();
   /** Each file's device and inode since open() created or found it (or tt replaced it), for the files that must stay. */
   readonly #identity = new Map<number, Identity>();
   /** Set once a file that must stay was found deleted: every later write fails with it. */
@@ -226,6 +244,7 @@ export class TorrentStorage {
   readonly #selection: FileSelection | undefined;
   /** The part file's index in #paths (one past the torrent's files). */
   readonly #part: number;
+  readonly #onNotice: ((message: string) => void) | undefined;
   #closed = false;
 
   private constructor(root: string, meta: Metainfo, paths: string[], opts: StorageOptions) {
@@ -240,6 +259,7 @@ export class TorrentStorage {
     this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
     this.#selection = opts.selection;
     this.#part = meta.files.length;
+    this.#onNotice = opts.onNotice;
   }
 
   /**
@@ -331,19 +351,19 @@ export class TorrentStorage {
     const ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
     if (ranges.length === 0) {
       try {
-        return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#openConfined(fileIndex, CREATE_NEW_FLAGS));
+        return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#serialized(fileIndex, () => this.#openConfined(fileIndex, CREATE_NEW_FLAGS)));
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw toDiskError('create', file, err);
       }
     }
     // there already (one with bytes in the part file holds its own: see #adopt)
     try {
-      return await this.#cache.acquire(this.#key(fileIndex, READ), () => this.#openRead(fileIndex));
+      return await this.#cache.acquire(this.#key(fileIndex, READ), () => this.#serialized(fileIndex, () => this.#openRead(fileIndex)));
     } catch (err) {
       if (ranges.length === 0 || errnoOf(err) !== 'ENOENT') throw toDiskError('read', file, err);
     }
     try {
-      return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#adopt(fileIndex, ranges, part!));
+      return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#serialized(fileIndex, () => this.#adopt(fileIndex, ranges, part!)));
     } catch (err) {
       throw toDiskError('create', file, err);
     }
@@ -353,7 +373,7 @@ export class TorrentStorage {
   async #openPartSource(): Promise<PartSource | undefined> {
     let lease: Lease;
     try {
-      lease = await this.#cache.acquire(this.#key(this.#part, READ), () => this.#openRead(this.#part));
+      lease = await this.#cache.acquire(this.#key(this.#part, READ), () => this.#serialized(this.#part, () => this.#openRead(this.#part)));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return undefined;
       throw toDiskError('read', this.#paths[this.#part]!, err);
@@ -427,7 +447,7 @@ export class TorrentStorage {
    * folder or temporary that cannot be handled is left for the next open.
    */
   async #sweepAdoptTemps(): Promise<number> {
-    // file i's temporary lives in file i's folder: the names to look for, per folder
+    // file i's temporary lives in file i's folder (the part file's in root): the names to look for, per folder
     const folders = new Map<string, { components: readonly string[]; names: Set<string> }>();
     const add = (components: readonly string[], name: string): void => {
       const key = components.join('/'); // components hold no separator (parseTorrent, resolveAllInside)
@@ -438,6 +458,7 @@ export class TorrentStorage {
     for (const [i, file] of this.#meta.files.entries()) {
       if (!file.padding) add(file.path.slice(0, -1), adoptTempName(this.#meta, i)); // padding is never created, so never adopted
     }
+    add([], adoptTempName(this.#meta, this.#part));
     let removed = 0;
     const now = Date.now();
     try {
@@ -811,7 +832,7 @@ export class TorrentStorage {
     const kind: Kind = direct ? DIRECT : op === 'write' || this.#cache.has(this.#key(fileIndex, WRITE)) ? WRITE : READ;
     let lease: Lease;
     try {
-      lease = await this.#cache.acquire(this.#key(fileIndex, kind), () => this.#openKind(fileIndex, kind));
+      lease = await this.#cache.acquire(this.#key(fileIndex, kind), () => this.#serialized(fileIndex, () => this.#openKind(fileIndex, kind)));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') {
         if (op === 'read') throw new MissingData(`cannot read ${JSON.stringify(file)}: missing`, true);
@@ -836,30 +857,57 @@ export class TorrentStorage {
   }
 
   /** Stop using file `fileIndex`'s open handles (they are closed once idle); resolves when they are. */
-  async #forget(fileIndex: number): Promise<void> {
-    await Promise.all(([READ, WRITE, DIRECT] as const).map((k) => this.#cache.discard(this.#key(fileIndex, k))));
+  async #forget(fileIndex: number, keep?: Kind): Promise<void> {
+    await Promise.all(([READ, WRITE, DIRECT] as const).filter((k) => k !== keep).map((k) => this.#cache.discard(this.#key(fileIndex, k))));
+  }
+
+  /** Runs `open` for file `fileIndex` after the opens of it already under way (writable storage; read mode runs it at once). */
+  #serialized<T>(fileIndex: number, open: () => Promise<T>): Promise<T> {
+    if (!this.#writable) return open();
+    const run = (this.#opening.get(fileIndex) ?? Promise.resolve()).then(open);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#opening.set(fileIndex, tail);
+    void tail.then(() => {
+      if (this.#opening.get(fileIndex) === tail) this.#opening.delete(fileIndex);
+    });
+    return run;
   }
 
   /**
-   * Opens file `fileIndex` for `kind`. Writable storage checks it opened the
-   * file open() created or found (else "replaced"). The part file is created
-   * by its first write, never by a read.
+   * Opens file `fileIndex` for `kind`. Writable storage checks what it opened:
+   * it must be the file open() created or found (else "replaced"), and one
+   * with other hard links is copied to a file of its own first (#breakLink),
+   * for writing (a read of it is fine as it is). The part file is created by
+   * its first write, never by a read.
    */
   async #openKind(fileIndex: number, kind: Kind): Promise<FileHandle> {
     if (kind === READ) return this.#openRead(fileIndex);
     // the part file is created by its first write; once it exists it must stay (a new one would have lost its bytes)
     const create = fileIndex === this.#part && !this.#identity.has(fileIndex);
     const flags = kind === DIRECT ? WRITE_FLAGS | O_DIRECT! : create ? CREATE_FLAGS : WRITE_FLAGS;
-    const fh = await this.#openConfined(fileIndex, flags);
-    try {
-      const st = await fh.stat({ bigint: true });
-      this.#assertSame(fileIndex, st, 'write');
-      if (create) this.#identity.set(fileIndex, identityOf(st)); // created now: it must stay
-    } catch (err) {
+    for (let copied = false; ; copied = true) {
+      const fh = await this.#openConfined(fileIndex, flags);
+      let st: BigIntStats;
+      try {
+        st = await fh.stat({ bigint: true });
+        this.#assertSame(fileIndex, st, 'write');
+        if (st.nlink > 1n && copied) throw new DiskError(`refusing to write ${JSON.stringify(this.#paths[fileIndex])}: it has ${st.nlink - 1n} other hard link(s) again`);
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        throw err;
+      }
+      if (st.nlink <= 1n) {
+        if (create) this.#identity.set(fileIndex, identityOf(st)); // created now: it must stay
+        return fh;
+      }
+      if (kind === WRITE) return this.#breakLink(fileIndex, fh, st.nlink - 1n, WRITE);
+      // an O_DIRECT handle cannot read the copy's source: copy through a plain one, then open the copy
       await fh.close().catch(() => undefined);
-      throw err;
+      await (await this.#breakLink(fileIndex, await this.#openConfined(fileIndex, READ_FLAGS), st.nlink - 1n, DIRECT)).close();
     }
-    return fh;
   }
 
   /** Opens file `fileIndex` read-only; writable storage checks it is the file open() created or found. */
@@ -883,6 +931,44 @@ export class TorrentStorage {
   #assertSame(fileIndex: number, st: BigIntStats, op: 'read' | 'write'): void {
     const known = this.#identity.get(fileIndex);
     if (known && this.#confine && !sameFile(known, st)) throw this.#replaced(fileIndex, op);
+  }
+
+  /**
+   * File `fileIndex` (open as `source`) has `others` other hard links: copies
+   * it, every byte, to a new file beside it (#buildBeside: synced, renamed
+   * into place), so writes from now on change this folder only. Its other
+   * handles (to the old inode) are closed first, once their operations end;
+   * `own` is the kind being opened. Returns the new file's read-write handle;
+   * `source` is closed either way. One at a time: each holds one descriptor
+   * beyond the cache's bound.
+   */
+  #breakLink(fileIndex: number, source: FileHandle, others: bigint, own: Kind): Promise<FileHandle> {
+    const file = this.#paths[fileIndex]!;
+    const run = this.#breaking.then(async () => {
+      try {
+        await this.#forget(fileIndex, own);
+        const { size } = await source.stat();
+        const fh = await this.#buildBeside(fileIndex, (into) => copyRange(source, file, into, 0, size, 0));
+        const st = await fh.stat({ bigint: true }).catch(async (err: unknown) => {
+          await fh.close().catch(() => undefined);
+          throw err;
+        });
+        if (this.#identity.has(fileIndex)) this.#identity.set(fileIndex, identityOf(st)); // the file that must stay now
+        this.#takeStamp(fileIndex, st);
+        this.#onNotice?.(`${JSON.stringify(file)} had ${others} other hard link(s): copied it to a file of its own before writing, so the other names keep their bytes`);
+        return fh;
+      } catch (err) {
+        const why = toDiskError('write', file, err).message.replace(/^cannot write "[^"]*": /, '');
+        throw new DiskError(`cannot write ${JSON.stringify(file)}: it has ${others} other hard link(s), and copying it to a file of its own failed: ${why}`, err);
+      } finally {
+        await source.close().catch(() => undefined);
+      }
+    });
+    this.#breaking = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** Open file `fileIndex`; with the default opener, refuse (and close) a handle outside realpath(root). */

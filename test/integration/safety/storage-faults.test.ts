@@ -10,10 +10,12 @@
  *   non-root user (setpriv --reuid=65534: the tests run as root, which any
  *   file mode lets write): it used to exit 6 `cannot create ".../blob.bin":
  *   not writable`; now it exits 0, and a file that must be written but is
- *   read-only gives `cannot write ".../x": not writable`.
+ *   read-only gives `cannot write ".../x": not writable`;
+ * - a hard link in the output folder to a file outside it: the download used
+ *   to overwrite the outside file; now that file keeps its bytes.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, cp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectSameData, makeFixture, startSession, stopAll, type Fixture } from '../../helpers/swarm.js';
@@ -116,5 +118,23 @@ describe('read-only files, as a real non-root user (setpriv --reuid=65534)', () 
     const denied = await runWrapped(AS_NOBODY, ['download', fx.torrentPath, '--out', out, ...LOOPBACK, ...peer, '-q'], 30_000);
     expect(denied.proc.exitStatusNow?.code, denied.describe()).toBe(6);
     expect(denied.errorLines).toEqual([`tt: cannot write ${JSON.stringify(todo)}: not writable (permission denied) (EACCES)`]);
+  });
+});
+
+describe('a hard link in the output folder', () => {
+  it('to a file outside it (ln victim o/blob.bin): the download completes, the outside file keeps its bytes', async () => {
+    const fx = await fixture({ name: 'blob.bin', files: [{ path: ['blob.bin'], size: 300_000 }], single: true });
+    const peer = await seeder(fx);
+    const out = join(fx.work, 'o');
+    await mkdir(out);
+    const victim = join(fx.work, 'victim');
+    const precious = Buffer.alloc(300_000, 0x42);
+    await writeFile(victim, precious);
+    await link(victim, join(out, 'blob.bin'));
+    const run = await runWrapped(['env'], ['download', fx.torrentPath, '--out', out, ...LOOPBACK, ...peer, '-q'], 30_000);
+    expect(run.proc.exitStatusNow?.code, run.describe()).toBe(0);
+    expect((await readFile(victim)).equals(precious)).toBe(true);
+    expect((await stat(victim)).nlink).toBe(1);
+    await expectSameData(fx, out);
   });
 });
