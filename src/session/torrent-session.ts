@@ -432,6 +432,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       directWrites: this.opts.directWrites ?? true,
       selection: onDisk,
       ...(this.opts.openFile ? { openFile: this.opts.openFile } : {}),
+      onNotice: (message) => this.emit('warning', message), // e.g. a hard-linked file copied before tt writes into it
     });
     const storage = this.storage;
     this.#uploader = new Uploader({
@@ -1255,9 +1256,18 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // once per session: done again after a lost piece was fetched again (--seed) is not a new completion
     if (this.#completeEmitted) return;
     this.#completeEmitted = true;
-    // trackers count a completed download only for the whole torrent (a file selection leaves us a leecher)
-    if (this.have.complete) this.#announcer?.completed();
-    this.emit('complete');
+    // every file must still be the one tt wrote: writes into a folder deleted mid-download land in
+    // unlinked files and fail nothing (storage.ts), so "complete" is said only once that is checked
+    const inPlace = this.storage ? this.storage.assertFilesInPlace() : Promise.resolve();
+    inPlace.then(
+      () => {
+        if (this.#stopped || this.#fatal) return;
+        // trackers count a completed download only for the whole torrent (a file selection leaves us a leecher)
+        if (this.have.complete) this.#announcer?.completed();
+        this.emit('complete');
+      },
+      (err: unknown) => this.#fail(err instanceof TtError ? err : new DiskError(errorMessage(err))),
+    );
   }
 
   /**

@@ -59,9 +59,8 @@ describe('deleted while downloading', () => {
     expect(await gone(out)).toBe(true);
   }, 90_000);
 
-  // Needs the session to call storage.assertFilesInPlace() before it emits 'complete' (the storage side is in
-  // place, see storage.ts): until then this download of b.bin alone ends "complete", exit 0, with a.bin gone.
-  it.skip('a file complete from the start (never written) removed mid-download: exit 6 naming it, never "complete"', async () => {
+  // the session calls storage.assertFilesInPlace() before it emits 'complete'
+  it('a file complete from the start (never written) removed mid-download: exit 6 naming it, never "complete"', async () => {
     const { fx, peer } = await slowSwarm([
       { path: ['a.bin'], size: 4 * PIECE }, // whole pieces: complete on its own
       { path: ['b.bin'], size: 3 * 1024 * 1024 },
