@@ -96,9 +96,18 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   finished.catch(() => undefined); // may reject before it is awaited (a signal during checking)
   // listening for a stop before the first event: whoever reads it may signal at once
+  let stopped: Error | undefined;
+  let running = false; // start() is done: existing data checked, files open
   const removeStop =
     opts.handleSignals !== false
-      ? onStop((cause: StopCause) => settle.reject(stopError(cause, `; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`)))
+      ? onStop((cause: StopCause) => {
+          const tail = running
+            ? `; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`
+            : ' while checking existing data (or creating files); nothing verified is lost';
+          stopped = stopError(cause, tail);
+          settle.reject(stopped);
+          session.interruptStart(); // checking a large torrent stops now, not when it is done
+        })
       : () => undefined;
 
   reporter.event('listening', { port: listener.port });
@@ -144,7 +153,10 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   });
 
   try {
-    await session.start();
+    await session.start().catch((err: unknown) => {
+      throw stopped ?? err; // interrupted: say why, as after the start
+    });
+    running = true;
     reporter.event('started', {
       infoHash: meta.infoHashHex,
       name: meta.name,

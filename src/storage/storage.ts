@@ -71,7 +71,7 @@
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DiskError } from '../core/errors.js';
+import { DiskError, TtError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '../metainfo/selection.js';
@@ -116,6 +116,8 @@ export interface StorageOptions {
   selection?: FileSelection | undefined;
   /** Told what the user should know but is no error (a hard link broken by copying the file). */
   onNotice?: (message: string) => void;
+  /** Stops open() creating files (TtError INTERRUPTED): Ctrl-C while 100,000 files are made. */
+  signal?: AbortSignal | undefined;
 }
 
 // O_NOFOLLOW: a symlink planted after resolveInside() still is not followed.
@@ -307,6 +309,7 @@ export class TorrentStorage {
         if (opts.selection && toCreate.length > 0) part = await storage.#openPartSource();
         // a few at a time: a torrent of 100,000 small files would otherwise spend a minute in round trips
         await forEachLimit(toCreate, CREATE_PARALLEL, async ({ file, fileIndex }) => {
+          if (opts.signal?.aborted) throw new TtError('INTERRUPTED', 'creating files stopped', { cause: opts.signal.reason });
           const dir = path.dirname(file);
           if (!folders.has(dir)) {
             try {

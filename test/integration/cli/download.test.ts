@@ -4,7 +4,10 @@
  * (a restart fetches only the rest), --seed --seed-time, and the demo swarm.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { rawEncode, rdict } from '../../helpers/torrent-factory.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { join } from 'node:path';
 import { RawPeer } from '../../helpers/raw-peer.js';
@@ -128,6 +131,37 @@ describe('Ctrl-C', () => {
     expect(done.downloaded).toBeGreaterThan(0);
     await expectSameData(fx, out);
   });
+});
+
+describe('Ctrl-C while checking', () => {
+  it('stops checking a large existing file at once: exit 130, one line, the file untouched', async () => {
+    // 48 GiB, sparse: hashing all of it takes tens of seconds on two cores; the hashes are made up, so nothing matches
+    const work = mkdtempSync(join(tmpdir(), 'tt-check-int-'));
+    trackDir(work);
+    const size = 48 * 1024 ** 3;
+    const pieceLength = 16 * 1024 * 1024;
+    const pieces = randomBytes((size / pieceLength) * 20);
+    const torrentPath = join(work, 'big.torrent');
+    writeFileSync(torrentPath, rawEncode(rdict([['announce', 'http://127.0.0.1:9/announce'], ['info', rdict([['length', size], ['name', 'big.bin'], ['piece length', pieceLength], ['pieces', pieces]])]])));
+    const out = join(work, 'out');
+    mkdirSync(out);
+    writeFileSync(join(out, 'big.bin'), '');
+    truncateSync(join(out, 'big.bin'), size);
+    for (const command of [['download', torrentPath, '--out', out, '--no-trackers', '--peer', '127.0.0.1:9'], ['seed', torrentPath, '--dir', out, '--partial']]) {
+      const p = startTt([...command, ...LOOPBACK, '--json']);
+      await p.waitForEvent('listening', 15_000);
+      await new Promise((r) => setTimeout(r, 300)); // well into the check
+      const sentAt = Date.now();
+      p.signal('SIGINT');
+      const exit = await p.waitForExit(60_000);
+      expect(exit.code, p.describe()).toBe(130);
+      expect(Date.now() - sentAt).toBeLessThan(5_000);
+      expectOneErrorLine(p, /interrupted by SIGINT while checking existing data/);
+      expect(p.events.some((e) => e.event === 'checked')).toBe(false); // it really was cut short
+      expect(statSync(join(out, 'big.bin')).size).toBe(size);
+      expect(readdirSync(out)).toEqual(['big.bin']);
+    }
+  }, 150_000);
 });
 
 describe('tt download <magnet>', () => {
