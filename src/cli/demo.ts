@@ -21,6 +21,7 @@ import { humanBytes } from './format.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { parseCount, parseSize } from './units.js';
+import { onStop, stopError, type StopCause } from './stop.js';
 
 interface DemoOptions {
   size: number;
@@ -51,6 +52,17 @@ export function registerDemo(program: Command): void {
       const reporter = new Reporter(chooseMode(opts));
       const work = await mkdtemp(join(tmpdir(), 'tt-demo-'));
       const cleanup: (() => Promise<unknown>)[] = [];
+      // Ctrl-C while the swarm is set up (a 1 GiB demo writes and hashes its data first): stop at the
+      // next step, and still remove the temporary folder; the download then handles its own stops
+      let setupStop: StopCause | undefined;
+      const starting = new Set<TorrentSession>();
+      const removeSetupStop = onStop((cause) => {
+        setupStop = cause;
+        for (const s of starting) s.interruptStart();
+      });
+      const stopIfAsked = (): void => {
+        if (setupStop) throw stopError(setupStop, ' while setting up the demo swarm; its temporary folder is removed');
+      };
       try {
         // 1. data: a small multi-file layout whose files cross piece boundaries
         const seedRoot = join(work, 'seed');
@@ -63,6 +75,7 @@ export function registerDemo(program: Command): void {
           const bytes = i === 0 ? demoReadme(size) : randomBytes(size);
           await writeFile(join(seedRoot, name, rel), bytes);
           digests.set(rel, sha1(bytes));
+          stopIfAsked();
         }
         // 2. tracker and torrent
         const tracker = await startTrackerServer({ host: HOST, port: 0, interval: 60 });
@@ -73,6 +86,7 @@ export function registerDemo(program: Command): void {
           createdBy: 'tt demo',
           ...(opts.pieceLength !== undefined ? { pieceLength: opts.pieceLength } : {}),
         });
+        stopIfAsked();
         const torrentPath = join(work, `${name}.torrent`);
         await writeFile(torrentPath, torrentBytes);
         const meta = parseTorrent(torrentBytes);
@@ -93,8 +107,15 @@ export function registerDemo(program: Command): void {
             await seeder.stop();
             await listener.close();
           });
-          await seeder.start();
+          starting.add(seeder);
+          await seeder.start().catch((err: unknown) => {
+            stopIfAsked();
+            throw err;
+          });
+          starting.delete(seeder);
+          stopIfAsked();
         }
+        removeSetupStop(); // a stop from here on is the download's (runSession)
         // 4. the download, through the ordinary path
         const out = join(work, 'download');
         const started = Date.now();
@@ -120,6 +141,7 @@ export function registerDemo(program: Command): void {
         reporter.summary(`${line} | ${digests.size} files verified against the originals`, { ...fields, verifiedFiles: digests.size });
         if (opts.keep) reporter.info(`kept ${work} (torrent: ${torrentPath})`);
       } finally {
+        removeSetupStop();
         for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
         if (!opts.keep) await rm(work, { recursive: true, force: true });
       }

@@ -395,6 +395,20 @@ describe('tt demo', () => {
     expect(p.stderr).not.toMatch(/^tt: /m);
   }, 90_000);
 
+  it('Ctrl-C while the swarm is being set up exits 130 with one line and removes the temporary folder', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tt-demo-int-'));
+    trackDir(tmp);
+    const p = startTt(['demo', '--size', '512MiB', '--json'], { TMPDIR: tmp });
+    // the first generated file is written: the data, the torrent and two seeders' checks are still to come
+    for (let i = 0; i < 300 && !readdirSync(tmp).some((d) => existsSync(join(tmp, d, 'seed', 'tt-demo', 'README.txt'))); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(tmp)).toHaveLength(1);
+    p.signal('SIGINT');
+    const exit = await p.waitForExit(30_000);
+    expect(exit.code, p.describe()).toBe(130);
+    expectOneErrorLine(p, /interrupted by SIGINT/);
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 60_000);
+
   it('--size 8MiB --json ends with a done event that counts the verified files', async () => {
     const p = await runTt(['demo', '--size', '8MiB', '--json'], 60_000);
     expect(p.exit?.code, p.describe()).toBe(0);
