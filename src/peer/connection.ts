@@ -49,6 +49,16 @@ export function ourReserved(dht = false): Buffer {
  * frame copied out) before the buffer is reused.
  */
 export const SHARED_READ_BYTES = 1024 * 1024;
+
+/**
+ * Most bytes we let wait in a peer's socket. What we send answers what the
+ * peer does (requests we make after its unchokes, rejects and blocks of its
+ * requests, haves), so a peer that stops reading while it goes on provoking
+ * us would otherwise grow our memory without end (a choke/unchoke flood grew
+ * it 800 MB in 24 s). Uploads already wait at 1 MiB queued (uploader.ts);
+ * past this the peer is closed.
+ */
+export const MAX_QUEUED_SEND_BYTES = 4 * 1024 * 1024;
 let sharedReadBuffer: Buffer | undefined;
 
 /** Routes a socket's reads to the PeerConnection that later wraps it. */
@@ -320,6 +330,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     this.socket.write(this.#cipher ? this.#cipher.encrypt.process(block) : block, onSent);
     this.socket.uncork();
     this.uploadRate.add(block.length);
+    this.#limitQueued();
   }
 
   send(message: Message): void {
@@ -372,6 +383,15 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.#closed) return;
     this.#lastSent = Date.now();
     this.socket.write(this.#cipher ? this.#cipher.encrypt.process(bytes) : bytes);
+    this.#limitQueued();
+  }
+
+  #closing = false;
+  /** Close a peer that lets more than MAX_QUEUED_SEND_BYTES wait: after the caller's turn, so no sender sees the peer vanish mid-loop. */
+  #limitQueued(): void {
+    if (this.socket.writableLength <= MAX_QUEUED_SEND_BYTES || this.#closing) return;
+    this.#closing = true;
+    queueMicrotask(() => this.close(`peer is not reading what we send (over ${MAX_QUEUED_SEND_BYTES >> 20} MiB queued)`));
   }
 
   #onData(chunk: Buffer, shared = false): void {

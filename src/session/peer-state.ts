@@ -49,6 +49,12 @@ export class PeerState implements UploadPeer, QueuedPeer {
   requestsWhileChoked = 0;
   serving = false;
   snubbed = false;
+  /**
+   * Chokes in a row that came while our requests were waiting and before any
+   * block since its unchoke: a peer that unchokes only to choke again makes us
+   * re-send a queue of requests each time for ten bytes of its own.
+   */
+  fruitlessChokes = 0;
   /** BEP 9: the extended id the peer wants ut_metadata messages under (0: it does not take them). */
   utMetadataId = 0;
   /** The peer's PORT message (BEP 5) was acted on: later ones are ignored. */

@@ -63,6 +63,10 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  * gave peak RSS 98-104 MiB and 8 MiB 87-91 MiB, with no loss of speed.
  */
 export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
+/** No new requests to a peer while this much of what we sent it waits unsent (4,000 requests' worth). */
+export const REQUEST_BACKLOG_BYTES = 64 * 1024;
+/** Chokes in a row, each while our requests waited and with no block since the unchoke, before the peer is closed. */
+export const MAX_FRUITLESS_CHOKES = 20;
 const MAX_UNREQUESTED_BLOCKS = 64;
 /** Endgame copies only of blocks whose requesters would take longer than this (#worthCopying). */
 const ENDGAME_COPY_AFTER_MS = 250;
@@ -763,6 +767,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         this.#fillRequests(state);
         break;
       case 'choke':
+        if (state.outstanding.size > 0 && this.#fruitlessChoke(state)) return;
         this.#dropOutstanding(state);
         break;
       case 'interested':
@@ -891,6 +896,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (this.done) return;
     const room = this.#depthFor(state) - state.outstanding.size;
     if (room <= 0) return;
+    // requests queued behind unsent bytes help nobody: a peer that does not read gets no more
+    if (conn.writableLength > REQUEST_BACKLOG_BYTES) return;
     const wanted = state.snubbed ? Math.min(room, 1) : room;
     const has = this.#askable(state);
     const blocks = state.probation ? this.#probationPick(picker, state, has, wanted) : picker.pick(conn, has, wanted, this.#worthCopying(), this.#hurry(state));
@@ -982,6 +989,20 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     return Math.min(state.queueDepth, state.maxQueueDepth, depthShare(active));
   }
 
+  /**
+   * A choke while our requests wait and nothing came since the unchoke. From
+   * the second in a row the peer is asked for one block at a time (as a
+   * snubbed one), so its unchokes no longer fetch a queue of requests each;
+   * after MAX_FRUITLESS_CHOKES it is closed (true). Libtorrent rechokes every
+   * 15 s: an honest peer sends some of what it was asked in between.
+   */
+  #fruitlessChoke(state: PeerState): boolean {
+    if (++state.fruitlessChokes >= 2) state.snubbed = true;
+    if (state.fruitlessChokes < MAX_FRUITLESS_CHOKES) return false;
+    state.conn.close(`protocol abuse: choked us ${MAX_FRUITLESS_CHOKES} times in a row without sending a block`);
+    return true;
+  }
+
   #refillTimers = new WeakSet<PeerState>();
   #scheduleRefill(state: PeerState, waitMs: number): void {
     if (this.#refillTimers.has(state)) return;
@@ -1035,6 +1056,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     state.lastBlockAt = Date.now();
     state.blocksThisTick++;
     state.snubbed = false;
+    state.fruitlessChokes = 0;
     state.delivered = true;
     this.#storeBlock(picker, state.conn, state.key, index, begin, block, state.lastBlockAt);
     // refill in batches: one write of many requests, not a syscall per block

@@ -160,14 +160,14 @@ export function chokingSeeder(meta: Metainfo, ticks: number) {
  * from then on never reads: tt's sends pile up in the kernel and then in tt's
  * own socket buffer. A raw net.Socket because RawPeer always reads.
  */
-export async function neverReadingLeecher(meta: Metainfo, port: number, timeoutMs = 5_000): Promise<Socket> {
+export async function neverReadingLeecher(meta: Metainfo, port: number, timeoutMs = 5_000, reserved?: Buffer): Promise<Socket> {
   const socket = netConnect({ host: '127.0.0.1', port });
   socket.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  socket.write(encodeHandshake(meta.infoHash, Buffer.concat([Buffer.from('-NR0001-'), randomBytes(12)])));
+  socket.write(encodeHandshake(meta.infoHash, Buffer.concat([Buffer.from('-NR0001-'), randomBytes(12)]), reserved));
   socket.write(encodeMessage({ type: 'interested' }));
   const decoder = new MessageDecoder({ pieceCount: 0, lenient: true });
   await new Promise<void>((resolve, reject) => {

@@ -21,6 +21,31 @@ const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 const PER_PEER_BUFFER_BOUND = SEND_HIGH_WATER_BYTES + BLOCK_SIZE + 13;
 
 describe('leechers that never read', () => {
+  it('one that never reads but keeps provoking answers (request + cancel pairs: a BEP 6 reject each) is closed once 4 MiB wait for it', async () => {
+    const { fx, seed } = await startSeed();
+    const reasons: string[] = [];
+    seed.session.on('peer-closed', (_peer, reason) => reasons.push(reason));
+    const honest = await startHonestLeecher(fx, [seed.address]);
+    const fast = Buffer.alloc(8);
+    fast[7] = 0x04; // BEP 6: a cancelled request is answered with a reject
+    const socket = await neverReadingLeecher(fx.meta, seed.address.port, 5_000, fast);
+    const pair = Buffer.concat([message(MessageId.request, u32(1, 0, BLOCK_SIZE)), message(MessageId.cancel, u32(1, 0, BLOCK_SIZE))]);
+    const burst = Buffer.concat(Array.from({ length: 4_000 }, () => pair)); // 136 KB: 68 KB of rejects
+    // ~16 MB of rejects would fill the kernel's buffers (~10 MB on loopback) and 4 MiB of tt's own; 128 MB of pairs is plenty
+    let sent = 0;
+    const t0 = Date.now();
+    const notReading = (): string[] => reasons.filter((r) => /not reading what we send/.test(r));
+    while (!socket.destroyed && notReading().length === 0 && sent < 128 * 1024 * 1024 && Date.now() - t0 < 30_000) {
+      if (!socket.write(burst)) await Promise.race([new Promise((r) => socket.once('drain', r)), delay(200)]);
+      sent += burst.length;
+      if (sent % (burst.length * 16) === 0) await delay(1); // let tt's side run
+    }
+    await delay(200);
+    expect(notReading()).toEqual(['peer is not reading what we send (over 4 MiB queued)']);
+    socket.destroy();
+    await honest.done;
+  }, 60_000);
+
   it("8 leechers each asking for 7.5 MiB and never reading: tt buffers at most ~1 MiB per socket, memory stays bounded, the honest leecher completes", async () => {
     const payload = 16 * 1024 * 1024 + 77;
     // no upload limit: the attackers get everything the sockets take; 16 slots: all of them are unchoked

@@ -105,6 +105,29 @@ describe('hostile seeders', () => {
     await hostile.server.close();
   });
 
+  it('a seeder that answers every request with choke + unchoke is asked for one block at a time, then closed; the download completes elsewhere', async () => {
+    let requests = 0;
+    let flaps = 0;
+    const { hostile, download, failed, closed } = await downloadBeside(async (peer) => {
+      for (let i = 0; i < 10_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(5_000).catch(() => undefined);
+        if (!m) return;
+        if (m.type !== 'request') continue;
+        requests++;
+        peer.send({ type: 'choke' });
+        peer.send({ type: 'unchoke' });
+        flaps++;
+      }
+    });
+    await download.done;
+    await expect.poll(() => closed, { timeout: 5_000 }).toEqual([expect.stringMatching(/choked us 20 times in a row without sending a block/)]);
+    expect(failed).toEqual([]);
+    // each flap used to fetch a whole queue of requests (32 and more) again; now one each after the first two
+    expect(flaps).toBeGreaterThanOrEqual(19);
+    expect(requests).toBeLessThan(200);
+    await hostile.server.close();
+  });
+
   it('a seeder that stalls with requests outstanding (default 30 s request timeout): endgame finishes from the honest seeder long before', async () => {
     let asked = 0;
     const t0 = Date.now();
