@@ -40,6 +40,10 @@ export class PeerState implements UploadPeer, QueuedPeer {
   blocksThisTick = 0;
   lastBlockAt = Date.now();
   readonly connectedAt = Date.now();
+  /** When a block last moved either way (seen by the session's tick): what a newcomer may replace it by. */
+  lastPayloadAt = Date.now();
+  /** Payload bytes both ways at that tick. */
+  payloadBytes = 0;
 
   /** Download rate from this peer, bytes/s (its connection's meter): with outstanding and lastBlockAt, what head-copy.ts judges by. */
   get rate(): number {

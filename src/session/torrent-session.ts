@@ -74,6 +74,14 @@ const ENDGAME_COPY_AFTER_MS = 250;
 const SEED_DIAL_DELAY_MS = 5_000;
 /** A peer doing nothing for this long may be closed to make room for a newcomer. */
 const IDLE_EVICT_MS = 2_000;
+/**
+ * When no peer is idle, one that moved no block either way for this long
+ * (interested or not) makes room instead: otherwise 50 connections that say
+ * interested and then only send keep-alives lock every honest peer out, as
+ * a review showed against a seed. Libtorrent also replaces its least useful
+ * peer when full.
+ */
+export const USELESS_EVICT_MS = 30_000;
 /** Why a connection between two seeds ends, and how long before such a peer is dialed again (doubling, up to 10 min). */
 const BOTH_SEEDS = 'both are seeds';
 const BOTH_SEEDS_RETRY_MS = 60_000;
@@ -131,6 +139,8 @@ export interface SessionOptions {
   /** Serve even though pieces are missing (seed mode). */
   allowPartial?: boolean;
   requestTimeoutMs?: number;
+  /** At the peer cap, a peer that moved no block either way for this long makes room for a newcomer (default USELESS_EVICT_MS). */
+  uselessPeerMs?: number;
   /** Worker pool for SHA-1 (one per process can be shared by several sessions). */
   hasher?: PieceHasher;
   /** Test seam: how storage opens files (e.g. a deliberately slow disk). */
@@ -695,21 +705,26 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /**
    * At the peer cap, make room for a newcomer by closing the least useful
    * peer: interested in nothing either way and silent (no payload) for a while,
-   * the longest-silent first. Returns false when every peer is doing something.
+   * the longest-silent first; failing that, the one that moved no block either
+   * way for longest, if over USELESS_EVICT_MS, whatever it says it wants.
+   * Returns false when every peer is doing something.
    * `ip`: only a peer at that IP (the newcomer's IP is at its limit).
    */
   #evictIdlePeer(ip?: string): boolean {
     const now = Date.now();
     let victim: PeerState | undefined;
+    let useless: PeerState | undefined;
     for (const p of this.#peers.values()) {
       const { conn } = p;
       if (ip !== undefined && p.ip !== ip) continue;
+      if (now - p.lastPayloadAt >= (this.opts.uselessPeerMs ?? USELESS_EVICT_MS) && p.uploads.size === 0 && (!useless || p.lastPayloadAt < useless.lastPayloadAt)) useless = p;
       const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploads.size > 0;
       if (busy || now - p.lastBlockAt < IDLE_EVICT_MS || now - p.connectedAt < IDLE_EVICT_MS) continue;
       if (!victim || p.lastBlockAt < victim.lastBlockAt) victim = p;
     }
+    victim ??= useless;
     if (!victim) return false;
-    victim.conn.close('idle: making room for a new peer');
+    victim.conn.close(victim === useless ? `no data either way for ${Math.round((now - victim.lastPayloadAt) / 1000)} s: making room for a new peer` : 'idle: making room for a new peer');
     return true;
   }
 
@@ -1492,6 +1507,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const now = Date.now();
     const requestTimeout = this.opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     for (const state of this.#peers.values()) {
+      const payload = state.conn.downloadRate.total + state.conn.uploadRate.total;
+      if (payload !== state.payloadBytes) {
+        state.payloadBytes = payload;
+        state.lastPayloadAt = now;
+      }
       // request depth follows the measured rate (PERFORMANCE.md: a constant cannot fill a fast link)
       state.queueDepth = nextQueueDepth(state.queueDepth, state.blocksThisTick, state.conn.downloadRate.rate, state.maxQueueDepth);
       state.blocksThisTick = 0;

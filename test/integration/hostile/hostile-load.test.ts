@@ -20,6 +20,30 @@ const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 /** One piece message (header + a 16 KiB block) may be written past the high-water mark. */
 const PER_PEER_BUFFER_BOUND = SEND_HIGH_WATER_BYTES + BLOCK_SIZE + 13;
 
+describe('connections that take a place and do nothing', () => {
+  it('a seed full of peers that say interested and then only keep alive still lets an honest leecher in: the longest useless one makes room', async () => {
+    const { fx, seed } = await startSeed({ maxPeers: 4, maxPeersPerIp: 100, uselessPeerMs: 1_500 });
+    const reasons: string[] = [];
+    seed.session.on('peer-closed', (_peer, reason) => reasons.push(reason));
+    const squatters: RawPeer[] = [];
+    for (let i = 0; i < 4; i++) {
+      const p = await hostileLeecher(fx.meta, seed);
+      p.send({ type: 'interested' });
+      squatters.push(p);
+    }
+    const alive = setInterval(() => squatters.forEach((p) => p.isClosed() || p.send({ type: 'keep-alive' })), 500);
+    try {
+      await delay(300);
+      expect(seed.session.peerCount).toBe(4);
+      const honest = await startHonestLeecher(fx, [seed.address], { maxPeersPerIp: 100 });
+      await honest.done;
+      expect(reasons.filter((r) => /no data either way for \d+ s: making room/.test(r)).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      clearInterval(alive);
+    }
+  });
+});
+
 describe('leechers that never read', () => {
   it('one that never reads but keeps provoking answers (request + cancel pairs: a BEP 6 reject each) is closed once 4 MiB wait for it', async () => {
     const { fx, seed } = await startSeed();
