@@ -3,7 +3,9 @@
  * dgram socket per request (closed in every path). Connection ids are cached per
  * tracker for 60 s. Lost packets are retransmitted with BEP 15's doubling backoff,
  * but starting at a few seconds and inside a total budget, so a dead tracker never
- * stalls a CLI. Replies with a wrong transaction id, or short/garbled, are ignored.
+ * stalls a CLI. Replies with a wrong transaction id, short/garbled, or with an action
+ * other than the one asked for (or error) are ignored: the attempt keeps waiting, it
+ * never answers them with an immediate resend.
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -84,9 +86,14 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** One request's socket: sends packets and waits for the reply with a given transaction id. */
+/** The replies a request waiting for `A` accepts: `A` itself, or the tracker's error. */
+type ReplyTo<A extends UdpReply['action']> = Extract<UdpReply, { action: A | 'error' }>;
+
+/** One request's socket: sends packets and waits for the reply with a given transaction id and action. */
 class UdpExchange {
-  private waiter: { transactionId: number; resolve: (r: UdpReply | undefined) => void } | undefined;
+  private waiter:
+    | { transactionId: number; action: UdpReply['action']; resolve: (r: UdpReply | undefined) => void }
+    | undefined;
   private failure: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -143,14 +150,23 @@ class UdpExchange {
     if (w === undefined) return;
     const reply = decodeUdpReply(msg, this.family);
     if (reply === undefined || reply.transactionId !== w.transactionId) return; // garbled or stale: ignore
+    if (reply.action !== w.action && reply.action !== 'error') return; // wrong action: garbage, keep waiting
     this.settle(reply);
   }
 
-  /** Send `packet` and wait up to `waitMs` for a reply with `transactionId`; undefined on timeout. */
-  async send(packet: Buffer, transactionId: number, waitMs: number): Promise<UdpReply | undefined> {
+  /**
+   * Send `packet` and wait up to `waitMs` for a reply with `transactionId` and `action`
+   * (or an error reply); undefined on timeout.
+   */
+  async send<A extends UdpReply['action']>(
+    packet: Buffer,
+    transactionId: number,
+    action: A,
+    waitMs: number,
+  ): Promise<ReplyTo<A> | undefined> {
     if (this.failure) throw this.failure;
-    const reply = new Promise<UdpReply | undefined>((resolve) => {
-      this.waiter = { transactionId, resolve };
+    const reply = new Promise<ReplyTo<A> | undefined>((resolve) => {
+      this.waiter = { transactionId, action, resolve: resolve as (r: UdpReply | undefined) => void };
       this.timer = setTimeout(() => this.settle(undefined), Math.max(1, waitMs));
     });
     this.socket.send(packet, (err) => {
@@ -181,7 +197,7 @@ async function transact(
   opts: UdpTrackerOptions,
   build: (connectionId: Buffer, transactionId: number) => Buffer,
   expected: 'announce' | 'scrape',
-): Promise<UdpReply> {
+): Promise<ReplyTo<'announce' | 'scrape'>> {
   const timeoutMs = opts.timeoutMs ?? TRACKER_TIMEOUT_MS;
   const retryBaseMs = opts.retryBaseMs ?? UDP_RETRY_BASE_MS;
   const deadline = Date.now() + timeoutMs;
@@ -198,15 +214,14 @@ async function transact(
       const fromCache = cached !== undefined && Date.now() - cached.receivedAt < CONNECTION_ID_TTL_MS;
       if (cached === undefined || !fromCache) {
         const tid = newTransactionId();
-        const reply = await exchange.send(encodeConnectRequest(tid), tid, waitMs);
+        const reply = await exchange.send(encodeConnectRequest(tid), tid, 'connect', waitMs);
         if (reply === undefined) continue;
         if (reply.action === 'error') throw new TrackerRefusedError(sanitizeTrackerText(reply.message) || '(no reason given)');
-        if (reply.action !== 'connect') continue;
         cached = { id: reply.connectionId, receivedAt: Date.now() };
         connectionIds.set(exchange.cacheKey, cached);
       }
       const tid = newTransactionId();
-      const reply = await exchange.send(build(cached.id, tid), tid, Math.min(waitMs, deadline - Date.now()));
+      const reply = await exchange.send(build(cached.id, tid), tid, expected, Math.min(waitMs, deadline - Date.now()));
       if (reply === undefined || (reply.action === 'error' && fromCache && !retriedStaleId)) {
         // the tracker may have forgotten our id, or tied it to another socket: reconnect
         connectionIds.delete(exchange.cacheKey);
@@ -217,7 +232,7 @@ async function transact(
         continue;
       }
       if (reply.action === 'error') throw new TrackerRefusedError(sanitizeTrackerText(reply.message) || '(no reason given)');
-      if (reply.action === expected) return reply;
+      return reply; // the exchange only settles with `expected` or an error
     }
     throw new TrackerError(`udp tracker did not answer within ${timeoutMs} ms`);
   } catch (err) {

@@ -44,7 +44,10 @@ async function fakeUdpTracker(script: Script): Promise<{ url: string; requests: 
     const req = decodeUdpRequest(msg);
     if (!req) return;
     requests.push(req);
-    script(req, (b) => sock.send(b, rinfo.port, rinfo.address), requests.length);
+    const reply: Reply = (b) => {
+      if (sockets.includes(sock)) sock.send(b, rinfo.port, rinfo.address); // a late reply after the test: dropped
+    };
+    script(req, reply, requests.length);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   return { url: `udp://127.0.0.1:${sock.address().port}/announce`, requests };
@@ -141,6 +144,88 @@ describe('announceUdp against fake trackers (BEP 15)', () => {
     expect(r.peers).toHaveLength(2);
     const ann = t.requests.find((q) => q.action === 'announce');
     expect(ann?.action === 'announce' && ann.connectionId).toEqual(CID);
+  });
+
+  /** A reply with the right transaction id but `action` in place of what was asked for. */
+  function withAction(reply: Buffer, action: number): Buffer {
+    const b = Buffer.from(reply);
+    b.writeUInt32BE(action, 0);
+    return b;
+  }
+
+  describe('a reply with the wrong action is ignored, never answered with an immediate resend', () => {
+    const wrong: [string, Script][] = [
+      [
+        'announce answered as a scrape',
+        (req, reply) => {
+          if (req.action === 'connect') honest(req, reply);
+          else reply(encodeScrapeReply(req.transactionId, [{ complete: 0, downloaded: 0, incomplete: 0 }]));
+        },
+      ],
+      [
+        'announce answered as a connect',
+        (req, reply) => {
+          if (req.action === 'connect') honest(req, reply);
+          else reply(encodeConnectReply(req.transactionId, CID));
+        },
+      ],
+      [
+        'connect answered as an announce',
+        (req, reply) => reply(encodeAnnounceReply(req.transactionId, { interval: 60, leechers: 0, seeders: 0, compactPeers: PEERS })),
+      ],
+      [
+        'connect answered as a scrape',
+        (req, reply) => reply(encodeScrapeReply(req.transactionId, [])),
+      ],
+      [
+        'replies too short for their action',
+        (req, reply) => {
+          if (req.action === 'connect') reply(encodeConnectReply(req.transactionId, CID).subarray(0, 12));
+          else reply(encodeAnnounceReply(req.transactionId, { interval: 60, leechers: 0, seeders: 0, compactPeers: Buffer.alloc(0) }).subarray(0, 19));
+        },
+      ],
+    ];
+    it.each(wrong)('%s: a handful of packets over the whole budget', async (_name, script) => {
+      const t = await fakeUdpTracker(script);
+      const started = Date.now();
+      await expect(announceUdp(t.url, params, fast)).rejects.toThrow(/did not answer within 1000 ms/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      // waits of 100, 200, 400 ms then the rest (4-5 attempts): at most a connect and an announce in each
+      expect(t.requests.length).toBeLessThanOrEqual(10);
+    });
+
+    it('scrape answered as an announce: a handful of packets over the whole budget', async () => {
+      const t = await fakeUdpTracker((req, reply) => {
+        if (req.action === 'connect') honest(req, reply);
+        else reply(encodeAnnounceReply(req.transactionId, { interval: 60, leechers: 0, seeders: 0, compactPeers: PEERS }));
+      });
+      await expect(scrapeUdp(t.url, params.infoHash, fast)).rejects.toThrow(/did not answer within 1000 ms/);
+      expect(t.requests.length).toBeLessThanOrEqual(10);
+    });
+
+    it('the proper reply that follows a wrong one in the same attempt is taken', async () => {
+      const t = await fakeUdpTracker((req, reply) => {
+        if (req.action === 'connect') reply(withAction(encodeConnectReply(req.transactionId, Buffer.alloc(8, 7)), 2));
+        else reply(withAction(encodeAnnounceReply(req.transactionId, { interval: 1, leechers: 0, seeders: 0, compactPeers: Buffer.alloc(0) }), 0));
+        setTimeout(() => honest(req, reply), 20);
+      });
+      const r = await announceUdp(t.url, params, fast);
+      expect(r.peers).toHaveLength(2);
+      expect(t.requests.map((q) => q.action)).toEqual(['connect', 'announce']);
+      const ann = t.requests[1]!;
+      expect(ann.action === 'announce' && ann.connectionId).toEqual(CID);
+    });
+
+    it('error replies end the request, resending at most once (a cached connection id may be stale)', async () => {
+      const t = await fakeUdpTracker((req, reply) => {
+        if (req.action === 'connect') honest(req, reply);
+        else reply(encodeErrorReply(req.transactionId, 'no'));
+      });
+      await announceUdp(t.url, params, fast).catch(() => undefined); // caches the id
+      const before = t.requests.length;
+      await expect(announceUdp(t.url, params, fast)).rejects.toBeInstanceOf(TrackerRefusedError);
+      expect(t.requests.slice(before).map((q) => q.action)).toEqual(['announce', 'connect', 'announce']);
+    });
   });
 
   it('an error action becomes a TrackerRefusedError with its message, without waiting', async () => {
