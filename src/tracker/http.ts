@@ -1,9 +1,10 @@
 /**
  * HTTP(S) tracker transport (BEP 3 announce, BEP 48 scrape) over node:http and
  * node:https: one GET with a total time budget, at most 5 redirects (followed by
- * hand, http/https only), replies capped at 1 MiB while reading. Parsing lives
- * in response.ts. (Not undici: importing it costs ~20 MiB of RSS, a fifth of
- * tt's memory budget, for a few small GETs; see README "Dependencies".)
+ * hand, http/https only), credentials in URLs never sent, replies capped at 1 MiB
+ * while reading. Parsing lives in response.ts. (Not undici: importing it costs
+ * ~20 MiB of RSS, a fifth of tt's memory budget, for a few small GETs; see README
+ * "Dependencies".)
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -33,6 +34,10 @@ function assertHttpUrl(url: string): URL {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new TrackerError(`unsupported tracker URL scheme: ${parsed.protocol}`);
   }
+  // credentials in a URL (the .torrent's or a redirect's Location) are never sent, as for web seeds:
+  // node would turn them into Basic auth for whatever host the URL names
+  parsed.username = '';
+  parsed.password = '';
   return parsed;
 }
 

@@ -126,6 +126,37 @@ describe('announceHttp against fake trackers', () => {
     await expect(announceHttp(url, params)).rejects.toThrow(/unsupported tracker URL scheme/);
   });
 
+  describe('never sends credentials (as web seeds): no Authorization header', () => {
+    /** A tracker that redirects /announce to `location(port)` and answers /announce2; records what it saw. */
+    async function redirectingTracker(location: (port: number) => string) {
+      const seen: { path: string; authorization: string | undefined }[] = [];
+      const url = await fakeTracker((req, res) => {
+        seen.push({ path: req.url!.split('?')[0]!, authorization: req.headers.authorization });
+        if (req.url!.startsWith('/announce2')) res.end(encode({ interval: 60, peers: compactPeer }));
+        else res.writeHead(302, { location: location(req.socket.localPort!) }).end();
+      });
+      return { url, seen };
+    }
+
+    it("from a redirect's Location", async () => {
+      const t = await redirectingTracker((port) => `http://user:secret@127.0.0.1:${port}/announce2`);
+      expect((await announceHttp(t.url, params)).peers).toHaveLength(1);
+      expect(t.seen).toEqual([
+        { path: '/announce', authorization: undefined },
+        { path: '/announce2', authorization: undefined },
+      ]);
+    });
+
+    it('from the tracker URL itself', async () => {
+      const t = await redirectingTracker(() => '/announce2');
+      expect((await announceHttp(t.url.replace('http://', 'http://me:pass@'), params)).peers).toHaveLength(1);
+      expect(t.seen).toEqual([
+        { path: '/announce', authorization: undefined },
+        { path: '/announce2', authorization: undefined },
+      ]);
+    });
+  });
+
   it('failure reason -> TrackerRefusedError; warning -> result.warning with peers', async () => {
     let refuse = true;
     const url = await fakeTracker((_req, res) => {
