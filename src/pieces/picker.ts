@@ -90,6 +90,8 @@ export interface PickerOptions {
   sequential?: boolean | undefined;
   /** Start these pieces (the wanted ones we lack) before any other, lowest index first. */
   priority?: Iterable<number> | undefined;
+  /** Blocks wholly in BEP 47 padding, by piece (pieces/padding.ts): never requested, counted received when a piece starts. */
+  padding?: ReadonlyMap<number, readonly number[]> | undefined;
 }
 
 /** Sequential: the lowest missing wanted pieces spanning this many bytes (at least one piece) are the head, which may be copied. */
@@ -148,6 +150,7 @@ export class PiecePicker {
   readonly #priorityPieces: Bitfield;
   /** The `wanted` option (undefined: every piece). */
   readonly #wanted: Bitfield | undefined;
+  readonly #padding: ReadonlyMap<number, readonly number[]> | undefined;
 
   readonly #partials = new Map<number, PartialPiece>();
   #requestCount = 0;
@@ -169,6 +172,7 @@ export class PiecePicker {
     this.#have = new Bitfield(have.size, have.bytes);
     this.#need = new Bitfield(have.size);
     this.#random = opts.random ?? Math.random;
+    this.#padding = opts.padding !== undefined && opts.padding.size > 0 ? opts.padding : undefined;
     this.#blocksPerPiece = Math.max(1, Math.ceil(geometry.pieceLength / BLOCK_SIZE));
     const n = geometry.pieceCount;
     this.#avail = new Uint32Array(n);
@@ -400,6 +404,7 @@ export class PiecePicker {
     piece.openCount = piece.state.length;
     piece.firstOpen = 0;
     this.#openPartials.add(index);
+    this.#receivePadding(piece);
   }
 
   /** Does the peer have any wanted piece we still lack? O(pieces / 8). */
@@ -572,7 +577,21 @@ export class PiecePicker {
     this.#partials.set(index, piece);
     this.#openPartials.add(index);
     this.#openBlocksInPartials += blocks;
+    this.#receivePadding(piece);
     return piece;
+  }
+
+  /** Blocks of BEP 47 padding are zeros: counted received at once, never asked of anyone. */
+  #receivePadding(piece: PartialPiece): void {
+    const pad = this.#padding?.get(piece.index);
+    if (!pad) return;
+    for (const b of pad) {
+      if (piece.state[b] !== OPEN) continue;
+      this.#closeOpen(piece);
+      piece.state[b] = RECEIVED;
+      piece.receivedCount++;
+      this.#missingBlocks--;
+    }
   }
 
   /**

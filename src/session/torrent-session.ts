@@ -30,6 +30,7 @@ import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage
 import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { expectedStamps, filesTouched, loadResume, removeResume, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
 import { PieceHasher } from '../storage/hasher.js';
+import { paddingBlocks } from '../pieces/padding.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import { DhtAnnouncer } from '../dht/announcer.js';
@@ -320,6 +321,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // inline SHA-1 by default: on two cores the peer on the other end needs the
     // second core, and worker isolates cost ~100 MiB RSS (measured; README Performance)
     this.#hasher = opts.hasher ?? new PieceHasher(0);
+    this.#padding = paddingBlocks(opts.meta.files, opts.meta.pieceLength, opts.meta.totalLength);
     this.#webSeeds = new WebSeeds(opts.meta, this.#webSeedHost());
     this.#metadataServer = new MetadataServer(opts.meta.rawInfo);
     this.#dialer = new Dialer({
@@ -492,6 +494,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       wanted: this.opts.mode === 'seed' ? new Bitfield(this.geometry.pieceCount) : this.#selection?.wanted,
       sequential: order?.sequential,
       priority: order?.firstLast ? firstLastPieces(meta, this.#selection) : undefined,
+      padding: this.#padding,
     });
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads, cipher) =>
       this.#onIncoming(socket, handshake, leftover, reads, cipher),
@@ -1100,6 +1103,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     });
   }
 
+  /** Blocks wholly in BEP 47 padding files, by piece (pieces/padding.ts). */
+  readonly #padding: ReadonlyMap<number, readonly number[]>;
+
   readonly #refillSoon = new Set<PeerState>();
   #refillQueued = false;
 
@@ -1119,6 +1125,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (!entry) {
       entry = { buffer: this.#allocPiece(this.geometry.pieceSize(index)), senders: [] };
       this.#assembly.set(index, entry);
+      // blocks of BEP 47 padding are never asked for (the picker counts them received): zeros
+      for (const b of this.#padding.get(index) ?? []) entry.buffer.fill(0, b * BLOCK_SIZE, Math.min((b + 1) * BLOCK_SIZE, entry.buffer.length));
     }
     block.copy(entry.buffer, begin);
     entry.senders[begin / BLOCK_SIZE] = sender;

@@ -870,3 +870,26 @@ describe('never stuck, with lost pieces and peers on probation', () => {
     }
   });
 });
+
+describe('BEP 47 padding (the padding option)', () => {
+  it('blocks wholly in padding are never picked, a piece completes with its data blocks, and a failed piece asks again only for those', () => {
+    // 2 pieces of 4 blocks; piece 0's blocks 1-3 are padding
+    const p = new PiecePicker(geometry(2, 4), new Bitfield(2), { padding: new Map([[0, [1, 2, 3]]]), sequential: true });
+    expect(p.missingBlocks).toBe(8);
+    const first = p.pick(A, 'all', 3);
+    expect(first.map((r) => [r.index, r.begin / BLOCK_SIZE])).toEqual([[0, 0], [1, 0], [1, 1]]);
+    expect(p.missingBlocks).toBe(5); // the 3 padding blocks counted received when piece 0 started
+    expect(p.received(A, 0, 0)).toBe('new');
+    expect(p.isPieceComplete(0)).toBe(true);
+    p.pieceFailed(0);
+    expect(p.isPieceComplete(0)).toBe(false);
+    const again = p.pickFrom(B, 0, 4);
+    expect(again.map((r) => r.begin / BLOCK_SIZE)).toEqual([0]);
+    expect(p.received(B, 0, 0)).toBe('new');
+    p.pieceVerified(0);
+    deliver(p, A, first.slice(1));
+    deliver(p, A, p.pick(A, 'all', 10));
+    expect(p.done).toBe(true);
+    expect(p.missingBlocks).toBe(0);
+  });
+});
