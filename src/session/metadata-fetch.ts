@@ -6,11 +6,25 @@
  * ordinary TorrentSession started afterwards with the Metainfo made from
  * what this returns.
  *
- * Pieces (16 KiB) are spread over peers, a few requests each. A peer that
- * rejects, stalls or closes gives its pieces back. When the assembled bytes do
- * not hash to the info hash, a lone sender is banned; with several senders
- * nobody can be blamed yet, so from then on one peer at a time must supply
- * every piece, and the next failure names the liar.
+ * Each metadata_size the peers announce is collected at once, in its own
+ * assembly (MetadataAssembler), from the peers announcing it; the first whole
+ * one whose SHA-1 is the info hash wins. So a peer announcing a wrong size
+ * (10 MiB, answering just inside the request timeout) cannot hold the honest
+ * peers back: their size is asked of them at the same time. Memory is bounded
+ * by reserving each assembly's whole size: sizes are taken smallest first while
+ * they fit in METADATA_BUFFER_BYTES (twice the 10 MiB limit) together; a size
+ * that does not fit waits, connected, until one leaves (its peers go, or are
+ * banned).
+ *
+ * Within a size, pieces (16 KiB) are spread over its peers, a few requests
+ * each, the least busy peer first. A piece unanswered for METADATA_REASK_MS is
+ * asked of another peer of that size too (first answer wins), so a silent or
+ * slow peer delays nobody for long; one that rejects, closes or stays silent
+ * for METADATA_REQUEST_TIMEOUT_MS is dropped. When an assembly does not hash
+ * to the info hash, a lone sender is banned; with several senders nobody can
+ * be blamed yet, so from then on one peer at a time must supply every piece of
+ * that size (a new peer starts the assembly again), and the next failure names
+ * the liar.
  *
  * Peer exchange (BEP 11), unless `pex` is false: our extended handshake
  * offers ut_pex, and the peers a ut_pex message names join the pool as heard
@@ -37,7 +51,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
 import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
-import { MetadataAssembler } from '../metainfo/metadata.js';
+import { MAX_METADATA_BYTES, MetadataAssembler } from '../metainfo/metadata.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { negotiateMse } from '../peer/mse-dial.js';
 import { CRYPTO_PLAINTEXT, CRYPTO_RC4, type StreamCipher } from '../wire/mse.js';
@@ -55,8 +69,15 @@ import { CONNECT_TIMEOUT_MS, droppedPlainHandshake } from './dialer.js';
 
 /** Requests in flight per peer (pieces are 16 KiB; a whole dictionary is usually a handful). */
 export const METADATA_REQUESTS_PER_PEER = 8;
-/** A request unanswered this long is given to another peer, and the slow peer dropped. */
+/** A request unanswered this long: the slow peer is dropped (its pieces were asked of others already, see METADATA_REASK_MS). */
 export const METADATA_REQUEST_TIMEOUT_MS = 10_000;
+/** A piece unanswered this long is asked of another peer of the same size too (the first answer is kept). */
+export const METADATA_REASK_MS = 2_000;
+/**
+ * The sizes collected at once may add up to this much (each assembly can hold
+ * its whole size): sizes are taken smallest first while they fit.
+ */
+export const METADATA_BUFFER_BYTES = 2 * MAX_METADATA_BYTES;
 /** ut_metadata requests a peer may send us before we have metadata (each gets a reject) before it is closed. */
 const MAX_REQUESTS_FROM_PEER = 64;
 /** Connections (open and half-open) at once while looking for the metadata. */
@@ -142,6 +163,13 @@ interface FetchPeer {
   lacksMetadata: boolean;
 }
 
+/** The pieces of one announced metadata_size collected so far. */
+interface SizeAssembly {
+  readonly assembler: MetadataAssembler;
+  /** When this size is distrusted: the one peer that must send every piece of this assembly. */
+  exclusive: FetchPeer | undefined;
+}
+
 export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   readonly #opts: MetadataFetchOptions;
   readonly #pool = new PeerPool();
@@ -151,10 +179,10 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   readonly #connectedIps = new Map<net.Socket, string>();
   /** Peers not heard of through PEX that completed a handshake. */
   readonly #connected = new Map<string, PeerAddress>();
-  #assembler: MetadataAssembler | undefined;
-  /** After a failed check with several senders: the one peer that must now send every piece. */
-  #exclusive: FetchPeer | undefined;
-  #needExclusive = false;
+  /** One assembly per metadata_size being collected (see #requestMore for which sizes). */
+  readonly #assemblies = new Map<number, SizeAssembly>();
+  /** Sizes whose check failed: from then on one peer at a time supplies them. */
+  readonly #distrusted = new Set<number>();
   #announcer: Announcer | undefined;
   #dhtAnnouncer: DhtAnnouncer | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -393,7 +421,6 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
   #onClose(peer: FetchPeer, reason: string): void {
     if (!this.#peers.delete(peer.conn)) return;
     peer.outstanding.clear();
-    if (this.#exclusive === peer) this.#exclusive = undefined;
     if (this.#done) return;
     const droppedPlain = droppedPlainHandshake(peer.conn, reason); // every connection here is one we dialed
     if (this.#pool.isBanned(peer.key)) {
@@ -430,8 +457,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       return;
     }
     peer.waitingForPex = false;
-    // a peer announcing another size than the one being collected waits, connected: if the
-    // peers of that size go away or are caught lying, its size gets its turn (see #requestMore)
+    // each size is collected on its own (see #requestMore); what was asked under another size is void
+    if (peer.metadataSize !== ext.metadataSize) peer.outstanding.clear();
     peer.utMetadataId = id;
     peer.metadataSize = ext.metadataSize;
     this.#requestMore();
@@ -446,8 +473,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       else if (peer.utMetadataId !== 0) peer.conn.send({ type: 'extended', id: peer.utMetadataId, payload: encodeMetadataReject(msg.piece) });
       return;
     }
-    const assembler = this.#assembler;
-    if (!peer.outstanding.delete(msg.piece) || !assembler) {
+    const assembly = this.#assemblies.get(peer.metadataSize);
+    if (!peer.outstanding.delete(msg.piece) || !assembly) {
       // unasked-for pieces are ignored, but a peer cannot make us parse them forever
       if (++peer.unrequested > METADATA_REQUESTS_PER_PEER * 4) peer.conn.close('protocol error: metadata pieces we did not ask for');
       return;
@@ -456,12 +483,14 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       this.#dropWithoutMetadata(peer, 'peer rejected a metadata request');
       return;
     }
+    const assembler = assembly.assembler;
     if (msg.totalSize !== assembler.size) {
       peer.conn.close(`protocol error: metadata total_size ${msg.totalSize}, expected ${assembler.size}`);
       return;
     }
+    // a piece asked of two peers (METADATA_REASK_MS): the second copy is not kept
     assembler.add(msg.piece, msg.data, peer.key);
-    if (assembler.complete) this.#verify(assembler);
+    if (assembler.complete) this.#verify(assembly);
     else this.#requestMore();
   }
 
@@ -480,58 +509,99 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
     this.#connectMore();
   }
 
-  #verify(assembler: MetadataAssembler): void {
-    const result = assembler.verify();
+  #verify(assembly: SizeAssembly): void {
+    const size = assembly.assembler.size;
+    const result = assembly.assembler.verify();
     if (result.ok) {
       const peers = [...this.#connected].filter(([key]) => !this.#pool.isBanned(key)).map(([, address]) => address);
       this.#finish({ metadata: result.metadata, peers, pexPeers: this.#pool.fromPex() });
       return;
     }
+    // this size's in-flight answers belong to the failed round; the next peer asked alone starts it again
+    this.#assemblies.delete(size);
+    this.#distrusted.add(size);
+    for (const p of this.#peers.values()) if (p.metadataSize === size) p.outstanding.clear();
     if (result.sources.length === 1) {
       const liar = result.sources[0]!;
       this.#pool.ban(liar, 'sent metadata that does not match the info hash');
       this.emit('peer-banned', liar, 'sent metadata that does not match the info hash');
-      for (const p of this.#peers.values()) if (p.key === liar) p.conn.close('banned: bad metadata');
+      for (const p of [...this.#peers.values()]) if (p.key === liar) p.conn.close('banned: bad metadata');
     } else {
       this.emit('warning', `metadata from ${result.sources.length} peers did not match the info hash; asking one peer at a time`);
     }
-    this.#needExclusive = true;
-    this.#exclusive = undefined;
-    // the size may have been the lie: the next peer asked alone sets it again
-    this.#assembler = undefined;
-    // every peer's in-flight answers belong to the failed round
-    for (const p of this.#peers.values()) p.outstanding.clear();
     this.#requestMore();
   }
 
-  /** Hand out missing pieces: spread over peers, or all to one once a check has failed. */
+  /**
+   * Choose the sizes to collect and hand out their missing pieces. Every size
+   * a connected peer announces is collected, smallest first while their sum
+   * fits in METADATA_BUFFER_BYTES; an assembly whose size no connected peer
+   * offers any more, or that no longer fits, is dropped (never checked, so
+   * nobody is blamed for it). Within a size: spread over its peers, or all to
+   * one once a check of that size has failed.
+   */
   #requestMore(): void {
     if (this.#done) return;
-    let ready = [...this.#peers.values()].filter((p) => p.utMetadataId !== 0 && !p.conn.closed);
-    if (this.#needExclusive) {
-      if (!this.#exclusive || this.#exclusive.conn.closed) this.#exclusive = ready[0];
-      if (!this.#exclusive) return;
-      ready = [this.#exclusive];
+    const bySize = new Map<number, FetchPeer[]>();
+    for (const p of this.#peers.values()) {
+      if (p.utMetadataId === 0 || p.conn.closed) continue;
+      const list = bySize.get(p.metadataSize);
+      if (list) list.push(p);
+      else bySize.set(p.metadataSize, [p]);
     }
-    if (ready.length === 0) return;
-    // collect the size some connected peer offers; when none offers the current one any more
-    // (they left, or lied and were banned), the pieces so far are dropped (never checked anyway)
-    if (!this.#assembler || !ready.some((p) => p.metadataSize === this.#assembler!.size)) {
-      this.#assembler = new MetadataAssembler(this.#opts.infoHash, ready[0]!.metadataSize);
-      for (const p of this.#peers.values()) p.outstanding.clear();
+    const chosen = new Set<number>();
+    let room = METADATA_BUFFER_BYTES;
+    for (const size of [...bySize.keys()].sort((a, b) => a - b)) {
+      if (size > room) break;
+      chosen.add(size);
+      room -= size;
     }
-    const assembler = this.#assembler;
-    ready = ready.filter((p) => p.metadataSize === assembler.size);
-    const asked = new Set<number>();
-    for (const p of this.#peers.values()) for (const piece of p.outstanding.keys()) asked.add(piece);
-    const free = assembler.missing().filter((piece) => !asked.has(piece));
+    for (const size of [...this.#assemblies.keys()]) {
+      if (chosen.has(size)) continue;
+      this.#assemblies.delete(size);
+      for (const p of bySize.get(size) ?? []) p.outstanding.clear();
+    }
     const now = Date.now();
-    for (const p of ready) {
-      while (p.outstanding.size < METADATA_REQUESTS_PER_PEER && free.length > 0) {
-        const piece = free.shift()!;
-        p.outstanding.set(piece, now);
-        p.conn.send({ type: 'extended', id: p.utMetadataId, payload: encodeMetadataRequest(piece) });
+    for (const size of chosen) {
+      let peers = bySize.get(size)!;
+      let assembly = this.#assemblies.get(size);
+      if (this.#distrusted.has(size)) {
+        if (!assembly?.exclusive || !peers.includes(assembly.exclusive)) {
+          // a new peer alone: what another sent is dropped, so a failure has exactly one sender
+          for (const p of peers) p.outstanding.clear();
+          assembly = { assembler: new MetadataAssembler(this.#opts.infoHash, size), exclusive: peers[0] };
+          this.#assemblies.set(size, assembly);
+        }
+        peers = [assembly.exclusive!];
+      } else if (!assembly) {
+        assembly = { assembler: new MetadataAssembler(this.#opts.infoHash, size), exclusive: undefined };
+        this.#assemblies.set(size, assembly);
       }
+      this.#askFor(assembly.assembler, peers, now);
+    }
+  }
+
+  /**
+   * Ask `peers` (all of one size) for the pieces `assembler` lacks: a piece
+   * nobody was asked for, or whose latest request is METADATA_REASK_MS old,
+   * goes to the least busy peer with room that was not asked for it yet.
+   */
+  #askFor(assembler: MetadataAssembler, peers: FetchPeer[], now: number): void {
+    for (const piece of assembler.missing()) {
+      let latest = -Infinity;
+      for (const p of peers) latest = Math.max(latest, p.outstanding.get(piece) ?? -Infinity);
+      if (now - latest < METADATA_REASK_MS) continue;
+      let best: FetchPeer | undefined;
+      for (const p of peers) {
+        if (p.outstanding.size >= METADATA_REQUESTS_PER_PEER || p.outstanding.has(piece)) continue;
+        if (!best || p.outstanding.size < best.outstanding.size) best = p;
+      }
+      if (!best) {
+        if (peers.every((p) => p.outstanding.size >= METADATA_REQUESTS_PER_PEER)) return;
+        continue;
+      }
+      best.outstanding.set(piece, now);
+      best.conn.send({ type: 'extended', id: best.utMetadataId, payload: encodeMetadataRequest(piece) });
     }
   }
 
@@ -549,6 +619,8 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
         }
       }
     }
+    // pieces held too long by one peer are asked of another
+    this.#requestMore();
     this.#announcer?.requestPeers();
     if (this.#peers.size === 0 && this.#sockets.size === 0) this.#dhtAnnouncer?.requestPeers();
     this.#connectMore();
