@@ -18,6 +18,7 @@ import { errorMessage } from '../core/errors.js';
 import { announce as defaultAnnounce, trackerScheme } from './client.js';
 import {
   TRACKER_TIMEOUT_MS,
+  TrackerTimeoutError,
   type AnnounceEvent,
   type AnnounceParams,
   type AnnounceResult,
@@ -435,7 +436,8 @@ export class Announcer extends EventEmitter {
   private checkAllFailed(): void {
     if (this.allFailedEmitted) return;
     const usable = this.usable();
-    if (usable.some((e) => !e.everFailed || e.lastSuccess !== undefined)) return;
+    // a tracker that only timed out may be busy: it is retried, and --peer-timeout decides (README)
+    if (usable.some((e) => !e.everFailed || e.lastSuccess !== undefined || e.lastError instanceof TrackerTimeoutError)) return;
     this.allFailedEmitted = true;
     // the unsupported ones failed too, without a try: say why, or a list of only those would be empty
     const failures: TrackerFailure[] = [

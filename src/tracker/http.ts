@@ -14,6 +14,7 @@ import { parseAnnounceResponse, parseScrapeResponse } from './response.js';
 import { buildAnnounceUrl, buildScrapeUrl, scrapeUrlFor } from './url.js';
 import {
   TRACKER_TIMEOUT_MS,
+  TrackerTimeoutError,
   type AnnounceParams,
   type AnnounceResult,
   type ScrapeResult,
@@ -61,7 +62,7 @@ function get(url: URL, signal: AbortSignal): Promise<IncomingMessage> {
 function describeFailure(err: unknown, timeout: AbortSignal, caller: AbortSignal | undefined, timeoutMs: number): TrackerError {
   if (err instanceof TrackerError) return err;
   if (caller?.aborted) return new TrackerError('tracker request aborted', { cause: err });
-  if (timeout.aborted) return new TrackerError(`tracker did not answer within ${timeoutMs} ms`, { cause: err });
+  if (timeout.aborted) return new TrackerTimeoutError(`tracker did not answer within ${timeoutMs} ms`);
   const code = (err as { code?: unknown } | undefined)?.code;
   const detail = typeof code === 'string' ? `${code}: ${errorMessage(err)}` : errorMessage(err);
   return new TrackerError(`cannot reach tracker: ${detail}`, { cause: err });

@@ -67,6 +67,18 @@ export class TrackerRefusedError extends TrackerError {
   }
 }
 
+/**
+ * The tracker did not answer within the request's budget: it may be busy, so
+ * unlike a refusal or an unreachable host this never ends a download by
+ * itself (the announcer retries; --peer-timeout decides).
+ */
+export class TrackerTimeoutError extends TrackerError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrackerTimeoutError';
+  }
+}
+
 /** Clamp a tracker-supplied interval (seconds) to [60, 3600]; non-numbers give the default. */
 export function clampInterval(seconds: number | undefined): number {
   if (seconds === undefined || !Number.isFinite(seconds)) return DEFAULT_INTERVAL_S;

@@ -22,6 +22,7 @@ import {
 } from './udp-codec.js';
 import {
   TRACKER_TIMEOUT_MS,
+  TrackerTimeoutError,
   TrackerRefusedError,
   clampInterval,
   sanitizeTrackerText,
@@ -234,11 +235,11 @@ async function transact(
       if (reply.action === 'error') throw new TrackerRefusedError(sanitizeTrackerText(reply.message) || '(no reason given)');
       return reply; // the exchange only settles with `expected` or an error
     }
-    throw new TrackerError(`udp tracker did not answer within ${timeoutMs} ms`);
+    throw new TrackerTimeoutError(`udp tracker did not answer within ${timeoutMs} ms`);
   } catch (err) {
     if (err instanceof TrackerError) {
       if (opts.signal?.aborted) throw new TrackerError('tracker request aborted', { cause: err });
-      if (controller.signal.aborted) throw new TrackerError(`udp tracker did not answer within ${timeoutMs} ms`);
+      if (controller.signal.aborted) throw new TrackerTimeoutError(`udp tracker did not answer within ${timeoutMs} ms`);
       throw err;
     }
     throw new TrackerError(`udp tracker request failed: ${errorMessage(err)}`, { cause: err });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TrackerError } from '../../../src/core/errors.js';
 import { Announcer, type AnnounceFn, type AnnouncerOptions, type TrackerFailure } from '../../../src/tracker/announcer.js';
-import type { AnnounceParams, AnnounceResult } from '../../../src/tracker/types.js';
+import { TrackerTimeoutError, type AnnounceParams, type AnnounceResult } from '../../../src/tracker/types.js';
 
 interface Call {
   url: string;
@@ -123,6 +123,25 @@ describe('Announcer tier order and failover (BEP 12)', () => {
     expect(countA()).toBe(3); // then after 2 s
     expect(allFailed).toHaveLength(1);
     expect(a.status()[0]).toMatchObject({ state: 'failing', failures: 3 });
+  });
+
+  it("trackers that only time out are not 'all-failed' (they may be busy: retried, --peer-timeout decides); one refusing later still is", async () => {
+    vi.useFakeTimers();
+    let bRefuses = false;
+    const fn: AnnounceFn = (url) =>
+      Promise.reject(url === 'udp://b:1' && bRefuses ? new TrackerError('tracker refused: unregistered torrent') : new TrackerTimeoutError(`${url} did not answer within 15000 ms`));
+    const a = (live = make([['http://a/announce'], ['udp://b:1']], fn, { retryBaseMs: 1_000 }));
+    const allFailed: TrackerFailure[][] = [];
+    a.on('all-failed', (f: TrackerFailure[]) => allFailed.push(f));
+    a.on('tracker-error', () => {});
+    a.start();
+    await flush();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(allFailed).toHaveLength(0);
+    // the silent one is still silent, the other now refuses: not every tracker failed for good yet
+    bRefuses = true;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(allFailed).toHaveLength(0);
   });
 
   it('skips unsupported schemes with one warning each and reports all-failed when nothing is usable', () => {
