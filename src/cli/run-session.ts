@@ -97,13 +97,14 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   finished.catch(() => undefined); // may reject before it is awaited (a signal during checking)
   // listening for a stop before the first event: whoever reads it may signal at once
   let stopped: Error | undefined;
+  let stopCause: StopCause | undefined;
   let running = false; // start() is done: existing data checked, files open
+  const kept = (): string => `; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`;
   const removeStop =
     opts.handleSignals !== false
       ? onStop((cause: StopCause) => {
-          const tail = running
-            ? `; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`
-            : ' while checking existing data (or creating files); nothing verified is lost';
+          stopCause = cause;
+          const tail = running ? kept() : ' while checking existing data (or creating files); nothing verified is lost';
           stopped = stopError(cause, tail);
           settle.reject(stopped);
           session.interruptStart(); // checking a large torrent stops now, not when it is done
@@ -188,6 +189,8 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     removeStop();
     // a second Ctrl-C during this exits at once (stop.ts)
     await session.stop();
+    // pieces whose writes stop() waited for are kept too: count them in the message
+    if (stopped && stopCause && running) stopped.message = stopError(stopCause, kept()).message;
     await Promise.all([listener.close(), dht?.close()]);
     reporter.close();
   }

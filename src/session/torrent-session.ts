@@ -1208,11 +1208,15 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   #onPieceWritten(index: number, piece: Buffer): void {
-    if (this.#stopped) return;
-    // the invariant: hash matched AND write completed -> only now is it "had"
+    // the invariant: hash matched AND write completed -> only now is it "had"; also while
+    // stopping (a write stop() waited for): the resume record and the stop message count it
     if (this.have.set(index)) this.#countHave(index, piece.length);
     this.picker?.pieceVerified(index);
     this.#verifiedBytes += piece.length;
+    if (this.#stopped) {
+      this.#freePiece(piece);
+      return;
+    }
     // keep it for serving only when someone may ask for it soon; otherwise
     // its buffer is reused for the next piece (no allocation, no page faults)
     if (this.#someoneWants(index)) this.#uploader?.cache.put(index, piece);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DISK_QUEUE_MAX_BYTES } from '../../../src/session/torrent-session.js';
 import { SHARED_READ_BYTES } from '../../../src/peer/connection.js';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenComplete } from '../../helpers/swarm.js';
+import { piecesOnDisk } from '../safety/pieces-on-disk.js';
 
 afterEach(stopAll);
 
@@ -53,4 +54,35 @@ describe('slow disk', () => {
     // SHARED_READ_BYTES of blocks, which can complete one more piece begun before it)
     expect(maxPending).toBeLessThanOrEqual(DISK_QUEUE_MAX_BYTES + SHARED_READ_BYTES + PIECE);
   }, 90_000);
+
+  it('stopping while writes are in flight: the pieces stop() waited for count as verified (the resume record and the stop message say so)', async () => {
+    const fx = await makeFixture({ files: [{ path: ['big.bin'], size: 40 * PIECE + 77 }], pieceLength: PIECE });
+    trackDir(fx.work);
+    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+    let inFlight = 0;
+    const slowOpen = async (file: string, flags: number) => {
+      const fh = await open(file, flags, 0o644);
+      const write = fh.write.bind(fh) as (...args: unknown[]) => Promise<unknown>;
+      Object.assign(fh, {
+        write: async (...args: unknown[]) => {
+          inFlight++;
+          await new Promise((r) => setTimeout(r, WRITE_DELAY_MS));
+          try {
+            return await write(...args);
+          } finally {
+            inFlight--;
+          }
+        },
+      });
+      return fh;
+    };
+    const out = join(fx.work, 'out');
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], openFile: slowOpen, directWrites: false });
+    for (let i = 0; i < 500 && !(inFlight > 0 && leech.session.have.count > 0); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(inFlight).toBeGreaterThan(0);
+    await leech.session.stop();
+    const onDisk = await piecesOnDisk(fx.meta, out);
+    expect(leech.session.have.count).toBeGreaterThan(0);
+    expect([...leech.session.have.indices()]).toEqual(onDisk);
+  }, 60_000);
 });
