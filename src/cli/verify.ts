@@ -4,7 +4,9 @@
  * writing anything (transmission-cli --verify, aria2c --check-integrity,
  * qBittorrent's "Force recheck"). For a team that pushed a build with tt: is
  * /opt/build exactly what build.torrent says? Exit 0 when every (selected)
- * piece verifies, 7 (INCOMPLETE) otherwise, with the files that do not;
+ * piece verifies and every (selected) file is the torrent's size (no piece
+ * covers bytes past a file's end, nor a zero-length file: only its size
+ * tells), 7 (INCOMPLETE) otherwise, with the files that do not;
  * 3 when the torrent's data is not under DIR at all (data-folder.ts).
  * Every piece is hashed: resume records are not consulted. Ctrl-C, SIGTERM,
  * SIGHUP or a dead stdout stop the hashing (stop.ts).
@@ -16,7 +18,8 @@ import { TtError } from '../core/errors.js';
 import { fileCompletion, paddingByPiece, paddingIn } from '../metainfo/completion.js';
 import { numberedFiles, selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
 import { checkExisting } from '../storage/check.js';
-import { resolveInside } from '../storage/safe-path.js';
+import { forEachLimit } from '../storage/for-each-limit.js';
+import { resolveAllInside, resolveInside } from '../storage/safe-path.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
 import { requireData } from './data-folder.js';
 import { DEFAULT_FILES_SHOWN, loadTorrent } from './info.js';
@@ -85,16 +88,16 @@ async function runVerify(torrent: string, opts: VerifyOptions): Promise<void> {
   const checkedFiles = numbered
     .map((fileIndex, k) => ({ number: k + 1, fileIndex }))
     .filter(({ fileIndex }) => !selection || selection.isSelected(fileIndex));
-  const files = await Promise.all(
-    checkedFiles.map(async ({ number, fileIndex }) => {
-      const c = completion[fileIndex]!;
-      const f = meta.files[fileIndex]!;
-      // no piece covers a zero-length file: it matches when it is there, as a regular file
-      const present = c.length > 0 ? c.verifiedBytes > 0 : await isRegularFile(root, f.path);
-      return { file: number, path: f.path.join('/'), length: c.length, verifiedBytes: c.verifiedBytes, present };
-    }),
-  );
-  const bad = files.filter((f) => f.verifiedBytes < f.length || !f.present);
+  // no piece covers the bytes past a file's length (nor any byte of a zero-length file): its size tells
+  const sizes = await sizesOnDisk(root, checkedFiles.map(({ fileIndex }) => meta.files[fileIndex]!.path));
+  const files = checkedFiles.map(({ number, fileIndex }, k) => {
+    const c = completion[fileIndex]!;
+    const f = meta.files[fileIndex]!;
+    const size = sizes[k]!;
+    const present = c.length > 0 ? c.verifiedBytes > 0 : size !== null;
+    return { file: number, path: f.path.join('/'), length: c.length, size, verifiedBytes: c.verifiedBytes, present };
+  });
+  const bad = files.filter((f) => f.verifiedBytes < f.length || !f.present || (f.size !== null && f.size !== f.length));
   const complete = verified === pieces && bad.length === 0;
 
   reporter.event('checked', { have: verified, pieceCount: pieces });
@@ -107,24 +110,53 @@ async function runVerify(torrent: string, opts: VerifyOptions): Promise<void> {
     const shown = opts.files ? bad : bad.slice(0, DEFAULT_FILES_SHOWN);
     const width = String(numbered.length).length;
     const rows = shown.map((f) => {
-      const state = f.length === 0 ? 'missing' : `${((100 * f.verifiedBytes) / f.length).toFixed(1).padStart(5)}% verified`;
-      return `  ${String(f.file).padStart(width)}  ${state}  ${sanitizeForTerminal(f.path)}`;
+      const state = f.length > 0 ? `${((100 * f.verifiedBytes) / f.length).toFixed(1).padStart(5)}% verified` : f.size === null ? 'missing' : 'not empty';
+      const sized = f.size === null || f.size === f.length ? '' : `: ${f.size} bytes, the torrent says ${f.length}`;
+      return `  ${String(f.file).padStart(width)}  ${state}  ${sanitizeForTerminal(f.path)}${sized}`;
     });
     if (shown.length < bad.length) rows.push(`  ... and ${bad.length - shown.length} more (--files lists them all)`);
     if (rows.length > 0) process.stdout.write(`${rows.join('\n')}\n`);
   }
   if (!complete) {
     const missing = pieces - verified;
-    const why = missing > 0 ? `${missing} of ${pieces} pieces missing or not matching` : `${bad.length} empty file${bad.length === 1 ? '' : 's'} missing`;
+    const sized = bad.filter((f) => f.size !== null && f.size !== f.length).length;
+    const absent = bad.filter((f) => f.length === 0 && f.size === null).length;
+    const why = [
+      missing > 0 ? `${missing} of ${pieces} pieces missing or not matching` : undefined,
+      sized > 0 ? `${sized} file${sized === 1 ? '' : 's'} not the torrent's size` : undefined,
+      missing === 0 && absent > 0 ? `${absent} empty file${absent === 1 ? '' : 's'} missing` : undefined,
+    ]
+      .filter((w) => w !== undefined)
+      .join('; ') || `${bad.length} of ${what} do not match`;
     throw new TtError('INCOMPLETE', `${why} in ${sanitizeForTerminal(root)}`);
   }
 }
 
-/** Whether the torrent's file `components` is a regular file under `root` (resolved as storage does: never through a symlink out). */
-async function isRegularFile(root: string, components: readonly string[]): Promise<boolean> {
+/** lstat calls in flight while sizing a many-file torrent's files. */
+const STAT_PARALLEL = 32;
+
+/**
+ * Each of the torrent's files `paths` under `root`: its size when it is a
+ * regular file there (resolved as storage does: never through a symlink
+ * out), null when it is missing or anything else.
+ */
+async function sizesOnDisk(root: string, paths: readonly (readonly string[])[]): Promise<(number | null)[]> {
+  const sizes = new Array<number | null>(paths.length).fill(null);
+  let resolved: string[];
   try {
-    return (await lstat(await resolveInside(root, components))).isFile();
+    resolved = await resolveAllInside(root, paths);
   } catch {
-    return false;
+    // some path is not one storage would use (a symlink planted since the check): each on its own
+    resolved = await Promise.all(paths.map((components) => resolveInside(root, components).catch(() => '')));
   }
+  await forEachLimit(resolved, STAT_PARALLEL, async (file, k) => {
+    if (file === '') return;
+    try {
+      const st = await lstat(file);
+      if (st.isFile()) sizes[k] = st.size;
+    } catch {
+      // missing (or unreadable): null
+    }
+  });
+  return sizes;
 }

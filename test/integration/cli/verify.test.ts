@@ -4,9 +4,15 @@
  * names the file (by its tt info number); no data at all (the torrent's
  * folder missing) exits 3, as tt seed does; --select checks only those files;
  * --json reports each file; nothing is written; bad input exits as elsewhere.
+ * A file whose size on disk is not the torrent's length for it does not
+ * match either, even when every piece verifies (no piece covers the bytes
+ * past a file's end, nor any byte of a zero-length file): exit 7, listed
+ * with both sizes; --json gives each file's `size`. (Before: a longer file,
+ * and a zero-length file with content, were "all pieces verified", exit 0.)
+ * `tt download` over such a folder cuts them: download-longer.test.ts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeFixture, stopAll, trackDir, type Fixture } from '../../helpers/swarm.js';
@@ -124,5 +130,72 @@ describe('tt verify', () => {
     writeFileSync(junk, 'd4:infoi1ee');
     expect((await runTt(['verify', junk])).exit?.code).toBe(4);
     expect((await runTt(['verify', join(fx.work, 'absent.torrent')])).exit?.code).toBe(3);
+  });
+});
+
+type FileReport = { file: number; path: string; length: number; size: number | null; verifiedBytes: number; present: boolean };
+
+describe('tt verify: a file of another size than the torrent says does not match', () => {
+  it('longer files (the last one, one in the middle) and a zero-length file with content: exit 7 with every piece verified, each listed with both sizes', async () => {
+    const fx = await fixture();
+    appendFileSync(join(fx.seedRoot, 'payload', 'sub', 'c.bin'), 'app\n');
+    appendFileSync(join(fx.seedRoot, 'payload', 'a.bin'), Buffer.alloc(5000, 1));
+    appendFileSync(join(fx.seedRoot, 'payload', 'empty'), Buffer.alloc(1000, 2));
+    const p = await runTt(['verify', fx.torrentPath, '--dir', fx.seedRoot]);
+    expect(p.exit?.code, p.describe()).toBe(7);
+    const n = fx.meta.pieceCount;
+    expect(p.stdout).toMatch(new RegExp(`payload: ${n} of ${n} pieces verified \\(100\\.0%\\); 3 of 4 files do not match`));
+    expect(p.stdout).toMatch(/^\s+1\s+100\.0% verified\s+payload\/a\.bin: 105000 bytes, the torrent says 100000$/m);
+    expect(p.stdout).toMatch(/^\s+2\s+not empty\s+payload\/empty: 1000 bytes, the torrent says 0$/m);
+    expect(p.stdout).toMatch(/^\s+4\s+100\.0% verified\s+payload\/sub\/c\.bin: 5004 bytes, the torrent says 5000$/m);
+    expect(p.stdout).not.toMatch(/b\.bin/);
+    expect(p.stderr.split('\n').filter((l) => l.startsWith('tt: '))).toEqual([expect.stringMatching(/^tt: 3 files not the torrent's size in /)]);
+  });
+
+  it('a shorter file: exit 7, listed with both sizes', async () => {
+    const fx = await fixture();
+    truncateSync(join(fx.seedRoot, 'payload', 'sub', 'c.bin'), 3000);
+    const p = await runTt(['verify', fx.torrentPath, '--dir', fx.seedRoot]);
+    expect(p.exit?.code, p.describe()).toBe(7);
+    // b.bin's last piece is shared with c.bin: it fails too, and b.bin is listed without sizes (its own is right)
+    expect(p.stdout).toMatch(/2 of 4 files do not match/);
+    expect(p.stdout).toMatch(/^\s+3\s+\d+\.\d% verified\s+payload\/sub\/b\.bin$/m);
+    expect(p.stdout).toMatch(/^\s+4\s+\d+\.\d% verified\s+payload\/sub\/c\.bin: 3000 bytes, the torrent says 5000$/m);
+    expect(p.stderr).toMatch(/^tt: 1 of \d+ pieces missing or not matching; 1 file not the torrent's size in /m);
+  });
+
+  it('--json: every file has its size on disk beside its length (null when missing)', async () => {
+    const fx = await fixture();
+    appendFileSync(join(fx.seedRoot, 'payload', 'sub', 'c.bin'), 'app\n');
+    appendFileSync(join(fx.seedRoot, 'payload', 'empty'), 'x');
+    const p = await runTt(['verify', fx.torrentPath, '--dir', fx.seedRoot, '--json']);
+    expect(p.exit?.code, p.describe()).toBe(7);
+    expect(p.badLines).toEqual([]);
+    const done = p.events.find((e) => e.event === 'done')!;
+    expect(done.complete).toBe(false);
+    expect(done.have).toBe(fx.meta.pieceCount);
+    const files = done.files as FileReport[];
+    expect(files.map((f) => [f.path, f.length, f.size, f.verifiedBytes, f.present])).toEqual([
+      ['payload/a.bin', 100_000, 100_000, 100_000, true],
+      ['payload/empty', 0, 1, 0, true],
+      ['payload/sub/b.bin', 40_000, 40_000, 40_000, true],
+      ['payload/sub/c.bin', 5_000, 5_004, 5_000, true],
+    ]);
+
+    const good = await fixture();
+    const ok = await runTt(['verify', good.torrentPath, '--dir', good.seedRoot, '--json']);
+    expect(ok.exit?.code, ok.describe()).toBe(0);
+    const all = ok.events.find((e) => e.event === 'done')!.files as FileReport[];
+    expect(all.map((f) => f.size)).toEqual([100_000, 0, 40_000, 5_000]);
+  });
+
+  it('--select: only the selected files\' sizes count', async () => {
+    const fx = await fixture();
+    appendFileSync(join(fx.seedRoot, 'payload', 'a.bin'), 'more');
+    const ok = await runTt(['verify', fx.torrentPath, '--dir', fx.seedRoot, '--select', '3,4']);
+    expect(ok.exit?.code, ok.describe()).toBe(0);
+    const bad = await runTt(['verify', fx.torrentPath, '--dir', fx.seedRoot, '--select', '1']);
+    expect(bad.exit?.code, bad.describe()).toBe(7);
+    expect(bad.stdout).toMatch(/payload\/a\.bin: 100004 bytes, the torrent says 100000$/m);
   });
 });
