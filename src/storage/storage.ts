@@ -48,6 +48,11 @@
  * the missing ones and opens the existing ones read-only, so a complete (or
  * partly complete) folder of read-only files can be checked, resumed and
  * seeded; a file that must be written but cannot be says "not writable".
+ * One write open() itself makes: a file found longer than the torrent says
+ * is cut to its length (#cutToLength, with a notice), as the bytes past it
+ * are in no piece, so no check would ever see them, and a download must
+ * leave exactly the torrent's bytes. Only files this download creates or
+ * finds (selected, not padding), resolved and opened as for a piece.
  *
  * Writes never reach a file outside the folder through a hard link: every
  * open for writing fstats the file, and one with other hard links (nlink > 1:
@@ -114,7 +119,7 @@ export interface StorageOptions {
   directMonitor?: DirectWriteMonitor;
   /** Only these files are created and written; other files' bytes go to the part file. */
   selection?: FileSelection | undefined;
-  /** Told what the user should know but is no error (a hard link broken by copying the file). */
+  /** Told what the user should know but is no error (a hard link broken by copying the file, a file longer than the torrent's cut). */
   onNotice?: (message: string) => void;
   /** Stops open() creating files (TtError INTERRUPTED): Ctrl-C while 100,000 files are made. */
   signal?: AbortSignal | undefined;
@@ -266,7 +271,8 @@ export class TorrentStorage {
 
   /**
    * Resolve every file safely under `root`. In readwrite mode, create folders
-   * and missing files (zero-length ones too) without truncating existing data;
+   * and missing files (zero-length ones too) without truncating existing data
+   * (only what lies past a file's length in the torrent is cut: #cutToLength);
    * files are sparse, not pre-filled. Existing files are opened read-only
    * (for writing only when a write needs them). Handles stay open (up to the
    * cache's bound) so later operations need not reopen by path. In read mode
@@ -320,15 +326,17 @@ export class TorrentStorage {
             folders.add(dir);
           }
           const lease = await storage.#openAtStart(fileIndex, part);
+          let st: BigIntStats;
           try {
-            const st = await lease.fh.stat({ bigint: true });
+            st = await lease.fh.stat({ bigint: true });
             storage.#identity.set(fileIndex, identityOf(st)); // what must still be there when the download completes
-            storage.#takeStamp(fileIndex, st); // created, found, or adopted and renamed: as tt left it
           } catch (err) {
             throw toDiskError('read', file, err);
           } finally {
             lease.release();
           }
+          if (st.size > BigInt(meta.files[fileIndex]!.length)) st = await storage.#cutToLength(fileIndex, st.size);
+          storage.#takeStamp(fileIndex, st); // created, found (cut to its length), or adopted and renamed: as tt left it
         });
       } finally {
         part?.lease.release();
@@ -370,6 +378,32 @@ export class TorrentStorage {
     } catch (err) {
       throw toDiskError('create', file, err);
     }
+  }
+
+  /**
+   * File `fileIndex`, found `size` bytes long, is longer than the torrent
+   * says (appended to, or another file under its name): no piece covers the
+   * bytes past its length, so no check sees them, and a download that left
+   * them would not hold the torrent's bytes. Cuts it to its length, through
+   * a handle for writing like a piece's (a file with other hard links is
+   * copied first, so the other names keep every byte; a file that cannot be
+   * written fails naming it), says so (onNotice), and returns its stat after.
+   */
+  async #cutToLength(fileIndex: number, size: bigint): Promise<BigIntStats> {
+    const file = this.#paths[fileIndex]!;
+    const length = this.#meta.files[fileIndex]!.length;
+    let st: BigIntStats;
+    try {
+      st = await this.#withFile(fileIndex, 'write', async (fh) => {
+        await fh.truncate(length);
+        return fh.stat({ bigint: true });
+      });
+    } catch (err) {
+      const why = toDiskError('write', file, err).message.replace(/^cannot write "[^"]*": /, '');
+      throw new DiskError(`cannot write ${JSON.stringify(file)}: it is ${size} bytes, longer than the torrent's ${length}, and cutting it to that failed: ${why}`, err);
+    }
+    this.#onNotice?.(`${JSON.stringify(file)} was ${size} bytes, longer than the torrent's ${length}: cut the ${size - BigInt(length)} bytes past its end`);
+    return st;
   }
 
   /** The part file leased read-only, or undefined when there is none. */
