@@ -15,6 +15,7 @@ import { formatDuration, formatRate, humanBytes } from './format.js';
 import type { Reporter, ShownSizes } from './reporter.js';
 import { paddingByPiece, paddingIn } from '../metainfo/completion.js';
 import { onStop, type StopCause, stopError } from './stop.js';
+import { TtError } from '../core/errors.js';
 
 export interface RunGoal {
   /** Stop once the download completes (false: go on seeding). */
@@ -98,6 +99,7 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   // listening for a stop before the first event: whoever reads it may signal at once
   let stopped: Error | undefined;
   let stopCause: StopCause | undefined;
+  let failure: unknown;
   let running = false; // start() is done: existing data checked, files open
   const kept = (): string => `; ${session.have.count} of ${session.geometry.pieceCount} pieces verified and kept`;
   const removeStop =
@@ -184,6 +186,9 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
       downloadSeconds: ((completedAt ?? endedAt) - started) / 1000,
       seededSeconds: completedAt !== undefined && !goal.stopWhenComplete ? (endedAt - completedAt) / 1000 : 0,
     };
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     if (ticker) clearInterval(ticker);
     removeStop();
@@ -191,6 +196,8 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     await session.stop();
     // pieces whose writes stop() waited for are kept too: count them in the message
     if (stopped && stopCause && running) stopped.message = stopError(stopCause, kept()).message;
+    // a download given up (no peers, --stall-timeout, a disk error) says what it keeps, as a stop does
+    else if (failure instanceof TtError && running && opts.mode === 'download' && !session.done && session.have.count > 0) failure.message += kept();
     await Promise.all([listener.close(), dht?.close()]);
     reporter.close();
   }

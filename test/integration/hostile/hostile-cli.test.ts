@@ -15,7 +15,9 @@ import { MessageId } from '../../../src/wire/messages.js';
 import { RawPeer } from '../../helpers/raw-peer.js';
 import { LOOPBACK, expectOneErrorLine, killAllTt, startTt } from '../cli/tt-cli.js';
 import { killAll, startProcess } from '../../helpers/clients/process.js';
-import { makeFixture, stopAll, trackDir, type Running } from '../../helpers/swarm.js';
+import { makeFixture, startSession, stopAll, trackDir, type Running } from '../../helpers/swarm.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   PIECE_LENGTH,
   expectDropped,
@@ -133,5 +135,22 @@ describe('tt download (the CLI process) with a peer that never sends', () => {
     expect(status.code, tt.describe()).toBe(EXIT_CODES.NO_PEERS);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
     expectOneErrorLine(tt, /^tt: no data for 2 s \(1 peer connected, none sending; --stall-timeout\)$/);
+  });
+
+  it('--stall-timeout after some pieces arrived says how many are verified and kept, as a Ctrl-C does', async () => {
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 256 * 1024 }], pieceLength: PIECE_LENGTH });
+    trackDir(fx.work);
+    // a partial seed holding the first half: the rest never comes
+    const halfRoot = join(fx.work, 'half');
+    await mkdir(join(halfRoot, fx.meta.name), { recursive: true });
+    await writeFile(join(halfRoot, fx.meta.name, 'data.bin'), fx.files[0]!.data.subarray(0, fx.files[0]!.data.length / 2));
+    const partial = await startSession({ meta: fx.meta, root: halfRoot, mode: 'seed', allowPartial: true });
+    const tt = startTt([
+      'download', fx.torrentPath, '--out', `${fx.work}/out`, '--no-trackers', '--peer', `${partial.address.host}:${partial.address.port}`,
+      ...LOOPBACK, '--stall-timeout', '2s', '--quiet',
+    ]);
+    const status = await tt.waitForExit(15_000);
+    expect(status.code, tt.describe()).toBe(EXIT_CODES.NO_PEERS);
+    expectOneErrorLine(tt, new RegExp(`^tt: no data for 2 s \\(1 peer connected, none sending; --stall-timeout\\); ${fx.meta.pieceCount / 2} of ${fx.meta.pieceCount} pieces verified and kept$`));
   });
 });
