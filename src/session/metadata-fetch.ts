@@ -49,6 +49,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { displayUrl } from '../core/display-url.js';
 import { TtError, errorMessage } from '../core/errors.js';
 import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { MAX_METADATA_BYTES, MetadataAssembler } from '../metainfo/metadata.js';
@@ -268,11 +269,11 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       this.#pool.add(withoutSelf(peers, this.#opts.port));
       this.#guard(() => this.#connectMore());
     });
-    announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
-    announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
+    announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${displayUrl(url)}: ${message}`));
+    announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${displayUrl(url)}: ${errorMessage(err)}`));
     announcer.on('all-failed', (failures: TrackerFailure[]) => {
       if (this.#pool.size > 0 || this.#peers.size > 0 || this.#dhtAnnouncer) return;
-      const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
+      const shown = failures.slice(0, 3).map((f) => `${displayUrl(f.url)}: ${errorMessage(f.error)}`);
       this.#finish(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}`));
     });
     this.#announcer = announcer;

@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
+import { displayUrl } from '../core/display-url.js';
 import { Bitfield } from '../core/bitfield.js';
 import { BLOCK_SIZE, PieceGeometry } from '../core/geometry.js';
 import { DiskError, TtError, errorMessage } from '../core/errors.js';
@@ -586,13 +587,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       numwant: 80,
     });
     announcer.on('peers', (peers) => this.addPeers(peers));
-    announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${url}: ${message}`));
-    announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${url}: ${errorMessage(err)}`));
+    announcer.on('warning', (message: string, url: string) => this.emit('warning', `tracker ${displayUrl(url)}: ${message}`));
+    announcer.on('tracker-error', (err: unknown, url: string) => this.emit('warning', `tracker ${displayUrl(url)}: ${errorMessage(err)}`));
     announcer.on('all-failed', (failures: TrackerFailure[]) => {
       // with a web seed still in use, the download goes on without any tracker
       const webSeeding = this.#webSeeds.active;
       if (this.opts.mode === 'download' && !this.done && this.pool.size === 0 && this.#peers.size === 0 && !webSeeding) {
-        const shown = failures.slice(0, 3).map((f) => `${f.url}: ${errorMessage(f.error)}`);
+        const shown = failures.slice(0, 3).map((f) => `${displayUrl(f.url)}: ${errorMessage(f.error)}`);
         const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : '';
         this.#fail(new TtError('TRACKER', `every tracker failed: ${shown.join('; ')}${more}`));
       }

@@ -12,7 +12,8 @@ import { errorMessage } from '../core/errors.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { BlockRequest, PeerToken, PiecePicker } from '../pieces/picker.js';
 import { fetchRange } from '../webseed/fetch.js';
-import { checkWebSeed, displayWebSeed } from '../webseed/url.js';
+import { checkWebSeed } from '../webseed/url.js';
+import { displayUrl } from '../core/display-url.js';
 import { WebSeed } from './web-seed.js';
 
 /** Web seeds used from one torrent's url-list (the rest are ignored). */
@@ -37,7 +38,7 @@ export function usableWebSeeds(urlList: readonly string[]): { bases: URL[]; refu
   for (const url of urlList) {
     const checked = checkWebSeed(url);
     if ('problem' in checked) {
-      refused.push(`web seed ${displayWebSeed(url)} not used: ${checked.problem}`);
+      refused.push(`web seed ${displayUrl(url)} not used: ${checked.problem}`);
       continue;
     }
     if (seen.has(checked.base.href) || seen.size >= MAX_WEB_SEEDS) continue;

@@ -42,20 +42,6 @@ export function checkWebSeed(url: string): { base: URL } | { problem: string } {
   return { base: parsed };
 }
 
-/** `url` for a message: without user name or password, and short. */
-export function displayWebSeed(url: string): string {
-  let shown = url;
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    shown = parsed.href;
-  } catch {
-    // not a URL: shown as given (the caller's output is sanitised)
-  }
-  return shown.length > 120 ? `${shown.slice(0, 117)}...` : shown;
-}
-
 /** The URL of file `fileIndex` under web seed `base` (BEP 19). */
 export function fileUrl(base: URL, meta: Metainfo, fileIndex: number): string {
   const file = meta.files[fileIndex]!;

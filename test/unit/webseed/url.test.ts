@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
-import { checkWebSeed, displayWebSeed, fileUrl, rangesFor, usableWebSeed } from '../../../src/webseed/url.js';
+import { checkWebSeed, fileUrl, rangesFor, usableWebSeed } from '../../../src/webseed/url.js';
+import { displayUrl } from '../../../src/core/display-url.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 function meta(name: string, files: { path: string[]; length: number; padding?: boolean }[], multiFile = true): Metainfo {
@@ -43,10 +44,10 @@ describe('checkWebSeed', () => {
     expect(problem('http://user@example.com/')).toMatch(/user name or password/);
   });
 
-  it('displayWebSeed drops credentials and shortens what is long', () => {
-    expect(displayWebSeed('http://alice:s3cret@example.com/x')).toBe('http://example.com/x');
-    expect(displayWebSeed(`http://example.com/${'a'.repeat(300)}`)).toHaveLength(120);
-    expect(displayWebSeed('not a url')).toBe('not a url');
+  it('displayUrl drops credentials and shortens what is long', () => {
+    expect(displayUrl('http://alice:s3cret@example.com/x')).toBe('http://example.com/x');
+    expect(displayUrl(`http://example.com/${'a'.repeat(300)}`)).toHaveLength(120);
+    expect(displayUrl('not a url')).toBe('not a url');
   });
 });
 
