@@ -136,6 +136,7 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     session.on('peer-dial-failed', (peer, reason) => reporter.info(`peer ${peer}: cannot connect: ${reason}`));
     session.on('peer-closed', (peer, reason) => reporter.info(`peer ${peer}: closed: ${reason}`));
     session.on('peer-refused', (peer, reason) => reporter.info(`peer ${peer}: refused: ${reason}`));
+    listener.on('refused', (peer, reason) => reporter.info(`peer ${peer}: refused: ${reason}`));
   }
   session.on('piece-failed', (index, peers) => {
     reporter.event('piece-failed', { index, peers });

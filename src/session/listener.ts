@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
+import { peerKey } from '../core/ids.js';
 import { deliverRead, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { HANDSHAKE_LENGTH, checkHandshakePrefix, parseHandshake, type Handshake } from '../wire/handshake.js';
 import { MseResponder, req2Hash, type StreamCipher } from '../wire/mse.js';
@@ -29,6 +30,8 @@ export type IncomingHandler = (socket: net.Socket, handshake: Handshake, leftove
 /** `accepted`: the socket tt reads and writes for an incoming connection, before its handshake. */
 export interface ListenerEvents {
   accepted: [socket: net.Socket];
+  /** An incoming connection dropped before its handshake reached a torrent, and why (shown with --verbose). */
+  refused: [peer: string, reason: string];
 }
 
 export class Listener extends EventEmitter<ListenerEvents> {
@@ -91,6 +94,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   #onConnection(accepted: net.Socket): void {
+    const peer = peerKey(accepted.remoteAddress ?? '?', accepted.remotePort ?? 0); // before its handle moves to `socket`
     const sink: ReadSink = { conn: undefined };
     const socket = adoptWithSharedReads(accepted, sink);
     if (this.#pending.size >= MAX_PENDING_HANDSHAKES) {
@@ -124,9 +128,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
     let mseInfoHash: Buffer | undefined;
     let cipher: StreamCipher | undefined;
     let keyTimer: NodeJS.Timeout | undefined;
-    const refuse = (): void => {
+    /** Drop the connection; with a reason, say so ('refused': shown with --verbose). */
+    const refuse = (reason?: string): void => {
       finish();
       socket.destroy();
+      if (reason !== undefined) this.emit('refused', peer, reason);
     };
     sink.onEarly = (): void => {
       const chunks = sink.early ?? [];
@@ -136,8 +142,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
         let replies: Buffer[];
         try {
           replies = mse.push(chunk);
-        } catch {
-          refuse();
+        } catch (err) {
+          refuse(`encrypted handshake failed: ${errorMessage(err)}`);
           return;
         }
         for (const reply of replies) socket.write(reply);
@@ -151,7 +157,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         pending = pending.length === 0 ? plain : Buffer.concat([pending, plain]);
       }
       if (this.requireEncryption && !mseInfoHash && pending.length >= 20 && plainPrefix(pending)) {
-        refuse(); // a plain BitTorrent greeting, and we take encrypted connections only
+        refuse('plain BitTorrent handshake, but --encryption require takes encrypted (MSE) connections only');
         return;
       }
       if (!plainPrefix(pending)) {
@@ -164,7 +170,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         const responder = new MseResponder((req2) => this.#byReq2.get(req2.toString('hex')), { requireRc4: this.requireEncryption });
         mse = responder;
         keyTimer = setTimeout(() => {
-          if (!responder.keyReceived) refuse();
+          if (!responder.keyReceived) refuse('not BitTorrent, nor an encrypted handshake within 1 s');
         }, MSE_KEY_TIMEOUT_MS);
         keyTimer.unref();
         const all = pending;
@@ -191,6 +197,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       const handler = this.#handlers.get(handshake.infoHash.toString('hex'));
       if (!handler) {
         socket.destroy();
+        this.emit('refused', peer, `asked for a torrent we do not serve (${handshake.infoHash.toString('hex')})`);
         return;
       }
       try {

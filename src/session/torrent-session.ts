@@ -333,7 +333,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       stopped: () => this.#stopped,
       openIps: () => this.#openIps(),
       connected: (socket, host, port, key, sink, cipher, leftover) => this.#attach(socket, 'outgoing', host, port, key, sink, cipher, leftover).start(),
-      dialFailed: (key, reason) => this.emit('peer-dial-failed', key, reason),
+      dialFailed: (key, reason) => {
+        this.#lastDialFailure = `${key}: ${reason}`;
+        this.emit('peer-dial-failed', key, reason);
+      },
       connectMore: () => this.#connectMore(),
       guard: (fn) => this.#guard(fn),
     });
@@ -1104,6 +1107,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     });
   }
 
+  /** `peer: reason` of the last outgoing connection that failed (the no-peers error names it). */
+  #lastDialFailure: string | undefined;
+
   /** Blocks wholly in BEP 47 padding files, by piece (pieces/padding.ts). */
   readonly #padding: ReadonlyMap<number, readonly number[]>;
 
@@ -1541,7 +1547,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (this.peerCount > 0 || this.#webSeeds.busy) this.#lastPeerAt = now;
     const peerTimeout = this.opts.peerTimeoutMs ?? 0;
     if (this.opts.mode === 'download' && !this.done && peerTimeout > 0 && now - this.#lastPeerAt > peerTimeout) {
-      this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s`));
+      // why the last dial failed says more than the count (refused, encryption, a timeout)
+      const last = this.#lastDialFailure !== undefined ? ` (last attempt: ${this.#lastDialFailure})` : '';
+      this.#fail(new TtError('NO_PEERS', `no peer connected for ${Math.round(peerTimeout / 1000)} s${last}`));
       return;
     }
     const stallTimeout = this.opts.stallTimeoutMs ?? 0;

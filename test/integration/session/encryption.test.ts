@@ -79,10 +79,34 @@ describe('MSE between tt sessions', () => {
   it('a seed that requires encryption drops a plain handshake without answering it', async () => {
     const fx = await fixture();
     const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' }, undefined, { requireEncryption: true });
+    const refused: string[] = [];
+    seed.listener.on('refused', (peer, reason) => refused.push(`${peer} ${reason}`));
     const peer = await RawPeer.connect('127.0.0.1', seed.address.port);
     peer.sendHandshake(fx.meta.infoHash);
     await peer.waitClosed(3_000);
     await expect(peer.readHandshake(100)).rejects.toThrow();
+    // and says why (tt seed -v shows it): a silent drop left users guessing
+    expect(refused).toEqual([expect.stringMatching(/^127\.0\.0\.1:\d+ plain BitTorrent handshake, but --encryption require takes encrypted \(MSE\) connections only$/)]);
+    // a greeting that is neither: refused after the 1 s MSE key wait, saying so
+    const other = await RawPeer.connect('127.0.0.1', seed.address.port);
+    other.sendRaw(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    await other.waitClosed(3_000);
+    expect(refused[1]).toMatch(/not BitTorrent, nor an encrypted handshake within 1 s$/);
+  });
+
+  it('a leecher requiring encryption whose only peer drops it: the no-peers error names the last attempt and why', async () => {
+    const fx = await fixture();
+    const server = createServer((s) => s.destroy()); // takes the connection, then hangs up
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const leech = await startSession(
+      { meta: fx.meta, root: join(fx.work, 'out'), mode: 'download', useTrackers: false, peers: [{ host: '127.0.0.1', port }], peerTimeoutMs: 1_500 },
+      undefined,
+      { requireEncryption: true },
+    );
+    const err = await new Promise<Error>((resolve) => leech.session.once('error', resolve));
+    expect(err.message).toMatch(new RegExp(`^no peer connected for 2 s \\(last attempt: 127\\.0\\.0\\.1:${port}: .+\\)$`));
   });
 
   it('a default leecher dialing a seed that requires encryption redials with MSE and completes', async () => {
