@@ -105,6 +105,12 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   const removeStop =
     opts.handleSignals !== false
       ? onStop((cause: StopCause) => {
+          // a download that completed and is seeding on (--seed): Ctrl-C is how seeding ends, not a
+          // failure: the summary and exit 0, as aria2c (a dead stdout still stops it as below)
+          if (cause.kind === 'signal' && opts.mode === 'download' && completedAt !== undefined) {
+            settle.resolve();
+            return;
+          }
           stopCause = cause;
           const tail = running ? kept() : ' while checking existing data (or creating files); nothing verified is lost';
           stopped = stopError(cause, tail);
