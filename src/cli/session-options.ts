@@ -8,7 +8,7 @@ import type { PeerAddress } from '../core/peer-address.js';
 import { dhtConfigFrom } from './dht-setup.js';
 import type { RunGoal } from './run-session.js';
 import { DEFAULT_MAX_PEERS_PER_IP } from '../session/peer-pool.js';
-import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
+import { parseBindAddress, parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from './units.js';
 
 export interface SharedOptions {
   port?: number;
@@ -39,7 +39,7 @@ function parseEncryption(text: string): 'allow' | 'require' {
 export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: string): Command {
   return cmd
     .option('-p, --port <port>', 'TCP port to listen on (default: first free of 6881-6889; 0 = any)', parsePort)
-    .option('--bind <address>', 'address to listen on', '0.0.0.0')
+    .option('--bind <address>', 'address to listen on', parseBindAddress, '0.0.0.0')
     .option('--max-peers <n>', 'most peers connected at once', parseCount, 50)
     .option('--max-peers-per-ip <n>', 'most connections one IP address may have at once', parseCount, DEFAULT_MAX_PEERS_PER_IP)
     .option('--peer <host:port>', peerHelp, parsePeer)

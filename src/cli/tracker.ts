@@ -10,7 +10,7 @@ import { TtError, errorMessage } from '../core/errors.js';
 import { startTrackerServer, SERVER_DEFAULT_INTERVAL_S } from '../tracker/server.js';
 import { loadTorrent } from './info.js';
 import { Reporter, chooseMode } from './reporter.js';
-import { parseCount, parsePort } from './units.js';
+import { parseBindAddress, parseCount, parsePort } from './units.js';
 import { onStop, type StopCause, stopError } from './stop.js';
 
 interface TrackerCliOptions {
@@ -61,7 +61,7 @@ export function registerTracker(program: Command): void {
     .command('tracker')
     .description('run a BitTorrent tracker (HTTP and UDP) for a private swarm, until Ctrl-C')
     .option('-p, --port <port>', 'port for both HTTP and UDP (0 = any free one)', parsePort, DEFAULT_TRACKER_PORT)
-    .option('--bind <address>', 'address to listen on', '0.0.0.0')
+    .option('--bind <address>', 'address to listen on', parseBindAddress, '0.0.0.0')
     .option('--interval <seconds>', 'announce interval told to clients', parseCount, SERVER_DEFAULT_INTERVAL_S)
     .option('--allow <hash-or-torrent>', 'track only this torrent (info hash in hex, or a .torrent file; repeatable)', collect)
     .option('-q, --quiet', 'print nothing but errors')

@@ -65,6 +65,18 @@ export function parsePeer(text: string, previous: PeerAddress[] = []): PeerAddre
   return [...previous, address];
 }
 
+/**
+ * `--bind ADDR`: an address, never empty. Node listens on every interface for
+ * an empty host, so `--bind "$ADDR"` with $ADDR unset would expose the client
+ * (or tracker) on all of them, the opposite of what was asked.
+ */
+export function parseBindAddress(text: string): string {
+  if (text.trim() === '') {
+    throw new InvalidArgumentError("an empty address would listen on every interface: give one (0.0.0.0 for all of them, 127.0.0.1 for this machine only)");
+  }
+  return text;
+}
+
 /** "2", "1,3-5" -> file number ranges (checked against the torrent once it is known). */
 export function parseFileList(text: string): FileNumberRanges {
   try {

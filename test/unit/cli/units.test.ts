@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from '../../../src/cli/units.js';
+import { parseBindAddress, parseCount, parseDuration, parsePeer, parsePort, parseRatio, parseSize } from '../../../src/cli/units.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -121,5 +121,17 @@ describe('parseRatio and parseCount', () => {
     expect(parseCount('1')).toBe(1);
     expect(parseCount('100000')).toBe(100_000);
     for (const bad of ['0', '100001', '2.5', '', 'x']) expect(() => parseCount(bad), bad).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('parseBindAddress (--bind)', () => {
+  it.each(['0.0.0.0', '127.0.0.1', '::1', '::', 'localhost'])('%j is kept as given', (text) => {
+    expect(parseBindAddress(text)).toBe(text);
+  });
+
+  // Node listens on every interface for an empty host: `--bind "$ADDR"` with $ADDR unset must not
+  it.each(['', ' ', '\t', '  \n'])('%j is a usage error naming the danger', (text) => {
+    expect(() => parseBindAddress(text)).toThrow(InvalidArgumentError);
+    expect(() => parseBindAddress(text)).toThrow(/every interface/);
   });
 });
