@@ -3,7 +3,8 @@
  * it under --out, and exit 0 only when everything is verified on disk.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { TtError } from '../core/errors.js';
 import { toDiskError } from '../storage/disk-error.js';
 import { mkdirp } from '../storage/mkdirp.js';
@@ -18,7 +19,7 @@ import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
 import { addSharedOptions, seedGoal, sharedRunOptions, type SharedOptions } from './session-options.js';
 import { parseDuration, parseFileList, parseSize } from './units.js';
-import { writeWhole } from './write-whole.js';
+import { checkWritable, writeWhole } from './write-whole.js';
 import { notAFolderError } from './data-folder.js';
 import { selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
 
@@ -66,6 +67,7 @@ export function registerDownload(program: Command): void {
       throw new TtError('USAGE', '--save-torrent is for magnet links (the torrent file is already on disk)');
     }
     if (opts.saveTorrent === '-') throw new TtError('USAGE', "--save-torrent -: standard output carries the download's messages; give a file name");
+    if (opts.saveTorrent !== undefined) await checkSaveTorrentPath(resolve(opts.saveTorrent));
     if (isMagnet(torrent)) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
@@ -143,6 +145,24 @@ export function registerDownload(program: Command): void {
     const { line, fields } = summarize(run.session, (Date.now() - started) / 1000, run);
     reporter.summary(line, fields);
   });
+}
+
+/**
+ * `--save-torrent FILE`, before anything is fetched: its folder must exist
+ * (refused, exit 2, rather than created: a mistyped path would leave a stray
+ * folder tree, and tt create -o does not create folders either), and FILE must
+ * be nothing or a regular file. Whether a file there is the same torrent is
+ * only known once the metadata is in.
+ */
+async function checkSaveTorrentPath(path: string): Promise<void> {
+  const folder = dirname(path);
+  const st = await stat(folder).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw toDiskError('open', folder, err);
+  });
+  if (st === undefined) throw new TtError('USAGE', `--save-torrent ${sanitizeForTerminal(path)}: folder ${sanitizeForTerminal(folder)} does not exist (create it first; nothing downloaded)`);
+  if (!st.isDirectory()) throw new TtError('USAGE', `--save-torrent ${sanitizeForTerminal(path)}: ${sanitizeForTerminal(folder)} is not a folder (nothing downloaded)`);
+  await checkWritable(path);
 }
 
 /** `--save-torrent`: the magnet's torrent file, written whole; the same file already there (a re-run) is fine. */

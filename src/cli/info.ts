@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { open } from 'node:fs/promises';
-import { BencodeError, TtError } from '../core/errors.js';
+import { BencodeError, TtError, errnoReason } from '../core/errors.js';
 import { toMagnet } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { numberedFiles } from '../metainfo/selection.js';
@@ -59,11 +59,7 @@ function readError(what: string, err: unknown): TtError {
       cause: err,
     });
   }
-  const reason =
-    code === 'ENOENT' ? 'no such file'
-    : code === 'EISDIR' ? 'is a directory'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-    : (code ?? 'read failed');
+  const reason = code === 'EPERM' ? 'permission denied' : errnoReason(err, 'read failed');
   return new TtError('INPUT', `cannot read ${sanitizeForTerminal(what)}: ${reason}`, { cause: err });
 }
 
@@ -111,7 +107,8 @@ async function readStdinCapped(): Promise<Buffer> {
 export async function loadTorrent(pathOrDash: string): Promise<Metainfo> {
   const bytes = pathOrDash === '-' ? await readStdinCapped() : await readFileCapped(pathOrDash);
   const what = pathOrDash === '-' ? 'standard input' : sanitizeForTerminal(pathOrDash);
-  if (bytes.length === 0) throw new TtError('INPUT', `${what} is empty`);
+  // there, readable, and holding nothing: not bencode (exit 4), as any other bytes that are no torrent
+  if (bytes.length === 0) throw new TtError('BENCODE', `${what}: empty${pathOrDash === '-' ? '' : ' file'}, not a torrent`);
   // said here, naming the input: parseTorrent only knows it as 'file'
   if (bytes.length > MAX_TORRENT_BYTES) throw new TtError('METAINFO', `${what}: larger than ${MAX_TORRENT_BYTES} bytes (10 MiB), the most a .torrent may be`);
   try {

@@ -17,7 +17,7 @@ import { constants, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { TtError } from '../core/errors.js';
+import { TtError, errnoReason } from '../core/errors.js';
 import { sanitizeForTerminal } from './format.js';
 
 export interface WriteWholeOptions {
@@ -45,7 +45,7 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
     return await lstat(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new TtError('DISK', `cannot write ${sanitizeForTerminal(path)}: ${(err as NodeJS.ErrnoException).code ?? 'lstat failed'}`, { cause: err });
+    throw writeError(path, err);
   }
 }
 
@@ -91,8 +91,15 @@ export async function writeWhole(path: string, bytes: Buffer, opts: WriteWholeOp
     if (err instanceof TtError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return refuseExisting(path, bytes, opts);
-    throw new TtError('DISK', `cannot write ${sanitizeForTerminal(path)}: ${code ?? 'write failed'}`, { cause: err });
+    throw writeError(path, err);
   }
+}
+
+/** Exit 6 naming the file and why, in words; a missing folder is named as such. */
+function writeError(path: string, err: unknown): TtError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const reason = code === 'ENOENT' ? `folder ${sanitizeForTerminal(dirname(path))} does not exist` : errnoReason(err, 'write failed');
+  return new TtError('DISK', `cannot write ${sanitizeForTerminal(path)}: ${reason}`, { cause: err });
 }
 
 /** An existing file and no --force: fine when `sameIsFine` and it holds exactly `bytes`, else refused. */

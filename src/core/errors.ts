@@ -88,6 +88,42 @@ export class TrackerError extends TtError {
   }
 }
 
+/** What a failed system call's code means, as strerror(3) says it (lower case). */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EEXIST: 'file exists',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in system',
+  EFBIG: 'file too large',
+  EIO: 'input/output error',
+  EBUSY: 'device or resource busy',
+  ETXTBSY: 'text file busy',
+  EXDEV: 'invalid cross-device link',
+  EINVAL: 'invalid argument',
+  EBADF: 'bad file descriptor',
+  ESTALE: 'stale file handle',
+};
+
+/**
+ * Why a file operation failed, in words ('no such file or directory'), for
+ * messages people read: never a bare ENOENT. A code without words here is
+ * given as is; an error without a code gives `fallback`.
+ */
+export function errnoReason(err: unknown, fallback = 'failed'): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === undefined) return fallback;
+  return ERRNO_WORDS[code] ?? code;
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

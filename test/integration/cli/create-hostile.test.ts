@@ -223,7 +223,7 @@ describe('tt create: output paths', () => {
   it('-o into a folder that does not exist: one DISK error line, nothing created', async () => {
     const { work, data } = await dataFolder();
     const out = join(work, 'missing', 'deeper', 'x.torrent');
-    expect(expectOneLineError(tt(['create', data, '-o', out]), 6)).toMatch(/ENOENT/);
+    expect(expectOneLineError(tt(['create', data, '-o', out]), 6)).toBe(`tt: cannot write ${out}: folder ${join(work, 'missing', 'deeper')} does not exist`);
     await expect(stat(join(work, 'missing'))).rejects.toThrow();
   });
 

@@ -153,7 +153,7 @@ describe('tt info: good torrents', () => {
 
 describe('tt info: errors are one line and a documented exit code', () => {
   it('missing file -> INPUT (3)', () => {
-    expect(expectOneLineError(tt(['info', join(tmp, 'absent.torrent')]), 3)).toContain('no such file');
+    expect(expectOneLineError(tt(['info', join(tmp, 'absent.torrent')]), 3)).toBe(`tt: cannot read ${join(tmp, 'absent.torrent')}: no such file or directory`);
   });
 
   it('a magnet link -> INPUT (3) for info, pointing at download (which fetches the metadata)', () => {
@@ -172,10 +172,11 @@ describe('tt info: errors are one line and a documented exit code', () => {
     expect(expectOneLineError(tt(['info', FIXTURES]), 3)).toContain('is a directory');
   });
 
-  it('an empty file -> INPUT (3)', () => {
+  it('an empty file -> BENCODE (4): there and readable, it just is no torrent (stdin too)', () => {
     const path = join(tmp, 'empty.torrent');
     writeFileSync(path, '');
-    expect(expectOneLineError(tt(['info', path]), 3)).toContain('is empty');
+    expect(expectOneLineError(tt(['info', path]), 4)).toBe(`tt: ${path}: empty file, not a torrent`);
+    expect(expectOneLineError(tt(['info', '-']), 4)).toBe('tt: standard input: empty, not a torrent');
   });
 
   it('a file that is not a torrent -> BENCODE (4)', () => {
