@@ -13,7 +13,7 @@ import type { DhtNode } from '../dht/node.js';
 import { Listener } from '../session/listener.js';
 import { openDht } from './dht-setup.js';
 import { loadTorrent } from './info.js';
-import { isMagnet, resolveMagnet } from './magnet-source.js';
+import { isMagnet, readMagnet, resolveMagnet } from './magnet-source.js';
 import { sanitizeForTerminal } from './format.js';
 import { Reporter, chooseMode } from './reporter.js';
 import { runSession, summarize } from './run-session.js';
@@ -22,6 +22,7 @@ import { parseDuration, parseFileList, parseSize } from './units.js';
 import { checkWritable, writeWhole } from './write-whole.js';
 import { notAFolderError } from './data-folder.js';
 import { selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
+import { selectOnlyFiles } from '../metainfo/magnet.js';
 
 interface DownloadOptions extends SharedOptions {
   out: string;
@@ -67,8 +68,10 @@ export function registerDownload(program: Command): void {
       throw new TtError('USAGE', '--save-torrent is for magnet links (the torrent file is already on disk)');
     }
     if (opts.saveTorrent === '-') throw new TtError('USAGE', "--save-torrent -: standard output carries the download's messages; give a file name");
+    // a bad link is said before anything listens or connects
+    const magnet = isMagnet(torrent) ? readMagnet(torrent) : undefined;
     if (opts.saveTorrent !== undefined) await checkSaveTorrentPath(resolve(opts.saveTorrent));
-    if (isMagnet(torrent)) {
+    if (magnet) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
         host: shared.host,
@@ -79,7 +82,7 @@ export function registerDownload(program: Command): void {
       const dht = shared.dhtConfig ? await openDht(shared.dhtConfig, listener.port, reporter) : undefined;
       try {
         const resolved = await resolveMagnet(
-          torrent,
+          magnet,
           {
             listener,
             dht,
@@ -105,7 +108,11 @@ export function registerDownload(program: Command): void {
     } else meta = await loadTorrent(torrent);
     let selection;
     try {
-      selection = opts.select ? selectFiles(meta, opts.select) : undefined;
+      // BEP 53 so= (a link to some of the torrent's files) unless --select chooses
+      const selectOnly = magnet?.selectOnly;
+      if (selectOnly && opts.select) reporter.info("--select given: the magnet link's so= is not used");
+      selection = opts.select ? selectFiles(meta, opts.select) : selectOnly ? selectOnlyFiles(meta, selectOnly) : undefined;
+      if (selection && !opts.select) reporter.info(`the magnet link selects ${selection.selectedCount} of ${selection.fileCount} files (so=); --select overrides it`);
     } catch (err) {
       await Promise.all([fromMagnet?.listener.close(), fromMagnet?.dht?.close()]);
       throw err;

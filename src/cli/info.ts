@@ -53,7 +53,7 @@ export interface InfoJson {
 
 function readError(what: string, err: unknown): TtError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT' && /^magnet:\?/i.test(what)) {
+  if (code === 'ENOENT' && /^magnet:/i.test(what)) {
     // the info dictionary comes from peers: that is the download's first phase, not something info does offline
     return new TtError('INPUT', 'tt info reads .torrent files; a magnet link has no file list until peers send it: use tt download <magnet>', {
       cause: err,

@@ -9,7 +9,7 @@
 import { TtError } from '../core/errors.js';
 import { generatePeerId } from '../core/ids.js';
 import type { PeerAddress } from '../core/peer-address.js';
-import { parseMagnet } from '../metainfo/magnet.js';
+import { parseMagnet, type MagnetLink } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { torrentFileBytes } from '../metainfo/metadata.js';
 import { parseTorrent } from '../metainfo/parse-torrent.js';
@@ -24,8 +24,19 @@ import { trackerScheme } from '../tracker/client.js';
 import { unsupportedTrackerReason } from '../tracker/announcer.js';
 import { onStop, stopError } from './stop.js';
 
+/** Anything starting with `magnet:` is a magnet link (a bad one is exit 4, never "no such file"). */
 export function isMagnet(source: string): boolean {
-  return /^magnet:\?/i.test(source);
+  return /^magnet:/i.test(source);
+}
+
+/** The link parsed, before anything listens or connects; a bad one is exit 4 with a terminal-safe reason. */
+export function readMagnet(uri: string): MagnetLink {
+  try {
+    return parseMagnet(uri);
+  } catch (err) {
+    if (err instanceof TtError) err.message = sanitizeForTerminal(err.message);
+    throw err;
+  }
 }
 
 export interface MagnetResolved {
@@ -42,7 +53,7 @@ export interface MagnetResolved {
 }
 
 export async function resolveMagnet(
-  uri: string,
+  magnet: MagnetLink,
   opts: {
     listener: Listener;
     dht?: DhtNode | undefined;
@@ -56,27 +67,25 @@ export async function resolveMagnet(
   },
   reporter: Reporter,
 ): Promise<MagnetResolved> {
-  let magnet;
-  try {
-    magnet = parseMagnet(uri);
-  } catch (err) {
-    if (err instanceof TtError) err.message = sanitizeForTerminal(err.message);
-    throw err;
-  }
   const peerId = generatePeerId();
   const trackers = opts.useTrackers ? magnet.trackers : [];
   const peers = [...opts.peers, ...magnet.peers];
   // a tracker tt cannot speak (javascript:, wss:) is no way to find peers: said now, not as 'every tracker failed'
   const usableTrackers = trackers.filter((t) => trackerScheme(t) !== undefined);
+  // x.pe values that are no host:port (a peer without its port, say): named, never dropped in silence
+  const badPeers = (magnet.badPeers ?? []).map((p) => `x.pe=${p}`).join(', ');
   if (usableTrackers.length === 0 && peers.length === 0 && !opts.dht) {
+    const peer = badPeers ? 'usable peer' : 'peer';
     const why =
       trackers.length > 0
-        ? `no tracker of the magnet link can be used (${trackers[0]}: ${unsupportedTrackerReason(trackers[0]!)}${trackers.length > 1 ? `, and ${trackers.length - 1} more` : ''}), no peer`
+        ? `no tracker of the magnet link can be used (${trackers[0]}: ${unsupportedTrackerReason(trackers[0]!)}${trackers.length > 1 ? `, and ${trackers.length - 1} more` : ''}), no ${peer}`
         : magnet.trackers.length > 0
-          ? 'with --no-trackers, the magnet link names no peer'
-          : 'the magnet link names no tracker or peer';
-    throw new TtError('USAGE', `${why} (x.pe) and no --peer given, tt cannot find peers: use --dht, or give peers with --peer host:port`);
+          ? `with --no-trackers, the magnet link names no ${peer}`
+          : `the magnet link names no tracker or ${peer}`;
+    const pe = badPeers ? `(${badPeers}: not host:port)` : '(x.pe)';
+    throw new TtError('USAGE', sanitizeForTerminal(`${why} ${pe} and no --peer given, tt cannot find peers: use --dht, or give peers with --peer host:port`));
   }
+  if (badPeers) reporter.warn(`the magnet link's ${badPeers}: not host:port, ignored`);
   const fetcher = new MetadataFetcher({
     infoHash: magnet.infoHash,
     peerId,

@@ -56,7 +56,8 @@ export class BencodeError extends TtError {
 export class MetainfoError extends TtError {
   readonly field: string;
   constructor(field: string, message: string) {
-    super('METAINFO', `invalid torrent: ${field}: ${message}`);
+    // a magnet link is no torrent (yet): its fields are magnet, magnet.xt, ...
+    super('METAINFO', `${field === 'magnet' || field.startsWith('magnet.') ? 'invalid magnet link' : 'invalid torrent'}: ${field}: ${message}`);
     this.field = field;
     this.name = 'MetainfoError';
   }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MetainfoError } from '../../../src/core/errors.js';
-import { MAX_MAGNET_PEERS, MAX_MAGNET_WEB_SEEDS, parseMagnet, toMagnet } from '../../../src/metainfo/magnet.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MetainfoError, TtError } from '../../../src/core/errors.js';
+import { MAX_MAGNET_PEERS, MAX_MAGNET_WEB_SEEDS, MAX_NAMED_BAD_PEERS, parseMagnet, selectOnlyFiles, toMagnet } from '../../../src/metainfo/magnet.js';
 import { parseTorrent } from '../../../src/metainfo/parse-torrent.js';
 import { createTorrent } from '../../../src/metainfo/create.js';
 
@@ -76,5 +78,71 @@ describe('magnet links', () => {
     }
     expect(caught).toBeInstanceOf(MetainfoError);
     expect((caught as MetainfoError).field).toBe(field);
+  });
+});
+
+function refusal(uri: string): MetainfoError {
+  try {
+    parseMagnet(uri);
+  } catch (err) {
+    expect(err).toBeInstanceOf(MetainfoError);
+    return err as MetainfoError;
+  }
+  throw new Error(`${uri} was accepted`);
+}
+
+describe('magnet links: what a black-box review found', () => {
+  it("anything starting with magnet: is read as a link, and a bad start is said as such (not 'no such file')", () => {
+    expect(refusal('magnet:').message).toBe('invalid magnet link: magnet: empty: a magnet link is magnet:?xt=urn:btih:<info hash>&...');
+    expect(refusal(`magnet://?xt=urn:btih:${HEX}`).message).toMatch(/^invalid magnet link: magnet: 'magnet:\/\/\?\.\.\.' is not how a magnet link starts: it is magnet:\?xt=urn:btih:/);
+    expect(refusal(`Magnet:xt=urn:btih:${HEX}`).field).toBe('magnet');
+  });
+
+  it('a v2-only link (btmh alone) is refused as such, not as a link with no hash', () => {
+    const err = refusal(`magnet:?xt=urn:btmh:1220${'ab'.repeat(32)}&dn=x`);
+    expect(err.field).toBe('magnet.xt');
+    expect(err.message).toMatch(/v2-only link \(urn:btmh\): tt reads v1 links \(urn:btih\) only/);
+  });
+
+  it('two different btih hashes are refused; the same hash twice (hex and base32) is one torrent', () => {
+    const other = 'fedcba9876543210fedcba9876543210fedcba98';
+    const err = refusal(`magnet:?xt=urn:btih:${HEX}&xt.2=urn:btih:${other}`);
+    expect(err.field).toBe('magnet.xt');
+    expect(err.message).toContain(`two different info hashes (${HEX} and ${other})`);
+    const twice = parseMagnet(`magnet:?xt.1=urn:btih:${HEX}&xt.2=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH`);
+    expect(twice.infoHash.toString('hex')).toBe(HEX);
+  });
+
+  it('x.pe values that are not host:port are kept to be named (the first few), not dropped in silence', () => {
+    const m = parseMagnet(`magnet:?xt=urn:btih:${HEX}&x.pe=127.0.0.1&x.pe=127.0.0.1:6881&x.pe=%5B%3A%3A1%5D`);
+    expect(m.peers).toEqual([{ host: '127.0.0.1', port: 6881 }]);
+    expect(m.badPeers).toEqual(['127.0.0.1', '[::1]']);
+    const many = Array.from({ length: 20 }, (_, i) => `x.pe=10.0.0.${i}`).join('&');
+    expect(parseMagnet(`magnet:?xt=urn:btih:${HEX}&${many}`).badPeers).toHaveLength(MAX_NAMED_BAD_PEERS);
+    expect(parseMagnet(`magnet:?xt=urn:btih:${HEX}&x.pe=127.0.0.1:1`).badPeers).toBeUndefined();
+  });
+
+  it('so= (BEP 53): 0-based indices and inclusive ranges, several so= merged; garbage is refused', () => {
+    expect(parseMagnet(`magnet:?xt=urn:btih:${HEX}&so=0,2,4-6&so=9`).selectOnly).toEqual([
+      [0, 0],
+      [2, 2],
+      [4, 6],
+      [9, 9],
+    ]);
+    expect(parseMagnet(`magnet:?xt=urn:btih:${HEX}&so=`).selectOnly).toBeUndefined();
+    for (const so of ['1,,2', 'a', '-3', '5-2', '1-', '1;2']) expect(refusal(`magnet:?xt=urn:btih:${HEX}&so=${so}`).field).toBe('magnet.so');
+  });
+
+  it("so= counts the torrent's file list from 0, padding files included (as libtorrent), and maps to tt's numbering", () => {
+    // padded/x.bin, .pad, padded/y.bin, .pad, padded/w.bin: tt numbers 1, -, 2, -, 3
+    const meta = parseTorrent(readFileSync(join(import.meta.dirname, '../../../fixtures/torrents/good-bep47-padding.torrent')));
+    const picked = (ranges: [number, number][]) => meta.files.map((_, i) => selectOnlyFiles(meta, ranges).isSelected(i));
+    expect(picked([[2, 2]])).toEqual([false, false, true, false, false]);
+    expect(picked([[4, 4]])).toEqual([false, false, false, false, true]);
+    expect(picked([[0, 2]])).toEqual([true, false, true, false, false]);
+    expect(selectOnlyFiles(meta, [[0, 4]]).selectedCount).toBe(3);
+    expect(() => selectOnlyFiles(meta, [[5, 5]])).toThrow(/so= names file index 5, but padded has 5 files \(so= counts from 0, padding files included\)/);
+    expect(() => selectOnlyFiles(meta, [[1, 1], [3, 3]])).toThrow(/names only padding files/);
+    expect(() => selectOnlyFiles(meta, [[0, 9]])).toThrow(expect.objectContaining({ code: 'USAGE' }) as TtError);
   });
 });
