@@ -112,7 +112,8 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
             return;
           }
           stopCause = cause;
-          const tail = running ? kept() : ' while checking existing data (or creating files); nothing verified is lost';
+          const starting = opts.mode === 'seed' ? ' while checking its data' : ' while checking existing data (or creating files); nothing verified is lost';
+          const tail = running ? kept() : starting;
           stopped = stopError(cause, tail);
           settle.reject(stopped);
           session.interruptStart(); // checking a large torrent stops now, not when it is done

@@ -95,6 +95,7 @@ describe('stdout that cannot be written', () => {
     trackDir(fx.work);
     const r = await runWithUnwritableStdout(fx.work, ['seed', fx.torrentPath, '--dir', fx.seedRoot, '--bind', '127.0.0.1', '--port', '0', '--json']);
     expect(r.code, r.stderr).toBe(6);
-    expect(r.stderr).toMatch(/^tt: cannot write to standard output: EBADF \(not open for writing\); stopped; \d+ of \d+ pieces verified and kept\n$/);
+    // the first event fails at once: the check is cut short, or (a small torrent) already done
+    expect(r.stderr).toMatch(/^tt: cannot write to standard output: EBADF \(not open for writing\); stopped( while checking its data|; \d+ of \d+ pieces verified and kept)\n$/);
   });
 });
