@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
-import { TtError, errnoReason } from '../core/errors.js';
+import { TtError } from '../core/errors.js';
 import { CLIENT_VERSION } from '../core/ids.js';
 import { filesLength } from '../metainfo/completion.js';
 import { createTorrentFromPath } from '../metainfo/create.js';
@@ -92,8 +92,6 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
     ...(opts.webSeed && opts.webSeed.length > 0 ? { urlList: opts.webSeed } : {}),
     ...(opts.date ? { creationDate: Math.floor(Date.now() / 1000) } : {}),
     createdBy: `tt/${CLIENT_VERSION}`,
-  }).catch((err: unknown) => {
-    throw reasonInWords(err);
   });
   // what we wrote must be a torrent we (and so every strict client) accept
   const meta = parseTorrent(bytes);
@@ -129,18 +127,6 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
     ].join('\n') + '\n';
   // with -o -, stdout carries the torrent alone
   (toStdout ? process.stderr : process.stdout).write(text);
-}
-
-/**
- * metainfo/create.ts ends a failed read with the bare code (`cannot read X:
- * ENOENT`): the code becomes its words (`no such file or directory`), for
- * every such error of tt create.
- */
-function reasonInWords(err: unknown): unknown {
-  if (!(err instanceof TtError)) return err;
-  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
-  if (code !== undefined && err.message.endsWith(`: ${code}`)) err.message = `${err.message.slice(0, -code.length)}${errnoReason(err.cause)}`;
-  return err;
 }
 
 /** The torrent to standard output; false when it could not be written (main reports it). */

@@ -11,7 +11,7 @@ import type { Stats } from 'node:fs';
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { TtError } from '../core/errors.js';
+import { TtError, errnoReason } from '../core/errors.js';
 import { type BEncodable, encode, utf8OrUndefined } from './bencode.js';
 import { unsafeComponentReason } from './path-safety.js';
 
@@ -139,8 +139,7 @@ export function createTorrent(name: string, content: Buffer | { path: string[]; 
 }
 
 function inputError(path: string, err: unknown): TtError {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? 'error';
-  return new TtError('INPUT', `cannot read ${path}: ${code}`, { cause: err });
+  return new TtError('INPUT', `cannot read ${path}: ${errnoReason(err, 'error')}`, { cause: err });
 }
 
 async function lstatOrThrow(path: string): Promise<Stats> {
