@@ -85,6 +85,7 @@ import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
 import { HandleCache, handleBudget, type Lease } from './handle-cache.js';
 import { isResumeFileName, notOlder, stampOf, type Stamp } from './resume.js';
+import { acquireDownloadLock, isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
@@ -283,7 +284,10 @@ export class TorrentStorage {
     if (opts.mode === 'readwrite' && isPartFileName(meta.files[0]?.path[0] ?? '')) {
       throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a torrent's shared pieces under that name`);
     }
-    // ...or like a resume record, which a download replaces when it stops
+    // ...or like a resume record, which a download replaces when it stops, or a download's lock
+    if (opts.mode === 'readwrite' && isLockFileName(meta.files[0]?.path[0] ?? '')) {
+      throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a download's lock under that name`);
+    }
     if (opts.mode === 'readwrite' && isResumeFileName(meta.files[0]?.path[0] ?? '')) {
       throw new DiskError(`refusing to write ${JSON.stringify(meta.files[0]!.path[0])}: tt keeps a download's resume record under that name`);
     }
@@ -309,6 +313,8 @@ export class TorrentStorage {
       });
     const folders = new Set<string>();
     try {
+      // before anything is created or adopted: a second download of this torrent here is refused (lock.ts)
+      storage.#releaseLock = await acquireDownloadLock(root, meta);
       let part: PartSource | undefined;
       try {
         // a file selected now that was not before: its bytes in shared pieces may be in the part file
@@ -790,7 +796,11 @@ export class TorrentStorage {
     this.#stampTimers.clear();
     await Promise.all([...this.#stamping]);
     await this.#cache.close();
+    await this.#releaseLock?.();
   }
+
+  /** Gives up this download's lock of its folder (lock.ts); undefined when reading only. */
+  #releaseLock: (() => Promise<void>) | undefined;
 
   /** Number of file descriptors currently held (for tests and diagnostics). */
   get openFiles(): number {

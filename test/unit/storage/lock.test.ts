@@ -1,0 +1,58 @@
+/** storage/lock.ts: one download of a torrent into a folder at a time. */
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { acquireDownloadLock, isLockFileName, lockFileName } from '../../../src/storage/lock.js';
+import { TorrentStorage } from '../../../src/storage/storage.js';
+import { makeTorrent, withTempDir } from './fixture.js';
+
+describe('download lock', () => {
+  it('holds this pid while taken, refuses a second taker while that pid lives, and is gone once released', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const release = await acquireDownloadLock(dir, meta);
+      const file = path.join(dir, lockFileName(meta));
+      expect(await readFile(file, 'utf8')).toBe(`${process.pid}\n`);
+      // another process holding it: the holder is named
+      await writeFile(file, '4242\n');
+      await expect(acquireDownloadLock(dir, meta, (pid) => pid === 4242)).rejects.toMatchObject({
+        code: 'USAGE',
+        message: `another tt (pid 4242) is downloading this torrent into ${dir}; let it finish or stop it first`,
+      });
+      // that process is gone (killed, crashed): taken over
+      const again = await acquireDownloadLock(dir, meta, () => false);
+      expect(await readFile(file, 'utf8')).toBe(`${process.pid}\n`);
+      await again();
+      await release(); // already gone: no error
+      expect(await readdir(dir)).toEqual([]);
+    }));
+
+  it('a lock file of garbage, or one left by this very process, is taken over; other torrents have their own', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const other = { ...makeTorrent([2000], 16_384).meta, infoHash: Buffer.alloc(20, 1), infoHashHex: '01'.repeat(20) };
+      await writeFile(path.join(dir, lockFileName(meta)), 'not a pid');
+      const a = await acquireDownloadLock(dir, meta, () => true);
+      const b = await acquireDownloadLock(dir, meta, () => true); // our own pid: a session never closed
+      const c = await acquireDownloadLock(dir, other, () => true);
+      expect((await readdir(dir)).sort()).toEqual([lockFileName(meta), lockFileName(other)].sort());
+      await Promise.all([a(), b(), c()]);
+    }));
+
+  it('storage holds it from open to close when writing, never when reading; a torrent named like a lock is refused', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000, 2000], 16_384);
+      const lock = path.join(dir, lockFileName(meta));
+      const reader = await TorrentStorage.open(dir, meta, { mode: 'read' });
+      await expect(readFile(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+      await reader.close();
+      const writer = await TorrentStorage.open(dir, meta, { mode: 'readwrite' });
+      expect(await readFile(lock, 'utf8')).toBe(`${process.pid}\n`);
+      await writer.close();
+      await expect(readFile(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(isLockFileName(lockFileName(meta))).toBe(true);
+      const named = makeTorrent([10], 16_384).meta;
+      const crafted = { ...named, files: [{ ...named.files[0]!, path: [lockFileName(meta)] }] };
+      await expect(TorrentStorage.open(dir, crafted, { mode: 'readwrite' })).rejects.toThrow(/tt keeps a download's lock under that name/);
+    }));
+});
