@@ -16,7 +16,7 @@ import { registerVerify } from './verify.js';
 import { registerDemo } from './demo.js';
 import { registerCreate } from './create.js';
 import { registerTracker } from './tracker.js';
-import { endIfHungUp, outputFailed, outputFailedText, outputFailure, outputStopCause } from './stop.js';
+import { endIfHungUp, listenForStop, outputFailed, outputFailedText, outputFailure, outputStopCause } from './stop.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -93,10 +93,38 @@ function settleOutput(): void {
   process.exitCode = EXIT_CODES.DISK;
 }
 
-export async function main(argv: string[]): Promise<void> {
+/**
+ * The commands that stop gracefully on SIGINT, SIGTERM or SIGHUP (stop.ts):
+ * their handlers are installed as soon as the command is known, so a signal
+ * while the torrent is still being loaded is kept for the first phase (exit
+ * 130 and one line) instead of killing tt with nothing said or saved. The
+ * others (info, create) keep the signals' default actions.
+ */
+const GRACEFUL_COMMANDS: ReadonlySet<string> = new Set(['download', 'seed', 'verify', 'tracker']);
+
+/**
+ * The last line of defence: Node ends a process whose event loop is empty
+ * even while main() still waits (a promise nothing can settle any more), and
+ * then with exit 0, which would claim success with nothing said. Such an end
+ * becomes exit 1 (internal error) with one line.
+ */
+function watchUnfinished(): void {
+  process.on('exit', (code) => {
+    if (mainDone || code !== 0) return;
+    process.stderr.write('tt: internal error: tt ended before the command finished (it was left waiting for something that can never happen)\n');
+    process.exitCode = EXIT_CODES.INTERNAL;
+  });
+}
+
+/** Runs tt with `argv` (process.argv); `program` is buildProgram()'s, or one a test extends. */
+export async function main(argv: string[], program: Command = buildProgram()): Promise<void> {
   watchOutput();
+  watchUnfinished();
+  program.hook('preAction', (_program, command) => {
+    if (GRACEFUL_COMMANDS.has(command.name())) listenForStop();
+  });
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
     if (process.exitCode === undefined) process.exitCode = 0;
   } catch (err) {
     process.exitCode = reportError(err);

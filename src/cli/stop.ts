@@ -21,13 +21,15 @@
  * (nodejs/node#51519, fixed in later Node lines by nodejs/node#58200); a
  * process ended by a signal skips that.
  *
- * The signal handlers are installed with the first registration and stay:
- * once a stop is under way, a second SIGINT exits at once (130) and a second
- * SIGTERM or SIGHUP is ignored (a closed terminal can send SIGHUP twice: from
- * the kernel and from the shell), so the bounded graceful stop (`stopped`
- * announce, resume record) is not cut short. A cause arriving between two
- * phases is kept and given to the next phase that registers. Before any
- * registration (`tt create`, `tt info`) signals keep their default action.
+ * The signal handlers are installed as soon as main.ts knows the command is
+ * one that stops gracefully (download, seed, verify, tracker: listenForStop),
+ * else with the first registration, and they stay: once a stop is under way,
+ * a second SIGINT exits at once (130) and a second SIGTERM or SIGHUP is
+ * ignored (a closed terminal can send SIGHUP twice: from the kernel and from
+ * the shell), so the bounded graceful stop (`stopped` announce, resume
+ * record) is not cut short. A cause arriving before the first phase or
+ * between two phases is kept and given to the next phase that registers.
+ * Otherwise (`tt create`, `tt info`) signals keep their default action.
  * Only this module and main.ts touch process signals or stdout errors.
  */
 import { TtError } from '../core/errors.js';
@@ -72,7 +74,13 @@ function onSignal(signal: StopSignal): void {
   if (signal === 'SIGINT') process.exit(130);
 }
 
-function installSignals(): void {
+/**
+ * Handle SIGINT, SIGTERM and SIGHUP from now on (idempotent): main.ts calls it
+ * once it knows the command stops gracefully, so a signal while the torrent
+ * is still being loaded is the same graceful stop as one a moment later
+ * (exit 130 and one line), not death by the signal.
+ */
+export function listenForStop(): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
   for (const signal of STOP_SIGNALS) process.on(signal, () => onSignal(signal));
@@ -84,7 +92,7 @@ function installSignals(): void {
  * unregisters it (call it when the phase ends, stopped or not).
  */
 export function onStop(handler: Handler): () => void {
-  installSignals();
+  listenForStop();
   let live = true;
   const once: Handler = (cause) => {
     if (!live) return;

@@ -115,7 +115,18 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
   const maxBuffers = Math.max(2, workers + 1);
   const free: Buffer[] = [];
   let allocated = 0;
+  /**
+   * Hash tasks under way. A task never rejects: its failure is kept in
+   * `failed`, and its buffer goes back to `free` as it leaves this set, so
+   * every buffer not free belongs to a task here (waiting for a buffer never
+   * waits on an empty set) and no failure goes unseen.
+   */
   const inflight = new Set<Promise<void>>();
+  let failed: { err: unknown } | undefined;
+  const stopIfDone = (): void => {
+    throwIfAborted(opts.signal);
+    if (failed) throw failed.err;
+  };
 
   const finish = (first: number, count: number, bytes: number, hashes: Buffer | undefined, skip: Uint8Array): void => {
     for (let k = 0; k < count; k++) {
@@ -133,7 +144,7 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
 
   try {
     for (let first = 0; first < meta.pieceCount; first += piecesPerRun) {
-      throwIfAborted(opts.signal);
+      stopIfDone();
       const count = Math.min(piecesPerRun, meta.pieceCount - first);
       const unwanted = notWanted(opts, first, count);
       if (unwanted?.every((u) => u === 1)) {
@@ -141,7 +152,10 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
         finish(first, count, Math.min(runBytes, meta.totalLength - geometry.pieceOffset(first)), undefined, unwanted);
         continue;
       }
-      while (free.length === 0 && allocated >= maxBuffers) await Promise.race(inflight);
+      while (free.length === 0 && allocated >= maxBuffers) {
+        await Promise.race(inflight);
+        stopIfDone(); // a stop while hashing is not followed by one more read
+      }
       const buffer = free.pop() ?? (allocated++, Buffer.from(new SharedArrayBuffer(runBytes)));
       const offset = geometry.pieceOffset(first);
       const length = Math.min(runBytes, meta.totalLength - offset);
@@ -160,18 +174,25 @@ async function checkRuns(ctx: CheckContext): Promise<void> {
         finish(first, count, length, undefined, skip);
         continue;
       }
-      const task = hasher.hashPieces(view, meta.pieceLength, missing > 0 ? skip : undefined).then((hashes) => {
-        free.push(buffer);
-        finish(first, count, length, hashes, skip);
-      });
-      task.catch(() => undefined); // awaited below; avoid an unhandled rejection if we bail out first
+      const task: Promise<void> = hasher
+        .hashPieces(view, meta.pieceLength, missing > 0 ? skip : undefined)
+        .then((hashes) => finish(first, count, length, hashes, skip))
+        .catch((err: unknown) => {
+          failed ??= { err };
+        })
+        .finally(() => {
+          free.push(buffer);
+          inflight.delete(task);
+        });
       inflight.add(task);
-      void task.finally(() => inflight.delete(task)).catch(() => undefined);
     }
     await Promise.all(inflight);
-    throwIfAborted(opts.signal); // a partial answer is never returned
+    stopIfDone(); // a partial answer is never returned
   } finally {
+    // stopped or failed: the hashes under way fail at once (close), and are
+    // waited for, so nothing of this check is still running once it settles
     await hasher.close();
+    await Promise.all(inflight);
   }
 }
 

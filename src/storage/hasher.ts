@@ -90,14 +90,22 @@ export class PieceHasher {
     return this.#submit(view, pieceLength, skip);
   }
 
-  /** Terminate the workers; pending hashes fail. Idempotent. */
+  /**
+   * Terminate the workers; pending hashes fail at once (the ones on a worker
+   * too). Resolves once every worker has exited. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const closed = new Error('hasher closed');
     for (const task of this.#queue.splice(0)) task.reject(closed);
     const slots = this.#slots.splice(0);
-    for (const slot of slots) slot.task?.reject(closed);
+    for (const slot of slots) {
+      slot.task?.reject(closed);
+      slot.task = undefined;
+    }
+    // terminate() refs each worker until its 'exit', which is what keeps the
+    // process alive for this await: nothing may unref it afterwards (#spawn)
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -144,6 +152,11 @@ export class PieceHasher {
     const slot: Slot = { worker, task: undefined, staging: undefined };
     worker.unref(); // idle workers never keep the process alive
     worker.on('message', (m: { id: number; hashes?: Uint8Array; error?: string }) => {
+      // An answer that arrives after close() is dropped, and above all the
+      // worker is not unref'd: terminate() ref'd it until its 'exit'. Unref'd,
+      // Node could end with the event loop empty and close() never settled, so
+      // `tt verify` stopped by SIGTERM while checking exited 0, saying nothing.
+      if (this.#closed) return;
       const task = slot.task;
       if (!task || task.id !== m.id) return;
       slot.task = undefined;

@@ -60,27 +60,54 @@ describe('PieceHasher', () => {
   });
 
   it('does not keep the process alive, even when close() is forgotten', async () => {
-    // run the module as plain JS in a fresh node (it imports only node: builtins)
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const source = await readFile(path.resolve(here, '../../../src/storage/hasher.ts'), 'utf8');
-    const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText;
-    const dir = await mkdtemp(path.join(tmpdir(), 'tt-hasher-'));
-    try {
-      await writeFile(path.join(dir, 'hasher.mjs'), js);
-      await writeFile(
-        path.join(dir, 'main.mjs'),
-        `import { PieceHasher } from './hasher.mjs';
+    const started = Date.now();
+    const r = await runWithHasher(
+      `const h = new PieceHasher(2);
+       console.log((await h.hash(Buffer.from('abc'))).toString('hex'));`,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('a9993e364706816aba3e25717850c26c9cd0d89d');
+    expect(r.status).toBe(0); // exited by itself, not killed by the timeout
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('close() while answers are on their way settles, in a process with nothing else to keep it alive', async () => {
+    // The answers reach the main thread after close() has begun terminating
+    // the workers. Once, handling such an answer unref'd its worker: Node then
+    // ended with close() never settled (exit 13 here for the pending
+    // top-level await; exit 0 and silence for `tt verify` stopped by SIGTERM).
+    const r = await runWithHasher(
+      `for (let round = 0; round < 20; round++) {
          const h = new PieceHasher(2);
-         console.log((await h.hash(Buffer.from('abc'))).toString('hex'));`,
-      );
-      const started = Date.now();
-      const r = spawnSync(process.execPath, [path.join(dir, 'main.mjs')], { encoding: 'utf8', timeout: 20_000 });
-      expect(r.stderr).toBe('');
-      expect(r.stdout.trim()).toBe('a9993e364706816aba3e25717850c26c9cd0d89d');
-      expect(r.status).toBe(0); // exited by itself, not killed by the timeout
-      expect(Date.now() - started).toBeLessThan(15_000);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+         await Promise.all([h.hash(Buffer.from('a')), h.hash(Buffer.from('b'))]); // both workers up
+         const view = new Uint8Array(new SharedArrayBuffer(1 << 20));
+         const outcomes = [0, 1].map(() => h.hashPieces(view, 1 << 16).then(() => 'resolved', (e) => e.message));
+         const until = Date.now() + 50;
+         while (Date.now() < until); // the workers answer meanwhile; the answers wait for this thread
+         await h.close();
+         const got = await Promise.all(outcomes);
+         if (got.some((g) => g !== 'hasher closed')) throw new Error('round ' + round + ': ' + got);
+       }
+       console.log('all closed');`,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('all closed');
+    expect(r.status).toBe(0);
   });
 });
+
+/** Runs `body` as an ES module in a fresh node, with PieceHasher imported (hasher.ts as plain JS: it imports only node: builtins). */
+async function runWithHasher(body: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const source = await readFile(path.resolve(here, '../../../src/storage/hasher.ts'), 'utf8');
+  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const dir = await mkdtemp(path.join(tmpdir(), 'tt-hasher-'));
+  try {
+    await writeFile(path.join(dir, 'hasher.mjs'), js);
+    await writeFile(path.join(dir, 'main.mjs'), `import { PieceHasher } from './hasher.mjs';\n${body}\n`);
+    const r = spawnSync(process.execPath, [path.join(dir, 'main.mjs')], { encoding: 'utf8', timeout: 20_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
