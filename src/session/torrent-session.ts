@@ -67,6 +67,9 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 /** No new requests to a peer while this much of what we sent it waits unsent (4,000 requests' worth). */
 export const REQUEST_BACKLOG_BYTES = 64 * 1024;
+/** How often a download checks that its files are still in place, and up to how many files it does. */
+export const FILES_CHECK_MS = 30_000;
+const FILES_CHECK_MAX = 2_000;
 /** Chokes in a row, each while our requests waited and with no block since the unchoke, before the peer is closed. */
 export const MAX_FRUITLESS_CHOKES = 20;
 const MAX_UNREQUESTED_BLOCKS = 64;
@@ -141,6 +144,8 @@ export interface SessionOptions {
   /** Serve even though pieces are missing (seed mode). */
   allowPartial?: boolean;
   requestTimeoutMs?: number;
+  /** Downloading: how often every file is checked to be in place (default FILES_CHECK_MS). */
+  filesCheckMs?: number;
   /** At the peer cap, a peer that moved no block either way for this long makes room for a newcomer (default USELESS_EVICT_MS). */
   uselessPeerMs?: number;
   /** Worker pool for SHA-1 (one per process can be shared by several sessions). */
@@ -1558,12 +1563,38 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#fail(new TtError('NO_PEERS', `no data for ${Math.round(stallTimeout / 1000)} s (${n} peer${n === 1 ? '' : 's'} connected, none sending; --stall-timeout)`));
       return;
     }
+    this.#checkFilesNow(now);
     if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) {
       this.#announcer?.requestPeers();
       if (this.opts.mode === 'download' && !this.done) this.#dhtAnnouncer?.requestPeers();
     }
     this.#connectMore();
   }
+
+  /**
+   * Downloading: every FILES_CHECK_MS, whether every file is still the one tt
+   * writes (storage.assertFilesInPlace): a folder moved or deleted under a
+   * download stops it then, not when the last piece is in (writes through
+   * handles held open would land in the moved files). Torrents of more than
+   * FILES_CHECK_MAX files are checked at completion only (one lstat each).
+   */
+  #checkFilesNow(now: number): void {
+    const storage = this.storage;
+    if (!storage || this.opts.mode !== 'download' || this.done || this.#filesInPlaceBusy || this.meta.files.length > FILES_CHECK_MAX) return;
+    if (now - this.#filesCheckedAt < (this.opts.filesCheckMs ?? FILES_CHECK_MS)) return;
+    this.#filesCheckedAt = now;
+    this.#filesInPlaceBusy = true;
+    storage.assertFilesInPlace().then(
+      () => (this.#filesInPlaceBusy = false),
+      (err: unknown) => {
+        this.#filesInPlaceBusy = false;
+        if (!this.#stopped && !this.done) this.#fail(err instanceof TtError ? err : new DiskError(errorMessage(err)));
+      },
+    );
+  }
+
+  #filesCheckedAt = Date.now();
+  #filesInPlaceBusy = false;
 
   /** When the newest block still counted arrived (or waiting began); forgets senders quiet for longer than `stallTimeout`. */
   #lastDataAt(now: number, stallTimeout: number): number {

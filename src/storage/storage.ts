@@ -780,7 +780,7 @@ export class TorrentStorage {
 
   /** The error for file `fileIndex` deleted while tt wrote it. */
   #deleted(fileIndex: number, cause?: unknown): DiskError {
-    return new DiskError(`cannot write ${JSON.stringify(this.#paths[fileIndex])}: deleted while downloading (its verified pieces went with it)`, cause);
+    return new DiskError(`cannot write ${JSON.stringify(this.#paths[fileIndex])}: deleted or moved while downloading (the pieces verified in it are not at this path any more)`, cause);
   }
 
   /** The error for another file found at file `fileIndex`'s path. */

@@ -12,7 +12,7 @@
  * The seeder runs in this process with an upload limit, so the download takes
  * a few seconds and the deletion lands in the middle of it.
  */
-import { cp, rm, stat } from 'node:fs/promises';
+import { cp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeFixture, startSession, stopAll, type Fixture } from '../../helpers/swarm.js';
@@ -42,7 +42,7 @@ async function gone(path: string): Promise<boolean> {
   );
 }
 
-describe('deleted while downloading', () => {
+describe('deleted or moved while downloading', () => {
   it('the whole output folder removed mid-download (rm -rf): exit 6 naming a deleted file, never "complete"', async () => {
     const { fx, peer } = await slowSwarm([
       { path: ['one.bin'], size: 3 * 1024 * 1024 + 11 },
@@ -54,10 +54,25 @@ describe('deleted while downloading', () => {
     await rm(out, { recursive: true });
     const exit = await tt.waitForExit(60_000);
     expect(exit.code, tt.describe()).toBe(6);
-    expectOneErrorLine(tt, /^tt: cannot write ".*[/]orm[/]big[/](one|two)\.bin": deleted while downloading/);
+    expectOneErrorLine(tt, /^tt: cannot write ".*[/]orm[/]big[/](one|two)\.bin": deleted or moved while downloading/);
     expect(tt.events.some((e) => e.event === 'complete')).toBe(false);
     expect(await gone(out)).toBe(true);
   }, 90_000);
+
+  it('the torrent folder renamed mid-download (mv): the download stops at the next periodic check, not when the last piece is in', async () => {
+    const { fx } = await slowSwarm([{ path: ['one.bin'], size: 6 * 1024 * 1024 }]); // ~6 s at 1 MiB/s
+    const seedAddress = (await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 1024 * 1024 })).address;
+    const out = join(fx.work, 'mv');
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seedAddress], filesCheckMs: 300 });
+    const failed = new Promise<Error>((resolve) => leech.session.once('error', resolve));
+    for (let i = 0; i < 200 && leech.session.have.count === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const movedAt = Date.now();
+    await rename(join(out, 'big'), join(out, 'big-moved'));
+    const err = await failed;
+    expect(err.message).toMatch(/^cannot write ".*[/]mv[/]big[/]one\.bin": deleted or moved while downloading/);
+    expect(Date.now() - movedAt).toBeLessThan(3_000);
+    expect(leech.session.done).toBe(false);
+  }, 60_000);
 
   // the session calls storage.assertFilesInPlace() before it emits 'complete'
   it('a file complete from the start (never written) removed mid-download: exit 6 naming it, never "complete"', async () => {
@@ -72,7 +87,7 @@ describe('deleted while downloading', () => {
     await rm(join(out, 'big', 'a.bin'));
     const exit = await tt.waitForExit(60_000);
     expect(exit.code, tt.describe()).toBe(6);
-    expectOneErrorLine(tt, /^tt: cannot write ".*[/]out[/]big[/]a\.bin": deleted while downloading/);
+    expectOneErrorLine(tt, /^tt: cannot write ".*[/]out[/]big[/]a\.bin": deleted or moved while downloading/);
     expect(tt.events.some((e) => e.event === 'complete')).toBe(false);
   }, 90_000);
 });

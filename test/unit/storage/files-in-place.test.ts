@@ -66,9 +66,9 @@ describe('assertFilesInPlace', () => {
       // the open handles still take writes (into inodes with no name): that alone proves nothing
       await writePieces(storage, meta, data, range(3, meta.pieceCount));
       const err = await diskError(storage.assertFilesInPlace());
-      expect(err.message).toMatch(/^cannot write ".*[/]out[/]T[/]f[0-2]\.bin": deleted while downloading/);
+      expect(err.message).toMatch(/^cannot write ".*[/]out[/]T[/]f[0-2]\.bin": deleted or moved while downloading/);
       // the deferred stamps saw nlink 0: from now on every write fails, naming a deleted file
-      expect((await diskError(storage.writePiece(0, pieceOf(meta, data, 0)))).message).toMatch(/[/]out[/]T[/]f[0-2]\.bin": deleted while downloading/);
+      expect((await diskError(storage.writePiece(0, pieceOf(meta, data, 0)))).message).toMatch(/[/]out[/]T[/]f[0-2]\.bin": deleted or moved while downloading/);
       await storage.close();
     });
   });
@@ -87,7 +87,7 @@ describe('assertFilesInPlace', () => {
         failed = await storage.writePiece(5, pieceOf(meta, data, 5)).then(() => undefined, (e: unknown) => e);
       }
       expect(failed).toBeInstanceOf(DiskError);
-      expect((failed as DiskError).message).toMatch(/f0\.bin": deleted while downloading/);
+      expect((failed as DiskError).message).toMatch(/f0\.bin": deleted or moved while downloading/);
       await storage.close();
     });
   });
@@ -133,7 +133,7 @@ describe('assertFilesInPlace', () => {
       const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
       await rm(path.join(root, 'T', 'f0.bin'));
       await writePieces(storage, meta, data, range(3, meta.pieceCount)); // f1's own pieces
-      expect((await diskError(storage.assertFilesInPlace())).message).toMatch(/f0\.bin": deleted while downloading/);
+      expect((await diskError(storage.assertFilesInPlace())).message).toMatch(/f0\.bin": deleted or moved while downloading/);
       await storage.close();
     });
   });
