@@ -1584,7 +1584,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (now - this.#filesCheckedAt < (this.opts.filesCheckMs ?? FILES_CHECK_MS)) return;
     this.#filesCheckedAt = now;
     this.#filesInPlaceBusy = true;
-    storage.assertFilesInPlace().then(
+    storage.assertFilesInPlace({ sizes: false }).then(
       () => (this.#filesInPlaceBusy = false),
       (err: unknown) => {
         this.#filesInPlaceBusy = false;

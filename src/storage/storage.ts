@@ -658,9 +658,11 @@ export class TorrentStorage {
    * torrent says, and, with files left unselected, that the part file is
    * too. Takes the pending stamps first (a write into a deleted file shows
    * there). Throws DiskError naming the first file that is not; read mode:
-   * nothing to check.
+   * nothing to check. `sizes: false` (mid-download, files still growing as
+   * their pieces come): identity only.
    */
-  async assertFilesInPlace(): Promise<void> {
+  async assertFilesInPlace(opts: { sizes?: boolean } = {}): Promise<void> {
+    const sizes = opts.sizes !== false;
     this.#assertOpen();
     await this.flushStamps();
     if (this.#lost) throw this.#lost;
@@ -676,7 +678,7 @@ export class TorrentStorage {
         return;
       }
       if (!st.isFile() || !sameFile(st, this.#identity.get(i)!)) problems.set(i, this.#replaced(i, 'read'));
-      else if (i < this.#part && st.size < BigInt(this.#meta.files[i]!.length)) {
+      else if (sizes && i < this.#part && st.size < BigInt(this.#meta.files[i]!.length)) {
         problems.set(i, new DiskError(`cannot read ${JSON.stringify(file)}: ${st.size} of ${this.#meta.files[i]!.length} bytes, cut short while downloading (the pieces past its end are gone)`));
       }
     });

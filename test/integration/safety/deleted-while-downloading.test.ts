@@ -15,7 +15,7 @@
 import { cp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeFixture, startSession, stopAll, type Fixture } from '../../helpers/swarm.js';
+import { makeFixture, startSession, stopAll, whenComplete, type Fixture } from '../../helpers/swarm.js';
 import { LOOPBACK, expectOneErrorLine, killAllTt, startTt } from '../cli/tt-cli.js';
 
 const workDirs: string[] = [];
@@ -72,6 +72,21 @@ describe('deleted or moved while downloading', () => {
     expect(err.message).toMatch(/^cannot write ".*[/]mv[/]big[/]one\.bin": deleted or moved while downloading/);
     expect(Date.now() - movedAt).toBeLessThan(3_000);
     expect(leech.session.done).toBe(false);
+  }, 60_000);
+
+  it('nothing touched: the periodic check never trips on files still being written (sequential, so a file is short until its last piece)', async () => {
+    const { fx } = await slowSwarm([
+      { path: ['one.bin'], size: 2 * 1024 * 1024 + 5 },
+      { path: ['empty.txt'], size: 0 },
+      { path: ['two.bin'], size: 1024 * 1024 },
+    ]);
+    const seedAddress = (await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 1024 * 1024 })).address;
+    const out = join(fx.work, 'untouched');
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seedAddress], filesCheckMs: 200, pieceOrder: { sequential: true } });
+    const errors: Error[] = [];
+    leech.session.on('error', (e) => errors.push(e));
+    await whenComplete(leech.session, 30_000);
+    expect(errors).toEqual([]);
   }, 60_000);
 
   // the session calls storage.assertFilesInPlace() before it emits 'complete'
