@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { TtError } from '../core/errors.js';
 import { toDiskError } from '../storage/disk-error.js';
-import { mkdirp } from '../storage/mkdirp.js';
+import { mkdirp, removeEmptyMade } from '../storage/mkdirp.js';
 import type { PeerAddress } from '../core/peer-address.js';
 import type { DhtNode } from '../dht/node.js';
 import { Listener } from '../session/listener.js';
@@ -118,8 +118,9 @@ export function registerDownload(program: Command): void {
       throw err;
     }
     const root = resolve(opts.out);
+    let madeFrom: string | undefined; // the first folder of --out this run created
     try {
-      await mkdirp(root);
+      madeFrom = await mkdirp(root);
     } catch (err) {
       await Promise.all([fromMagnet?.listener.close(), fromMagnet?.dht?.close()]);
       throw (await notAFolderError(root, err)) ?? toDiskError('create', root, err);
@@ -148,6 +149,10 @@ export function registerDownload(program: Command): void {
       pieceOrder: { sequential: opts.sequential === true, firstLast: opts.firstLast === true },
       goal: seedGoal(opts, !keepSeeding),
       reporter,
+    }).catch(async (err: unknown) => {
+      // nothing verified: the session took its files away (storage.ts close); the folders made for --out go too
+      await removeEmptyMade(root, madeFrom);
+      throw err;
     });
     const { line, fields } = summarize(run.session, (Date.now() - started) / 1000, run);
     reporter.summary(line, fields);

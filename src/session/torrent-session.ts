@@ -552,7 +552,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (this.#started && this.#resumes) await this.#saveResume();
     // every piece in its file: a part file left by an earlier selective run holds nothing more
     if (this.have.complete) await this.storage?.removeSpentPartFile().catch((err: unknown) => this.emit('warning', errorMessage(err)));
-    await this.storage?.close().catch(() => undefined);
+    // nothing verified (no peer, a dead tracker): the files and folders this run created, never written, go
+    await this.storage?.close({ discardUntouched: this.opts.mode === 'download' && this.have.empty && !this.done }).catch(() => undefined);
   }
 
   /** This session keeps a fast-resume record (downloads only: a seed's data is never written). */

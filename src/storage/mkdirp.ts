@@ -4,7 +4,7 @@
  * system, so on ENOENT the path is retried one component at a time, which
  * surfaces EROFS/EACCES for toDiskError ("not writable"). No BEP.
  */
-import { mkdir as fsMkdir, stat as fsStat } from 'node:fs/promises';
+import { mkdir as fsMkdir, rmdir, stat as fsStat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** The fs calls mkdirp makes; replaceable so tests can inject errors. */
@@ -18,16 +18,19 @@ const REAL_FS: MkdirFs = { mkdir: fsMkdir, stat: fsStat };
 /**
  * Create `dir` and any missing parents. Rejects with the errno of the first
  * component that cannot be created (EROFS, EACCES, ENOTDIR, ...), never with
- * a misleading ENOENT when the cause is something else.
+ * a misleading ENOENT when the cause is something else. Resolves to the
+ * first folder it created (every folder from there down to `dir` is new), or
+ * undefined when `dir` was there already.
  */
-export async function mkdirp(dir: string, fs: MkdirFs = REAL_FS): Promise<void> {
+export async function mkdirp(dir: string, fs: MkdirFs = REAL_FS): Promise<string | undefined> {
   const target = path.resolve(dir);
   try {
-    await fs.mkdir(target, { recursive: true });
-    return;
+    const first = await fs.mkdir(target, { recursive: true });
+    return typeof first === 'string' ? first : undefined;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  let first: string | undefined;
   const { root } = path.parse(target);
   const components = target.slice(root.length).split(path.sep).filter((c) => c.length > 0);
   let current = root;
@@ -35,6 +38,7 @@ export async function mkdirp(dir: string, fs: MkdirFs = REAL_FS): Promise<void> 
     current = path.join(current, component);
     try {
       await fs.mkdir(current);
+      first ??= current;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
@@ -42,5 +46,18 @@ export async function mkdirp(dir: string, fs: MkdirFs = REAL_FS): Promise<void> 
   // EEXIST was ignored above: make sure what exists at the end is a folder
   if (!(await fs.stat(target)).isDirectory()) {
     throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${target}'`), { code: 'ENOTDIR', path: target });
+  }
+  return first;
+}
+
+/**
+ * Undo mkdirp(dir) when nothing was put there: remove `dir` and its parents
+ * up to `first` (mkdirp's answer), each only while empty. Never throws.
+ */
+export async function removeEmptyMade(dir: string, first: string | undefined): Promise<void> {
+  if (first === undefined) return;
+  for (let d = path.resolve(dir); d.length >= first.length; d = path.dirname(d)) {
+    if (!(await rmdir(d).then(() => true, () => false))) return;
+    if (d === first || d === path.dirname(d)) return;
   }
 }

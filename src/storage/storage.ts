@@ -74,7 +74,7 @@
  * success written into files no one can see.
  */
 import { constants, type BigIntStats } from 'node:fs';
-import { lstat, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DiskError, TtError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
@@ -313,6 +313,8 @@ export class TorrentStorage {
       });
     const folders = new Set<string>();
     try {
+      // the output folder (a failure is left for the files' creation to report, naming them)
+      storage.#madeFolders(path.resolve(root), await mkdirp(root).catch(() => undefined));
       // before anything is created or adopted: a second download of this torrent here is refused (lock.ts)
       storage.#releaseLock = await acquireDownloadLock(root, meta);
       let part: PartSource | undefined;
@@ -325,7 +327,7 @@ export class TorrentStorage {
           const dir = path.dirname(file);
           if (!folders.has(dir)) {
             try {
-              await mkdirp(dir);
+              storage.#madeFolders(dir, await mkdirp(dir));
             } catch (err) {
               throw toDiskError('create', dir, err);
             }
@@ -368,7 +370,9 @@ export class TorrentStorage {
     const ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
     if (ranges.length === 0) {
       try {
-        return await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#serialized(fileIndex, () => this.#openConfined(fileIndex, CREATE_NEW_FLAGS)));
+        const lease = await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#serialized(fileIndex, () => this.#openConfined(fileIndex, CREATE_NEW_FLAGS)));
+        this.#created.add(fileIndex);
+        return lease;
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw toDiskError('create', file, err);
       }
@@ -791,7 +795,14 @@ export class TorrentStorage {
   }
 
   /** Close every handle. Later calls fail with DiskError. */
-  async close(): Promise<void> {
+  /**
+   * `discardUntouched`: a download that ends with nothing verified (no peer,
+   * a dead tracker, Ctrl-C at once) takes away what it made: the files it
+   * created and never wrote (still the same, still empty) and then the
+   * folders it created, when empty. Other clients create files on their
+   * first write; tt creates them at start, and so cleans up after itself.
+   */
+  async close(opts: { discardUntouched?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const timer of this.#stampTimers.values()) clearTimeout(timer);
@@ -799,7 +810,35 @@ export class TorrentStorage {
     await Promise.all([...this.#stamping]);
     await this.#cache.close();
     await this.#releaseLock?.();
+    if (opts.discardUntouched) await this.#discardUntouched();
   }
+
+  async #discardUntouched(): Promise<void> {
+    for (const i of this.#created) {
+      if (this.#everWritten.has(i)) continue;
+      const file = this.#paths[i]!;
+      const made = this.#identity.get(i);
+      const st = await lstat(file, { bigint: true }).catch(() => undefined);
+      if (!st || !made || !st.isFile() || !sameFile(st, made) || st.size !== 0n) continue; // not ours as we left it
+      await unlink(file).catch(() => undefined);
+    }
+    // deepest first; a folder holding anything else stays
+    for (const dir of [...this.#createdFolders].sort((a, b) => b.length - a.length)) await rmdir(dir).catch(() => undefined);
+  }
+
+  /** `first` (mkdirp's answer for `dir`) and every folder below it down to `dir` were created by this open. */
+  #madeFolders(dir: string, first: string | undefined): void {
+    if (first === undefined) return;
+    for (let d = path.resolve(dir); d.length >= first.length; d = path.dirname(d)) {
+      this.#createdFolders.add(d);
+      if (d === first || d === path.dirname(d)) break;
+    }
+  }
+
+  /** Files this open created (O_EXCL), folders it created, files it ever wrote: what a discarded download removes. */
+  readonly #created = new Set<number>();
+  readonly #createdFolders = new Set<string>();
+  readonly #everWritten = new Set<number>();
 
   /** Gives up this download's lock of its folder (lock.ts); undefined when reading only. */
   #releaseLock: (() => Promise<void>) | undefined;
@@ -891,7 +930,10 @@ export class TorrentStorage {
     }
     try {
       const result = await fn(lease.fh);
-      if (op === 'write') this.#written.add(fileIndex);
+      if (op === 'write') {
+        this.#written.add(fileIndex);
+        this.#everWritten.add(fileIndex);
+      }
       return result;
     } catch (err) {
       if (err instanceof MissingData) throw err;
