@@ -32,6 +32,7 @@ import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { expectedStamps, filesTouched, loadResume, removeResume, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { paddingBlocks } from '../pieces/padding.js';
+import { acquireDownloadLock } from '../storage/lock.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
 import { DhtAnnouncer } from '../dht/announcer.js';
@@ -424,6 +425,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** Check existing data, open storage, start listening for this torrent and announcing. */
   async start(): Promise<void> {
     const { meta, root } = this.opts;
+    // first of all: a second download of this torrent into this folder is refused before it hashes a byte (lock.ts)
+    if (this.opts.mode === 'download') this.#releaseLock = await acquireDownloadLock(root, meta);
     // without --select (and when seeding), a part file left by an earlier selective run still holds
     // verified bytes of shared pieces: read the folder as "every file selected" so they are found
     // (and, downloading, moved into place)
@@ -553,8 +556,13 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // every piece in its file: a part file left by an earlier selective run holds nothing more
     if (this.have.complete) await this.storage?.removeSpentPartFile().catch((err: unknown) => this.emit('warning', errorMessage(err)));
     // nothing verified (no peer, a dead tracker): the files and folders this run created, never written, go
+    // (the lock first, or the folder it is in would not be empty)
+    await this.#releaseLock?.();
     await this.storage?.close({ discardUntouched: this.opts.mode === 'download' && this.have.empty && !this.done }).catch(() => undefined);
   }
+
+  /** Gives up the download lock of the output folder (storage/lock.ts). */
+  #releaseLock: (() => Promise<void>) | undefined;
 
   /** This session keeps a fast-resume record (downloads only: a seed's data is never written). */
   get #resumes(): boolean {

@@ -9,8 +9,9 @@
  * into a folder where no file can be created (read-only, full). No BEP: aria2c and
  * Transmission get the same effect from their control file and daemon.
  */
-import { constants } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { constants, existsSync, readFileSync } from 'node:fs';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { TtError } from '../core/errors.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { toDiskError } from './disk-error.js';
@@ -27,14 +28,24 @@ export function isLockFileName(name: string): boolean {
   return /^\.[0-9a-f]{40}\.tt-lock$/.test(name);
 }
 
-/** Whether process `pid` still runs and may be a tt (a reused pid of another program is not). */
+/**
+ * Whether process `pid` still runs and may be a tt: on Linux its command
+ * line must name node or tt, so a pid reused by another program after a
+ * reboot (a `sleep`, a shell) does not hold the lock forever.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return true;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return true; // no /proc (not Linux), or not ours to read: alive is all we know
+  }
+  return /node|\btt\b|tt\.js|tt\.mjs/.test(cmdline);
 }
 
 const noLock = (): Promise<void> => Promise.resolve();
@@ -52,34 +63,37 @@ async function holderOf(file: string): Promise<number | undefined> {
  */
 export async function acquireDownloadLock(root: string, meta: Metainfo, alive: (pid: number) => boolean = pidAlive): Promise<() => Promise<void>> {
   const file = await resolveInside(root, [lockFileName(meta)]);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  // the pid goes into a file of our own first, then link() gives it the lock's name: the lock is
+  // never seen empty (another starter would take an empty one for garbage and remove it)
+  const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await fh.writeFile(`${process.pid}\n`);
-      } finally {
-        await fh.close();
+        if (attempt === 0 || !existsSync(mine)) await writeFile(mine, `${process.pid}\n`, { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode: 0o644 });
+        await link(mine, file);
+        return () => unlink(file).catch(() => undefined);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && attempt === 0) {
+          // no folder yet: made now (a failure is left for the files' creation to report, naming them)
+          if (await mkdirp(root).then(() => true, () => false)) continue;
+          return noLock;
+        }
+        // a folder tt cannot add a file to (read-only, full): no lock, as nothing new can be created there
+        // either; a complete folder of read-only files is still re-run and seeded (README)
+        if (code !== 'EEXIST') return noLock;
       }
-      return () => unlink(file).catch(() => undefined);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && attempt === 0) {
-        // no folder yet: made now (a failure is left for the files' creation to report, naming them)
-        if (await mkdirp(root).then(() => true, () => false)) continue;
-        return noLock;
+      const holder = await holderOf(file);
+      // this process's own (a session that was never closed) or a dead one's: taken over
+      if (holder !== undefined && holder !== process.pid && alive(holder)) {
+        throw new TtError('USAGE', `another tt (pid ${holder}) is downloading this torrent into ${root}; let it finish or stop it first`);
       }
-      // a folder tt cannot add a file to (read-only, full): no lock, as nothing new can be created there
-      // either; a complete folder of read-only files is still re-run and seeded (README)
-      if (code !== 'EEXIST') return noLock;
+      await unlink(file).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toDiskError('write', file, err);
+      });
     }
-    const holder = await holderOf(file);
-    // this process's own (a session that was never closed) or a dead one's: taken over
-    if (holder !== undefined && holder !== process.pid && alive(holder)) {
-      throw new TtError('USAGE', `another tt (pid ${holder}) is downloading this torrent into ${root}; let it finish or stop it first`);
-    }
-    await unlink(file).catch((err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toDiskError('write', file, err);
-    });
+    throw new TtError('USAGE', `cannot take the lock ${file}: another tt keeps taking it`);
+  } finally {
+    await unlink(mine).catch(() => undefined);
   }
-  throw new TtError('USAGE', `cannot take the lock ${file}: another tt keeps taking it`);
 }

@@ -85,7 +85,7 @@ import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
 import { HandleCache, handleBudget, type Lease } from './handle-cache.js';
 import { isResumeFileName, notOlder, stampOf, type Stamp } from './resume.js';
-import { acquireDownloadLock, isLockFileName } from './lock.js';
+import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
@@ -315,8 +315,6 @@ export class TorrentStorage {
     try {
       // the output folder (a failure is left for the files' creation to report, naming them)
       storage.#madeFolders(path.resolve(root), await mkdirp(root).catch(() => undefined));
-      // before anything is created or adopted: a second download of this torrent here is refused (lock.ts)
-      storage.#releaseLock = await acquireDownloadLock(root, meta);
       let part: PartSource | undefined;
       try {
         // a file selected now that was not before: its bytes in shared pieces may be in the part file
@@ -809,7 +807,6 @@ export class TorrentStorage {
     this.#stampTimers.clear();
     await Promise.all([...this.#stamping]);
     await this.#cache.close();
-    await this.#releaseLock?.();
     if (opts.discardUntouched) await this.#discardUntouched();
   }
 
@@ -840,8 +837,7 @@ export class TorrentStorage {
   readonly #createdFolders = new Set<string>();
   readonly #everWritten = new Set<number>();
 
-  /** Gives up this download's lock of its folder (lock.ts); undefined when reading only. */
-  #releaseLock: (() => Promise<void>) | undefined;
+
 
   /** Number of file descriptors currently held (for tests and diagnostics). */
   get openFiles(): number {

@@ -29,6 +29,8 @@ describe('one download of a torrent into a folder at a time', () => {
     const second = await runTt(args, 20_000);
     expect(second.exit?.code, second.describe()).toBe(2);
     expectOneErrorLine(second, new RegExp(`another tt \\(pid ${first.pid}\\) is downloading this torrent into ${out}; let it finish or stop it first`));
+    // refused before it hashed anything (a cron run over 100 GiB would check for a minute first)
+    expect(second.events.some((e) => e.event === 'checked')).toBe(false);
 
     first.signal('SIGKILL');
     await first.waitForExit(10_000);

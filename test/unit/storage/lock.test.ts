@@ -2,7 +2,8 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { acquireDownloadLock, isLockFileName, lockFileName } from '../../../src/storage/lock.js';
+import { acquireDownloadLock, isLockFileName, lockFileName, pidAlive } from '../../../src/storage/lock.js';
+import { spawn } from 'node:child_process';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { makeTorrent, withTempDir } from './fixture.js';
 
@@ -39,20 +40,34 @@ describe('download lock', () => {
       await Promise.all([a(), b(), c()]);
     }));
 
-  it('storage holds it from open to close when writing, never when reading; a torrent named like a lock is refused', () =>
+  it('a torrent named like a lock is never written', () =>
     withTempDir(async (dir) => {
       const { meta } = makeTorrent([1000, 2000], 16_384);
-      const lock = path.join(dir, lockFileName(meta));
-      const reader = await TorrentStorage.open(dir, meta, { mode: 'read' });
-      await expect(readFile(lock)).rejects.toMatchObject({ code: 'ENOENT' });
-      await reader.close();
-      const writer = await TorrentStorage.open(dir, meta, { mode: 'readwrite' });
-      expect(await readFile(lock, 'utf8')).toBe(`${process.pid}\n`);
-      await writer.close();
-      await expect(readFile(lock)).rejects.toMatchObject({ code: 'ENOENT' });
       expect(isLockFileName(lockFileName(meta))).toBe(true);
       const named = makeTorrent([10], 16_384).meta;
       const crafted = { ...named, files: [{ ...named.files[0]!, path: [lockFileName(meta)] }] };
       await expect(TorrentStorage.open(dir, crafted, { mode: 'readwrite' })).rejects.toThrow(/tt keeps a download's lock under that name/);
+    }));
+
+  it('a live pid holds it only when it is a node or tt process: a pid reused by another program (after a reboot) does not', async () => {
+    expect(pidAlive(process.pid)).toBe(true);
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => sleeper.once('spawn', r));
+      expect(pidAlive(sleeper.pid!)).toBe(process.platform !== 'linux');
+    } finally {
+      sleeper.kill();
+    }
+    expect(pidAlive(2 ** 22 + 12345)).toBe(false); // above Linux's pid_max: no such process
+  });
+
+  it('never leaves its own temporary file behind, taken or refused', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const release = await acquireDownloadLock(dir, meta);
+      await writeFile(path.join(dir, lockFileName(meta)), '4242\n');
+      await expect(acquireDownloadLock(dir, meta, () => true)).rejects.toThrow(/pid 4242/);
+      expect(await readdir(dir)).toEqual([lockFileName(meta)]);
+      await release();
     }));
 });
