@@ -15,6 +15,14 @@ export interface ChokeCandidate<K> {
   readonly downloadRate: number;
   /** bytes/s we send the peer */
   readonly uploadRate: number;
+  /** When we last gave it a slot (0: never): among equal rates, the longest without one goes first. */
+  readonly unchokedAt?: number;
+  /**
+   * It has held a slot for a rechoke interval and asked for nothing: it goes
+   * last, and loses the optimistic slot (a peer that says interested and
+   * never requests would otherwise keep a slot from honest peers).
+   */
+  readonly idleSlot?: boolean;
 }
 
 /**
@@ -29,9 +37,9 @@ export function chooseUnchoked<K>(
 ): Set<K> {
   const interested = peers.filter((p) => p.interested);
   const rate = (p: ChokeCandidate<K>): number => (seeding ? p.uploadRate : p.downloadRate);
-  interested.sort((a, b) => rate(b) - rate(a));
+  interested.sort((a, b) => Number(a.idleSlot === true) - Number(b.idleSlot === true) || rate(b) - rate(a) || (a.unchokedAt ?? 0) - (b.unchokedAt ?? 0));
   const chosen = new Set<K>();
-  if (optimistic !== undefined && slots > 0 && interested.some((p) => p.key === optimistic)) chosen.add(optimistic);
+  if (optimistic !== undefined && slots > 0 && interested.some((p) => p.key === optimistic && p.idleSlot !== true)) chosen.add(optimistic);
   for (const p of interested) {
     if (chosen.size >= slots) break;
     chosen.add(p.key);

@@ -40,10 +40,14 @@ export class PeerState implements UploadPeer, QueuedPeer {
   blocksThisTick = 0;
   lastBlockAt = Date.now();
   readonly connectedAt = Date.now();
-  /** When a block last moved either way (seen by the session's tick): what a newcomer may replace it by. */
+  /** When a block we asked for arrived or one of ours left, last (what a newcomer may replace it by). */
   lastPayloadAt = Date.now();
-  /** Payload bytes both ways at that tick. */
-  payloadBytes = 0;
+  /** Bytes sent to it as of the last tick, and block bytes we accepted from it: its use so far. */
+  sentBytes = 0;
+  acceptedBytes = 0;
+  /** When we last unchoked it (0: never), and when it last asked us for a block (choker.ts idleSlot). */
+  unchokedAt = 0;
+  lastRequestAt = 0;
 
   /** Download rate from this peer, bytes/s (its connection's meter): with outstanding and lastBlockAt, what head-copy.ts judges by. */
   get rate(): number {

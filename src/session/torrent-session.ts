@@ -68,6 +68,12 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 /** No new requests to a peer while this much of what we sent it waits unsent (4,000 requests' worth). */
 export const REQUEST_BACKLOG_BYTES = 64 * 1024;
+/** Which of two idle peers is the better one to close for a newcomer: the one that gave less in all, then the longer idle. */
+function lessUseful(a: PeerState, b: PeerState): boolean {
+  const given = (p: PeerState): number => p.acceptedBytes + p.sentBytes;
+  return given(a) !== given(b) ? given(a) < given(b) : a.lastPayloadAt < b.lastPayloadAt;
+}
+
 /** How often a download checks that its files are still in place, and up to how many files it does. */
 export const FILES_CHECK_MS = 30_000;
 const FILES_CHECK_MAX = 2_000;
@@ -738,7 +744,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     for (const p of this.#peers.values()) {
       const { conn } = p;
       if (ip !== undefined && p.ip !== ip) continue;
-      if (now - p.lastPayloadAt >= (this.opts.uselessPeerMs ?? USELESS_EVICT_MS) && p.uploads.size === 0 && (!useless || p.lastPayloadAt < useless.lastPayloadAt)) useless = p;
+      // the useless one that has given least in all (an honest peer waiting for a slot has history), then the longest idle
+      if (now - p.lastPayloadAt >= (this.opts.uselessPeerMs ?? USELESS_EVICT_MS) && p.uploads.size === 0 && (!useless || lessUseful(p, useless))) useless = p;
       const busy = conn.peerInterested || conn.amInterested || p.outstanding.size > 0 || p.uploads.size > 0;
       if (busy || now - p.lastBlockAt < IDLE_EVICT_MS || now - p.connectedAt < IDLE_EVICT_MS) continue;
       if (!victim || p.lastBlockAt < victim.lastBlockAt) victim = p;
@@ -747,6 +754,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (!victim) return false;
     victim.conn.close(victim === useless ? `no data either way for ${Math.round((now - victim.lastPayloadAt) / 1000)} s: making room for a new peer` : 'idle: making room for a new peer');
     return true;
+  }
+
+  #unchoke(state: PeerState): void {
+    if (state.conn.amChoking) state.unchokedAt = Date.now();
+    state.conn.unchoke();
   }
 
   #onHandshake(state: PeerState, h: Handshake): void {
@@ -817,6 +829,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         }
         break;
       case 'request':
+        state.lastRequestAt = Date.now();
         this.#uploader!.request(state, m.index, m.begin, m.length);
         break;
       case 'cancel':
@@ -1090,6 +1103,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       state.outstanding.delete(key);
     } else state.released.delete(key); // it crossed our cancel, or came after a choke: still good data
     state.lastBlockAt = Date.now();
+    state.lastPayloadAt = state.lastBlockAt;
+    state.acceptedBytes += block.length;
     state.blocksThisTick++;
     state.snubbed = false;
     state.fruitlessChokes = 0;
@@ -1497,7 +1512,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   #maybeUnchokeNow(state: PeerState): void {
     if (!state.conn.amChoking || this.have.count === 0) return;
-    if (this.#unchokedCount() < (this.opts.uploadSlots ?? 4)) state.conn.unchoke();
+    if (this.#unchokedCount() < (this.opts.uploadSlots ?? 4)) this.#unchoke(state);
   }
 
   #fillFreeSlot(): void {
@@ -1505,22 +1520,25 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const slots = this.opts.uploadSlots ?? 4;
     for (const p of this.#peers.values()) {
       if (this.#unchokedCount() >= slots) return;
-      if (p.conn.amChoking && p.conn.peerInterested && p.conn.handshakeDone) p.conn.unchoke();
+      if (p.conn.amChoking && p.conn.peerInterested && p.conn.handshakeDone) this.#unchoke(p);
     }
   }
 
   #rechoke(): void {
     if (this.have.count === 0) return;
     const peers = [...this.#peers.values()].filter((p) => p.conn.handshakeDone);
+    const now = Date.now();
     const candidates = peers.map((p) => ({
       key: p.conn,
       interested: p.conn.peerInterested,
       downloadRate: p.conn.downloadRate.rate,
       uploadRate: p.conn.uploadRate.rate,
+      unchokedAt: p.unchokedAt,
+      idleSlot: !p.conn.amChoking && now - p.unchokedAt >= RECHOKE_INTERVAL_MS && p.lastRequestAt < p.unchokedAt,
     }));
     const unchoke = chooseUnchoked(candidates, this.opts.uploadSlots ?? 4, this.done, this.#optimistic);
     for (const p of peers) {
-      if (unchoke.has(p.conn)) p.conn.unchoke();
+      if (unchoke.has(p.conn)) this.#unchoke(p);
       else {
         p.conn.choke();
         this.#uploader!.discard(p);
@@ -1540,9 +1558,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     const now = Date.now();
     const requestTimeout = this.opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     for (const state of this.#peers.values()) {
-      const payload = state.conn.downloadRate.total + state.conn.uploadRate.total;
-      if (payload !== state.payloadBytes) {
-        state.payloadBytes = payload;
+      // blocks we sent count here; blocks we accepted count as they arrive (#onPiece): unrequested ones never
+      const sent = state.conn.uploadRate.total;
+      if (sent !== state.sentBytes) {
+        state.sentBytes = sent;
         state.lastPayloadAt = now;
       }
       // request depth follows the measured rate (PERFORMANCE.md: a constant cannot fill a fast link)

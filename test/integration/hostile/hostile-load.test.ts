@@ -31,7 +31,14 @@ describe('connections that take a place and do nothing', () => {
       p.send({ type: 'interested' });
       squatters.push(p);
     }
-    const alive = setInterval(() => squatters.forEach((p) => p.isClosed() || p.send({ type: 'keep-alive' })), 500);
+    // keep-alives, and now and then a piece nobody asked for: neither is a block moved (it used to count as payload)
+    const alive = setInterval(() => {
+      for (const p of squatters) {
+        if (p.isClosed()) continue;
+        p.send({ type: 'keep-alive' });
+        p.sendRaw(message(MessageId.piece, Buffer.concat([u32(0, 0), Buffer.from([1])])));
+      }
+    }, 500);
     try {
       await delay(300);
       expect(seed.session.peerCount).toBe(4);

@@ -96,3 +96,16 @@ describe('pickOptimistic', () => {
     expect(pickOptimistic([peer('a', 0, 0)], new Set(['a']), () => 0.5)).toBeUndefined();
   });
 });
+
+describe('slots held by peers that ask for nothing (idleSlot)', () => {
+  it('an idle slot holder goes after every other interested peer and loses the optimistic slot; equal rates: the longest without a slot first', () => {
+    const peers = [
+      { key: 'squatter', interested: true, downloadRate: 0, uploadRate: 0, unchokedAt: 1_000, idleSlot: true },
+      { key: 'waited-long', interested: true, downloadRate: 0, uploadRate: 0, unchokedAt: 0 },
+      { key: 'waited-less', interested: true, downloadRate: 0, uploadRate: 0, unchokedAt: 500 },
+    ];
+    expect([...chooseUnchoked(peers, 1, true, 'squatter')]).toEqual(['waited-long']);
+    expect([...chooseUnchoked(peers, 2, true, undefined)]).toEqual(['waited-long', 'waited-less']);
+    expect([...chooseUnchoked(peers, 3, true, undefined)]).toEqual(['waited-long', 'waited-less', 'squatter']);
+  });
+});
