@@ -50,6 +50,16 @@ const MAX_NUMWANT = 200;
 const MAX_URL_CHARS = 4096;
 const MAX_SWARMS = 10_000;
 const MAX_PEERS_PER_SWARM = 10_000;
+/**
+ * One host's share: records in one swarm (its oldest makes room for a new
+ * port), and swarms it may open (open mode). Without them one host announcing
+ * from 10,000 ports, or 10,000 made-up info hashes, filled a swarm or the
+ * tracker and every honest newcomer got "full" (HARDENING.md: per-IP caps).
+ */
+export const MAX_RECORDS_PER_HOST = 32;
+export const MAX_SWARMS_PER_HOST = 256;
+/** A swarm's records are expired at most this often (and its counts kept meanwhile). */
+const EXPIRE_EVERY_MS = 1_000;
 /** Connection ids are valid for the minute they were issued in and the next one. */
 const CONNECTION_ID_WINDOW_MS = 60_000;
 const SWEEP_EVERY_MS = 30_000;
@@ -66,6 +76,11 @@ interface PeerRecord {
 interface Swarm {
   peers: Map<string, PeerRecord>;
   downloaded: number;
+  /** Each host's records in this swarm, oldest first (one host's share is capped). */
+  byHost: Map<string, Set<string>>;
+  /** When records were last expired, and the counts then (a scrape flood costs O(1), not a walk each time). */
+  expiredAt: number;
+  counts: { seeders: number; leechers: number } | undefined;
 }
 
 interface AnnounceInput {
@@ -97,13 +112,43 @@ class SwarmTable {
     return this.allowed === undefined || this.allowed.has(toHex(infoHash));
   }
 
-  private expire(swarm: Swarm, now: number): void {
-    for (const [key, p] of swarm.peers) if (p.expiresAt <= now) swarm.peers.delete(key);
+  /** Swarms each host has a record in (for MAX_SWARMS_PER_HOST). */
+  private readonly swarmsByHost = new Map<string, number>();
+
+  private expire(swarm: Swarm, now: number, force = false): void {
+    if (!force && now - swarm.expiredAt < EXPIRE_EVERY_MS) return;
+    swarm.expiredAt = now;
+    for (const [key, p] of swarm.peers) if (p.expiresAt <= now) this.remove(swarm, key, p.host);
+  }
+
+  private add(swarm: Swarm, key: string, record: PeerRecord): void {
+    let keys = swarm.byHost.get(record.host);
+    if (keys === undefined) {
+      swarm.byHost.set(record.host, (keys = new Set()));
+      this.swarmsByHost.set(record.host, (this.swarmsByHost.get(record.host) ?? 0) + 1);
+    }
+    keys.delete(key); // a re-announce is the host's newest
+    keys.add(key);
+    swarm.peers.set(key, record);
+    swarm.counts = undefined;
+  }
+
+  private remove(swarm: Swarm, key: string, host: string): void {
+    if (!swarm.peers.delete(key)) return;
+    swarm.counts = undefined;
+    const keys = swarm.byHost.get(host);
+    keys?.delete(key);
+    if (keys !== undefined && keys.size === 0) {
+      swarm.byHost.delete(host);
+      const n = (this.swarmsByHost.get(host) ?? 1) - 1;
+      if (n > 0) this.swarmsByHost.set(host, n);
+      else this.swarmsByHost.delete(host);
+    }
   }
 
   sweep(now = Date.now()): void {
     for (const [hex, swarm] of this.swarms) {
-      this.expire(swarm, now);
+      this.expire(swarm, now, true);
       if (swarm.peers.size === 0 && swarm.downloaded === 0) this.swarms.delete(hex);
     }
   }
@@ -115,20 +160,29 @@ class SwarmTable {
     let swarm = this.swarms.get(hex);
     if (swarm === undefined) {
       if (a.event === 'stopped') return { peers: [], seeders: 0, leechers: 0 };
+      if ((this.swarmsByHost.get(a.host) ?? 0) >= MAX_SWARMS_PER_HOST) throw new Refusal(`too many torrents from ${a.host}`);
       if (this.swarms.size >= MAX_SWARMS) this.sweep(now);
       if (this.swarms.size >= MAX_SWARMS) throw new Refusal('tracker is full');
-      swarm = { peers: new Map(), downloaded: 0 };
+      swarm = { peers: new Map(), downloaded: 0, byHost: new Map(), expiredAt: now, counts: undefined };
       this.swarms.set(hex, swarm);
     }
     this.expire(swarm, now);
     const key = peerKey(a.host, a.port);
     if (a.event === 'stopped') {
-      swarm.peers.delete(key);
+      this.remove(swarm, key, a.host);
     } else {
-      if (!swarm.peers.has(key) && swarm.peers.size >= MAX_PEERS_PER_SWARM) throw new Refusal('swarm is full');
       const known = swarm.peers.get(key);
+      if (known === undefined) {
+        if (swarm.byHost.get(a.host) === undefined && (this.swarmsByHost.get(a.host) ?? 0) >= MAX_SWARMS_PER_HOST) {
+          throw new Refusal(`too many torrents from ${a.host}`);
+        }
+        // a host at its share: its oldest record makes room (a client that changed port is still found)
+        const mine = swarm.byHost.get(a.host);
+        if (mine !== undefined && mine.size >= MAX_RECORDS_PER_HOST) this.remove(swarm, mine.values().next().value!, a.host);
+        if (swarm.peers.size >= MAX_PEERS_PER_SWARM) throw new Refusal('swarm is full');
+      }
       if (a.event === 'completed' && known !== undefined && known.left > 0) swarm.downloaded++;
-      swarm.peers.set(key, { host: a.host, port: a.port, peerId: a.peerId, left: a.left, expiresAt: now + 2 * this.intervalS * 1000 });
+      this.add(swarm, key, { host: a.host, port: a.port, peerId: a.peerId, left: a.left, expiresAt: now + 2 * this.intervalS * 1000 });
     }
     const others = [...swarm.peers.values()].filter((p) => !(p.host === a.host && p.port === a.port));
     const counts = this.counts(swarm);
@@ -137,9 +191,11 @@ class SwarmTable {
   }
 
   private counts(swarm: Swarm): { seeders: number; leechers: number } {
+    if (swarm.counts !== undefined) return swarm.counts;
     let seeders = 0;
     for (const p of swarm.peers.values()) if (p.left === 0) seeders++;
-    return { seeders, leechers: swarm.peers.size - seeders };
+    swarm.counts = { seeders, leechers: swarm.peers.size - seeders };
+    return swarm.counts;
   }
 
   scrape(infoHash: Buffer): ScrapeResult {

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decode } from '../../../src/metainfo/bencode.js';
 import { announceHttp, scrapeHttp } from '../../../src/tracker/http.js';
 import { announceUdp, clearUdpConnectionCache, scrapeUdp } from '../../../src/tracker/udp.js';
-import { startTrackerServer, type TrackerServer } from '../../../src/tracker/server.js';
+import { MAX_RECORDS_PER_HOST, MAX_SWARMS_PER_HOST, startTrackerServer, type TrackerServer } from '../../../src/tracker/server.js';
+import http from 'node:http';
 import { TrackerRefusedError, type AnnounceEvent, type AnnounceParams } from '../../../src/tracker/types.js';
 import { encodeAnnounceRequest, encodeConnectRequest } from '../../../src/tracker/udp-codec.js';
 
@@ -157,5 +158,43 @@ describe('embedded tracker server on IPv6 loopback', () => {
     expect(viaHttp.peers).toEqual([{ host: '::1', port: 9101 }]);
     const viaUdp = await announceUdp(server.udpUrl, peer(9103));
     expect(viaUdp.peers.map((p) => `${p.host}/${p.port}`).sort()).toEqual(['::1/9101', '::1/9102']);
+  });
+});
+
+describe('embedded tracker server: one host cannot fill it', () => {
+  /** An announce over HTTP from another loopback address (127.0.0.2): another host, as the tracker sees it. */
+  function announceFrom(localAddress: string, url: string, hash: Buffer, port: number): Promise<ReadonlyMap<string, unknown>> {
+    const q = `info_hash=${escape(hash.toString('latin1'))}&peer_id=${'-TT0001-abcdefghijkl'}&port=${port}&uploaded=0&downloaded=0&left=10&compact=1`;
+    return new Promise((resolve, reject) => {
+      http
+        .get(`${url}?${q}`, { localAddress }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(decode(Buffer.concat(chunks)) as unknown as ReadonlyMap<string, unknown>));
+        })
+        .on('error', reject);
+    });
+  }
+
+  it(`a host announcing from 100 ports keeps only its newest ${MAX_RECORDS_PER_HOST} records in a swarm; another host still joins and is told about them`, async () => {
+    server = await startTrackerServer();
+    for (let port = 20_000; port < 20_100; port++) await announceHttp(server.httpUrl, peer(port));
+    expect(server.swarmSize(infoHash).leechers).toBe(MAX_RECORDS_PER_HOST);
+    const r = await announceHttp(server.httpUrl, peer(20_100, { numwant: 200 }));
+    expect(Math.min(...r.peers.map((p) => p.port))).toBe(20_100 - MAX_RECORDS_PER_HOST + 1); // the oldest went
+    const other = await announceFrom('127.0.0.2', server.httpUrl, infoHash, 6881);
+    expect([...other.keys()]).toContain('interval'); // an answer, not a failure reason
+    expect(other.has('failure reason')).toBe(false);
+    expect(server.swarmSize(infoHash).leechers).toBe(MAX_RECORDS_PER_HOST + 1);
+  });
+
+  it(`a host opening more than ${MAX_SWARMS_PER_HOST} swarms is refused; another host can still open one`, async () => {
+    server = await startTrackerServer();
+    const hash = (i: number): Buffer => Buffer.from(i.toString(16).padStart(40, '0'), 'hex');
+    for (let i = 0; i < MAX_SWARMS_PER_HOST; i++) await announceHttp(server.httpUrl, peer(7000, { infoHash: hash(i) }));
+    await expect(announceHttp(server.httpUrl, peer(7000, { infoHash: hash(MAX_SWARMS_PER_HOST) }))).rejects.toThrow(/too many torrents from 127\.0\.0\.1/);
+    const other = await announceFrom('127.0.0.2', server.httpUrl, hash(MAX_SWARMS_PER_HOST), 6881);
+    expect([...other.keys()]).toContain('interval');
+    expect(other.has('failure reason')).toBe(false);
   });
 });
