@@ -430,9 +430,25 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   /** Check existing data, open storage, start listening for this torrent and announcing. */
   async start(): Promise<void> {
-    const { meta, root } = this.opts;
     // first of all: a second download of this torrent into this folder is refused before it hashes a byte (lock.ts)
-    if (this.opts.mode === 'download') this.#releaseLock = await acquireDownloadLock(root, meta);
+    if (this.opts.mode === 'download') this.#releaseLock = await acquireDownloadLock(this.opts.root, this.meta);
+    try {
+      await this.#start();
+    } catch (err) {
+      await this.#unlock(); // a start that failed holds nothing, whether or not stop() follows
+      throw err;
+    }
+  }
+
+  /** Gives up the download lock once (storage/lock.ts). */
+  async #unlock(): Promise<void> {
+    const release = this.#releaseLock;
+    this.#releaseLock = undefined;
+    await release?.();
+  }
+
+  async #start(): Promise<void> {
+    const { meta, root } = this.opts;
     // without --select (and when seeding), a part file left by an earlier selective run still holds
     // verified bytes of shared pieces: read the folder as "every file selected" so they are found
     // (and, downloading, moved into place)
@@ -563,7 +579,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     if (this.have.complete) await this.storage?.removeSpentPartFile().catch((err: unknown) => this.emit('warning', errorMessage(err)));
     // nothing verified (no peer, a dead tracker): the files and folders this run created, never written, go
     // (the lock first, or the folder it is in would not be empty)
-    await this.#releaseLock?.();
+    await this.#unlock();
     await this.storage?.close({ discardUntouched: this.opts.mode === 'download' && this.have.empty && !this.done }).catch(() => undefined);
   }
 
