@@ -16,27 +16,41 @@ afterEach(stopAll);
 const PIECE = 256 * 1024;
 const WRITE_DELAY_MS = 400;
 
+/** Files whose writes each take WRITE_DELAY_MS (the session's openFile seam), counting writes started and in flight. */
+function slowDisk() {
+  const disk = {
+    writes: 0,
+    inFlight: 0,
+    open: async (file: string, flags: number) => {
+      const fh = await open(file, flags, 0o644);
+      const write = fh.write.bind(fh) as (...args: unknown[]) => Promise<unknown>;
+      Object.assign(fh, {
+        write: async (...args: unknown[]) => {
+          disk.writes++;
+          disk.inFlight++;
+          try {
+            await new Promise((r) => setTimeout(r, WRITE_DELAY_MS));
+            return await write(...args);
+          } finally {
+            disk.inFlight--;
+          }
+        },
+      });
+      return fh;
+    },
+  };
+  return disk;
+}
+
 describe('slow disk', () => {
   it('keeps bytes waiting for the disk under the bound and completes', async () => {
     const size = 3 * DISK_QUEUE_MAX_BYTES + 12_345; // far more than the bound
     const fx = await makeFixture({ files: [{ path: ['big.bin'], size }], pieceLength: PIECE });
     trackDir(fx.work);
     const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
-    let writes = 0;
-    const slowOpen = async (file: string, flags: number) => {
-      const fh = await open(file, flags, 0o644);
-      const write = fh.write.bind(fh) as (...args: unknown[]) => Promise<unknown>;
-      Object.assign(fh, {
-        write: async (...args: unknown[]) => {
-          writes++;
-          await new Promise((r) => setTimeout(r, WRITE_DELAY_MS));
-          return write(...args);
-        },
-      });
-      return fh;
-    };
+    const disk = slowDisk();
     const out = join(fx.work, 'out');
-    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], openFile: slowOpen });
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], openFile: disk.open });
     let maxPending = 0;
     const sampler = setInterval(() => {
       maxPending = Math.max(maxPending, leech.session.stats().pendingBytes);
@@ -47,7 +61,7 @@ describe('slow disk', () => {
       clearInterval(sampler);
     }
     await expectSameData(fx, out);
-    expect(writes).toBeGreaterThanOrEqual(fx.meta.pieceCount);
+    expect(disk.writes).toBeGreaterThanOrEqual(fx.meta.pieceCount);
     // the disk really was the bottleneck: the queue filled up to the bound...
     expect(maxPending).toBeGreaterThan(DISK_QUEUE_MAX_BYTES / 2);
     // ...and no further: a socket paused mid-read still hands over what that read holds (up to
@@ -59,27 +73,11 @@ describe('slow disk', () => {
     const fx = await makeFixture({ files: [{ path: ['big.bin'], size: 40 * PIECE + 77 }], pieceLength: PIECE });
     trackDir(fx.work);
     const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
-    let inFlight = 0;
-    const slowOpen = async (file: string, flags: number) => {
-      const fh = await open(file, flags, 0o644);
-      const write = fh.write.bind(fh) as (...args: unknown[]) => Promise<unknown>;
-      Object.assign(fh, {
-        write: async (...args: unknown[]) => {
-          inFlight++;
-          await new Promise((r) => setTimeout(r, WRITE_DELAY_MS));
-          try {
-            return await write(...args);
-          } finally {
-            inFlight--;
-          }
-        },
-      });
-      return fh;
-    };
+    const disk = slowDisk();
     const out = join(fx.work, 'out');
-    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], openFile: slowOpen, directWrites: false });
-    for (let i = 0; i < 500 && !(inFlight > 0 && leech.session.have.count > 0); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(inFlight).toBeGreaterThan(0);
+    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], openFile: disk.open, directWrites: false });
+    for (let i = 0; i < 500 && !(disk.inFlight > 0 && leech.session.have.count > 0); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(disk.inFlight).toBeGreaterThan(0);
     await leech.session.stop();
     const onDisk = await piecesOnDisk(fx.meta, out);
     expect(leech.session.have.count).toBeGreaterThan(0);
