@@ -50,14 +50,21 @@ export async function mkdirp(dir: string, fs: MkdirFs = REAL_FS): Promise<string
   return first;
 }
 
+/** The folders mkdirp(dir) created, given its answer `first`: `dir` and its parents up to `first`, deepest first. */
+export function foldersMade(dir: string, first: string | undefined): string[] {
+  const made: string[] = [];
+  if (first === undefined) return made;
+  for (let d = path.resolve(dir); d.length >= first.length; d = path.dirname(d)) {
+    made.push(d);
+    if (d === first || d === path.dirname(d)) break;
+  }
+  return made;
+}
+
 /**
- * Undo mkdirp(dir) when nothing was put there: remove `dir` and its parents
- * up to `first` (mkdirp's answer), each only while empty. Never throws.
+ * Undo mkdirp(dir) when nothing was put there: remove the folders it made,
+ * deepest first, each only while empty. Never throws.
  */
 export async function removeEmptyMade(dir: string, first: string | undefined): Promise<void> {
-  if (first === undefined) return;
-  for (let d = path.resolve(dir); d.length >= first.length; d = path.dirname(d)) {
-    if (!(await rmdir(d).then(() => true, () => false))) return;
-    if (d === first || d === path.dirname(d)) return;
-  }
+  for (const d of foldersMade(dir, first)) if (!(await rmdir(d).then(() => true, () => false))) return;
 }

@@ -89,7 +89,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { mkdirp } from './mkdirp.js';
+import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
 export const DEFAULT_MAX_OPEN_FILES = 64;
@@ -825,11 +825,7 @@ export class TorrentStorage {
 
   /** `first` (mkdirp's answer for `dir`) and every folder below it down to `dir` were created by this open. */
   #madeFolders(dir: string, first: string | undefined): void {
-    if (first === undefined) return;
-    for (let d = path.resolve(dir); d.length >= first.length; d = path.dirname(d)) {
-      this.#createdFolders.add(d);
-      if (d === first || d === path.dirname(d)) break;
-    }
+    for (const d of foldersMade(dir, first)) this.#createdFolders.add(d);
   }
 
   /** Files this open created (O_EXCL), folders it created, files it ever wrote: what a discarded download removes. */
