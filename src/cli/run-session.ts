@@ -13,7 +13,7 @@ import { openDht, type DhtConfig } from './dht-setup.js';
 import { TorrentSession, type SessionOptions } from '../session/torrent-session.js';
 import { formatDuration, formatRate, humanBytes } from './format.js';
 import type { Reporter, ShownSizes } from './reporter.js';
-import { paddingByPiece, paddingIn } from '../metainfo/completion.js';
+import { bytesIn, hiddenByPiece } from '../metainfo/completion.js';
 import { onStop, type StopCause, stopError } from './stop.js';
 import { TtError } from '../core/errors.js';
 
@@ -90,8 +90,8 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   let completedAt: number | undefined;
   let ticker: NodeJS.Timeout | undefined;
   const label = (): string => phaseLabel(opts.mode, session.done, goal.stopWhenComplete);
-  const padding = paddingByPiece(meta);
-  const progress = (): void => reporter.progress(session.stats(), label(), shownSizes(session, padding));
+  const hidden = hiddenByPiece(meta, session.selection);
+  const progress = (): void => reporter.progress(session.stats(), label(), shownSizes(session, hidden));
 
   let settle!: { resolve: () => void; reject: (e: unknown) => void };
   const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -212,15 +212,16 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
 }
 
 /**
- * The wanted pieces' bytes verified and in all, without the BEP 47 padding in
- * them: the files' bytes, as people count a torrent's size.
+ * The wanted files' bytes verified and in all: the wanted pieces' bytes
+ * without the BEP 47 padding and the unselected files' shares in them, as
+ * people count a torrent's (or a selection's) size.
  */
-export function shownSizes(session: TorrentSession, padding: ReadonlyMap<number, number> = paddingByPiece(session.meta)): ShownSizes {
+export function shownSizes(session: TorrentSession, hidden: ReadonlyMap<number, number> = hiddenByPiece(session.meta, session.selection)): ShownSizes {
   const s = session.stats();
   const wanted = session.selection?.wanted;
-  const padWanted = paddingIn(padding, wanted);
-  const padHave = paddingIn(padding, { has: (i) => session.have.has(i) && (wanted === undefined || wanted.has(i)) });
-  return { done: s.wantedLength - s.wantedLeft - padHave, total: s.wantedLength - padWanted };
+  const hiddenWanted = bytesIn(hidden, wanted);
+  const hiddenHave = bytesIn(hidden, { has: (i) => session.have.has(i) && (wanted === undefined || wanted.has(i)) });
+  return { done: s.wantedLength - s.wantedLeft - hiddenHave, total: s.wantedLength - hiddenWanted };
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { lstat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TtError } from '../core/errors.js';
-import { fileCompletion, paddingByPiece, paddingIn } from '../metainfo/completion.js';
+import { bytesIn, fileCompletion, hiddenByPiece } from '../metainfo/completion.js';
 import { numberedFiles, selectFiles, type FileNumberRanges } from '../metainfo/selection.js';
 import { checkExisting } from '../storage/check.js';
 import { forEachLimit } from '../storage/for-each-limit.js';
@@ -103,7 +103,7 @@ async function runVerify(torrent: string, opts: VerifyOptions): Promise<void> {
   reporter.event('checked', { have: verified, pieceCount: pieces });
   const what = selection ? `${files.length} selected of ${numbered.length} files` : `${files.length} file${files.length === 1 ? '' : 's'}`;
   const line = complete
-    ? `${meta.name}: all ${pieces} pieces verified (${humanBytes((selection?.wantedBytes ?? meta.totalLength) - paddingIn(paddingByPiece(meta), wanted))}, ${what}) in ${seconds.toFixed(1)} s`
+    ? `${meta.name}: all ${pieces} pieces verified (${humanBytes((selection?.wantedBytes ?? meta.totalLength) - bytesIn(hiddenByPiece(meta, selection), wanted))}, ${what}) in ${seconds.toFixed(1)} s`
     : `${meta.name}: ${verified} of ${pieces} pieces verified (${pieces === 0 ? 100 : ((100 * verified) / pieces).toFixed(1)}%); ${bad.length} of ${what} do not match`;
   reporter.summary(line, { complete, have: verified, pieceCount: pieces, seconds, files });
   if (!complete && reporter.mode !== 'json' && reporter.mode !== 'quiet') {

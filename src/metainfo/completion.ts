@@ -1,9 +1,9 @@
 /**
  * How much of each file a set of verified pieces covers (`tt verify`): a
  * file's bytes that lie in verified pieces. A file is complete when all of
- * its bytes do; a zero-length file always is. Also where BEP 47 padding lies,
- * so that sizes shown to people count the files' bytes only (piece math keeps
- * counting the padding: it is hashed). Pure: Metainfo + Bitfield in,
+ * its bytes do; a zero-length file always is. Also where BEP 47 padding and
+ * unselected files lie, so that sizes shown to people count the wanted files'
+ * bytes only (piece math keeps counting them: they are hashed). Pure: Metainfo + Bitfield in,
  * numbers out; O(files + pieces).
  */
 import type { Bitfield } from '../core/bitfield.js';
@@ -39,25 +39,31 @@ export function fileCompletion(meta: Metainfo, have: Bitfield): FileCompletion[]
   }));
 }
 
-/** Bytes of BEP 47 padding files in each piece that holds any (most pieces hold none). */
-export function paddingByPiece(meta: Metainfo): ReadonlyMap<number, number> {
+/**
+ * Bytes in each piece that people are not shown (most pieces hold none):
+ * BEP 47 padding and, with a selection, the files not selected. Their share
+ * of a wanted piece is fetched and hashed with it, but it is not what was
+ * asked for, so progress and summaries leave it out (a 10,000-byte file in a
+ * 256 KiB piece shows as 9.77 KiB, not 256 KiB).
+ */
+export function hiddenByPiece(meta: Metainfo, selection?: { isSelected(fileIndex: number): boolean }): ReadonlyMap<number, number> {
   const out = new Map<number, number>();
-  for (const f of meta.files) {
-    if (!f.padding || f.length === 0) continue;
+  meta.files.forEach((f, fileIndex) => {
+    if (f.length === 0 || (!f.padding && (selection === undefined || selection.isSelected(fileIndex)))) return;
     const end = f.offset + f.length;
     for (let p = Math.floor(f.offset / meta.pieceLength); p * meta.pieceLength < end; p++) {
       const from = Math.max(f.offset, p * meta.pieceLength);
       const to = Math.min(end, (p + 1) * meta.pieceLength);
       out.set(p, (out.get(p) ?? 0) + (to - from));
     }
-  }
+  });
   return out;
 }
 
-/** Padding bytes inside the pieces `pieces` has (all pieces when undefined). */
-export function paddingIn(padding: ReadonlyMap<number, number>, pieces?: { has(index: number): boolean }): number {
+/** The bytes of `byPiece` inside the pieces `pieces` has (all pieces when undefined). */
+export function bytesIn(byPiece: ReadonlyMap<number, number>, pieces?: { has(index: number): boolean }): number {
   let bytes = 0;
-  for (const [piece, n] of padding) if (pieces === undefined || pieces.has(piece)) bytes += n;
+  for (const [piece, n] of byPiece) if (pieces === undefined || pieces.has(piece)) bytes += n;
   return bytes;
 }
 

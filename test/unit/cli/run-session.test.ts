@@ -3,6 +3,8 @@ import { Bitfield } from '../../../src/core/bitfield.js';
 import { phaseLabel, shownSizes, summarize } from '../../../src/cli/run-session.js';
 import { statusText } from '../../../src/cli/reporter.js';
 import type { SessionStats, TorrentSession } from '../../../src/session/torrent-session.js';
+import type { Metainfo } from '../../../src/metainfo/metainfo.js';
+import { FileSelection } from '../../../src/metainfo/selection.js';
 
 /** Just what summarize() reads from a session. */
 function fakeSession(stats: Partial<SessionStats>, complete = true): TorrentSession {
@@ -99,6 +101,33 @@ describe('sizes shown to people leave BEP 47 padding out; piece math does not', 
     expect(statusText(half.stats(), shownSizes(half))).toMatch(/^10\.74 KiB\/36\.51 KiB \| /);
     // without sizes: the piece bytes, as before
     expect(statusText(half.stats())).toMatch(/^16\.98 KiB\/48\.98 KiB \| /);
+  });
+});
+
+describe('with --select, sizes shown are the selected files\' bytes, not their pieces\'', () => {
+  it('one 10,000-byte file of a torrent in 256 KiB pieces: 9.77 KiB, before and after it is verified', () => {
+    const P = 256 * 1024;
+    const files = [
+      { path: ['t', 'big.bin'], length: P + 5_000, offset: 0, padding: false },
+      { path: ['t', 'small.txt'], length: 10_000, offset: P + 5_000, padding: false },
+      { path: ['t', 'rest.bin'], length: P, offset: P + 15_000, padding: false },
+    ];
+    const totalLength = 2 * P + 15_000;
+    const meta = { name: 't', totalLength, pieceLength: P, pieceCount: 3, files } as unknown as Metainfo;
+    const selection = new FileSelection(meta, [false, true, false]);
+    // small.txt lies in piece 1 only: the wanted piece is 256 KiB
+    expect(selection.wanted.count).toBe(1);
+    const session = (have: number[]): TorrentSession => {
+      const bits = new Bitfield(3);
+      for (const i of have) bits.set(i);
+      const s = fakeSession({ wantedPieces: 1, wantedHave: bits.has(1) ? 1 : 0, wantedLength: P, wantedLeft: bits.has(1) ? 0 : P }, false);
+      return Object.assign(s, { meta, have: bits, selection, done: bits.has(1) });
+    };
+    expect(shownSizes(session([]))).toEqual({ done: 0, total: 10_000 });
+    expect(shownSizes(session([1]))).toEqual({ done: 10_000, total: 10_000 });
+    // a piece outside the selection (kept from an earlier run) is not counted
+    expect(shownSizes(session([0]))).toEqual({ done: 0, total: 10_000 });
+    expect(summarize(session([1]), 1).line).toMatch(/^complete: t \(1 of 3 files\) 9\.77 KiB\/9\.77 KiB in /);
   });
 });
 

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../src/core/bitfield.js';
-import { fileCompletion, filesLength, paddingByPiece, paddingIn } from '../../../src/metainfo/completion.js';
+import { bytesIn, fileCompletion, filesLength, hiddenByPiece } from '../../../src/metainfo/completion.js';
+import { FileSelection } from '../../../src/metainfo/selection.js';
 import type { Metainfo, TorrentFile } from '../../../src/metainfo/metainfo.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
@@ -58,26 +59,45 @@ describe('padding (BEP 47): where it lies, and the files\' size without it', () 
 
   it('libtorrent-style pads fill the tail of one piece each', () => {
     const meta = padded([[10], [6, 'p'], [10], [6, 'p'], [1]], 16); // pieces [0,16) [16,32) [32,33)
-    expect([...paddingByPiece(meta)]).toEqual([[0, 6], [1, 6]]);
+    expect([...hiddenByPiece(meta)]).toEqual([[0, 6], [1, 6]]);
     expect(filesLength(meta)).toBe(21);
-    const pad = paddingByPiece(meta);
-    expect(paddingIn(pad)).toBe(12);
+    const pad = hiddenByPiece(meta);
+    expect(bytesIn(pad)).toBe(12);
     const have = new Bitfield(3);
     have.set(1);
-    expect(paddingIn(pad, have)).toBe(6);
-    expect(paddingIn(pad, new Bitfield(3))).toBe(0);
+    expect(bytesIn(pad, have)).toBe(6);
+    expect(bytesIn(pad, new Bitfield(3))).toBe(0);
   });
 
   it('a pad file across pieces (a hostile layout) is split by piece, byte for byte', () => {
     const meta = padded([[3], [20, 'p'], [5], [0, 'p']], 8); // pad [3, 23): 5 in piece 0, 8 in 1, 7 in 2
-    expect([...paddingByPiece(meta)]).toEqual([[0, 5], [1, 8], [2, 7]]);
+    expect([...hiddenByPiece(meta)]).toEqual([[0, 5], [1, 8], [2, 7]]);
     expect(filesLength(meta)).toBe(8);
-    expect(paddingIn(paddingByPiece(meta))).toBe(20);
+    expect(bytesIn(hiddenByPiece(meta))).toBe(20);
   });
 
   it('no padding: nothing', () => {
     const meta = layout([10, 0, 25], 8);
-    expect(paddingByPiece(meta).size).toBe(0);
+    expect(hiddenByPiece(meta).size).toBe(0);
     expect(filesLength(meta)).toBe(meta.totalLength);
+  });
+});
+
+describe('hiddenByPiece with a selection: the unselected files\' shares of the wanted pieces', () => {
+  it('a 10-byte file in a 16-byte piece shows as 10 bytes, not 16; padding stays hidden too', () => {
+    // pieces of 16: [a 10][b 6 | c 4][pad 12][d 5]  -> piece 0 = a + b[0,6), piece 1 = c + pad, piece 2 = d
+    const meta = layout([10, 6, 4, 12, 5], 16);
+    Object.assign(meta.files[3]!, { padding: true });
+    const onlyA = new FileSelection(meta, [true, false, false, false, false]);
+    expect([...hiddenByPiece(meta, onlyA)]).toEqual([[0, 6], [1, 16], [2, 5]]);
+    // the wanted piece (0) holds 16 bytes, 10 of them shown
+    expect(onlyA.wantedBytes - bytesIn(hiddenByPiece(meta, onlyA), onlyA.wanted)).toBe(10);
+    const bAndD = new FileSelection(meta, [false, true, false, false, true]);
+    const hidden = hiddenByPiece(meta, bAndD);
+    expect(bAndD.wantedBytes - bytesIn(hidden, bAndD.wanted)).toBe(6 + 5);
+    // every file selected: only the padding is hidden, as without a selection
+    const all = FileSelection.all(meta);
+    expect([...hiddenByPiece(meta, all)]).toEqual([...hiddenByPiece(meta)]);
+    expect([...hiddenByPiece(meta)]).toEqual([[1, 12]]);
   });
 });
