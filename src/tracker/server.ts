@@ -4,11 +4,10 @@
  * its own inputs are parsed strictly and bounded; a bad request gets a failure
  * reason (or a BEP 15 error), never a crash. Peers expire after two intervals.
  */
-import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { peerKey, toHex } from '../core/ids.js';
 import { encode, type BEncodable } from '../metainfo/bencode.js';
 import { encodeCompactPeer, unmapIpv4, type IpFamily } from './compact.js';
 import {
@@ -20,8 +19,9 @@ import {
   MAX_SCRAPE_HASHES,
 } from './udp-codec.js';
 import { whenStarted } from './start.js';
+import { Refusal, SwarmTable, type AnnounceInput, type PeerRecord } from './swarm-table.js';
 import { parseQueryBytes } from './url.js';
-import type { AnnounceEvent, ScrapeResult } from './types.js';
+import type { AnnounceEvent } from './types.js';
 
 export interface TrackerServer {
   /** http://HOST:PORT/announce */
@@ -44,185 +44,15 @@ export interface TrackerServerOptions {
   allowList?: Buffer[];
 }
 
+export { MAX_RECORDS_PER_HOST, MAX_SWARMS_PER_HOST } from './swarm-table.js';
 export const SERVER_DEFAULT_INTERVAL_S = 120;
 const DEFAULT_NUMWANT = 50;
 const MAX_NUMWANT = 200;
 const MAX_URL_CHARS = 4096;
-const MAX_SWARMS = 10_000;
-const MAX_PEERS_PER_SWARM = 10_000;
-/**
- * One host's share: records in one swarm (its oldest makes room for a new
- * port), and swarms it may open (open mode). Without them one host announcing
- * from 10,000 ports, or 10,000 made-up info hashes, filled a swarm or the
- * tracker and every honest newcomer got "full" (HARDENING.md: per-IP caps).
- */
-export const MAX_RECORDS_PER_HOST = 32;
-export const MAX_SWARMS_PER_HOST = 256;
-/** A swarm's records are expired at most this often (and its counts kept meanwhile). */
-const EXPIRE_EVERY_MS = 1_000;
 /** Connection ids are valid for the minute they were issued in and the next one. */
 const CONNECTION_ID_WINDOW_MS = 60_000;
 const SWEEP_EVERY_MS = 30_000;
 const PORT_ATTEMPTS = 20;
-
-interface PeerRecord {
-  host: string;
-  port: number;
-  peerId: Buffer;
-  left: number;
-  expiresAt: number;
-}
-
-interface Swarm {
-  peers: Map<string, PeerRecord>;
-  downloaded: number;
-  /** Each host's records in this swarm, oldest first (one host's share is capped). */
-  byHost: Map<string, Set<string>>;
-  /** When records were last expired, and the counts then (a scrape flood costs O(1), not a walk each time). */
-  expiredAt: number;
-  counts: { seeders: number; leechers: number } | undefined;
-}
-
-interface AnnounceInput {
-  infoHash: Buffer;
-  peerId: Buffer;
-  host: string;
-  port: number;
-  left: number;
-  event: AnnounceEvent | undefined;
-  numwant: number;
-}
-
-/** A refusal shown to the client as `failure reason` / BEP 15 error. */
-class Refusal extends Error {}
-
-/** The swarm bookkeeping shared by the HTTP and UDP front ends. Pure apart from the clock. */
-class SwarmTable {
-  private readonly swarms = new Map<string, Swarm>();
-  private readonly allowed: Set<string> | undefined;
-
-  constructor(
-    private readonly intervalS: number,
-    allowList: Buffer[] | undefined,
-  ) {
-    this.allowed = allowList ? new Set(allowList.map((h) => toHex(h))) : undefined;
-  }
-
-  isAllowed(infoHash: Buffer): boolean {
-    return this.allowed === undefined || this.allowed.has(toHex(infoHash));
-  }
-
-  /** Swarms each host has a record in (for MAX_SWARMS_PER_HOST). */
-  private readonly swarmsByHost = new Map<string, number>();
-
-  private expire(swarm: Swarm, now: number, force = false): void {
-    if (!force && now - swarm.expiredAt < EXPIRE_EVERY_MS) return;
-    swarm.expiredAt = now;
-    for (const [key, p] of swarm.peers) if (p.expiresAt <= now) this.remove(swarm, key, p.host);
-  }
-
-  private add(swarm: Swarm, key: string, record: PeerRecord): void {
-    let keys = swarm.byHost.get(record.host);
-    if (keys === undefined) {
-      swarm.byHost.set(record.host, (keys = new Set()));
-      this.swarmsByHost.set(record.host, (this.swarmsByHost.get(record.host) ?? 0) + 1);
-    }
-    keys.delete(key); // a re-announce is the host's newest
-    keys.add(key);
-    swarm.peers.set(key, record);
-    swarm.counts = undefined;
-  }
-
-  private remove(swarm: Swarm, key: string, host: string): void {
-    if (!swarm.peers.delete(key)) return;
-    swarm.counts = undefined;
-    const keys = swarm.byHost.get(host);
-    keys?.delete(key);
-    if (keys !== undefined && keys.size === 0) {
-      swarm.byHost.delete(host);
-      const n = (this.swarmsByHost.get(host) ?? 1) - 1;
-      if (n > 0) this.swarmsByHost.set(host, n);
-      else this.swarmsByHost.delete(host);
-    }
-  }
-
-  sweep(now = Date.now()): void {
-    for (const [hex, swarm] of this.swarms) {
-      this.expire(swarm, now, true);
-      if (swarm.peers.size === 0 && swarm.downloaded === 0) this.swarms.delete(hex);
-    }
-  }
-
-  announce(a: AnnounceInput): { peers: PeerRecord[]; seeders: number; leechers: number } {
-    if (!this.isAllowed(a.infoHash)) throw new Refusal('torrent not allowed on this tracker');
-    const hex = toHex(a.infoHash);
-    const now = Date.now();
-    let swarm = this.swarms.get(hex);
-    if (swarm === undefined) {
-      if (a.event === 'stopped') return { peers: [], seeders: 0, leechers: 0 };
-      if ((this.swarmsByHost.get(a.host) ?? 0) >= MAX_SWARMS_PER_HOST) throw new Refusal(`too many torrents from ${a.host}`);
-      if (this.swarms.size >= MAX_SWARMS) this.sweep(now);
-      if (this.swarms.size >= MAX_SWARMS) throw new Refusal('tracker is full');
-      swarm = { peers: new Map(), downloaded: 0, byHost: new Map(), expiredAt: now, counts: undefined };
-      this.swarms.set(hex, swarm);
-    }
-    this.expire(swarm, now);
-    const key = peerKey(a.host, a.port);
-    if (a.event === 'stopped') {
-      this.remove(swarm, key, a.host);
-    } else {
-      const known = swarm.peers.get(key);
-      if (known === undefined) {
-        if (swarm.byHost.get(a.host) === undefined && (this.swarmsByHost.get(a.host) ?? 0) >= MAX_SWARMS_PER_HOST) {
-          throw new Refusal(`too many torrents from ${a.host}`);
-        }
-        // a host at its share: its oldest record makes room (a client that changed port is still found)
-        const mine = swarm.byHost.get(a.host);
-        if (mine !== undefined && mine.size >= MAX_RECORDS_PER_HOST) this.remove(swarm, mine.values().next().value!, a.host);
-        if (swarm.peers.size >= MAX_PEERS_PER_SWARM) throw new Refusal('swarm is full');
-      }
-      if (a.event === 'completed' && known !== undefined && known.left > 0) swarm.downloaded++;
-      this.add(swarm, key, { host: a.host, port: a.port, peerId: a.peerId, left: a.left, expiresAt: now + 2 * this.intervalS * 1000 });
-    }
-    const others = [...swarm.peers.values()].filter((p) => !(p.host === a.host && p.port === a.port));
-    const counts = this.counts(swarm);
-    if (a.event === 'stopped') return { peers: [], ...counts };
-    return { peers: sample(others, a.numwant), ...counts };
-  }
-
-  private counts(swarm: Swarm): { seeders: number; leechers: number } {
-    if (swarm.counts !== undefined) return swarm.counts;
-    let seeders = 0;
-    for (const p of swarm.peers.values()) if (p.left === 0) seeders++;
-    swarm.counts = { seeders, leechers: swarm.peers.size - seeders };
-    return swarm.counts;
-  }
-
-  scrape(infoHash: Buffer): ScrapeResult {
-    const swarm = this.swarms.get(toHex(infoHash));
-    if (swarm === undefined) return { complete: 0, incomplete: 0, downloaded: 0 };
-    this.expire(swarm, Date.now());
-    const c = this.counts(swarm);
-    return { complete: c.seeders, incomplete: c.leechers, downloaded: swarm.downloaded };
-  }
-
-  size(infoHash: Buffer): { seeders: number; leechers: number } {
-    const swarm = this.swarms.get(toHex(infoHash));
-    if (swarm === undefined) return { seeders: 0, leechers: 0 };
-    this.expire(swarm, Date.now());
-    return this.counts(swarm);
-  }
-}
-
-/** Up to `n` random items (partial Fisher-Yates). */
-function sample<T>(items: T[], n: number): T[] {
-  const k = Math.min(n, items.length);
-  for (let i = 0; i < k; i++) {
-    const j = i + randomInt(items.length - i);
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items.slice(0, k);
-}
 
 function compactPeers(peers: readonly PeerRecord[], family: IpFamily): Buffer {
   const parts: Buffer[] = [];
@@ -282,7 +112,7 @@ function sendBencoded(res: ServerResponse, value: BEncodable): void {
 export async function startTrackerServer(opts: TrackerServerOptions = {}): Promise<TrackerServer> {
   const host = opts.host ?? '127.0.0.1';
   const intervalS = Math.max(1, Math.trunc(opts.interval ?? SERVER_DEFAULT_INTERVAL_S));
-  const table = new SwarmTable(intervalS, opts.allowList);
+  const table = new SwarmTable({ intervalS, allowList: opts.allowList });
   const secret = randomBytes(32);
   const family: IpFamily = isIP(host) === 6 ? 6 : 4;
 
