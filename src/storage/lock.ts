@@ -10,7 +10,8 @@
  * Transmission get the same effect from their control file and daemon.
  */
 import { constants, existsSync, readFileSync } from 'node:fs';
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, readFile, unlink, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { TtError } from '../core/errors.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
@@ -50,12 +51,21 @@ export function pidAlive(pid: number): boolean {
 
 const noLock = (): Promise<void> => Promise.resolve();
 
-/** The pid in a lock file, when it holds one. */
-async function holderOf(file: string): Promise<number | undefined> {
-  const text = await readFile(file, { encoding: 'latin1', flag: constants.O_RDONLY | constants.O_NOFOLLOW }).catch(() => '');
-  const pid = /^(\d{1,10})\n?$/.exec(text.slice(0, 16))?.[1];
-  return pid === undefined ? undefined : Number(pid);
+/** What a lock file holds: 'none' (no file), 'junk' (not a pid), or the pid as text. */
+async function lockKey(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, { encoding: 'latin1', flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'none' : 'junk';
+  }
+  return /^(\d{1,10})\n?$/.exec(text.slice(0, 16))?.[1] ?? 'junk';
 }
+
+/** A takeover guard older than this was left by a run killed during its takeover (which takes milliseconds). */
+const GUARD_STALE_MS = 5_000;
+/** How long a start may wait on other starters' takeovers before it says so. */
+const TAKEOVER_WAIT_MS = GUARD_STALE_MS + 2_000;
 
 /**
  * Take the lock of `meta` in `root` (created if missing), or throw
@@ -64,10 +74,11 @@ async function holderOf(file: string): Promise<number | undefined> {
 export async function acquireDownloadLock(root: string, meta: Metainfo, alive: (pid: number) => boolean = pidAlive): Promise<() => Promise<void>> {
   const file = await resolveInside(root, [lockFileName(meta)]);
   // the pid goes into a file of our own first, then link() gives it the lock's name: the lock is
-  // never seen empty (another starter would take an empty one for garbage and remove it)
+  // never seen empty (another starter would take an empty one for junk and remove it)
   const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const deadline = Date.now() + TAKEOVER_WAIT_MS;
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 8 && Date.now() < deadline; attempt++) {
       try {
         if (attempt === 0 || !existsSync(mine)) await writeFile(mine, `${process.pid}\n`, { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode: 0o644 });
         await link(mine, file);
@@ -83,17 +94,53 @@ export async function acquireDownloadLock(root: string, meta: Metainfo, alive: (
         // either; a complete folder of read-only files is still re-run and seeded (README)
         if (code !== 'EEXIST') return noLock;
       }
-      const holder = await holderOf(file);
-      // this process's own (a session that was never closed) or a dead one's: taken over
-      if (holder !== undefined && holder !== process.pid && alive(holder)) {
-        throw new TtError('USAGE', `another tt (pid ${holder}) is downloading this torrent into ${root}; let it finish or stop it first`);
-      }
+      const held = await lockKey(file);
+      // this process's own (a session that was never closed), a dead one's or junk: taken over
+      if (/^\d/.test(held) && Number(held) !== process.pid && alive(Number(held))) throw heldBy(Number(held), root);
+      if (!(await removeIfStill(file, held))) attempt--; // another starter is taking it over: look again shortly
+    }
+    throw new TtError('USAGE', `cannot take the lock ${file}: other runs keep taking it`);
+  } finally {
+    await unlink(mine).catch(() => undefined);
+  }
+}
+
+/**
+ * Removes the lock `file` only if it still holds `held`: of two runs starting
+ * at once over a dead run's lock, the first takes it over and the second,
+ * acting on what it read before, must not then remove the first's fresh lock
+ * and take it too. Whoever removes a lock holding `held` first creates
+ * `<lock>.<held>.takeover` (O_EXCL: it fails for all but one), then looks again:
+ * nobody else can change a lock holding `held` meanwhile. False when another
+ * run has that guard (after a short wait, so the caller looks again).
+ */
+async function removeIfStill(file: string, held: string): Promise<boolean> {
+  if (held === 'none') return true;
+  const guard = `${file}.${held}.takeover`;
+  try {
+    // made now (its age tells a guard left by a killed run), exclusively (O_EXCL: one run gets it)
+    await writeFile(guard, '', { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode: 0o644 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toDiskError('write', guard, err);
+    const made = (await lstat(guard).catch(() => undefined))?.mtimeMs;
+    // a guard left by a run killed during its takeover: old, so removed
+    if (made !== undefined && Date.now() - made > GUARD_STALE_MS) await unlink(guard).catch(() => undefined);
+    else await sleep(25);
+    return false;
+  }
+  try {
+    if ((await lockKey(file)) === held) {
       await unlink(file).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toDiskError('write', file, err);
       });
     }
-    throw new TtError('USAGE', `cannot take the lock ${file}: another tt keeps taking it`);
+    return true;
   } finally {
-    await unlink(mine).catch(() => undefined);
+    // once the lock no longer holds `held`, a later holder of this guard finds that and leaves it
+    await unlink(guard).catch(() => undefined);
   }
+}
+
+function heldBy(pid: number, root: string): TtError {
+  return new TtError('USAGE', `another tt (pid ${pid}) is downloading this torrent into ${root}; let it finish or stop it first`);
 }

@@ -1,11 +1,13 @@
 /** storage/lock.ts: one download of a torrent into a folder at a time. */
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { acquireDownloadLock, isLockFileName, lockFileName, pidAlive } from '../../../src/storage/lock.js';
 import { spawn } from 'node:child_process';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { makeTorrent, withTempDir } from './fixture.js';
+import { ensureBuilt } from '../../helpers/build.js';
+import { fileURLToPath } from 'node:url';
 
 describe('download lock', () => {
   it('holds this pid while taken, refuses a second taker while that pid lives, and is gone once released', () =>
@@ -70,4 +72,59 @@ describe('download lock', () => {
       expect(await readdir(dir)).toEqual([lockFileName(meta)]);
       await release();
     }));
+
+  it('of runs starting together over a dead run\'s lock, exactly one takes it (each, acting on what it read, removed the other\'s)', async () => {
+    ensureBuilt();
+    const lockJs = fileURLToPath(new URL('../../../dist/storage/lock.js', import.meta.url));
+    await withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const file = path.join(dir, lockFileName(meta));
+      // each child waits for the same instant, takes the lock, says so and holds it while the others try
+      const child = `
+        const { acquireDownloadLock } = await import(${JSON.stringify(lockJs)});
+        const [dir, at] = process.argv.slice(1);
+        while (Date.now() < Number(at)) {}
+        const said = await acquireDownloadLock(dir, { infoHashHex: ${JSON.stringify(meta.infoHashHex)} }).then(() => 'took', (e) => e.code === 'USAGE' ? 'refused' : String(e));
+        process.stdout.write(said);
+        setTimeout(() => process.exit(0), 900);`;
+      for (let round = 0; round < 6; round++) {
+        await writeFile(file, `${2 ** 22 + 12345}\n`); // no such pid: a run that was killed
+        const at = Date.now() + 400;
+        const runs = Array.from({ length: 4 }, () => {
+          const p = spawn(process.execPath, ['--input-type=module', '-e', child, dir, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          return new Promise<string>((resolve) => p.once('close', () => resolve(out)));
+        });
+        const said = await Promise.all(runs);
+        expect(said.sort(), `round ${round}`).toEqual(['refused', 'refused', 'refused', 'took']);
+        expect((await readdir(dir)).sort(), 'no file of theirs left but the lock').toEqual([lockFileName(meta)]);
+      }
+    });
+  }, 60_000);
+
+  it('a takeover guard left by a run killed mid-takeover is old and removed; a fresh one is waited on, not removed', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const file = path.join(dir, lockFileName(meta));
+      await writeFile(file, '4242\n');
+      const guard = `${file}.4242.takeover`;
+      await writeFile(guard, '');
+      const old = new Date(Date.now() - 60_000);
+      await utimes(guard, old, old);
+      const release = await acquireDownloadLock(dir, meta, () => false);
+      expect(await readFile(file, 'utf8')).toBe(`${process.pid}\n`);
+      expect(await readdir(dir)).toEqual([lockFileName(meta)]);
+      await release();
+      // a fresh guard: another run is taking the dead lock over right now; it finishes within 300 ms
+      await writeFile(file, '4242\n');
+      await writeFile(guard, '');
+      const started = Date.now();
+      setTimeout(() => void unlink(file).then(() => unlink(guard)), 300);
+      const second = await acquireDownloadLock(dir, meta, () => false);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(await readFile(file, 'utf8')).toBe(`${process.pid}\n`);
+      await second();
+    }));
 });
+
