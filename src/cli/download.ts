@@ -74,7 +74,7 @@ export function registerDownload(program: Command): void {
     if (magnet) {
       // the port must be known before the metadata phase announces it
       const listener = await Listener.listen({
-        host: shared.host,
+        ...(shared.host !== undefined ? { host: shared.host } : {}),
         requireEncryption: shared.requireEncryption,
         ...(shared.port !== undefined ? { port: shared.port } : {}),
       });

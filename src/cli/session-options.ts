@@ -39,7 +39,7 @@ function parseEncryption(text: string): 'allow' | 'require' {
 export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: string): Command {
   return cmd
     .option('-p, --port <port>', 'TCP port to listen on (default: first free of 6881-6889; 0 = any)', parsePort)
-    .option('--bind <address>', 'address to listen on', parseBindAddress, '0.0.0.0')
+    .option('--bind <address>', 'address to listen on (default: every address, IPv6 and IPv4)', parseBindAddress)
     .option('--max-peers <n>', 'most peers connected at once', parseCount, 50)
     .option('--max-peers-per-ip <n>', 'most connections one IP address may have at once', parseCount, DEFAULT_MAX_PEERS_PER_IP)
     .option('--peer <host:port>', peerHelp, parsePeer)
@@ -65,7 +65,7 @@ export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: str
 /** The runSession options that follow from the shared options. */
 export function sharedRunOptions(opts: SharedOptions) {
   return {
-    host: opts.bind ?? '0.0.0.0',
+    ...(opts.bind !== undefined ? { host: opts.bind } : {}),
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     maxPeers: opts.maxPeers,
     maxPeersPerIp: opts.maxPeersPerIp,

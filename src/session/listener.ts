@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { TtError, errorMessage } from '../core/errors.js';
+import { unmapIpv4 } from '../core/compact-peer.js';
 import { peerKey } from '../core/ids.js';
 import { deliverRead, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { HANDSHAKE_LENGTH, checkHandshakePrefix, parseHandshake, type Handshake } from '../wire/handshake.js';
@@ -60,12 +61,19 @@ export class Listener extends EventEmitter<ListenerEvents> {
    * falling back to a random free port.
    */
   static async listen(opts: { host?: string; port?: number; requireEncryption?: boolean } = {}): Promise<Listener> {
-    const host = opts.host ?? '0.0.0.0';
+    // no address given: every address, IPv6 and IPv4 on one dual-stack socket (IPv4 peers arrive
+    // as ::ffff:a.b.c.d, unmapped where they are counted), as libtorrent, Transmission and aria2c
+    // listen; IPv4 alone where the machine has no IPv6
+    let host = opts.host ?? '::';
     const candidates = opts.port !== undefined ? [opts.port] : [...DEFAULT_PORTS, 0];
     let lastError: unknown;
     for (const port of candidates) {
       try {
-        const server = await listenOn(host, port);
+        const server = await listenOn(host, port).catch((err: unknown) => {
+          if (opts.host !== undefined || !NO_IPV6.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+          host = '0.0.0.0';
+          return listenOn(host, port);
+        });
         const address = server.address();
         const bound = typeof address === 'object' && address ? address.port : port;
         return new Listener(server, host, bound, opts.requireEncryption === true);
@@ -73,7 +81,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         lastError = err;
       }
     }
-    throw new TtError('USAGE', `cannot listen on ${host}:${opts.port ?? '6881-6889'}: ${errorMessage(lastError)}`);
+    throw new TtError('USAGE', `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${opts.port ?? '6881-6889'}: ${errorMessage(lastError)}`);
   }
 
   register(infoHash: Buffer, handler: IncomingHandler): void {
@@ -94,7 +102,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   #onConnection(accepted: net.Socket): void {
-    const peer = peerKey(accepted.remoteAddress ?? '?', accepted.remotePort ?? 0); // before its handle moves to `socket`
+    const peer = peerKey(unmapIpv4(accepted.remoteAddress ?? '?'), accepted.remotePort ?? 0); // before its handle moves to `socket`
     const sink: ReadSink = { conn: undefined };
     const socket = adoptWithSharedReads(accepted, sink);
     if (this.#pending.size >= MAX_PENDING_HANDSHAKES) {
@@ -255,6 +263,9 @@ export function adoptWithSharedReads(accepted: net.Socket, sink: ReadSink): net.
   accepted.resume();
   return accepted;
 }
+
+/** What listening on '::' fails with where the machine has no IPv6. */
+const NO_IPV6 = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EPROTONOSUPPORT', 'EINVAL']);
 
 function listenOn(host: string, port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
