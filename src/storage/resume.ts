@@ -21,8 +21,10 @@
  *   time. What tt did not write can only be vouched for as it was found.
  * The session syncs the files the record vouches for before writing it, so
  * after a power cut the record never claims bytes the disk lost. A record
- * that does not parse, is for another torrent, or is larger than it can be
- * is ignored: checking then hashes everything, as without one. The one
+ * that does not parse, is for another torrent, is larger than it can be,
+ * belongs to another user or can be written by others is ignored: checking
+ * then hashes everything, as without one. Nor does a record vouch for bytes
+ * past the end of a file (or of the part file) as it is now. The one
  * window left: another program writing a file within 20 ms after tt's
  * write (Storage stamps a file once, 20 ms after its writes) is taken as
  * tt's own.
@@ -108,6 +110,8 @@ function vouched(meta: Metainfo, have: Bitfield, was: FolderStamps, now: FolderS
     if (!sameStamp(was.files[i] ?? null, now.files[i] ?? null)) return false;
     return now.files[i] !== null || partIntact; // absent: storage reads its share from the part file
   });
+  const sizeOf = (stamp: Stamp | undefined): number => (stamp ? Number(stamp[0]) : 0);
+  const partSize = sizeOf(now.part);
   const out = new Bitfield(meta.pieceCount);
   const { files, pieceLength } = meta;
   let f = 0;
@@ -117,7 +121,13 @@ function vouched(meta: Metainfo, have: Bitfield, was: FolderStamps, now: FolderS
     while (f < files.length && files[f]!.offset + files[f]!.length <= start) f++;
     let ok = true;
     for (let g = f; g < files.length && files[g]!.offset < end && ok; g++) {
-      if (files[g]!.length > 0) ok = intact[g]!;
+      const file = files[g]!;
+      if (file.length === 0 || file.padding) continue;
+      // the piece's bytes must be there at all: a record (even one whose stamps match) cannot
+      // vouch for bytes past the end of a file, or of the part file holding its share
+      const stamp = now.files[g];
+      const needed = Math.min(end, file.offset + file.length);
+      ok = intact[g]! && (stamp ? sizeOf(stamp) >= needed - file.offset : partSize >= needed);
     }
     if (ok) out.set(index);
   }
@@ -202,9 +212,9 @@ export async function removeResume(root: string, meta: Metainfo): Promise<void> 
  * The pieces the record vouches for, given the folder `now` (stampFolder, or
  * the part file's name to take it here):
  * verified when it was written, and every file they touch unchanged since.
- * Undefined when there is no usable record. Never throws for a bad record;
- * throws DiskError only for an unsafe path (a symlink where the record
- * should be).
+ * Undefined when there is no usable record (also one another user owns,
+ * one others may write, or anything but a regular file under its name).
+ * Never throws for a bad record.
  */
 export async function loadResume(root: string, meta: Metainfo, now: FolderStamps | string): Promise<Bitfield | undefined> {
   const record = await readRecord(root, meta);
@@ -241,7 +251,9 @@ function sameStamp(a: Stamp, b: Stamp): boolean {
 
 /** The record, if there is one and it is well-formed and for this torrent. */
 async function readRecord(root: string, meta: Metainfo): Promise<ResumeRecord | undefined> {
-  const path = await resolveInside(root, [resumeFileName(meta)]);
+  // a folder, FIFO or symlink under the record's name: no record (saving it later says why it cannot)
+  const path = await resolveInside(root, [resumeFileName(meta)]).catch(() => undefined);
+  if (path === undefined) return undefined;
   // a generous bound: ~100 bytes per file, the bitfield in base64, and room for the rest
   const maxBytes = 4096 + meta.files.length * 128 + Math.ceil(meta.pieceCount / 6) * 2;
   let text: string;
@@ -250,6 +262,9 @@ async function readRecord(root: string, meta: Metainfo): Promise<ResumeRecord | 
     try {
       const st = await fh.stat();
       if (!st.isFile() || st.size > maxBytes) return undefined;
+      // only a record this user wrote, that nobody else can change: in a folder others can write to
+      // (a shared /tmp), another user could plant one vouching for files of their own making
+      if ((process.getuid !== undefined && st.uid !== process.getuid()) || (st.mode & 0o022) !== 0) return undefined;
       text = (await fh.readFile()).toString('utf8');
     } finally {
       await fh.close();

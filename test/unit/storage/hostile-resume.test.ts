@@ -5,7 +5,7 @@
  * outside the folder is written; and a piece whose bytes are not where
  * storage reads them is never vouched for.
  */
-import { copyFile, link, mkdir, open, readFile, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, mkdir, open, readFile, readdir, rmdir, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -114,6 +114,62 @@ describe('a record from elsewhere', () => {
       await writeAll(root, meta, data);
       await saveResume(root, other, bitfieldOf('11111111'), partFileName(other));
       await copyFile(path.join(root, resumeFileName(other)), path.join(root, resumeFileName(meta)));
+      expect(await loadResume(root, meta, partFileName(meta))).toBeUndefined();
+    });
+  });
+});
+
+describe('a record planted by someone else (a folder others can write to, such as /tmp)', () => {
+  /** A record vouching for every piece of files with the wrong bytes, their stamps copied into it: a forgery. */
+  async function forge(root: string, meta: Metainfo, dataLength: number): Promise<string> {
+    await writeAll(root, meta, Buffer.alloc(dataLength, 0x45)); // 'EEEE...': not the torrent's bytes
+    await saveResume(root, meta, bitfieldOf('11111111'), partFileName(meta)); // stamps as they stand
+    return path.join(root, resumeFileName(meta));
+  }
+
+  it.skipIf(process.getuid?.() !== 0)("one owned by another user is not read, stamps or not (here: nobody's)", async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      const record = await forge(root, meta, data.length);
+      expect(bits(await loadResume(root, meta, partFileName(meta)))).toBe('11111111'); // ours: taken
+      await chown(record, 65534, 65534);
+      expect(await loadResume(root, meta, partFileName(meta))).toBeUndefined();
+    });
+  });
+
+  it('one that others (group or anyone) may write is not read', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      const record = await forge(root, meta, data.length);
+      for (const mode of [0o666, 0o664, 0o646]) {
+        await chmod(record, mode);
+        expect(await loadResume(root, meta, partFileName(meta)), mode.toString(8)).toBeUndefined();
+      }
+      await chmod(record, 0o644);
+      expect(bits(await loadResume(root, meta, partFileName(meta)))).toBe('11111111');
+    });
+  });
+
+  it('a record never vouches for bytes past the end of a file as it is now, even with its stamps matching', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      await writeAll(root, meta, data);
+      // file 2 (pieces 5-7) cut to 1.5 pieces, then a record written with stamps of the files as they stand
+      await truncate(path.join(root, ...meta.files[2]!.path), 1.5 * PIECE);
+      await saveResume(root, meta, bitfieldOf('11111111'), partFileName(meta));
+      // piece 5 is wholly inside what is left, 6 is cut short, 7 is gone
+      expect(bits(await loadResume(root, meta, partFileName(meta)))).toBe('11111100');
+    });
+  });
+
+  it('a folder or FIFO under the record\'s name is no record: everything is hashed, nothing refused', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(LENGTHS, PIECE);
+      await writeAll(root, meta, data);
+      await mkdir(path.join(root, resumeFileName(meta)));
+      expect(await loadResume(root, meta, partFileName(meta))).toBeUndefined();
+      await rmdir(path.join(root, resumeFileName(meta)));
+      execFileSync('mkfifo', [path.join(root, resumeFileName(meta))]);
       expect(await loadResume(root, meta, partFileName(meta))).toBeUndefined();
     });
   });
