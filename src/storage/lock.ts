@@ -1,27 +1,33 @@
 /**
- * One download of a torrent into a folder at a time: `.<info-hash>.tt-lock`
- * in the output folder holds the pid of the tt process writing there. A
- * second `tt download` of the same torrent into the same folder (a cron job
- * overlapping the last run) is refused, naming the first; a lock left by a
- * process that is gone (killed, a crash) is taken over. Different torrents,
- * or the same torrent into another folder, never wait for each other, and
+ * One download into a file or folder at a time: `.<id>.tt-lock` in the
+ * output folder, where <id> is the SHA-1 of the torrent's top-level name
+ * (the file or folder it writes, `<out>/<name>`), holds the pid of the tt
+ * process writing there. A second `tt download` writing the same path (the
+ * same torrent from an overlapping cron job, or another torrent of the same
+ * name: a new build pushed while the old one still downloads) is refused,
+ * naming the first; two writers there would each finish "complete" over
+ * the other's bytes. A lock left by a process that is gone (killed, a crash,
+ * a reboot) is taken over. Other names, or another folder, never wait, and
  * `tt seed` / `tt verify` (read-only) take no lock; neither does a download
- * into a folder where no file can be created (read-only, full). No BEP: aria2c and
- * Transmission get the same effect from their control file and daemon.
+ * into a folder where no file can be created (read-only, full). No BEP:
+ * aria2c and Transmission get the same effect from their control file and
+ * daemon.
  */
 import { constants, existsSync, readFileSync } from 'node:fs';
 import { link, lstat, readFile, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { TtError } from '../core/errors.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { toDiskError } from './disk-error.js';
 import { mkdirp } from './mkdirp.js';
 import { resolveInside } from './safe-path.js';
 
-/** `.<info-hash hex>.tt-lock`, beside the resume record. */
-export function lockFileName(meta: Metainfo): string {
-  return `.${meta.infoHashHex}.tt-lock`;
+/** `.<SHA-1 of the top-level name, hex>.tt-lock`, beside the resume record. */
+export function lockFileName(meta: Pick<Metainfo, 'name' | 'files'>): string {
+  const name = meta.files[0]?.path[0] ?? meta.name; // what is written under <out>
+  return `.${createHash('sha1').update(name, 'utf8').digest('hex')}.tt-lock`;
 }
 
 /** Whether a top-level name is some torrent's lock (never written as a torrent's file). */
@@ -30,11 +36,13 @@ export function isLockFileName(name: string): boolean {
 }
 
 /**
- * Whether process `pid` still runs and may be a tt: on Linux its command
- * line must name node or tt, so a pid reused by another program after a
- * reboot (a `sleep`, a shell) does not hold the lock forever.
+ * Whether process `pid` still runs and may be the tt that wrote a lock at
+ * `lockedAt` (ms since the epoch). On Linux its command line must name node
+ * or tt, and it must have started before the lock was written: a pid reused
+ * after a reboot, by another program (a `sleep`, a shell) or by another node
+ * process (an editor's language server), does not hold the lock forever.
  */
-export function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number, lockedAt?: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -46,8 +54,29 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return true; // no /proc (not Linux), or not ours to read: alive is all we know
   }
-  return /node|\btt\b|tt\.js|tt\.mjs/.test(cmdline);
+  if (!/node|\btt\b|tt\.js|tt\.mjs/.test(cmdline)) return false;
+  const started = lockedAt === undefined ? undefined : processStartMs(pid);
+  // a second's slack: the boot time and start ticks are coarse
+  return started === undefined || started <= lockedAt! + 1_000;
 }
+
+/** When process `pid` started (ms since the epoch), from /proc: undefined when unknown. */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // the fields after the command name (in parentheses, which may itself hold spaces and parentheses)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]); // field 22, starttime, in clock ticks since boot
+    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))?.[1];
+    if (!Number.isFinite(ticks) || btime === undefined) return undefined;
+    return Number(btime) * 1000 + (ticks / CLOCK_TICKS_PER_S) * 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
 
 const noLock = (): Promise<void> => Promise.resolve();
 
@@ -71,8 +100,13 @@ const TAKEOVER_WAIT_MS = GUARD_STALE_MS + 2_000;
  * Take the lock of `meta` in `root` (created if missing), or throw
  * TtError('USAGE') naming the tt that holds it. Resolves to its release.
  */
-export async function acquireDownloadLock(root: string, meta: Metainfo, alive: (pid: number) => boolean = pidAlive): Promise<() => Promise<void>> {
+export async function acquireDownloadLock(
+  root: string,
+  meta: Pick<Metainfo, 'name' | 'files'>,
+  alive: (pid: number, lockedAt?: number) => boolean = pidAlive,
+): Promise<() => Promise<void>> {
   const file = await resolveInside(root, [lockFileName(meta)]);
+  const target = join(root, meta.files[0]?.path[0] ?? meta.name);
   // the pid goes into a file of our own first, then link() gives it the lock's name: the lock is
   // never seen empty (another starter would take an empty one for junk and remove it)
   const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
@@ -95,8 +129,9 @@ export async function acquireDownloadLock(root: string, meta: Metainfo, alive: (
         if (code !== 'EEXIST') return noLock;
       }
       const held = await lockKey(file);
+      const lockedAt = (await lstat(file).catch(() => undefined))?.mtimeMs;
       // this process's own (a session that was never closed), a dead one's or junk: taken over
-      if (/^\d/.test(held) && Number(held) !== process.pid && alive(Number(held))) throw heldBy(Number(held), root);
+      if (/^\d/.test(held) && Number(held) !== process.pid && alive(Number(held), lockedAt)) throw heldBy(Number(held), target);
       if (!(await removeIfStill(file, held))) attempt--; // another starter is taking it over: look again shortly
     }
     throw new TtError('USAGE', `cannot take the lock ${file}: other runs keep taking it`);
@@ -141,6 +176,6 @@ async function removeIfStill(file: string, held: string): Promise<boolean> {
   }
 }
 
-function heldBy(pid: number, root: string): TtError {
-  return new TtError('USAGE', `another tt (pid ${pid}) is downloading this torrent into ${root}; let it finish or stop it first`);
+function heldBy(pid: number, target: string): TtError {
+  return new TtError('USAGE', `another tt (pid ${pid}) is downloading into ${target}; let it finish or stop it first`);
 }

@@ -1,13 +1,15 @@
 /**
- * Two `tt download` runs of one torrent into one folder (a cron job that
- * overlaps the last run): the second is refused at once, naming the first;
- * the first completes undisturbed. A lock left by a killed run is taken over.
+ * Two `tt download` runs writing one path (a cron job that overlaps the last
+ * run, or another torrent of the same name): the second is refused at once,
+ * naming the first; the first completes undisturbed. A lock left by a killed
+ * run is taken over.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectSameData, makeFixture, startSession, stopAll, trackDir } from '../../helpers/swarm.js';
 import { LOOPBACK, expectOneErrorLine, killAllTt, runTt, startTt } from './tt-cli.js';
+import { lockFileName } from '../../../src/storage/lock.js';
 
 afterEach(async () => {
   await killAllTt();
@@ -21,16 +23,24 @@ describe('one download of a torrent into a folder at a time', () => {
     const slow = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed', uploadLimit: 512 * 1024 });
     const out = join(fx.work, 'out');
     const args = ['download', fx.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', `127.0.0.1:${slow.address.port}`, '--json'];
-    const lock = join(out, `.${fx.meta.infoHashHex}.tt-lock`);
+    const lock = join(out, lockFileName(fx.meta));
 
     const first = startTt(args);
     await first.waitForEvent('started', 20_000);
     expect(readFileSync(lock, 'utf8')).toBe(`${first.pid}\n`);
     const second = await runTt(args, 20_000);
     expect(second.exit?.code, second.describe()).toBe(2);
-    expectOneErrorLine(second, new RegExp(`another tt \\(pid ${first.pid}\\) is downloading this torrent into ${out}; let it finish or stop it first`));
+    expectOneErrorLine(second, new RegExp(`another tt \\(pid ${first.pid}\\) is downloading into ${join(out, fx.meta.name)}; let it finish or stop it first`));
     // refused before it hashed anything (a cron run over 100 GiB would check for a minute first)
     expect(second.events.some((e) => e.event === 'checked')).toBe(false);
+    // another torrent of the same name (a newer build) writes the same file: refused too
+    const newer = await makeFixture({ files: [{ path: ['data.bin'], size: 1024 * 1024 + 5 }], pieceLength: 32_768 });
+    trackDir(newer.work);
+    expect(newer.meta.infoHashHex).not.toBe(fx.meta.infoHashHex);
+    expect(newer.meta.name).toBe(fx.meta.name);
+    const other = await runTt(['download', newer.torrentPath, '--out', out, ...LOOPBACK, '--no-trackers', '--peer', `127.0.0.1:${slow.address.port}`, '--json'], 20_000);
+    expect(other.exit?.code, other.describe()).toBe(2);
+    expectOneErrorLine(other, new RegExp(`another tt \\(pid ${first.pid}\\) is downloading into ${join(out, fx.meta.name)}`));
 
     first.signal('SIGKILL');
     await first.waitForExit(10_000);

@@ -20,7 +20,7 @@ describe('download lock', () => {
       await writeFile(file, '4242\n');
       await expect(acquireDownloadLock(dir, meta, (pid) => pid === 4242)).rejects.toMatchObject({
         code: 'USAGE',
-        message: `another tt (pid 4242) is downloading this torrent into ${dir}; let it finish or stop it first`,
+        message: `another tt (pid 4242) is downloading into ${path.join(dir, meta.name)}; let it finish or stop it first`,
       });
       // that process is gone (killed, crashed): taken over
       const again = await acquireDownloadLock(dir, meta, () => false);
@@ -30,16 +30,48 @@ describe('download lock', () => {
       expect(await readdir(dir)).toEqual([]);
     }));
 
-  it('a lock file of garbage, or one left by this very process, is taken over; other torrents have their own', () =>
+  it('a lock file of garbage, or one left by this very process, is taken over; torrents of other names have their own', () =>
     withTempDir(async (dir) => {
       const { meta } = makeTorrent([1000], 16_384);
-      const other = { ...makeTorrent([2000], 16_384).meta, infoHash: Buffer.alloc(20, 1), infoHashHex: '01'.repeat(20) };
+      const o = makeTorrent([2000], 16_384).meta;
+      const other = { ...o, name: 'U', files: o.files.map((f) => ({ ...f, path: ['U', ...f.path.slice(1)] })), infoHash: Buffer.alloc(20, 1), infoHashHex: '01'.repeat(20) };
       await writeFile(path.join(dir, lockFileName(meta)), 'not a pid');
       const a = await acquireDownloadLock(dir, meta, () => true);
       const b = await acquireDownloadLock(dir, meta, () => true); // our own pid: a session never closed
       const c = await acquireDownloadLock(dir, other, () => true);
       expect((await readdir(dir)).sort()).toEqual([lockFileName(meta), lockFileName(other)].sort());
       await Promise.all([a(), b(), c()]);
+    }));
+
+  it('another torrent of the same name (it writes the same path: a new build while the old one downloads) is refused too', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const newer = { ...makeTorrent([5000, 7], 16_384).meta, infoHash: Buffer.alloc(20, 2), infoHashHex: '02'.repeat(20) };
+      expect(newer.name).toBe(meta.name);
+      await writeFile(path.join(dir, lockFileName(meta)), '4242\n');
+      await expect(acquireDownloadLock(dir, newer, (pid) => pid === 4242)).rejects.toThrow(`another tt (pid 4242) is downloading into ${path.join(dir, 'T')}`);
+    }));
+
+  it('a pid reused by a node process that started after the lock was written (after a reboot) does not hold it', () =>
+    withTempDir(async (dir) => {
+      const { meta } = makeTorrent([1000], 16_384);
+      const file = path.join(dir, lockFileName(meta));
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+      try {
+        await new Promise((r) => other.once('spawn', r));
+        await new Promise((r) => setTimeout(r, 300)); // it has exec'd node: its command line says so
+        // written now, after that node started: it may be the holder
+        await writeFile(file, `${other.pid}\n`);
+        await expect(acquireDownloadLock(dir, meta)).rejects.toThrow(`pid ${other.pid}`);
+        // written two days ago, before it started: a tt that is gone, its pid since reused
+        const old = new Date(Date.now() - 2 * 86_400_000);
+        await utimes(file, old, old);
+        const release = await acquireDownloadLock(dir, meta);
+        expect(await readFile(file, 'utf8')).toBe(`${process.pid}\n`);
+        await release();
+      } finally {
+        other.kill();
+      }
     }));
 
   it('a torrent named like a lock is never written', () =>
@@ -84,7 +116,7 @@ describe('download lock', () => {
         const { acquireDownloadLock } = await import(${JSON.stringify(lockJs)});
         const [dir, at] = process.argv.slice(1);
         while (Date.now() < Number(at)) {}
-        const said = await acquireDownloadLock(dir, { infoHashHex: ${JSON.stringify(meta.infoHashHex)} }).then(() => 'took', (e) => e.code === 'USAGE' ? 'refused' : String(e));
+        const said = await acquireDownloadLock(dir, ${JSON.stringify({ name: meta.name, files: [{ path: meta.files[0]!.path }] })}).then(() => 'took', (e) => e.code === 'USAGE' ? 'refused' : String(e));
         process.stdout.write(said);
         setTimeout(() => process.exit(0), 900);`;
       for (let round = 0; round < 6; round++) {
