@@ -2,7 +2,8 @@
  * An embedded BitTorrent tracker (HTTP BEP 3/23/7/48 and UDP BEP 15 on the same
  * port number) for `tt demo`, tests and private swarms. It is exposed to peers, so
  * its own inputs are parsed strictly and bounded; a bad request gets a failure
- * reason (or a BEP 15 error), never a crash. Peers expire after two intervals.
+ * reason (or a BEP 15 error), never a crash. Peers expire after two intervals
+ * (at least MIN_PEER_LIFETIME_S: swarm-table.ts).
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';

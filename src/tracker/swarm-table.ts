@@ -27,6 +27,14 @@ export const MAX_RECORDS_PER_HOST = 32;
 export const MAX_SWARMS_PER_HOST = 256;
 /** A swarm's records are expired at most this often. */
 const EXPIRE_EVERY_MS = 1_000;
+/**
+ * A record lives at least this long without a re-announce, whatever interval
+ * the tracker asks for: libtorrent (and so qBittorrent, Deluge) announces no
+ * more often than every 300 s (min_announce_interval), so with `--interval 120`
+ * an expiry of two intervals dropped its live seeders for a minute of every
+ * five. opentracker keeps peers for about 30 minutes.
+ */
+export const MIN_PEER_LIFETIME_S = 15 * 60;
 
 export interface PeerRecord {
   host: string;
@@ -68,7 +76,7 @@ interface Swarm {
 }
 
 export interface SwarmTableOptions {
-  /** Seconds; records expire after two of them. */
+  /** Seconds; records expire after two of them, or MIN_PEER_LIFETIME_S when that is longer. */
   intervalS: number;
   /** When given, only these info hashes are tracked. */
   allowList?: readonly Buffer[] | undefined;
@@ -131,7 +139,7 @@ export class SwarmTable {
       if (swarm.byKey.size >= MAX_PEERS_PER_SWARM) throw new Refusal('swarm is full');
     }
     if (a.event === 'completed' && known !== undefined && known.left > 0) swarm.downloaded++;
-    this.#put(swarm, key, { host: a.host, port: a.port, peerId: a.peerId, left: a.left, expiresAt: now + 2 * this.#intervalS * 1000 });
+    this.#put(swarm, key, { host: a.host, port: a.port, peerId: a.peerId, left: a.left, expiresAt: now + Math.max(2 * this.#intervalS, MIN_PEER_LIFETIME_S) * 1000 });
     return { peers: this.#sample(swarm, key, a.numwant), ...counts(swarm) };
   }
 

@@ -74,14 +74,14 @@ describe('embedded tracker server', () => {
     expect(again.peers).toHaveLength(2);
   });
 
-  it('expires peers after two intervals', async () => {
+  it('keeps a peer past two short intervals (expiry has a floor: libtorrent re-announces every 300 s at most; unit tests cover when it goes)', async () => {
     server = await startTrackerServer({ interval: 1 });
     await announceHttp(server.httpUrl, peer(7101));
     expect(server.swarmSize(infoHash).leechers).toBe(1);
     await new Promise((r) => setTimeout(r, 2_100));
-    expect(server.swarmSize(infoHash).leechers).toBe(0);
+    expect(server.swarmSize(infoHash).leechers).toBe(1);
     const r = await announceHttp(server.httpUrl, peer(7102));
-    expect(r.peers).toEqual([]);
+    expect(r.peers.map((p) => p.port)).toEqual([7101]);
   });
 
   it('honours the allow list over HTTP and UDP', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_RECORDS_PER_HOST, Refusal, SwarmTable, type AnnounceInput } from '../../../src/tracker/swarm-table.js';
+import { MAX_RECORDS_PER_HOST, MIN_PEER_LIFETIME_S, Refusal, SwarmTable, type AnnounceInput } from '../../../src/tracker/swarm-table.js';
 import { mulberry32 } from '../../helpers/prng.js';
 
 const HASH = Buffer.alloc(20, 7);
@@ -35,8 +35,8 @@ describe('SwarmTable counts, kept as records change', () => {
     // a stop for a record never seen changes nothing
     t.announce(ann('10.0.0.9', 1000, { event: 'stopped' }));
     expect(t.size(HASH)).toEqual({ seeders: 1, leechers: 1 });
-    // two intervals later everyone has expired (the next look after a second walks the swarm)
-    now += 2 * 60_000 + 1_001;
+    // silent for longer than a record lives: everyone has expired (the next look after a second walks the swarm)
+    now += MIN_PEER_LIFETIME_S * 1000 + 1_001;
     expect(t.size(HASH)).toEqual({ seeders: 0, leechers: 0 });
     t.sweep();
     expect(t.swarmCount).toBe(1); // it has a completed count to report
@@ -60,7 +60,7 @@ describe('SwarmTable counts, kept as records change', () => {
       } else {
         const left = rng() < 0.3 ? 0 : 1 + Math.floor(rng() * 100);
         t.announce(ann(host, port, { left, event: undefined }));
-        model.set(key, { left, expiresAt: now + 120_000 });
+        model.set(key, { left, expiresAt: now + MIN_PEER_LIFETIME_S * 1000 });
       }
       if (step % 50 === 0) now += 30_000 + Math.floor(rng() * 60_000);
       else continue;
@@ -70,6 +70,34 @@ describe('SwarmTable counts, kept as records change', () => {
       const seeders = [...model.values()].filter((v) => v.left === 0).length;
       expect(t.size(HASH)).toEqual({ seeders, leechers: model.size - seeders });
     }
+  });
+});
+
+describe('SwarmTable expiry', () => {
+  it('a peer re-announcing every 300 s (libtorrent\'s shortest) stays listed with --interval 120 or 10; silent, it goes', () => {
+    for (const intervalS of [10, 120]) {
+      let now = 5_000_000;
+      const t = new SwarmTable({ intervalS, now: () => now });
+      t.announce(ann('10.5.0.1', 6881, { left: 0 }));
+      for (let k = 0; k < 12; k++) {
+        now += 299_000;
+        expect(t.size(HASH), `interval ${intervalS}, after ${k} re-announces`).toEqual({ seeders: 1, leechers: 0 });
+        now += 1_000;
+        t.announce(ann('10.5.0.1', 6881, { left: 0, event: undefined }));
+      }
+      now += MIN_PEER_LIFETIME_S * 1000 + 1_001;
+      expect(t.size(HASH)).toEqual({ seeders: 0, leechers: 0 });
+    }
+  });
+
+  it('a long interval keeps records for two of them', () => {
+    let now = 0;
+    const t = new SwarmTable({ intervalS: 3600, now: () => now });
+    t.announce(ann('10.5.0.2', 6881));
+    now += 2 * 3600_000 - 2_000;
+    expect(t.size(HASH).leechers).toBe(1);
+    now += 3_000;
+    expect(t.size(HASH).leechers).toBe(0);
   });
 });
 
