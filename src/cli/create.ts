@@ -10,8 +10,8 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { stat } from 'node:fs/promises';
-import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { TtError } from '../core/errors.js';
 import { CLIENT_VERSION } from '../core/ids.js';
 import { filesLength } from '../metainfo/completion.js';
@@ -60,10 +60,46 @@ function pieceLengthOption(text: string): number {
   return n;
 }
 
-/** True when `inner` is `outer` or lies below it. */
+/** True when `inner` is `outer` or lies below it, comparing the paths as written. */
 function isInside(inner: string, outer: string): boolean {
   const rel = relative(outer, inner);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * `path` (absolute) with every symbolic link in the part of it that exists
+ * resolved: the real path of its deepest existing folder, the rest appended as
+ * written. Nothing exists (or can be read): `path` itself.
+ */
+async function realPathOfExisting(path: string): Promise<string> {
+  const rest: string[] = [];
+  for (let at = path; ; at = dirname(at)) {
+    const real = await realpath(at).catch(() => undefined);
+    if (real !== undefined) return join(real, ...rest);
+    if (dirname(at) === at) return path;
+    rest.unshift(basename(at));
+  }
+}
+
+/**
+ * True when writing `out` would put it inside `root` (or on it), by any route:
+ * the paths as written, their real paths (a symbolic link to the folder, or to
+ * a folder below it, as `out`'s parent), and the identity (device and inode) of
+ * every existing folder above `out` (a bind mount of the folder). `out` itself
+ * is not followed: a symbolic link there is refused by write-whole.ts anyway.
+ */
+async function outputInside(out: string, root: string): Promise<boolean> {
+  if (isInside(out, root)) return true;
+  const realRoot = await realPathOfExisting(root);
+  const realOut = join(await realPathOfExisting(dirname(out)), basename(out));
+  if (isInside(realOut, realRoot)) return true;
+  const rootStat = await stat(realRoot).catch(() => undefined);
+  if (rootStat === undefined || !rootStat.isDirectory()) return false;
+  for (let at = dirname(realOut); ; at = dirname(at)) {
+    const st = await stat(at).catch(() => undefined);
+    if (st !== undefined && st.dev === rootStat.dev && st.ino === rootStat.ino) return true;
+    if (dirname(at) === at) return false;
+  }
 }
 
 export async function runCreate(source: string, opts: CreateCliOptions): Promise<void> {
@@ -74,7 +110,7 @@ export async function runCreate(source: string, opts: CreateCliOptions): Promise
     if (opts.json) throw new TtError('USAGE', '-o - writes the torrent to standard output, so --json cannot: drop one of them');
     if (process.stdout.isTTY) throw new TtError('USAGE', '-o - writes the binary .torrent to standard output, which is a terminal: redirect it (> FILE) or pipe it');
   } else {
-    if (isInside(out, root)) {
+    if (await outputInside(out, root)) {
       throw new TtError('USAGE', `the .torrent would be written inside ${sanitizeForTerminal(root)}, the data it describes (give --out elsewhere)`);
     }
     if ((await stat(out).catch(() => undefined))?.isDirectory()) {

@@ -252,6 +252,33 @@ describe('tt create: output paths', () => {
     await expectNoTemp(work);
   });
 
+  it('-o inside the folder through a symbolic link (to it, or to a folder below it, as -o\'s parent): refused before hashing', async () => {
+    const { work, data } = await dataFolder(async (d) => mkdir(join(d, 'sub')));
+    await symlink('data', join(work, 'alias'));
+    await symlink(join(data, 'sub'), join(work, 'subalias'));
+    await mkdir(join(work, 'elsewhere'));
+    await symlink('../alias', join(work, 'elsewhere', 'hop'));
+    const outs = [
+      join(work, 'alias', 'x.torrent'),
+      join(work, 'subalias', 'x.torrent'),
+      join(work, 'elsewhere', 'hop', 'sub', 'x.torrent'),
+      join(work, 'alias', 'missing', 'x.torrent'),
+    ];
+    for (const out of outs) {
+      for (const force of [[], ['--force']]) expect(expectOneLineError(tt(['create', data, '-o', out, ...force]), 2), out).toMatch(/inside/);
+    }
+    // the source named through the link, the output written plainly inside it
+    expect(expectOneLineError(tt(['create', join(work, 'elsewhere', 'hop', 'sub'), '-o', join(data, 'sub', 'y.torrent')]), 2)).toMatch(/inside/);
+    expect((await readdir(data)).sort()).toEqual(['a.txt', 'sub']);
+    expect(await readdir(join(data, 'sub'))).toEqual([]);
+    await expectNoTemp(work);
+    // a link that leads outside the folder is fine
+    await symlink('.', join(work, 'here'));
+    const r = tt(['create', data, '-o', join(work, 'here', 'ok.torrent')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(parseTorrent(await readFile(join(work, 'ok.torrent'))).files.map((f) => f.path.slice(1).join('/'))).toEqual(['a.txt']);
+  });
+
   it('-o onto an existing file without --force: refused and the file kept; with --force: replaced whole', async () => {
     const { work, data } = await dataFolder();
     const out = join(work, 'x.torrent');
