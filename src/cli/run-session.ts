@@ -105,9 +105,11 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   const removeStop =
     opts.handleSignals !== false
       ? onStop((cause: StopCause) => {
-          // a download that completed and is seeding on (--seed): Ctrl-C is how seeding ends, not a
-          // failure: the summary and exit 0, as aria2c (a dead stdout still stops it as below)
-          if (cause.kind === 'signal' && opts.mode === 'download' && completedAt !== undefined) {
+          // seeding (a download that completed and seeds on with --seed, or `tt seed` once its data is
+          // checked): Ctrl-C or SIGTERM is how seeding ends, not a failure: the summary and exit 0, as
+          // aria2c (a hangup, or a dead stdout, still stops it as below: there is nobody to tell)
+          const seeding = opts.mode === 'download' ? completedAt !== undefined : running;
+          if (cause.kind === 'signal' && cause.signal !== 'SIGHUP' && seeding) {
             settle.resolve();
             return;
           }
@@ -234,17 +236,24 @@ export function summarize(
   session: TorrentSession,
   seconds: number,
   timing: Pick<RunResult, 'downloadSeconds' | 'seededSeconds'> = { downloadSeconds: seconds, seededSeconds: 0 },
+  mode: 'download' | 'seed' = 'download',
 ): { line: string; fields: Record<string, unknown> } {
   const { downloadSeconds, seededSeconds } = timing;
   const s = session.stats();
   const ratio = s.uploaded / Math.max(1, session.meta.totalLength);
   const selected = session.selection ? ` (${session.selection.selectedCount} of ${session.selection.fileCount} files)` : '';
   const sizes = shownSizes(session);
+  const what = `${session.meta.name}${selected} ${humanBytes(sizes.done)}/${humanBytes(sizes.total)}`;
+  // `tt seed` downloads nothing: its time is the seeding's (a partial copy's, from the start)
+  const head =
+    mode === 'seed'
+      ? `seeded: ${what} for ${formatDuration(seededSeconds > 0 ? seededSeconds : downloadSeconds)} | uploaded ${humanBytes(s.uploaded)}`
+      : `${session.done ? 'complete' : 'stopped'}: ${what}` +
+        ` in ${formatDuration(downloadSeconds)} (avg ${formatRate(s.downloaded / Math.max(downloadSeconds, 0.001))})` +
+        (seededSeconds > 0 ? `, then seeded ${formatDuration(seededSeconds)}` : '') +
+        ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)}`;
   const line =
-    `${session.done ? 'complete' : 'stopped'}: ${session.meta.name}${selected} ${humanBytes(sizes.done)}/${humanBytes(sizes.total)}` +
-    ` in ${formatDuration(downloadSeconds)} (avg ${formatRate(s.downloaded / Math.max(downloadSeconds, 0.001))})` +
-    (seededSeconds > 0 ? `, then seeded ${formatDuration(seededSeconds)}` : '') +
-    ` | downloaded ${humanBytes(s.downloaded)} uploaded ${humanBytes(s.uploaded)} ratio ${ratio.toFixed(2)}` +
+    `${head} ratio ${ratio.toFixed(2)}` +
     (s.failedPieces > 0 ? ` | ${s.failedPieces} pieces failed` : '') +
     (s.wastedBytes > 0 ? ` | ${humanBytes(s.wastedBytes)} wasted` : '') +
     (s.webSeedBytes > 0 ? ` | ${humanBytes(s.webSeedBytes)} from web seeds` : '') +

@@ -40,7 +40,7 @@ export function registerSeed(program: Command): void {
         goal: seedGoal(opts, false),
         reporter,
       });
-      const { line, fields } = summarize(run.session, (Date.now() - started) / 1000, run);
+      const { line, fields } = summarize(run.session, (Date.now() - started) / 1000, run, 'seed');
       reporter.summary(line, fields);
     },
   );

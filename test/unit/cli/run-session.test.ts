@@ -66,6 +66,13 @@ describe('summarize: time and rate are the download\'s, seeding after it is said
     expect(fields).toMatchObject({ seconds: 34, downloadSeconds: 4, seededSeconds: 30 });
   });
 
+  it('tt seed: the seeding time and the upload, not a download time and average of nothing', () => {
+    const { line } = summarize(fakeSession({ downloaded: 0, uploaded: 8 * 1024 * 1024 }), 34, { downloadSeconds: 4, seededSeconds: 30 }, 'seed');
+    expect(line).toBe('seeded: data.bin 4.00 MiB/4.00 MiB for 30s | uploaded 8.00 MiB ratio 2.00');
+    // a partial copy never completes: its whole run was seeding
+    expect(summarize(fakeSession({ downloaded: 0, uploaded: 0 }, false), 12, { downloadSeconds: 12, seededSeconds: 0 }, 'seed').line).toMatch(/^seeded: data\.bin 0 B\/4\.00 MiB for 12s \| /);
+  });
+
   it('without timing (or no seeding): the whole run, no "seeded"', () => {
     expect(summarize(fakeSession({}), 4).line).toMatch(/ in 4\.0s \(avg 1\.00 MiB\/s\) \| /);
     expect(summarize(fakeSession({}), 4, { downloadSeconds: 4, seededSeconds: 0 }).line).not.toContain('seeded');
