@@ -83,9 +83,14 @@ export class Reporter {
     }
     const text = statusText(stats, sizes);
     if (this.mode === 'tty') {
-      if (label !== this.#label) this.#stopBar();
+      if (label !== this.#label && this.#bar) {
+        // the phase changed (downloading -> done/seeding): the old bar ends on where things are now, not
+        // on its last frame (82%, an ETA), and the new one starts there too instead of at 0
+        this.#bar.update(stats.wantedHave, { stats: text });
+        this.#stopBar();
+      }
       this.#label = label;
-      this.#ensureBar(label, stats.wantedPieces);
+      this.#ensureBar(label, stats.wantedPieces, stats.wantedHave);
       this.#bar!.update(stats.wantedHave, { stats: text });
     } else if (this.mode === 'plain' && Date.now() - this.#lastPlain > PLAIN_INTERVAL_MS) {
       this.#lastPlain = Date.now();
@@ -105,7 +110,7 @@ export class Reporter {
     this.#stopBar();
   }
 
-  #ensureBar(label: string, total: number): void {
+  #ensureBar(label: string, total: number, start = 0): void {
     if (this.#bar) return;
     this.#bar = new cliProgress.SingleBar(
       {
@@ -119,7 +124,7 @@ export class Reporter {
       },
       cliProgress.Presets.shades_classic,
     );
-    this.#bar.start(total, 0, { stats: '' });
+    this.#bar.start(total, start, { stats: '' });
   }
 
   #stopBar(): void {
