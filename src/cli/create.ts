@@ -17,7 +17,7 @@ import { CLIENT_VERSION } from '../core/ids.js';
 import { filesLength } from '../metainfo/completion.js';
 import { createTorrentFromPath } from '../metainfo/create.js';
 import { toMagnet } from '../metainfo/magnet.js';
-import { MAX_PIECE_LENGTH, parseTorrent } from '../metainfo/parse-torrent.js';
+import { MAX_PIECE_LENGTH, parseTorrent, urlTextProblem } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
 import { terminalSafeJson } from './info.js';
 import { parseSize } from './units.js';
@@ -47,7 +47,13 @@ function urlOption(schemes: Set<string>, what: string) {
     } catch {
       throw new InvalidArgumentError(`'${text}' is not a URL`);
     }
+    // the string is written as given, and the parser strips tabs and line breaks: the reader's own rule decides
+    const problem = urlTextProblem(text);
+    if (problem !== undefined) throw new InvalidArgumentError(`the ${what} URL ${problem}`);
     if (!schemes.has(url.protocol)) throw new InvalidArgumentError(`'${text}': a ${what} URL must start with ${[...schemes].map((s) => `${s}//`).join(', ')}`);
+    if (url.username !== '' || url.password !== '') {
+      throw new InvalidArgumentError(`the ${what} URL carries a user name or password: tt never sends them, and everyone given the torrent could read them`);
+    }
     return [...previous, text];
   };
 }

@@ -27,8 +27,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
-      // usage errors follow the one-line rule too: 'tt: <what> (see tt --help)'
-      outputError: (s) => process.stderr.write(`tt: ${s.replace(/^error: /, '').replace(/\s+/g, ' ').trim()} (see tt --help)\n`),
+      // usage errors follow the one-line rule too: 'tt: <what> (see tt --help)', terminal-safe (commander repeats the argument as given)
+      outputError: (s) => process.stderr.write(`tt: ${sanitizeForTerminal(s.replace(/^error: /, '').replace(/\s+/g, ' ').trim())} (see tt --help)\n`),
     });
   registerInfo(program);
   registerDownload(program);

@@ -36,14 +36,19 @@ export class Reporter {
     if (this.mode === 'json') process.stdout.write(`${terminalSafeJsonText(JSON.stringify({ event: name, time: Date.now(), ...fields }))}\n`);
   }
 
-  /** A human line on stderr (tty/plain), or a JSON 'info' event. */
+  /**
+   * A human line on stderr (tty/plain), or a JSON 'info' event. The text is
+   * sanitized in both: a message quoting a magnet's `dn=` or a tracker URL
+   * must not hand a JSON reader escape sequences to print (data fields, such
+   * as file names in events, stay exact: JSON escapes them).
+   */
   info(message: string): void {
-    if (this.mode === 'json') this.event('info', { message });
+    if (this.mode === 'json') this.event('info', { message: sanitizeForTerminal(message) });
     else if (this.mode !== 'quiet') this.#line(sanitizeForTerminal(message));
   }
 
   warn(message: string): void {
-    if (this.mode === 'json') this.event('warning', { message });
+    if (this.mode === 'json') this.event('warning', { message: sanitizeForTerminal(message) });
     else if (this.mode !== 'quiet') this.#line(`warning: ${sanitizeForTerminal(message)}`);
   }
 

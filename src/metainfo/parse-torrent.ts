@@ -188,12 +188,28 @@ function optionalText(d: BDict, key: string): string | undefined {
   return b === undefined ? undefined : text(b);
 }
 
-/** A URL-ish string: strict UTF-8, non-empty, no whitespace/control characters; else undefined. */
+/**
+ * Why `url` cannot stand as a URL (tracker, web seed) in a .torrent, or undefined
+ * when it can: it is empty, or holds whitespace or a control character. A URL
+ * parser strips a tab or line break without a word, so the URL it checked would not
+ * be the string written. The reader drops such an entry (after trimming its ends);
+ * `tt create` refuses it, so what it writes is what the reader keeps.
+ */
+export function urlTextProblem(url: string): string | undefined {
+  if (url === '') return 'it is empty';
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\s\x00-\x1f\x7f-\x9f]/u.exec(url)?.[0];
+  if (bad === undefined) return undefined;
+  const code = `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  const what = bad === ' ' ? 'a space' : bad === '\t' ? 'a tab' : bad === '\n' || bad === '\r' ? 'a line break' : /\s/u.test(bad) ? 'whitespace' : 'a control character';
+  return `it holds ${what} (${code}): a URL in a torrent has no whitespace or control characters`;
+}
+
+/** A URL-ish string: strict UTF-8, its ends trimmed, then non-empty without whitespace or control characters; else undefined. */
 function urlString(v: BValue | undefined): string | undefined {
   if (!isBytes(v)) return undefined;
   const s = utf8OrUndefined(v)?.trim();
-  // eslint-disable-next-line no-control-regex
-  if (!s || /[\s\x00-\x1f\x7f]/.test(s)) return undefined;
+  if (s === undefined || urlTextProblem(s) !== undefined) return undefined;
   return s;
 }
 

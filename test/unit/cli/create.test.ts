@@ -6,7 +6,7 @@
  * bad options and unreadable inputs are one line and a documented exit code.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,8 +102,32 @@ describe('tt create', () => {
     [['-t', 'ftp://x/announce'], 'tracker URL'],
     [['-t', 'not a url'], 'not a URL'],
     [['-w', 'udp://x'], 'web seed URL'],
+    // a URL parser strips tabs and line breaks, so these passed its check, were written raw, and tt's reader dropped them
+    [['-t', 'http://127.0.0.1:32201/ann\nounce'], 'tracker URL it holds a line break (U+000A)'],
+    [['-t', 'http://127.0.0.1:1/announce\t'], 'tracker URL it holds a tab (U+0009)'],
+    [['-t', ' http://127.0.0.1:1/announce'], 'tracker URL it holds a space (U+0020)'],
+    [['-t', 'udp://127.0.0.1:1/\x1b[2Jx'], 'tracker URL it holds a control character (U+001B)'],
+    [['-w', 'http://127.0.0.1/files/a b'], 'web seed URL it holds a space'],
+    [['-w', 'http://127.0.0.1/files/\u0085'], 'web seed URL it holds a control character (U+0085)'],
+    // tt never sends credentials, and the torrent would hand them to everyone
+    [['-t', 'http://user:secret@127.0.0.1:1/announce'], 'tracker URL carries a user name or password'],
+    [['-t', 'udp://user@127.0.0.1:1'], 'tracker URL carries a user name or password'],
+    [['-w', 'https://user:secret@127.0.0.1/files/'], 'web seed URL carries a user name or password'],
   ])('bad option %j -> USAGE (2)', (extra, message) => {
-    expect(expectOneLineError(tt(['create', folder, '-o', join(tmp, 'never.torrent'), ...extra]), 2)).toContain(message);
+    const out = join(tmp, 'never.torrent');
+    expect(expectOneLineError(tt(['create', folder, '-o', out, ...extra]), 2)).toContain(message);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('every tracker and web seed URL it accepts is one tt info reads back unchanged', () => {
+    const trackers = ['http://127.0.0.1:1/announce?passkey=a%20b', 'udp://[::1]:6969', 'https://tracker.example/ann/ünï', 'wss://t.example/x'];
+    const seeds = ['http://127.0.0.1:8080/files/', 'https://seed.example/d%C3%A9p%C3%B4t/build'];
+    const out = join(tmp, 'urls.torrent');
+    const r = tt(['create', folder, '-o', out, ...trackers.flatMap((t) => ['-t', t]), ...seeds.flatMap((w) => ['-w', w])]);
+    expect(r.status, r.stderr).toBe(0);
+    const info = JSON.parse(tt(['info', out, '--json']).stdout) as { trackers: string[][]; webSeeds: string[] };
+    expect(info.trackers).toEqual(trackers.map((t) => [t]));
+    expect(info.webSeeds).toEqual(seeds);
   });
 
   it('unreadable inputs -> INPUT (3): missing, empty folder, symbolic link inside', () => {

@@ -48,3 +48,21 @@ describe('the terminal progress bar across a phase change (downloading -> done)'
     expect(done.every((p) => p === '100'), screen).toBe(true);
   });
 });
+
+describe('--json messages', () => {
+  it('info and warning texts carry no control, C1 or bidi characters (a magnet dn= or tracker URL quoted in them)', () => {
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const reporter = new Reporter('json');
+    reporter.info('fetching the metadata (\u001b[31mRED\u202e\u009b)');
+    reporter.warn('tracker http://\u0000: unsupported tracker skipped');
+    const messages = lines.map((l) => (JSON.parse(l) as { message: string }).message);
+    expect(messages).toHaveLength(2);
+    for (const m of messages) expect(m).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(messages[0]).toContain('RED');
+  });
+});
+
