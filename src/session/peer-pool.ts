@@ -30,8 +30,18 @@
  *
  * Per-IP limits live here too, because one host can name itself under many
  * ports (or name a victim's ports, to use us as a port scanner): at most
- * MAX_KNOWN_PER_IP addresses of one IP are kept, and `candidates` hands out
- * no more dials to an IP than the caller's per-IP connection limit allows.
+ * MAX_KNOWN_PER_IP addresses of one IP are dialable at a time, and
+ * `candidates` hands out no more dials to an IP than the caller's per-IP
+ * connection limit allows. Dead addresses at an IP must not hide a live one
+ * there (a reply naming 100 dead ports of a seeder's IP, then the seeder):
+ * more addresses of a full IP queue, first come first kept (at most
+ * MAX_QUEUED_PER_IP, never dialed while queued), and an address there that
+ * failed and never connected makes room: at once for a newcomer when none
+ * queue, else, after its failure, for the first in the queue (it is
+ * forgotten; its source may name it again). So every address one reply
+ * names is dialed within the queue's bound, each dead one about once, while
+ * one IP still never has more than MAX_KNOWN_PER_IP addresses in backoff.
+ * `candidates` offers addresses never tried before retries of failed ones.
  */
 import { ipOf, type PeerAddress } from '../core/peer-address.js';
 import { peerKey } from '../core/ids.js';
@@ -45,8 +55,10 @@ export const MAX_KNOWN_PEERS = 2000;
  * us dial at once.
  */
 export const DEFAULT_MAX_PEERS_PER_IP = 8;
-/** Addresses of one IP kept in the pool (more of the user's own `--peer`s are still taken). */
+/** Addresses of one IP dialable at a time (more of the user's own `--peer`s are still taken); more queue. */
 export const MAX_KNOWN_PER_IP = 32;
+/** Addresses of one IP queued behind its MAX_KNOWN_PER_IP (first come first kept; beyond this they are dropped). */
+export const MAX_QUEUED_PER_IP = 256;
 const BASE_RETRY_MS = 5_000;
 const MAX_RETRY_MS = 10 * 60_000;
 /** Failures in a row after which a peer is forgotten (5 s .. 160 s: about 5 min of trying), unless kept below. */
@@ -94,6 +106,8 @@ export interface KnownPeer {
   everConnected: boolean;
   /** When the current run of failures began (undefined: none since the last handshake). */
   failingSince: number | undefined;
+  /** Waiting for a place among its IP's MAX_KNOWN_PER_IP: never dialed meanwhile. */
+  queued: boolean;
 }
 
 /** Who a connection's peer is, beyond the address:port of one connection: what a ban covers. */
@@ -131,8 +145,10 @@ export class PeerPool {
   /** identityKeys and listening address:ports of peers whose data verified */
   readonly #proven = new Set<string>();
   readonly #ipBans = new Map<string, IpBans>();
-  /** IP -> how many of #peers are at it */
-  readonly #perIp = new Map<string, number>();
+  /** IP -> the keys of #peers at it that are not queued */
+  readonly #perIp = new Map<string, Set<string>>();
+  /** IP -> the keys of #peers at it that are queued, first come first */
+  readonly #queued = new Map<string, Set<string>>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -145,9 +161,11 @@ export class PeerPool {
    * minimum age nor evicted. When the pool is full, the oldest idle peer
    * heard of through PEX makes room, then any idle one but the user's; a
    * peer from PEX only ever replaces another from PEX, so a peer lying
-   * through PEX cannot push out what trackers and the user gave. An IP
-   * that already has MAX_KNOWN_PER_IP addresses here gets no more, unless
-   * the user gave them.
+   * through PEX cannot push out what trackers and the user gave; a queued
+   * newcomer only replaces another queued one. At an IP that already has
+   * MAX_KNOWN_PER_IP addresses (the user's are always taken), one of them
+   * that failed and never connected makes room (the one that failed most,
+   * then longest ago), else the newcomer queues (see the header).
    */
   add(addresses: readonly PeerAddress[], explicit = false, fromPex = false): number {
     let added = 0;
@@ -156,10 +174,16 @@ export class PeerPool {
       const key = peerKey(a.host, a.port);
       if (this.#peers.has(key) || this.#banned.has(key)) continue;
       const ip = ipOf(a.host);
-      if (!explicit && (this.#perIp.get(ip) ?? 0) >= MAX_KNOWN_PER_IP) continue;
-      if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne(fromPex);
-      if (this.#peers.size >= MAX_KNOWN_PEERS) break;
-      this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+      // a failed address makes room: for the first that queued, else for this one
+      if (!explicit && this.#activeAt(ip) >= MAX_KNOWN_PER_IP) this.#evictFailedAt(ip);
+      const queued = !explicit && (this.#activeAt(ip) >= MAX_KNOWN_PER_IP || this.#queuedAt(ip) > 0);
+      if (queued && this.#queuedAt(ip) >= MAX_QUEUED_PER_IP) continue;
+      if (this.#peers.size >= MAX_KNOWN_PEERS) this.#evictOne(fromPex, queued);
+      if (this.#peers.size >= MAX_KNOWN_PEERS) {
+        if (queued) continue;
+        break;
+      }
+      setOf(queued ? this.#queued : this.#perIp, ip).add(key);
       this.#peers.set(key, {
         key,
         host: a.host,
@@ -176,6 +200,7 @@ export class PeerPool {
         fromPex,
         everConnected: false,
         failingSince: undefined,
+        queued,
       });
       added++;
     }
@@ -196,20 +221,25 @@ export class PeerPool {
    * do not open a connection each). `perIp`: connections (open or opening)
    * per IP now, and the most one IP may have; an IP at its limit is skipped,
    * and each peer handed out counts in `busy` (which this updates).
+   * Addresses never tried come first, then retries of failed ones; queued
+   * addresses never.
    */
   candidates(limit: number, minAgeMs = 0, perIp?: { readonly limit: number; readonly busy: Map<string, number> }): KnownPeer[] {
     const now = this.#now();
     const out: KnownPeer[] = [];
-    for (const p of this.#peers.values()) {
-      if (out.length >= limit) break;
-      if (p.connected || p.connecting || p.nextAttemptAt > now || now - p.addedAt < minAgeMs) continue;
-      if (perIp) {
-        const ip = ipOf(p.host);
-        const n = perIp.busy.get(ip) ?? 0;
-        if (n >= perIp.limit) continue;
-        perIp.busy.set(ip, n + 1);
+    for (const untried of [true, false]) {
+      for (const p of this.#peers.values()) {
+        if (out.length >= limit) return out;
+        if (untried !== (p.failures === 0)) continue;
+        if (p.queued || p.connected || p.connecting || p.nextAttemptAt > now || now - p.addedAt < minAgeMs) continue;
+        if (perIp) {
+          const ip = ipOf(p.host);
+          const n = perIp.busy.get(ip) ?? 0;
+          if (n >= perIp.limit) continue;
+          perIp.busy.set(ip, n + 1);
+        }
+        out.push(p);
       }
-      out.push(p);
     }
     return out;
   }
@@ -246,6 +276,8 @@ export class PeerPool {
   markConnected(key: string): void {
     const p = this.#peers.get(key);
     if (!p) return;
+    // a queued address that turned out to be a live peer (it connected to us) takes a place at once
+    if (p.queued) this.#unqueue(p);
     p.connecting = false;
     p.connected = true;
     p.failures = 0;
@@ -259,7 +291,9 @@ export class PeerPool {
    * is false (it broke the protocol). The user's peers are never forgotten
    * and, like a peer we once had a connection with, wait at most
    * KNOWN_MAX_RETRY_MS; such a peer that is not the user's is forgotten
-   * once it has been failing for KNOWN_FORGET_AFTER_MS.
+   * once it has been failing for KNOWN_FORGET_AFTER_MS. A peer that never
+   * connected is forgotten at its first failure when addresses of its IP
+   * queue: it makes room for the first of them.
    */
   markFailed(key: string, retry = true): void {
     const p = this.#peers.get(key);
@@ -270,7 +304,9 @@ export class PeerPool {
     p.failures++;
     p.failingSince ??= now;
     const known = p.explicit || p.everConnected;
-    const forget = !p.explicit && (!retry || (p.everConnected ? now - p.failingSince >= KNOWN_FORGET_AFTER_MS : p.failures > MAX_FAILURES));
+    const forget =
+      !p.explicit &&
+      (!retry || (p.everConnected ? now - p.failingSince >= KNOWN_FORGET_AFTER_MS : p.failures > MAX_FAILURES || this.#queuedAt(ipOf(p.host)) > 0));
     if (forget) {
       this.#forget(key);
       return;
@@ -414,15 +450,50 @@ export class PeerPool {
     return who.listen !== undefined && this.#proven.has(peerKey(who.listen.host, who.listen.port));
   }
 
-  /** Forget the oldest idle PEX peer, else (unless `pexOnly`) the oldest idle peer the user did not give. */
-  #evictOne(pexOnly: boolean): void {
-    for (const pass of pexOnly ? [true] : [true, false]) {
-      for (const [key, p] of this.#peers) {
-        if (p.connected || p.connecting || p.explicit || (pass && !p.fromPex)) continue;
-        this.#forget(key);
-        return;
+  /**
+   * Forget the oldest idle queued peer, then the oldest idle PEX peer, else
+   * (unless `pexOnly`) the oldest idle peer the user did not give; with
+   * `queuedOnly`, only a queued one.
+   */
+  #evictOne(pexOnly: boolean, queuedOnly: boolean): void {
+    for (const queued of queuedOnly ? [true] : [true, false]) {
+      for (const pex of pexOnly ? [true] : [true, false]) {
+        const keys = queued ? [...this.#queued.values()].flatMap((set) => [...set]) : this.#peers.keys();
+        for (const key of keys) {
+          const p = this.#peers.get(key)!;
+          if (p.connected || p.connecting || p.explicit || (pex && !p.fromPex)) continue;
+          this.#forget(key);
+          return;
+        }
       }
     }
+  }
+
+  /** Addresses of `ip` that are not queued. */
+  #activeAt(ip: string): number {
+    return this.#perIp.get(ip)?.size ?? 0;
+  }
+
+  #queuedAt(ip: string): number {
+    return this.#queued.get(ip)?.size ?? 0;
+  }
+
+  /** Forget the idle address of `ip` that failed most (then longest ago) and never connected, if there is one. */
+  #evictFailedAt(ip: string): void {
+    let worst: KnownPeer | undefined;
+    for (const key of this.#perIp.get(ip) ?? []) {
+      const p = this.#peers.get(key)!;
+      if (p.connected || p.connecting || p.explicit || p.everConnected || p.failures === 0) continue;
+      if (!worst || p.failures > worst.failures || (p.failures === worst.failures && p.failingSince! < worst.failingSince!)) worst = p;
+    }
+    if (worst) this.#forget(worst.key);
+  }
+
+  #unqueue(p: KnownPeer): void {
+    const ip = ipOf(p.host);
+    dropFrom(this.#queued, ip, p.key);
+    p.queued = false;
+    setOf(this.#perIp, ip).add(p.key);
   }
 
   #forget(key: string): void {
@@ -430,10 +501,28 @@ export class PeerPool {
     if (!p) return;
     this.#peers.delete(key);
     const ip = ipOf(p.host);
-    const n = (this.#perIp.get(ip) ?? 1) - 1;
-    if (n > 0) this.#perIp.set(ip, n);
-    else this.#perIp.delete(ip);
+    if (p.queued) {
+      dropFrom(this.#queued, ip, key);
+      return;
+    }
+    dropFrom(this.#perIp, ip, key);
+    // its place goes to the first address of its IP that queued
+    const next = this.#queued.get(ip)?.values().next().value;
+    if (next !== undefined && this.#activeAt(ip) < MAX_KNOWN_PER_IP) this.#unqueue(this.#peers.get(next)!);
   }
+}
+
+function setOf(map: Map<string, Set<string>>, ip: string): Set<string> {
+  let set = map.get(ip);
+  if (!set) map.set(ip, (set = new Set()));
+  return set;
+}
+
+function dropFrom(map: Map<string, Set<string>>, ip: string, key: string): void {
+  const set = map.get(ip);
+  if (!set) return;
+  set.delete(key);
+  if (set.size === 0) map.delete(ip);
 }
 
 /** A peer's identity across its connections: its IP and the peer id of its handshake. */

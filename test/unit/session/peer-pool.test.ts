@@ -6,6 +6,7 @@ import {
   MAX_BAN_RECORDS,
   MAX_KNOWN_PEERS,
   MAX_KNOWN_PER_IP,
+  MAX_QUEUED_PER_IP,
   MAX_SUSPECT_WINDOW_MS,
   PeerPool,
   SUSPECT_WINDOW_MS,
@@ -249,35 +250,131 @@ describe('per-IP limits', () => {
   const ports = (host: string, n: number, from = 1000): { host: string; port: number }[] =>
     Array.from({ length: n }, (_, i) => ({ host, port: from + i }));
 
-  it(`keeps at most ${MAX_KNOWN_PER_IP} addresses of one IP (one host naming many ports), other IPs unaffected`, () => {
+  /** The ports of `ip` that candidates would dial now. */
+  const dialable = (pool: PeerPool, ip: string): number[] =>
+    pool
+      .candidates(100_000)
+      .filter((p) => p.host === ip)
+      .map((p) => p.port);
+
+  it(`dials at most ${MAX_KNOWN_PER_IP} addresses of one IP at a time (one host naming many ports); ${MAX_QUEUED_PER_IP} more queue, the rest are dropped; other IPs unaffected`, () => {
     const pool = new PeerPool(() => 0);
-    expect(pool.add(ports('10.0.0.1', 500))).toBe(MAX_KNOWN_PER_IP);
+    expect(pool.add(ports('10.0.0.1', 500))).toBe(MAX_KNOWN_PER_IP + MAX_QUEUED_PER_IP);
     expect(pool.add(ports('10.0.0.1', 5, 5000), false, true)).toBe(0);
+    expect(dialable(pool, '10.0.0.1')).toEqual(ports('10.0.0.1', MAX_KNOWN_PER_IP).map((a) => a.port));
     expect(pool.add(ports('10.0.0.2', 3))).toBe(3);
-    expect(pool.size).toBe(MAX_KNOWN_PER_IP + 3);
+    expect(pool.size).toBe(MAX_KNOWN_PER_IP + MAX_QUEUED_PER_IP + 3);
   });
 
   it('counts an IPv4-mapped IPv6 address and IPv6 letter case as the same IP', () => {
     const pool = new PeerPool(() => 0);
     pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP - 1));
-    expect(pool.add([{ host: '::ffff:10.0.0.1', port: 1 }, { host: '::ffff:10.0.0.1', port: 2 }])).toBe(1);
+    pool.add([{ host: '::ffff:10.0.0.1', port: 1 }, { host: '::ffff:10.0.0.1', port: 2 }]);
+    expect(pool.candidates(1000).map((p) => p.key)).toContain('[::ffff:10.0.0.1]:1');
+    expect(pool.candidates(1000).map((p) => p.key)).not.toContain('[::ffff:10.0.0.1]:2');
     pool.add(ports('fe80::a', MAX_KNOWN_PER_IP - 1));
-    expect(pool.add([{ host: 'FE80::A', port: 1 }, { host: 'fe80::A', port: 2 }])).toBe(1);
+    pool.add([{ host: 'FE80::A', port: 1 }, { host: 'fe80::A', port: 2 }]);
+    expect(pool.candidates(1000)).toHaveLength(2 * MAX_KNOWN_PER_IP);
   });
 
-  it("the user's own peers are always taken, and a forgotten or banned address frees its IP's place", () => {
+  it("the user's own peers are always taken, and a forgotten or banned address gives its place to the first that queued", () => {
     const clock = fakeClock();
     const pool = new PeerPool(clock.now);
     pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP));
     expect(pool.add(ports('10.0.0.1', 2, 9000), true)).toBe(2); // --peer
-    expect(pool.add([{ host: '10.0.0.1', port: 9100 }])).toBe(0);
+    expect(dialable(pool, '10.0.0.1')).toHaveLength(MAX_KNOWN_PER_IP + 2);
+    expect(pool.add(ports('10.0.0.1', 3, 9100))).toBe(3); // queued
+    expect(dialable(pool, '10.0.0.1')).not.toContain(9100);
     pool.ban('10.0.0.1:1000', 'bad data');
     pool.markFailed('10.0.0.1:1001', false);
     pool.markSelf('10.0.0.1:9000'); // the user's peers are only ever forgotten when they are us
-    // 34 were kept (the user's two count as the IP's too), 3 are gone: one place is free
-    expect(pool.add(ports('10.0.0.1', 5, 9100))).toBe(1);
+    // 34 were dialable (the user's two count as the IP's too), 3 are gone: one place is free
+    expect(dialable(pool, '10.0.0.1').filter((p) => p >= 9100)).toEqual([9100]);
     pool.markSelf('10.0.0.1:9001');
-    expect(pool.add(ports('10.0.0.1', 5, 9200))).toBe(1);
+    expect(dialable(pool, '10.0.0.1').filter((p) => p >= 9100)).toEqual([9100, 9101]);
+  });
+
+  /**
+   * Dial what the pool offers (at most `perIp` at once per IP, as the
+   * session does), every address but `live` refusing at once; returns how
+   * often each port was dialed before `live` was, or undefined if it never was.
+   */
+  function dialUntil(pool: PeerPool, clock: ReturnType<typeof fakeClock>, live: string, perIp = 8): Map<number, number> | undefined {
+    const dials = new Map<number, number>();
+    for (let round = 0; round < 2_000; round++) {
+      const picked = pool.candidates(50, 0, { limit: perIp, busy: pool.busyByIp() });
+      for (const p of picked) pool.markConnecting(p.key);
+      for (const p of picked) {
+        dials.set(p.port, (dials.get(p.port) ?? 0) + 1);
+        if (p.key === live) return dials;
+        pool.markFailed(p.key);
+      }
+      clock.advance(1_000);
+    }
+    return undefined;
+  }
+
+  it('one reply naming 100 dead ports of an IP, then the live peer there: the live one is dialed, after each dead one once', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    const reply = [...ports('127.0.0.1', 100, 33500), { host: '127.0.0.1', port: 33140 }];
+    expect(pool.add(reply)).toBe(101);
+    const dials = dialUntil(pool, clock, '127.0.0.1:33140');
+    expect(dials).toBeDefined();
+    expect(dials!.get(33140)).toBe(1);
+    expect([...dials!.values()].every((n) => n === 1)).toBe(true);
+    expect(dials!.size).toBe(101);
+  });
+
+  it('through PEX too: a message naming 40 dead ports at the IP of the peer that sent it, then the live one', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add([{ host: '127.0.0.1', port: 33211 }], true); // --peer: the one sending the list
+    pool.markConnected('127.0.0.1:33211');
+    expect(pool.add([...ports('127.0.0.1', 40, 33500), { host: '127.0.0.1', port: 33190 }], false, true)).toBe(41);
+    expect(dialUntil(pool, clock, '127.0.0.1:33190')).toBeDefined();
+  });
+
+  it('addresses named after the dead ones failed (a later reply) take the place of the one that failed most, at once, and are dialed before retries', () => {
+    const clock = fakeClock();
+    const pool = new PeerPool(clock.now);
+    pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP));
+    for (const p of pool.candidates(100)) {
+      pool.markConnecting(p.key);
+      pool.markFailed(p.key);
+    }
+    clock.advance(BASE_RETRY_MS);
+    pool.markFailed('10.0.0.1:1005'); // failed twice: the first to go
+    clock.advance(4 * BASE_RETRY_MS);
+    expect(pool.add([{ host: '10.0.0.1', port: 7000 }])).toBe(1);
+    expect(pool.get('10.0.0.1:1005')).toBeUndefined();
+    const next = pool.candidates(100);
+    expect(next[0]!.key).toBe('10.0.0.1:7000'); // untried first, then the retries
+    expect(next).toHaveLength(MAX_KNOWN_PER_IP);
+  });
+
+  it("never makes room by forgetting the user's peers, a peer we had a connection with, or a connected one", () => {
+    const pool = new PeerPool(fakeClock().now);
+    pool.add(ports('10.0.0.1', 2, 9000), true);
+    pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP - 2));
+    pool.markConnected('10.0.0.1:1000');
+    pool.markFailed('10.0.0.1:1000'); // once connected: kept for its forget horizon
+    pool.markConnected('10.0.0.1:1001');
+    pool.markFailed('10.0.0.1:9000');
+    pool.add([{ host: '10.0.0.1', port: 7000 }]);
+    for (const key of ['10.0.0.1:9000', '10.0.0.1:1000', '10.0.0.1:1001']) expect(pool.get(key)?.queued).toBe(false);
+    expect(pool.get('10.0.0.1:7000')?.queued).toBe(true);
+  });
+
+  it('a queued address that connects to us takes a place at once', () => {
+    const pool = new PeerPool(() => 0);
+    pool.add(ports('10.0.0.1', MAX_KNOWN_PER_IP + 1));
+    const last = `10.0.0.1:${1000 + MAX_KNOWN_PER_IP}`;
+    expect(pool.get(last)?.queued).toBe(true);
+    pool.markConnected(last);
+    expect(pool.get(last)?.queued).toBe(false);
+    pool.markFailed(last);
+    expect(pool.get(last)).toBeDefined();
   });
 
   it('candidates hands out no more dials to an IP than its limit, counting connections already open', () => {
