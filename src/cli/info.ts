@@ -12,7 +12,7 @@ import { numberedFiles } from '../metainfo/selection.js';
 import { filesLength } from '../metainfo/completion.js';
 import { MAX_TORRENT_BYTES, parseTorrent } from '../metainfo/parse-torrent.js';
 import { humanBytes, sanitizeForTerminal, terminalSafeJsonText } from './format.js';
-import { DEFAULT_SCRAPE_TIMEOUT_MS, formatScrape, scrapeAll, type ScrapeReport } from './scrape-trackers.js';
+import { DEFAULT_SCRAPE_TIMEOUT_MS, MAX_SCRAPED_TRACKERS, SCRAPE_CONCURRENCY, formatScrape, scrapeAll, trackerUrls, type ScrapeReport } from './scrape-trackers.js';
 import { parseDuration } from './units.js';
 
 /** We read one byte past the cap so parseTorrent can tell "too large" from "exactly at the cap". */
@@ -47,8 +47,10 @@ export interface InfoJson {
   creationDate: number | null;
   comment: string | null;
   magnet: string;
-  /** Only with --scrape: one entry per tracker, in tier order. */
+  /** Only with --scrape: one entry per tracker asked, in tier order. */
   scrape?: ScrapeReport[];
+  /** Only with --scrape: trackers past the first MAX_SCRAPED_TRACKERS, not asked. */
+  scrapeNotAsked?: number;
 }
 
 function readError(what: string, err: unknown): TtError {
@@ -208,12 +210,16 @@ export async function runInfo(torrent: string, opts: InfoOptions): Promise<void>
   const meta = await loadTorrent(torrent);
   const timeoutMs = opts.timeout !== undefined ? Math.max(1, Math.round(opts.timeout * 1000)) : DEFAULT_SCRAPE_TIMEOUT_MS;
   const scrape = opts.scrape ? await scrapeAll(meta, { timeoutMs }) : undefined;
+  const notAsked = scrape ? trackerUrls(meta.announceList).length - scrape.length : 0;
   if (opts.json) {
     const doc = infoJson(meta);
-    if (scrape) doc.scrape = scrape;
+    if (scrape) {
+      doc.scrape = scrape;
+      doc.scrapeNotAsked = notAsked;
+    }
     process.stdout.write(`${terminalSafeJson(doc)}\n`);
   } else {
-    process.stdout.write(formatInfo(meta, opts) + (scrape ? formatScrape(scrape) : ''));
+    process.stdout.write(formatInfo(meta, opts) + (scrape ? formatScrape(scrape, notAsked) : ''));
   }
 }
 
@@ -224,7 +230,7 @@ export function registerInfo(program: Command): void {
     .argument('<torrent>', "a .torrent file, or '-' to read it from standard input")
     .option('--json', 'print one JSON object (stable field names) instead of text')
     .option('--files', `list every file (by default the first ${DEFAULT_FILES_SHOWN})`)
-    .option('--scrape', 'ask every tracker for seeders, leechers and completed (failures are listed per tracker; exit code stays 0)')
+    .option('--scrape', `ask the trackers (the first ${MAX_SCRAPED_TRACKERS}, ${SCRAPE_CONCURRENCY} at a time) for seeders, leechers and completed (failures are listed per tracker; exit code stays 0)`)
     .option('--timeout <duration>', `with --scrape: time each tracker gets (default ${DEFAULT_SCRAPE_TIMEOUT_MS / 1000}s)`, parseDuration)
     .action(async (torrent: string, opts: InfoOptions) => {
       await runInfo(torrent, opts);

@@ -1,20 +1,27 @@
 /**
- * `tt info --scrape`: ask every tracker of a torrent (all BEP 12 tiers, concurrently)
- * how many seeders, leechers and completed downloads it counts: BEP 48 over HTTP(S),
- * BEP 15 over UDP. Each tracker gets the same time budget; one tracker's failure is its
- * own result line, never an exception. Unsupported schemes are listed as skipped.
+ * `tt info --scrape`: ask the trackers of a torrent (all BEP 12 tiers, the first
+ * MAX_SCRAPED_TRACKERS, SCRAPE_CONCURRENCY at a time: one socket each, so a torrent
+ * listing thousands cannot exhaust file descriptors or memory) how many seeders,
+ * leechers and completed downloads they count: BEP 48 over HTTP(S), BEP 15 over UDP.
+ * Each tracker gets the same time budget; one tracker's failure is its own result
+ * line, never an exception. Unsupported schemes are listed as skipped.
  */
 import { errorMessage } from '../core/errors.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { scrape as defaultScrape, trackerScheme } from '../tracker/client.js';
 import type { ScrapeResult, TrackerRequestOptions } from '../tracker/types.js';
 import { scrapeUrlFor } from '../tracker/url.js';
+import { forEachLimit } from '../storage/for-each-limit.js';
 import { sanitizeForTerminal } from './format.js';
 
 /** Budget of each tracker's scrape unless --timeout says otherwise. */
 export const DEFAULT_SCRAPE_TIMEOUT_MS = 10_000;
 /** Extra wait past the budget before a scrape that has not settled is reported as timed out. */
 const SCRAPE_GRACE_MS = 1_000;
+/** Trackers asked at once (each holds a socket while it is asked). */
+export const SCRAPE_CONCURRENCY = 32;
+/** Trackers asked at all, in tier order; the rest are counted as not asked. */
+export const MAX_SCRAPED_TRACKERS = 200;
 
 export type ScrapeFn = (url: string, infoHash: Buffer, opts: TrackerRequestOptions) => Promise<ScrapeResult>;
 
@@ -68,15 +75,24 @@ async function scrapeOne(url: string, infoHash: Buffer, timeoutMs: number, scrap
   }
 }
 
-/** Scrape every tracker concurrently; resolves (never rejects) within about timeoutMs, in tier order. */
-export function scrapeAll(meta: Pick<Metainfo, 'announceList' | 'infoHash'>, opts: ScrapeAllOptions = {}): Promise<ScrapeReport[]> {
+/**
+ * Scrape the first MAX_SCRAPED_TRACKERS trackers (the rest: trackerUrls().length
+ * minus the reports' length), SCRAPE_CONCURRENCY at a time; resolves (never
+ * rejects) within about timeoutMs per round of them, in tier order.
+ */
+export async function scrapeAll(meta: Pick<Metainfo, 'announceList' | 'infoHash'>, opts: ScrapeAllOptions = {}): Promise<ScrapeReport[]> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS;
   const scrape = opts.scrape ?? defaultScrape;
-  return Promise.all(trackerUrls(meta.announceList).map((url) => scrapeOne(url, meta.infoHash, timeoutMs, scrape)));
+  const asked = trackerUrls(meta.announceList).slice(0, MAX_SCRAPED_TRACKERS);
+  const reports = new Array<ScrapeReport>(asked.length);
+  await forEachLimit(asked, SCRAPE_CONCURRENCY, async (url, i) => {
+    reports[i] = await scrapeOne(url, meta.infoHash, timeoutMs, scrape);
+  });
+  return reports;
 }
 
-/** Human lines: "url  seeders N  leechers N  completed N", "url  error: ...", "url  skipped: ...". */
-export function formatScrape(reports: readonly ScrapeReport[]): string {
+/** Human lines: "url  seeders N  leechers N  completed N", "url  error: ...", "url  skipped: ...", then how many were not asked. */
+export function formatScrape(reports: readonly ScrapeReport[], notAsked = 0): string {
   if (reports.length === 0) return 'Scrape:      no trackers\n';
   const s = sanitizeForTerminal;
   const lines = ['Scrape:'];
@@ -84,5 +100,6 @@ export function formatScrape(reports: readonly ScrapeReport[]): string {
     if ('error' in r) lines.push(`  ${s(r.url)}  ${r.skipped ? 'skipped' : 'error'}: ${s(r.error)}`);
     else lines.push(`  ${s(r.url)}  seeders ${r.seeders}  leechers ${r.leechers}  completed ${r.completed}`);
   }
+  if (notAsked > 0) lines.push(`  ... and ${notAsked} more not asked (tt asks the first ${MAX_SCRAPED_TRACKERS} trackers)`);
   return `${lines.join('\n')}\n`;
 }

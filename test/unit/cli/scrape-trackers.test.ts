@@ -1,11 +1,12 @@
 /**
- * scrapeAll/formatScrape (`tt info --scrape`): every tracker of every tier asked at once,
+ * scrapeAll/formatScrape (`tt info --scrape`): the trackers of every tier asked concurrently
+ * (the first 200, 32 at a time),
  * answers kept in tier order, failures and skips as per-tracker results, bounded time;
  * then the real transports against the embedded tracker on loopback.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { TrackerError } from '../../../src/core/errors.js';
-import { formatScrape, scrapeAll, trackerUrls, type ScrapeFn } from '../../../src/cli/scrape-trackers.js';
+import { MAX_SCRAPED_TRACKERS, SCRAPE_CONCURRENCY, formatScrape, scrapeAll, trackerUrls, type ScrapeFn } from '../../../src/cli/scrape-trackers.js';
 import { startTrackerServer } from '../../../src/tracker/server.js';
 import type { TrackerRequestOptions } from '../../../src/tracker/types.js';
 import { announceUdp, clearUdpConnectionCache } from '../../../src/tracker/udp.js';
@@ -87,6 +88,28 @@ describe('scrapeAll', () => {
     const reports = await scrapeAll({ infoHash, announceList: [['udp://hang.example:1']] }, { scrape, timeoutMs: 100 });
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect(reports).toEqual([{ url: 'udp://hang.example:1', error: 'tracker did not answer within 100 ms' }]);
+  });
+
+  it('asks the first MAX_SCRAPED_TRACKERS in tier order, at most SCRAPE_CONCURRENCY at once (a socket each), and no more', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const asked: string[] = [];
+    const scrape: ScrapeFn = async (url) => {
+      asked.push(url);
+      most = Math.max(most, ++inFlight);
+      await delay(1);
+      inFlight--;
+      return { complete: 1, incomplete: 0, downloaded: 0 };
+    };
+    const urls = Array.from({ length: MAX_SCRAPED_TRACKERS + 50 }, (_, i) => `udp://127.0.0.1:1/${i}`);
+    const reports = await scrapeAll({ infoHash, announceList: urls.map((u) => [u]) }, { scrape });
+    expect(SCRAPE_CONCURRENCY).toBe(32);
+    expect(MAX_SCRAPED_TRACKERS).toBe(200);
+    expect(most).toBe(SCRAPE_CONCURRENCY);
+    expect(asked).toEqual(urls.slice(0, MAX_SCRAPED_TRACKERS));
+    expect(reports.map((r) => r.url)).toEqual(urls.slice(0, MAX_SCRAPED_TRACKERS));
+    expect(reports.every((r) => 'seeders' in r)).toBe(true);
+    expect(formatScrape(reports, 50).trimEnd().split('\n').at(-1)).toBe('  ... and 50 more not asked (tt asks the first 200 trackers)');
   });
 
   it('with no trackers resolves to an empty list', async () => {
