@@ -28,6 +28,7 @@ import {
   utf8OrUndefined,
 } from './bencode.js';
 import type { Metainfo, TorrentFile } from './metainfo.js';
+import { checkPaddingPieces } from './padding-pieces.js';
 import { type PathPlatform, collisionKey, unsafeComponentReason } from './path-safety.js';
 
 export const MAX_TORRENT_BYTES = DEFAULT_MAX_BYTES;
@@ -264,6 +265,7 @@ export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metain
   }
   const totalLength = offset;
   const { pieces, pieceCount } = readPieces(info, pieceLength, totalLength);
+  checkPaddingPieces(files, pieceLength, totalLength, pieces); // BEP 47: padding-only torrents, and padding pieces that are not zeros
 
   const announce = urlString(root.get('announce'));
   const privateFlag = getInt(info, 'private');
