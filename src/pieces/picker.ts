@@ -20,8 +20,16 @@
  * Sequential, before all of these: copies of the head's blocks (the lowest
  * missing pieces, HEAD_BYTES of them) that one other peer holds and `hurry`
  * says this peer would deliver much sooner (see `pick`).
- `pickFrom` instead asks for blocks of one given piece only (a peer on
+ * `pickFrom` instead asks for blocks of one given piece only (a peer on
  * probation, session/peer-pool.ts: one piece at a time).
+ *
+ * With `maxBytesInProgress` (the session's piece-buffer budget), steps 2 and 3
+ * and `pickFrom` start no piece that would take the bytes of the pieces in
+ * progress (started and not yet verified: being downloaded, hashed or
+ * written, each a piece buffer in the session) past it; one piece may always
+ * be in progress, however large. With pieces larger than a share of the
+ * budget, peers then share pieces: each takes the open blocks of the pieces
+ * started (step 1), as libtorrent does with large pieces.
  *
  * A verified piece normally stays verified; `pieceLost` takes one back (its
  * data could no longer be read from disk) and it is picked like any other
@@ -92,6 +100,8 @@ export interface PickerOptions {
   priority?: Iterable<number> | undefined;
   /** Blocks wholly in BEP 47 padding, by piece (pieces/padding.ts): never requested, counted received when a piece starts. */
   padding?: ReadonlyMap<number, readonly number[]> | undefined;
+  /** Start no piece that would take the bytes of the pieces in progress past this (one piece always may); no limit without it. */
+  maxBytesInProgress?: number | undefined;
 }
 
 /** Sequential: the lowest missing wanted pieces spanning this many bytes (at least one piece) are the head, which may be copied. */
@@ -153,6 +163,11 @@ export class PiecePicker {
   readonly #padding: ReadonlyMap<number, readonly number[]> | undefined;
 
   readonly #partials = new Map<number, PartialPiece>();
+  /** Bytes of the pieces in #partials, and the most it may start more pieces up to. */
+  #partialBytes = 0;
+  readonly #maxBytesInProgress: number;
+  /** A pick or pickFrom left a piece unstarted for want of room since the last piece was verified. */
+  #waitingForRoom = false;
   #requestCount = 0;
   /** Partials with at least one open block, oldest first. */
   readonly #openPartials = new Set<number>();
@@ -174,6 +189,7 @@ export class PiecePicker {
     this.#random = opts.random ?? Math.random;
     this.#padding = opts.padding !== undefined && opts.padding.size > 0 ? opts.padding : undefined;
     this.#blocksPerPiece = Math.max(1, Math.ceil(geometry.pieceLength / BLOCK_SIZE));
+    this.#maxBytesInProgress = opts.maxBytesInProgress ?? Infinity;
     const n = geometry.pieceCount;
     this.#avail = new Uint32Array(n);
     this.#order = new Uint32Array(n);
@@ -274,6 +290,7 @@ export class PiecePicker {
         if (index === undefined) break;
         sequentialFrom = index;
       }
+      if (!this.#mayStart(index)) break;
       this.#takeOpen(peer, this.#start(index), count, out);
     }
     if (out.length < count && this.inEndgame) this.#takeEndgame(peer, has, count, out, worthCopying);
@@ -289,7 +306,8 @@ export class PiecePicker {
   pickFrom(peer: PeerToken, index: number, count: number): BlockRequest[] {
     const out: BlockRequest[] = [];
     if (count <= 0 || !this.#need.has(index)) return out;
-    this.#takeOpen(peer, this.#partials.get(index) ?? this.#start(index), count, out);
+    const piece = this.#partials.get(index) ?? (this.#mayStart(index) ? this.#start(index) : undefined);
+    if (piece) this.#takeOpen(peer, piece, count, out);
     return out;
   }
 
@@ -370,6 +388,8 @@ export class PiecePicker {
       this.#missingBlocks -= piece.state.length - piece.receivedCount;
       this.#openBlocksInPartials -= piece.openCount;
       this.#partials.delete(index);
+      this.#partialBytes -= this.#geometry.pieceSize(index);
+      this.#waitingForRoom = false;
       this.#openPartials.delete(index);
     } else {
       if (this.#pos[index]! >= 0) this.#removeUnstarted(index);
@@ -440,6 +460,20 @@ export class PiecePicker {
   /** Pieces with per-block state (started, not verified). */
   get piecesInProgress(): number {
     return this.#partials.size;
+  }
+
+  /** Their bytes: what maxBytesInProgress bounds. */
+  get bytesInProgress(): number {
+    return this.#partialBytes;
+  }
+
+  /**
+   * A pick found no room to start a piece since the last verified one: the
+   * caller should pick again for its peers once pieceVerified() makes room
+   * (nothing else may be in flight to bring them back).
+   */
+  get waitingForRoom(): boolean {
+    return this.#waitingForRoom;
   }
 
   // ---------------------------------------------------------------- internals
@@ -559,6 +593,13 @@ export class PiecePicker {
     piece.moreRequesters = undefined;
   }
 
+  /** Starting `index` keeps the pieces in progress within maxBytesInProgress, or none is in progress. */
+  #mayStart(index: number): boolean {
+    if (this.#partials.size === 0 || this.#partialBytes + this.#geometry.pieceSize(index) <= this.#maxBytesInProgress) return true;
+    this.#waitingForRoom = true;
+    return false;
+  }
+
   /** Move an unstarted piece into the partial set. */
   #start(index: number): PartialPiece {
     this.#removeUnstarted(index);
@@ -575,6 +616,7 @@ export class PiecePicker {
       firstOpen: 0,
     };
     this.#partials.set(index, piece);
+    this.#partialBytes += this.#geometry.pieceSize(index);
     this.#openPartials.add(index);
     this.#openBlocksInPartials += blocks;
     this.#receivePadding(piece);

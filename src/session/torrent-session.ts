@@ -66,6 +66,17 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  * gave peak RSS 98-104 MiB and 8 MiB 87-91 MiB, with no loss of speed.
  */
 export const DISK_QUEUE_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes of piece buffers a download may hold: each piece started and not yet
+ * verified (being downloaded, hashed or written) takes one. The picker starts
+ * no piece past it, but one piece always may, however large. 32 MiB: tt's
+ * other memory is ~60 MiB, and the README promises a peak RSS of 100.
+ * Measured on 512 MiB from libtorrent: the pieces in progress span 16-18 MiB
+ * with 256 KiB and 1 MiB pieces from one seeder, 27 MiB from 8, so it does not
+ * bind there; with 32 MiB pieces one is in progress (peak RSS 282 -> 94 MiB),
+ * with 128 MiB pieces one (443 -> 189 MiB).
+ */
+export const PIECE_BUFFER_BUDGET = 32 * 1024 * 1024;
 /** No new requests to a peer while this much of what we sent it waits unsent (4,000 requests' worth). */
 export const REQUEST_BACKLOG_BYTES = 64 * 1024;
 /** Which of two idle peers is the better one to close for a newcomer: the one that gave less in all, then the longer idle. */
@@ -186,6 +197,8 @@ export interface SessionOptions {
   webSeeds?: boolean;
   /** Downloading: pieces in index order, and/or the first and last piece of each wanted file first (default rarest first). */
   pieceOrder?: PieceOrder | undefined;
+  /** Downloading: the most bytes of piece buffers held at once (default PIECE_BUFFER_BUDGET; at least one piece). */
+  pieceBufferBudget?: number;
 }
 
 export interface SessionStats {
@@ -380,6 +393,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     return n;
   }
 
+  /** Bytes of piece buffers held now and at most so far (downloads, hashing, writing, the upload read cache). */
+  get pieceBufferBytes(): { held: number; peak: number } {
+    return { held: this.#buffers.heldBytes, peak: this.#buffers.peakHeldBytes };
+  }
+
   get peerCount(): number {
     let n = 0;
     for (const p of this.#peers.values()) if (p.conn.handshakeDone) n++;
@@ -529,6 +547,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       sequential: order?.sequential,
       priority: order?.firstLast ? firstLastPieces(meta, this.#selection) : undefined,
       padding: this.#padding,
+      maxBytesInProgress: this.opts.pieceBufferBudget ?? PIECE_BUFFER_BUDGET,
     });
     this.opts.listener.register(meta.infoHash, (socket, handshake, leftover, reads, cipher) =>
       this.#onIncoming(socket, handshake, leftover, reads, cipher),
@@ -1263,6 +1282,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // the invariant: hash matched AND write completed -> only now is it "had"; also while
     // stopping (a write stop() waited for): the resume record and the stop message count it
     if (this.have.set(index)) this.#countHave(index, piece.length);
+    const roomMade = this.picker?.waitingForRoom === true; // the piece budget held back pieces: its verification makes room
     this.picker?.pieceVerified(index);
     this.#verifiedBytes += piece.length;
     if (this.#stopped) {
@@ -1282,6 +1302,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (p.conn.amInterested && !this.picker!.interestingFor(p.conn.peerBitfield)) p.conn.notInterested();
     }
     if (this.done) this.#onComplete();
+    else if (roomMade) {
+      for (const p of this.#peers.values()) this.#fillRequests(p);
+      this.#webSeeds.pump();
+    }
   }
 
   /** Counts a newly verified piece in the totals. */

@@ -4,7 +4,12 @@
  * storage can write them with O_DIRECT without a bounce copy. Node cannot align
  * a Buffer, but a WebAssembly.Memory is mmap'd: views into one start on a page
  * boundary at every multiple of 4096. Owns the chunks of such memory, the free
- * list, and the registry that tells storage which buffers are aligned.
+ * list, and the registry that tells storage which buffers are aligned. Counts
+ * the bytes of buffers handed out and not given back (`heldBytes`, and its
+ * peak): what the session's piece budget bounds. At least one piece-length
+ * buffer stays on the free list however large the piece, so a download of
+ * 32 MiB pieces reuses its buffers instead of mapping a fresh one per piece
+ * (the dropped ones stayed resident until a GC).
  */
 
 /** O_DIRECT needs buffer address, file offset and length aligned to the logical block size: 4096 covers 512 and 4K devices. */
@@ -45,6 +50,10 @@ export class PieceBuffers {
   /** False once aligned memory could not be had (no WebAssembly, or mapping failed): plain buffers from then on. */
   #aligned: boolean;
   #chunks = 0;
+  /** Buffers handed out by take() and not given back yet, and their bytes (now and at most). */
+  readonly #out = new WeakSet<Buffer>();
+  #held = 0;
+  #peakHeld = 0;
 
   constructor(pieceLength: number, opts: { maxFreeBytes?: number; aligned?: boolean } = {}) {
     if (!Number.isSafeInteger(pieceLength) || pieceLength <= 0) throw new RangeError('pieceLength');
@@ -56,6 +65,14 @@ export class PieceBuffers {
 
   /** A buffer of `size` bytes with unspecified contents. Piece-length ones are reused. */
   take(size: number): Buffer {
+    const buf = this.#take(size);
+    this.#out.add(buf);
+    this.#held += size;
+    if (this.#held > this.#peakHeld) this.#peakHeld = this.#held;
+    return buf;
+  }
+
+  #take(size: number): Buffer {
     if (size !== this.pieceLength) return Buffer.allocUnsafeSlow(size);
     const reused = this.#free.pop();
     if (reused) {
@@ -74,8 +91,10 @@ export class PieceBuffers {
     return Buffer.allocUnsafeSlow(size);
   }
 
-  /** Hand a buffer back once nothing references it any more. Other sizes are left to the GC. */
+  /** Hand a buffer back once nothing references it any more. Other sizes, and buffers take() did not hand out, are left to the GC. */
   give(buf: Buffer): void {
+    if (!this.#out.delete(buf)) return; // not ours, or given already: on the free list twice it would be handed out twice
+    this.#held -= buf.length;
     if (buf.length !== this.pieceLength) return;
     const chunk = this.#chunkOf.get(buf.buffer);
     if (!chunk) {
@@ -85,7 +104,17 @@ export class PieceBuffers {
     }
     chunk.free++;
     this.#free.push(buf);
-    if (chunk.free === chunk.buffers.length && this.#free.length * this.pieceLength > this.#maxFreeBytes) this.#dropChunk(chunk);
+    if (chunk.free === chunk.buffers.length && this.#free.length * this.pieceLength > Math.max(this.#maxFreeBytes, this.pieceLength)) this.#dropChunk(chunk);
+  }
+
+  /** Bytes of the buffers handed out and not given back. */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  /** The most `heldBytes` has been. */
+  get peakHeldBytes(): number {
+    return this.#peakHeld;
   }
 
   /** Bytes of aligned chunks currently mapped (for tests and diagnostics). */

@@ -893,3 +893,71 @@ describe('BEP 47 padding (the padding option)', () => {
     expect(p.missingBlocks).toBe(0);
   });
 });
+
+describe('maxBytesInProgress (the session piece-buffer budget)', () => {
+  it('starts no piece past the budget: peers share the pieces started; one verified makes room for the next', () => {
+    // 6 pieces of 4 blocks, a budget of 2 pieces
+    const p = new PiecePicker(geometry(6, 4), new Bitfield(6), { maxBytesInProgress: 8 * BLOCK_SIZE, sequential: true });
+    p.peerHasAll();
+    const a = p.pick(A, 'all', 100);
+    expect(pieces(a)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]); // two pieces, not all six
+    expect(p.bytesInProgress).toBe(8 * BLOCK_SIZE);
+    expect(p.pick(B, 'all', 100)).toEqual([]); // nothing open, no room to start one
+    expect(p.inEndgame).toBe(false); // unstarted pieces remain: no copies either
+    for (const r of a.slice(0, 4)) p.received(A, r.index, r.begin);
+    expect(p.isPieceComplete(0)).toBe(true);
+    expect(p.pick(B, 'all', 100)).toEqual([]); // piece 0 is complete but not verified (hashing, writing): it still holds its buffer
+    p.pieceVerified(0);
+    expect(p.bytesInProgress).toBe(4 * BLOCK_SIZE);
+    expect(pieces(p.pick(B, 'all', 100))).toEqual([2, 2, 2, 2]);
+    p.releaseAll(A); // A's blocks of piece 1 go back: B takes them, still no new piece
+    expect(pieces(p.pick(B, 'all', 100))).toEqual([1, 1, 1, 1]);
+  });
+
+  it('one piece may always be in progress, however far over the budget; pickFrom obeys the budget too', () => {
+    const p = new PiecePicker(geometry(3, 4), new Bitfield(3), { maxBytesInProgress: 1 });
+    p.peerHasAll();
+    const first = p.pickFrom(A, 1, 2);
+    expect(pieces(first)).toEqual([1, 1]);
+    expect(p.pickFrom(B, 2, 4)).toEqual([]); // would be a second piece
+    const rest = p.pick(B, 'all', 100);
+    expect(pieces(rest)).toEqual([1, 1]); // the open blocks of the one piece, nothing new
+    deliver(p, A, first);
+    deliver(p, B, rest);
+    p.pieceVerified(1);
+    expect(p.piecesInProgress).toBe(0);
+    expect(p.bytesInProgress).toBe(0);
+    expect(pieces(p.pickFrom(B, 2, 4))).toEqual([2, 2, 2, 2]);
+  });
+
+  it('never stuck: a random swarm with a one-piece budget completes', () => {
+    const random = seeded(7);
+    const p = new PiecePicker(geometry(20, 3), new Bitfield(20), { maxBytesInProgress: 3 * BLOCK_SIZE, random });
+    const peers = [A, B, C];
+    for (const _ of peers) p.peerHasAll();
+    for (let round = 0; round < 10_000 && !p.done; round++) {
+      const peer = peers[round % 3]!;
+      const got = p.pick(peer, 'all', 1 + Math.floor(random() * 4));
+      expect(p.piecesInProgress).toBeLessThanOrEqual(1);
+      if (random() < 0.2) p.releaseAll(peer);
+      else deliver(p, peer, got);
+      for (let i = 0; i < 20; i++) if (p.isPieceComplete(i)) p.pieceVerified(i);
+    }
+    expect(p.done).toBe(true);
+    expect(p.bytesInProgress).toBe(0);
+  });
+});
+
+describe('waitingForRoom (pick again once a piece is verified)', () => {
+  it('is set when a pick could not start a piece for the budget, and cleared by the verification that makes room', () => {
+    const p = new PiecePicker(geometry(3, 2), new Bitfield(3), { maxBytesInProgress: 2 * BLOCK_SIZE });
+    p.peerHasAll();
+    const a = p.pick(A, 'all', 2);
+    expect(p.waitingForRoom).toBe(false); // it asked for no more than one piece
+    expect(p.pick(A, 'all', 2)).toEqual([]);
+    expect(p.waitingForRoom).toBe(true);
+    deliver(p, A, a); // verifies it
+    expect(p.waitingForRoom).toBe(false);
+    expect(p.pick(A, 'all', 2)).toHaveLength(2);
+  });
+});

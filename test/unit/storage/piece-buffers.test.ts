@@ -49,6 +49,41 @@ describe('PieceBuffers', () => {
     expect(pool.chunkBytes).toBe(4 * 1024 * 1024);
   });
 
+  it('keeps one free buffer of a piece larger than maxFreeBytes: the next piece reuses it instead of mapping another', () => {
+    const big = 32 * 1024 * 1024;
+    const pool = new PieceBuffers(big);
+    const first = pool.take(big);
+    pool.give(first);
+    expect(pool.freeCount).toBe(1);
+    expect(pool.take(big)).toBe(first);
+    expect(pool.chunkBytes).toBe(big);
+    const second = pool.take(big);
+    pool.give(first);
+    pool.give(second); // two free: over maxFreeBytes and over one piece, so one goes
+    expect(pool.freeCount).toBe(1);
+    expect(pool.chunkBytes).toBe(big);
+  });
+
+  it('counts the bytes handed out and not given back, and their peak; a buffer given twice, or not its own, is not taken back again', () => {
+    const pool = new PieceBuffers(PIECE);
+    const a = pool.take(PIECE);
+    const b = pool.take(PIECE);
+    const last = pool.take(1000);
+    expect(pool.heldBytes).toBe(2 * PIECE + 1000);
+    pool.give(a);
+    pool.give(a);
+    pool.give(Buffer.alloc(PIECE));
+    expect(pool.heldBytes).toBe(PIECE + 1000);
+    expect(pool.freeCount).toBe(15); // the chunk's 14 never taken, and a once: never handed out twice
+    pool.give(last);
+    pool.give(b);
+    expect(pool.heldBytes).toBe(0);
+    expect(pool.peakHeldBytes).toBe(2 * PIECE + 1000);
+    pool.take(PIECE);
+    expect(pool.heldBytes).toBe(PIECE);
+    expect(pool.peakHeldBytes).toBe(2 * PIECE + 1000);
+  });
+
   it('falls back to plain buffers when alignment is off or impossible (piece not a multiple of 4096)', () => {
     for (const pool of [new PieceBuffers(PIECE, { aligned: false }), new PieceBuffers(5000)]) {
       const b = pool.take(pool.pieceLength);
