@@ -130,7 +130,11 @@ describe('the download after the metadata phase', () => {
     const fx = await makeFixture();
     trackDir(fx.work);
     const many = Array.from({ length: MAX_KNOWN_PER_IP + 20 }, (_, i) => ({ host: '127.0.0.9', port: 2000 + i }));
-    const leech = await startSession({ meta: fx.meta, root: join(fx.work, 'out'), mode: 'download', foundPeers: many });
-    expect(leech.session.pool.size).toBe(MAX_KNOWN_PER_IP);
+    // maxPeers 0: nothing is dialed, so no address fails and gives its place to a queued one meanwhile
+    const leech = await startSession({ meta: fx.meta, root: join(fx.work, 'out'), mode: 'download', foundPeers: many, maxPeers: 0 });
+    // as many as one IP may have dialable; the rest queue (never dialed while queued), as a tracker's would
+    const dialable = many.filter((a) => leech.session.pool.get(`${a.host}:${a.port}`)?.queued === false);
+    expect(dialable).toHaveLength(MAX_KNOWN_PER_IP);
+    expect(leech.session.pool.size).toBe(many.length);
   });
 });
