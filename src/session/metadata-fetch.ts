@@ -52,6 +52,7 @@ import net from 'node:net';
 import { displayUrl } from '../core/display-url.js';
 import { TtError, errorMessage } from '../core/errors.js';
 import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
+import { peerKey } from '../core/ids.js';
 import { MAX_METADATA_BYTES, MetadataAssembler } from '../metainfo/metadata.js';
 import { PeerConnection, sharedReadOptions, type ReadSink } from '../peer/connection.js';
 import { negotiateMse } from '../peer/mse-dial.js';
@@ -208,7 +209,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       this.#finish(new TtError('USAGE', 'the magnet link names no tracker and no --peer was given: tt cannot find peers without one (or --dht)'));
       return result;
     }
-    this.#pool.add(peers, true);
+    this.#addExplicit(peers);
     this.#timer = setInterval(() => this.#guard(() => this.#tick()), TICK_MS);
     if (this.#opts.timeoutMs > 0) {
       this.#deadline = setTimeout(() => {
@@ -224,8 +225,20 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
 
   /** Peers learned elsewhere (an incoming connection's address, a late tracker): tried like the rest. */
   addPeers(peers: readonly PeerAddress[]): void {
-    this.#pool.add(peers, true);
+    this.#addExplicit(peers);
     this.#guard(() => this.#connectMore());
+  }
+
+  /**
+   * The user's peers (--peer, x.pe), never forgotten, except our own
+   * listening address: said once and never dialed. Nobody here answers a
+   * dial to ourselves with our peer id (the listener serves no torrent yet),
+   * so it would fail, and be redialed, for the whole phase.
+   */
+  #addExplicit(peers: readonly PeerAddress[]): void {
+    const others = withoutSelf(peers, this.#opts.port);
+    for (const p of peers) if (!others.includes(p)) this.emit('warning', `peer ${peerKey(p.host, p.port)} is tt's own listening address: not dialed`);
+    this.#pool.add(others, true);
   }
 
   /** Close every connection and timer (also after success); trackers get no `stopped`: the download announces next. */
@@ -331,6 +344,13 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
       socket.removeAllListeners('error');
       if (this.#done) {
         socket.destroy();
+        return;
+      }
+      // a name, or another spelling (::ffff:127.0.0.1), that led back to our own listening address: ourselves, never dialed again
+      if (withoutSelf([{ host: ipOf(socket.remoteAddress ?? host), port: socket.remotePort ?? port }], this.#opts.port).length === 0) {
+        socket.destroy();
+        this.#pool.markSelf(key);
+        this.emit('peer-closed', key, 'connected to ourselves');
         return;
       }
       // the pool counted the address as given; count what it reached too
