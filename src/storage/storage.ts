@@ -21,7 +21,19 @@
  * point (or a power cut: the data is synced before the rename) loses no
  * verified piece. A temporary left by such a run is reused, truncated, by the
  * next run that selects the file (refused if it is a symlink or has other
- * hard links).
+ * hard links). A file whose share of the part file is all zeros (holes, mostly:
+ * pieces no run wrote, though they lie before its end) has nothing to move: it
+ * is created in place, as any file, and made as long as those zeros reached
+ * (sparse), with no temporary, sync nor rename. A run killed between the two
+ * leaves it short, so a verified piece whose share in it really is zeros is
+ * fetched again, never wrongly counted.
+ *
+ * Starting 20,000 small files is one folder at a time (#startFiles): each
+ * folder is made once and opened once, confined, its files created or looked
+ * up through that handle (O_NOFOLLOW, /proc/self/fd/N/name, so a folder
+ * swapped for a symlink is not followed) and its place checked again after its
+ * last file, instead of a readlink per file; a file found is lstat'ed, not
+ * opened; handles are kept only while the cache has room.
  *
  * A temporary is never the only copy of anything (the part file keeps every
  * byte until all files exist under their own names), so once an open has
@@ -191,6 +203,19 @@ interface PartSource {
   readonly size: number;
 }
 
+/** A folder #startFiles creates files in: made by this open (`fresh`), and held open where names in it can be pinned to it. */
+interface OpenedFolder {
+  readonly fresh: boolean;
+  readonly pinned: { readonly fh: FileHandle; readonly path: string } | undefined;
+}
+
+/** #startFiles' account of one folder: its files still to do, and its opening once started. */
+interface StartFolder {
+  readonly components: readonly string[];
+  left: number;
+  ready: Promise<OpenedFolder> | undefined;
+}
+
 /** fdatasync calls in flight in sync(). */
 const SYNC_PARALLEL = 16;
 /** lstat calls in flight in assertFilesInPlace(). */
@@ -304,14 +329,12 @@ export class TorrentStorage {
       storage.#rootReal = await realRoot(root).catch(() => undefined); // missing root: files read as missing
       return storage;
     }
-    const toCreate = paths
-      .map((file, fileIndex) => ({ file, fileIndex }))
-      .filter(({ fileIndex }) => {
-        if (fileIndex >= meta.files.length) return false; // the part file: created on its first write
-        if (meta.files[fileIndex]!.padding) return false; // BEP 47 padding: zeros, never created (as libtorrent does)
-        return !opts.selection || opts.selection.isSelected(fileIndex); // not asked for
-      });
-    const folders = new Set<string>();
+    // not the part file (created on its first write), nor BEP 47 padding (zeros, never created, as
+    // libtorrent does), nor a file not asked for
+    const toCreate: number[] = [];
+    for (const [fileIndex, file] of meta.files.entries()) {
+      if (!file.padding && (!opts.selection || opts.selection.isSelected(fileIndex))) toCreate.push(fileIndex);
+    }
     try {
       // the output folder (a failure is left for the files' creation to report, naming them)
       storage.#madeFolders(path.resolve(root), await mkdirp(root).catch(() => undefined));
@@ -319,31 +342,7 @@ export class TorrentStorage {
       try {
         // a file selected now that was not before: its bytes in shared pieces may be in the part file
         if (opts.selection && toCreate.length > 0) part = await storage.#openPartSource();
-        // a few at a time: a torrent of 100,000 small files would otherwise spend a minute in round trips
-        await forEachLimit(toCreate, CREATE_PARALLEL, async ({ file, fileIndex }) => {
-          if (opts.signal?.aborted) throw new TtError('INTERRUPTED', 'creating files stopped', { cause: opts.signal.reason });
-          const dir = path.dirname(file);
-          if (!folders.has(dir)) {
-            try {
-              storage.#madeFolders(dir, await mkdirp(dir));
-            } catch (err) {
-              throw toDiskError('create', dir, err);
-            }
-            folders.add(dir);
-          }
-          const lease = await storage.#openAtStart(fileIndex, part);
-          let st: BigIntStats;
-          try {
-            st = await lease.fh.stat({ bigint: true });
-            storage.#identity.set(fileIndex, identityOf(st)); // what must still be there when the download completes
-          } catch (err) {
-            throw toDiskError('read', file, err);
-          } finally {
-            lease.release();
-          }
-          if (st.size > BigInt(meta.files[fileIndex]!.length)) st = await storage.#cutToLength(fileIndex, st.size);
-          storage.#takeStamp(fileIndex, st); // created, found (cut to its length), or adopted and renamed: as tt left it
-        });
+        await storage.#startFiles(toCreate, part, opts.signal);
       } finally {
         part?.lease.release();
       }
@@ -359,17 +358,203 @@ export class TorrentStorage {
   }
 
   /**
-   * File `fileIndex` at open(), leased: created when missing (sparse; or
-   * adopted from the part file, see #adopt), else opened read-only as found.
-   * Throws DiskError.
+   * Creates or finds every file of `files` (indices) at open(), CREATE_PARALLEL at a time,
+   * folder by folder: each folder is made (mkdirp) and, with the default opener where /proc
+   * is there, opened once (openFolderInside: confined, no symlink), its files created or
+   * looked up through that handle (/proc/self/fd/N/name, so a folder swapped for a symlink
+   * meanwhile is not followed), and its place checked again once its last file is done
+   * (the per-file check after each open did the same, 20,000 times for 20,000 files). A
+   * file found is lstat'ed there (no open); one created is opened once (O_EXCL), fstat'ed
+   * and closed: what a download writes is opened when it writes. Elsewhere, and with a
+   * custom opener, each file goes through #openAtStart. Throws DiskError (TtError
+   * INTERRUPTED on `signal`); every folder handle is closed by then.
    */
-  async #openAtStart(fileIndex: number, part: PartSource | undefined): Promise<Lease> {
+  async #startFiles(files: readonly number[], part: PartSource | undefined, signal: AbortSignal | undefined): Promise<void> {
+    // a folder's files one after another, so few folders are open at once whatever the torrent's order
+    const dirs = new Map(files.map((i) => [i, path.dirname(this.#paths[i]!)]));
+    const dirOf = (i: number): string => dirs.get(i)!;
+    const order = [...files].sort((a, b) => (dirOf(a) < dirOf(b) ? -1 : dirOf(a) > dirOf(b) ? 1 : a - b));
+    const folders = new Map<string, StartFolder>();
+    for (const i of order) {
+      const dir = dirOf(i);
+      const known = folders.get(dir);
+      if (known) known.left++;
+      else folders.set(dir, { components: this.#meta.files[i]!.path.slice(0, -1), left: 1, ready: undefined });
+    }
+    try {
+      await forEachLimit(order, this.#startParallel(), async (fileIndex) => {
+        if (signal?.aborted) throw new TtError('INTERRUPTED', 'creating files stopped', { cause: signal.reason });
+        const dir = dirOf(fileIndex);
+        const folder = folders.get(dir)!;
+        folder.ready ??= this.#startFolder(dir, folder.components);
+        const opened = await folder.ready;
+        await this.#startFile(fileIndex, part, opened);
+        if (--folder.left === 0 && opened.pinned) {
+          // done here: the folder must still be where its files belong (as each file's own check said before)
+          try {
+            await assertOpenedInside(opened.pinned.fh, this.#rootReal!, folder.components);
+          } finally {
+            await opened.pinned.fh.close().catch(() => undefined);
+          }
+        }
+      });
+    } finally {
+      for (const folder of folders.values()) {
+        const opened = await folder.ready?.catch(() => undefined);
+        if (opened?.pinned && folder.left > 0) await opened.pinned.fh.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /** Files #startFiles does at once: each may hold a file and a folder open beside the cache's handles, all within its bound. */
+  #startParallel(): number {
+    return Math.max(1, Math.min(CREATE_PARALLEL, Math.floor(this.#cache.capacity / 4)));
+  }
+
+  /** Whether a handle open() made may stay in the cache: room for it beside those of the files and folders under way. */
+  #roomToKeep(): boolean {
+    return this.#cache.held + 2 * this.#startParallel() + 1 < this.#cache.capacity;
+  }
+
+  /** Makes folder `dir` (`components` under root) and, where it can be, opens it for #startFile. */
+  async #startFolder(dir: string, components: readonly string[]): Promise<OpenedFolder> {
+    let first: string | undefined;
+    try {
+      first = await mkdirp(dir);
+    } catch (err) {
+      throw toDiskError('create', dir, err);
+    }
+    this.#madeFolders(dir, first);
+    const fresh = first !== undefined; // made just now: its files are all new
+    if (!this.#confine) return { fresh, pinned: undefined };
+    this.#rootReal ??= await realRoot(this.#root);
+    let folder;
+    try {
+      folder = await openFolderInside(this.#rootReal, components);
+    } catch (err) {
+      throw err instanceof DiskError ? err : toDiskError('open', dir, err);
+    }
+    if (folder.path.startsWith('/proc/self/fd/')) return { fresh, pinned: folder };
+    await folder.fh.close().catch(() => undefined); // no /proc: names in it are not pinned to it, each file is checked on its own
+    return { fresh, pinned: undefined };
+  }
+
+  /**
+   * File `fileIndex` at open(): found as it is, or created (sparse; or adopted from the part
+   * file, see #adopt), its identity and stamp taken, cut to its length when longer. Throws DiskError.
+   */
+  async #startFile(fileIndex: number, part: PartSource | undefined, folder: OpenedFolder): Promise<void> {
     const file = this.#paths[fileIndex]!;
-    const ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
+    let ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
+    const at = folder.pinned ? path.join(folder.pinned.path, path.basename(file)) : undefined;
+    let st = at !== undefined && (!folder.fresh || ranges.length > 0) ? await this.#foundAt(fileIndex, at) : undefined;
+    if (!st) {
+      // the part file holds nothing but zeros for it (holes, mostly: pieces no run wrote): no bytes to move,
+      // so it is created as any file, as long as they reached (zeros), with no temporary, sync nor rename
+      let extend = 0;
+      if (ranges.length > 0 && (await onlyZeros(part!, this.#paths[this.#part]!, ranges))) {
+        extend = Math.max(...ranges.map(([, to]) => Math.min(to, part!.size))) - this.#meta.files[fileIndex]!.offset;
+        ranges = [];
+      }
+      if (at !== undefined && ranges.length === 0) st = await this.#createAt(fileIndex, at, extend);
+      if (!st) {
+        const lease = await this.#openAtStart(fileIndex, part, ranges, extend);
+        try {
+          st = await lease.fh.stat({ bigint: true });
+        } catch (err) {
+          throw toDiskError('read', file, err);
+        } finally {
+          lease.release();
+        }
+      }
+    }
+    this.#identity.set(fileIndex, identityOf(st)); // what must still be there when the download completes
+    if (st.size > BigInt(this.#meta.files[fileIndex]!.length)) st = await this.#cutToLength(fileIndex, st.size);
+    this.#takeStamp(fileIndex, st); // created, found (cut to its length), or adopted and renamed: as tt left it
+  }
+
+  /**
+   * File `fileIndex`'s stat when it is at `at` (in its pinned folder), undefined when missing;
+   * DiskError for anything but a regular file. While the cache has room its handle is kept
+   * (read-only), as #openAtStart keeps it: a write then finds the very file open() found.
+   */
+  async #foundAt(fileIndex: number, at: string): Promise<BigIntStats | undefined> {
+    const file = this.#paths[fileIndex]!;
+    let st: BigIntStats;
+    try {
+      st = await lstat(at, { bigint: true });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw toDiskError('read', file, err);
+    }
+    if (st.isSymbolicLink()) throw new DiskError(`refusing ${JSON.stringify(file)}: is a symbolic link`);
+    if (!st.isFile()) throw new DiskError(`refusing ${JSON.stringify(file)}: not a regular file`);
+    if (!this.#roomToKeep()) return st;
+    try {
+      return await this.#keep(fileIndex, READ, await open(at, READ_FLAGS));
+    } catch (err) {
+      throw toDiskError('read', file, err);
+    }
+  }
+
+  /** Creates file `fileIndex` at `at` (in its pinned folder; O_EXCL), `extend` bytes long (sparse); its stat, or undefined when something is there already. */
+  async #createAt(fileIndex: number, at: string, extend: number): Promise<BigIntStats | undefined> {
+    const file = this.#paths[fileIndex]!;
+    let fh: FileHandle;
+    try {
+      fh = await open(at, CREATE_NEW_FLAGS, 0o644);
+    } catch (err) {
+      if (errnoOf(err) === 'EEXIST') return undefined;
+      throw toDiskError('create', file, err);
+    }
+    this.#created.add(fileIndex);
+    try {
+      if (extend > 0) await fh.truncate(extend).catch(async (err: unknown) => {
+        await fh.close().catch(() => undefined);
+        throw err;
+      });
+      return await this.#keep(fileIndex, WRITE, fh);
+    } catch (err) {
+      throw toDiskError('create', file, err);
+    }
+  }
+
+  /**
+   * `fh`'s stat; `fh` (file `fileIndex` as `kind`) is then kept in the cache while it has room
+   * (handles stay open for the next operation, as #openAtStart's do), else closed.
+   */
+  async #keep(fileIndex: number, kind: Kind, fh: FileHandle): Promise<BigIntStats> {
+    if (!this.#roomToKeep()) {
+      try {
+        return await fh.stat({ bigint: true });
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+    }
+    const lease = await this.#cache.acquire(this.#key(fileIndex, kind), () => Promise.resolve(fh));
+    if (lease.fh !== fh) await fh.close().catch(() => undefined); // one was there already (never at open)
+    try {
+      return await lease.fh.stat({ bigint: true });
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * File `fileIndex` at open(), leased: created when missing (sparse, `extend`
+   * bytes long; or adopted from the part file's `ranges`, see #adopt), else
+   * opened read-only as found. Throws DiskError.
+   */
+  async #openAtStart(fileIndex: number, part: PartSource | undefined, ranges: readonly [number, number][], extend: number): Promise<Lease> {
+    const file = this.#paths[fileIndex]!;
     if (ranges.length === 0) {
       try {
         const lease = await this.#cache.acquire(this.#key(fileIndex, WRITE), () => this.#serialized(fileIndex, () => this.#openConfined(fileIndex, CREATE_NEW_FLAGS)));
         this.#created.add(fileIndex);
+        if (extend > 0) await lease.fh.truncate(extend).catch((err: unknown) => {
+          lease.release();
+          throw toDiskError('create', file, err);
+        });
         return lease;
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw toDiskError('create', file, err);
@@ -1090,12 +1275,12 @@ function errnoOf(err: unknown): string | undefined {
 }
 
 /**
- * Copies bytes [from, to) of `source` (named `sourceName` in errors) into
- * `into` at their position plus `shift`, ADOPT_CHUNK at a time, stopping
- * where the source ends.
+ * Reads bytes [from, to) of `source` (named `sourceName` in errors) ADOPT_CHUNK at a time,
+ * stopping where the source ends, and hands each chunk read to `each` with its position;
+ * stops early, returning false, when `each` says false.
  */
-async function copyRange(source: FileHandle, sourceName: string, into: FileHandle, from: number, to: number, shift: number): Promise<void> {
-  if (to <= from) return;
+async function eachChunk(source: FileHandle, sourceName: string, from: number, to: number, each: (bytes: Buffer, at: number) => Promise<boolean>): Promise<boolean> {
+  if (to <= from) return true;
   const chunk = Buffer.allocUnsafe(Math.min(ADOPT_CHUNK, to - from));
   for (let at = from; at < to; at += chunk.length) {
     const buf = chunk.subarray(0, Math.min(chunk.length, to - at));
@@ -1105,9 +1290,34 @@ async function copyRange(source: FileHandle, sourceName: string, into: FileHandl
     } catch (err) {
       throw toDiskError('read', sourceName, err);
     }
-    if (got > 0) await writeFully(into, buf.subarray(0, got), at + shift);
+    if (got > 0 && !(await each(buf.subarray(0, got), at))) return false;
     if (got < buf.length) break; // the source ends here
   }
+  return true;
+}
+
+/** Copies bytes [from, to) of `source` into `into` at their position plus `shift`, stopping where the source ends. */
+async function copyRange(source: FileHandle, sourceName: string, into: FileHandle, from: number, to: number, shift: number): Promise<void> {
+  await eachChunk(source, sourceName, from, to, async (bytes, at) => {
+    await writeFully(into, bytes, at + shift);
+    return true;
+  });
+}
+
+let zeros: Buffer | undefined;
+
+/**
+ * Whether the part file (`part`, named `partName` in errors) holds only zeros in `ranges`
+ * (torrent offsets; a hole reads as zeros, as do bytes past its end): then a file adopting
+ * them has nothing to take from it. Stops at the first byte that is not zero.
+ */
+async function onlyZeros(part: PartSource, partName: string, ranges: readonly [number, number][]): Promise<boolean> {
+  zeros ??= Buffer.alloc(ADOPT_CHUNK);
+  const zero = zeros;
+  for (const [from, to] of ranges) {
+    if (!(await eachChunk(part.lease.fh, partName, from, Math.min(to, part.size), async (bytes) => bytes.equals(zero.subarray(0, bytes.length))))) return false;
+  }
+  return true;
 }
 
 async function writeFully(fh: FileHandle, data: Buffer, position: number): Promise<void> {
