@@ -5,9 +5,13 @@
  * usual. libtorrent does the same; without it a hybrid torrent of small
  * files with 4 MiB pieces cost 420 times its files' size on the wire.
  * Pieces that are nothing but padding (only a crafted torrent has them) are
- * left alone: they are fetched like any other. Pure.
+ * not here: their hash is proved at parse time and the session has them from
+ * the start (metainfo/padding-pieces.ts). Only the first and last piece of
+ * each run of padding are visited, so terabytes of padding cost nothing.
+ * Pure.
  */
 import { BLOCK_SIZE } from '../core/geometry.js';
+import { paddingRuns } from '../metainfo/padding-pieces.js';
 
 export interface PaddedFile {
   readonly offset: number;
@@ -18,15 +22,19 @@ export interface PaddedFile {
 /** For each piece holding whole blocks of padding (and some data): those block numbers, ascending. */
 export function paddingBlocks(files: readonly PaddedFile[], pieceLength: number, totalLength: number): Map<number, number[]> {
   const sets = new Map<number, Set<number>>();
-  for (const f of files) {
-    if (!f.padding || f.length === 0) continue;
-    const end = Math.min(f.offset + f.length, totalLength);
-    for (let index = Math.floor(f.offset / pieceLength); index * pieceLength < end; index++) {
+  // runs of consecutive padding files: a block split between two pad files is padding too
+  for (const [start, runEnd] of paddingRuns(files)) {
+    const end = Math.min(runEnd, totalLength);
+    const firstPiece = Math.floor(start / pieceLength);
+    const lastPiece = Math.ceil(end / pieceLength) - 1;
+    // the pieces between the first and the last lie wholly in this run: all padding, so never listed
+    for (const index of lastPiece > firstPiece ? [firstPiece, lastPiece] : [firstPiece]) {
       const pieceStart = index * pieceLength;
       const pieceEnd = Math.min(pieceStart + pieceLength, totalLength);
+      if (start <= pieceStart && end >= pieceEnd) continue; // wholly padding: had from the start
       let blocks = sets.get(index);
-      // whole blocks of this piece inside [f.offset, end)
-      const first = Math.ceil((Math.max(f.offset, pieceStart) - pieceStart) / BLOCK_SIZE);
+      // whole blocks of this piece inside [start, end)
+      const first = Math.ceil((Math.max(start, pieceStart) - pieceStart) / BLOCK_SIZE);
       for (let b = first; pieceStart + b * BLOCK_SIZE < pieceEnd; b++) {
         const blockEnd = Math.min(pieceStart + (b + 1) * BLOCK_SIZE, pieceEnd);
         if (blockEnd > end) break;
@@ -36,10 +44,6 @@ export function paddingBlocks(files: readonly PaddedFile[], pieceLength: number,
     }
   }
   const out = new Map<number, number[]>();
-  for (const [index, blocks] of sets) {
-    const pieceSize = Math.min(pieceLength, totalLength - index * pieceLength);
-    if (blocks.size >= Math.ceil(pieceSize / BLOCK_SIZE)) continue; // all padding: fetched as usual
-    out.set(index, [...blocks].sort((a, b) => a - b));
-  }
+  for (const [index, blocks] of sets) out.set(index, [...blocks].sort((a, b) => a - b));
   return out;
 }

@@ -32,6 +32,7 @@ import { checkExisting, type CheckProgress } from '../storage/check.js';
 import { expectedStamps, filesTouched, loadResume, removeResume, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { paddingBlocks } from '../pieces/padding.js';
+import { piecesIn, wholePaddingPieces } from '../metainfo/padding-pieces.js';
 import { acquireDownloadLock } from '../storage/lock.js';
 import { PieceBuffers } from '../storage/piece-buffers.js';
 import { Announcer, type TrackerFailure } from '../tracker/announcer.js';
@@ -482,6 +483,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       this.#foundUnsynced = filesTouched(meta, [...this.have.indices()].filter((i) => !resumed?.has(i)));
       if (this.#foundUnsynced.size > 0) this.#foundUnsynced.add(meta.files.length); // and the part file, where it exists
     }
+    // pieces wholly in BEP 47 padding are zeros (hash proved at parse): had from the start, never requested nor waited for
+    for (const i of piecesIn(wholePaddingPieces(meta.files, meta.pieceLength, meta.totalLength))) this.have.set(i);
     for (const i of this.have.indices()) this.#countHave(i, this.geometry.pieceSize(i));
     this.emit('checked', this.have.count, this.geometry.pieceCount, resumed?.count ?? 0);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;

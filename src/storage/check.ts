@@ -11,7 +11,10 @@
  * realpath(root) (each handle is confined). With a file selection, only
  * wanted pieces are checked, and unselected files' bytes are read from the
  * part file, as storage.ts writes them. Pieces the caller already knows
- * (fast resume, resume.ts) are reported present without being read.
+ * (fast resume, resume.ts) are reported present without being read, and so
+ * are pieces wholly in BEP 47 padding: zeros, their hash proved when the
+ * torrent was read (metainfo/padding-pieces.ts), so a crafted torrent's
+ * terabytes of padding cost nothing here.
  *
  * Each byte has one source, the one storage.ts reads it from: a file that
  * exists, else (for the edge bytes of a selected file not created yet, or an
@@ -31,6 +34,7 @@ import { Bitfield } from '../core/bitfield.js';
 import { DiskError, TtError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import { piecesIn, wholePaddingPieces } from '../metainfo/padding-pieces.js';
 import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
 import { assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
@@ -95,8 +99,11 @@ export async function checkExisting(root: string, meta: Metainfo, opts: CheckOpt
   const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
   const result = new Bitfield(meta.pieceCount);
   if (opts.known) for (const i of opts.known.indices()) result.set(i);
+  const padding = wholePaddingPieces(meta.files, meta.pieceLength, meta.totalLength);
+  for (const i of piecesIn(padding)) result.set(i);
   const progress: CheckProgress = { checked: 0, total: meta.pieceCount, have: result.count, bytes: 0 };
-  const ctx: CheckContext = { files, geometry, meta, result, progress, opts };
+  // padding pieces are known like a resume record's: never read nor hashed
+  const ctx: CheckContext = { files, geometry, meta, result, progress, opts: padding.length > 0 ? { ...opts, known: new Bitfield(meta.pieceCount, result.bytes) } : opts };
   try {
     if (meta.pieceLength > CHECK_RUN_BYTES) await checkLargePieces(ctx);
     else await checkRuns(ctx);

@@ -34,7 +34,7 @@ describe('paddingBlocks', () => {
     expect([...paddingBlocks(files, 2 * BLOCK_SIZE, 2 * BLOCK_SIZE + 6_010)]).toEqual([[0, [1]]]);
   });
 
-  it('a piece that is nothing but padding (only crafted torrents) is left to be fetched as usual', () => {
+  it('a piece that is nothing but padding (only crafted torrents) is not listed: the session has it from the start', () => {
     const files = [
       { offset: 0, length: 100 },
       { offset: 100, length: 3 * 64 * K - 100, padding: true }, // pieces 1 and 2 all padding
@@ -43,6 +43,29 @@ describe('paddingBlocks', () => {
     const got = paddingBlocks(files, 64 * K, 3 * 64 * K + 100);
     expect([...got.keys()]).toEqual([0]);
     expect(got.get(0)).toEqual([1, 2, 3]);
+  });
+
+  it('256 TiB of padding: only the pieces it shares with data are listed (the pieces between are never visited block by block)', () => {
+    const P = 16 * 1024 * K;
+    const pad = 256 * 1024 * 1024 * 1024 * K;
+    const files = [
+      { offset: 0, length: 10 },
+      { offset: 10, length: pad, padding: true }, // ends 10 B into its last piece
+      { offset: pad + 10, length: 10 },
+    ];
+    const got = paddingBlocks(files, P, pad + 20);
+    expect([...got.keys()]).toEqual([0]);
+    expect(got.get(0)).toHaveLength(P / BLOCK_SIZE - 1);
+  });
+
+  it('two padding files filling one piece between them: all padding, not listed', () => {
+    const files = [
+      { offset: 0, length: 64 * K },
+      { offset: 64 * K, length: 20 * K, padding: true },
+      { offset: 84 * K, length: 44 * K, padding: true },
+      { offset: 128 * K, length: 5 },
+    ];
+    expect([...paddingBlocks(files, 64 * K, 128 * K + 5).keys()]).toEqual([]);
   });
 
   it('no padding files: nothing', () => {
