@@ -44,7 +44,7 @@ export async function fileInTheWay(path: string): Promise<string | undefined> {
  * wrong kind) is left to the check, which says what is missing or wrong.
  */
 export async function requireData(root: string, meta: Metainfo): Promise<void> {
-  const top = join(root, meta.name);
+  const top = join(root, meta.files[0]?.path[0] ?? meta.name); // the name on disk (parse-torrent.ts)
   try {
     await lstat(top);
     return;

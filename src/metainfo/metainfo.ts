@@ -6,9 +6,16 @@
 export interface TorrentFile {
   /**
    * Path components relative to the download folder, already proven safe:
-   * [name] for a single-file torrent, [name, ...path] for a multi-file one.
+   * [name] for a single-file torrent, [name, ...path] for a multi-file one,
+   * as written on disk (mapped as libtorrent maps them; see torrentPath).
    */
   readonly path: readonly string[];
+  /**
+   * The same path as the torrent spells it, present only when a name on disk
+   * differs from it (path-safety.ts diskComponent: too long, control
+   * characters, invalid UTF-8): web seed URLs name the files this way.
+   */
+  readonly torrentPath?: readonly string[];
   readonly length: number;
   /** Byte offset of the file's first byte in the torrent's concatenated data. */
   readonly offset: number;
@@ -22,6 +29,7 @@ export interface Metainfo {
   readonly infoHashHex: string;
   /** The raw bencoded `info` dictionary (for BEP 9 metadata exchange later). */
   readonly rawInfo: Buffer;
+  /** The torrent's name as it spells it (for people); on disk it is files[0].path[0], which may differ. */
   readonly name: string;
   readonly pieceLength: number;
   readonly pieceCount: number;

@@ -2,9 +2,15 @@
  * .torrent bytes -> validated Metainfo (BEP 3; announce-list BEP 12, private BEP 27,
  * url-list BEP 19, pad files BEP 47). Every rule refuses with a MetainfoError naming
  * the field; the info hash is the SHA-1 of the raw `info` span as it stands in the file.
- * Names and paths: `.utf-8` variants preferred when valid; invalid UTF-8 becomes U+FFFD;
- * which names are safe, and which two are one file, follow the platform's file
- * system (path-safety.ts). Bytes after the top-level dictionary are refused
+ * Names and paths: `.utf-8` variants preferred when valid. `files[].path` are the
+ * names written on disk, mapped from the torrent's bytes as libtorrent maps them
+ * (path-safety.ts diskComponent: control characters and invalid UTF-8 -> `_`, bidi
+ * overrides dropped, a component over 240 bytes cut keeping its extension), so every
+ * reader and writer of the data uses one set of names; `torrentPath` keeps the
+ * torrent's own spelling where it differs (web seed URLs), and `name` is the torrent's
+ * name as written in it (invalid UTF-8 shown as U+FFFD). Which names are safe, and which
+ * two are one file, follow the platform's file system (path-safety.ts), checked on
+ * the torrent's names and again on the mapped ones. Bytes after the top-level dictionary are refused
  * unless the caller reads a .torrent file (`allowTrailingBytes`): libtorrent and
  * other clients ignore them there, and the info hash (its raw span) cannot change.
  */
@@ -29,7 +35,7 @@ import {
 } from './bencode.js';
 import type { Metainfo, TorrentFile } from './metainfo.js';
 import { checkPaddingPieces } from './padding-pieces.js';
-import { type PathPlatform, collisionKey, unsafeComponentReason } from './path-safety.js';
+import { MAX_COMPONENT_LENGTH, type PathPlatform, collisionKey, diskComponent, unsafeComponentReason } from './path-safety.js';
 
 export const MAX_TORRENT_BYTES = DEFAULT_MAX_BYTES;
 export const MAX_PIECE_LENGTH = 512 * 1024 * 1024;
@@ -46,12 +52,11 @@ function text(b: Buffer): string {
   return b.toString('utf8');
 }
 
-/** The `<key>.utf-8` variant when present and valid UTF-8, else `<key>` decoded leniently. */
-function preferUtf8Bytes(d: BDict, key: string, prefix: string): string {
+/** The bytes of the `<key>.utf-8` variant when present and valid UTF-8, else those of `<key>`. */
+function preferUtf8Bytes(d: BDict, key: string, prefix: string): Buffer {
   const alt = getBytes(d, `${key}.utf-8`);
-  const altText = alt && utf8OrUndefined(alt);
-  if (altText !== undefined) return altText;
-  return text(requireBytes(d, key, failAt(prefix)));
+  if (alt !== undefined && utf8OrUndefined(alt) !== undefined) return alt;
+  return requireBytes(d, key, failAt(prefix));
 }
 
 export interface ParseOptions {
@@ -65,22 +70,34 @@ export interface ParseOptions {
   allowTrailingBytes?: boolean;
 }
 
-function checkComponent(field: string, component: string, platform: PathPlatform): void {
-  const reason = unsafeComponentReason(component, platform);
-  if (reason !== undefined) throw new MetainfoError(field, `${reason}: ${JSON.stringify(component)}`);
+/** Printable ASCII: a name of these, short enough, is its own name on disk (a fast path for large torrents). */
+const PLAIN_ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * The name `raw` (decoded: `shown`) is written under on disk (diskComponent),
+ * refusing an unsafe name or an unsafe mapping of one.
+ */
+function diskName(field: string, raw: Buffer, shown: string, platform: PathPlatform): string {
+  const reason = unsafeComponentReason(shown, platform);
+  if (reason !== undefined) throw new MetainfoError(field, `${reason}: ${JSON.stringify(shown)}`);
+  if (platform !== 'win32' && raw.length <= MAX_COMPONENT_LENGTH && PLAIN_ASCII.test(shown)) return shown;
+  const mapped = diskComponent(raw, platform);
+  if (mapped === shown) return shown;
+  const mappedReason = unsafeComponentReason(mapped, platform);
+  if (mappedReason !== undefined) {
+    throw new MetainfoError(field, `${JSON.stringify(shown)} is written as ${JSON.stringify(mapped)} on disk (as libtorrent maps names): ${mappedReason}`);
+  }
+  return mapped;
 }
 
-function readPath(entry: BDict, field: string): string[] {
+function readPath(entry: BDict, field: string): Buffer[] {
   const alt = getList(entry, 'path.utf-8');
-  if (alt && alt.length > 0 && alt.every(isBytes)) {
-    const decoded = alt.map((c) => utf8OrUndefined(c as Buffer));
-    if (decoded.every((c): c is string => c !== undefined)) return decoded;
-  }
+  if (alt && alt.length > 0 && alt.every((c): c is Buffer => isBytes(c) && utf8OrUndefined(c) !== undefined)) return alt;
   const raw = requireList(entry, 'path', failAt(`${field}.`));
   if (raw.length === 0) throw new MetainfoError(`${field}.path`, 'empty path');
   return raw.map((c, i) => {
     if (!isBytes(c)) throw new MetainfoError(`${field}.path[${i}]`, 'expected a byte string');
-    return text(c);
+    return c;
   });
 }
 
@@ -91,7 +108,10 @@ function readLength(d: BDict, field: string, key = 'length'): number {
 }
 
 interface RawFile {
+  /** The names on disk (diskComponent). */
   path: string[];
+  /** The torrent's own names (invalid UTF-8 as U+FFFD). */
+  torrentPath: string[];
   length: number;
   padding: boolean;
 }
@@ -103,10 +123,11 @@ function readFiles(info: BDict, platform: PathPlatform): RawFile[] {
     const field = `info.files[${i}]`;
     if (!isDict(entry)) throw new MetainfoError(field, 'expected a dictionary');
     const length = readLength(entry, `${field}.`);
-    const path = readPath(entry, field);
-    for (const c of path) checkComponent(`${field}.path`, c, platform);
+    const raw = readPath(entry, field);
+    const torrentPath = raw.map(text);
+    const path = raw.map((c, k) => diskName(`${field}.path`, c, torrentPath[k]!, platform));
     const attr = getBytes(entry, 'attr');
-    return { path, length, padding: attr !== undefined && attr.includes(0x70 /* 'p' */) };
+    return { path, torrentPath, length, padding: attr !== undefined && attr.includes(0x70 /* 'p' */) };
   });
 }
 
@@ -143,13 +164,17 @@ function checkCollisions(files: readonly RawFile[], platform: PathPlatform): voi
     // libtorrent names BEP 47 pad files `.pad/<size>`: identical pad files may repeat
     const samePad = prev !== undefined && prev.padding && f.padding && prev.length === f.length;
     if (prev !== undefined && !samePad) {
-      const path = f.path.join('/');
-      const other = prev.path.join('/');
+      const path = f.torrentPath.join('/');
+      const other = prev.torrentPath.join('/');
+      const onDisk = f.path.join('/');
+      const mapped = onDisk !== path || prev.path.join('/') !== other;
       throw new MetainfoError(
         `info.files[${i}].path`,
         path === other
           ? `duplicate path ${JSON.stringify(path)}`
-          : `duplicate path ${JSON.stringify(path)}: the same file as ${JSON.stringify(other)} (files[${prevIndex}]) on this platform's file system`,
+          : mapped
+            ? `duplicate path ${JSON.stringify(path)}: written as ${JSON.stringify(onDisk)} on disk (as libtorrent maps names), the same file as ${JSON.stringify(other)} (files[${prevIndex}])`
+            : `duplicate path ${JSON.stringify(path)}: the same file as ${JSON.stringify(other)} (files[${prevIndex}]) on this platform's file system`,
       );
     }
     node.file = i;
@@ -247,19 +272,23 @@ export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metain
   if (getInt(info, 'meta version') === 2 && !info.has('pieces')) {
     throw new MetainfoError('info', "a BitTorrent v2-only torrent (no v1 'pieces'); tt speaks v1: use a v1 or hybrid torrent");
   }
-  const name = preferUtf8Bytes(info, 'name', 'info.');
-  checkComponent('info.name', name, platform);
+  const rawName = preferUtf8Bytes(info, 'name', 'info.');
+  const name = text(rawName);
+  const nameOnDisk = diskName('info.name', rawName, name, platform);
   const pieceLength = readPieceLength(info);
 
   const hasFiles = info.has('files');
   if (hasFiles && info.has('length')) throw new MetainfoError('info.length', "both 'length' and 'files' present");
-  const rawFiles: RawFile[] = hasFiles ? readFiles(info, platform) : [{ path: [], length: readLength(info, 'info.'), padding: false }];
+  const rawFiles: RawFile[] = hasFiles ? readFiles(info, platform) : [{ path: [], torrentPath: [], length: readLength(info, 'info.'), padding: false }];
   if (hasFiles) checkCollisions(rawFiles, platform);
 
   const files: TorrentFile[] = [];
   let offset = 0;
   for (const f of rawFiles) {
-    files.push({ path: [name, ...f.path], length: f.length, offset, padding: f.padding });
+    const path = [nameOnDisk, ...f.path];
+    const torrentPath = [name, ...f.torrentPath];
+    const mapped = path.some((c, i) => c !== torrentPath[i]);
+    files.push({ path, ...(mapped ? { torrentPath } : {}), length: f.length, offset, padding: f.padding });
     offset += f.length;
     if (!Number.isSafeInteger(offset)) throw new MetainfoError('info.files', 'total size is not a safe integer');
   }

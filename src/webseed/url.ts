@@ -48,8 +48,8 @@ export function fileUrl(base: URL, meta: Metainfo, fileIndex: number): string {
   if (!meta.multiFile && !base.pathname.endsWith('/')) return base.href;
   const folder = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
   const url = new URL(base.href);
-  // file.path is [name] or [name, ...path]: already validated, each a plain component
-  url.pathname = folder + file.path.map((c) => encodeURIComponent(c)).join('/');
+  // [name] or [name, ...path] as the torrent spells it (not as written on disk), each a validated plain component
+  url.pathname = folder + (file.torrentPath ?? file.path).map((c) => encodeURIComponent(c)).join('/');
   return url.href;
 }
 

@@ -20,7 +20,9 @@ function checkMetainfo(input: Buffer, m: Metainfo): void {
     invariant(f.offset === offset, 'file offsets contiguous');
     invariant(Number.isSafeInteger(f.length) && f.length >= 0, 'file length non-negative');
     invariant(isSafePath(f.path), `every path component safe: ${JSON.stringify(f.path)}`);
-    invariant(f.path[0] === m.name && f.path.length === (m.multiFile ? f.path.length : 1), 'paths start with the name');
+    invariant((f.torrentPath ?? f.path)[0] === m.name && f.path.length === (m.multiFile ? f.path.length : 1), 'paths start with the name');
+    invariant(f.path[0] === m.files[0]!.path[0], 'one name on disk for every file');
+    invariant(f.path.every((c) => Buffer.byteLength(c) <= 255), `every name on disk fits in 255 bytes: ${JSON.stringify(f.path)}`);
     offset += f.length;
   }
   invariant(offset === m.totalLength, 'file lengths sum to totalLength');
