@@ -4,7 +4,8 @@
  * recursion bounded) or from memory for tests. Output is canonical bencode.
  * File names are read as bytes: one that is not valid UTF-8 (BEP 3 paths are
  * UTF-8) is refused naming it with its bad bytes as \xNN, rather than decoded
- * to U+FFFD, which names no file on disk.
+ * to U+FFFD, which names no file on disk. A layout whose .torrent would pass the
+ * 10 MiB a torrent may have is refused after the listing, before any hashing.
  */
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
@@ -13,6 +14,7 @@ import { lstat, open, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { TtError, errnoReason } from '../core/errors.js';
 import { type BEncodable, encode, utf8OrUndefined } from './bencode.js';
+import { MAX_PIECE_LENGTH, MAX_TORRENT_BYTES } from './parse-torrent.js';
 import { unsafeComponentReason } from './path-safety.js';
 
 export interface CreateOptions {
@@ -82,6 +84,40 @@ function assemble(name: string, totalLength: number, files: FileEntry[] | undefi
     info,
     'url-list': opts.urlList && opts.urlList.length > 0 ? opts.urlList : undefined,
   });
+}
+
+const mib = (n: number): string => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+
+/** Bytes of a bencoded string of `length` bytes: its length prefix, the colon, the bytes. */
+const stringBytes = (length: number): number => String(length).length + 1 + length;
+
+/**
+ * Refuses, before any hashing, a layout whose .torrent would be larger than
+ * MAX_TORRENT_BYTES (which tt's reader, and other clients, refuse), naming what
+ * makes it big: the pieces (a larger piece length helps: USAGE), the file list
+ * (too many files or names for one torrent: INPUT) or the other keys. The size
+ * is exact: the bencode with the piece hashes left empty, plus their 20 bytes each.
+ */
+function checkTorrentSize(name: string, totalLength: number, files: FileEntry[] | undefined, pieceLength: number, opts: CreateOptions): void {
+  const piecesBytes = Math.ceil(totalLength / pieceLength) * 20;
+  const withoutPieces = assemble(name, totalLength, files, pieceLength, Buffer.alloc(0), opts).length - stringBytes(0);
+  const size = withoutPieces + stringBytes(piecesBytes);
+  if (size <= MAX_TORRENT_BYTES) return;
+  const listBytes = files === undefined ? 0 : encode(files.map((f) => ({ length: f.length, path: f.path }))).length;
+  const limit = `a .torrent may have at most ${MAX_TORRENT_BYTES} bytes (${mib(MAX_TORRENT_BYTES)})`;
+  if (listBytes >= piecesBytes && listBytes >= withoutPieces - listBytes) {
+    throw new TtError(
+      'INPUT',
+      `cannot create torrent: too many files or names for one .torrent: the list of ${files!.length} files takes ${mib(listBytes)}, and ${limit} (pack them into an archive, or make several torrents)`,
+    );
+  }
+  if (piecesBytes >= withoutPieces) {
+    let larger = pieceLength * 2;
+    while (larger <= MAX_PIECE_LENGTH && withoutPieces + stringBytes(Math.ceil(totalLength / larger) * 20) > MAX_TORRENT_BYTES) larger *= 2;
+    const hint = larger <= MAX_PIECE_LENGTH ? `give a larger --piece-length (${larger >= 1024 * 1024 ? `${larger / (1024 * 1024)}MiB` : `${larger / 1024}KiB`} or more)` : 'no piece length is large enough: make several torrents';
+    throw new TtError('USAGE', `cannot create torrent: its ${piecesBytes / 20} pieces of ${pieceLength} bytes take ${mib(piecesBytes)} of hashes, and ${limit}: ${hint}`);
+  }
+  throw new TtError('USAGE', `cannot create torrent: it would be ${mib(size)}, and ${limit}: the comment, trackers and web seeds take ${mib(withoutPieces - listBytes)}`);
 }
 
 /** Hashes a byte stream into pieces; feed it any chunk sizes. */
@@ -270,6 +306,7 @@ export async function createTorrentFromPath(path: string, opts: CreateOptions = 
   }
   const totalLength = diskFiles.reduce((sum, f) => sum + f.length, 0);
   const pieceLength = choosePieceLength(totalLength, opts);
+  checkTorrentSize(name, totalLength, files, pieceLength, opts);
   const hasher = new PieceHasher(pieceLength);
   const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, Math.max(totalLength, 1)));
   for (const f of diskFiles) await hashFile(f.full, f.length, hasher, buf);

@@ -219,6 +219,32 @@ describe('tt create: hostile names stay off the terminal', () => {
   });
 });
 
+describe('tt create: a .torrent larger than a torrent may be (10 MiB)', () => {
+  it('too many files or names: refused before hashing (exit 3), saying so, nothing written', async () => {
+    // 2,900 files under 17 folders of 200-byte names: each file's path takes ~3.7 KB of the list
+    const { work, data } = await dataFolder();
+    const deep = join(data, ...Array.from({ length: 17 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`));
+    await mkdir(deep, { recursive: true });
+    for (let i = 0; i < 2_900; i++) await writeFile(join(deep, `${String(i).padStart(4, '0')}${'n'.repeat(196)}`), '');
+    const out = join(work, 'big.torrent');
+    const line = expectOneLineError(tt(['create', data, '-o', out]), 3);
+    expect(line).toMatch(/too many files or names for one \.torrent: the list of 2901 files takes 10\.\d MiB, and a \.torrent may have at most 10485760 bytes/);
+    await expect(stat(out)).rejects.toThrow();
+    await expectNoTemp(work);
+  }, 60_000);
+
+  it('too many pieces (9 GiB sparse file, --piece-length 16KiB): refused at once, exit 2, naming the piece length that fits', async () => {
+    // hashing 9 GiB would take minutes: the refusal must come before it
+    const { work, data } = await dataFolder();
+    await truncate(join(data, 'a.txt'), 9 * 1024 ** 3);
+    const out = join(work, 'big.torrent');
+    const line = expectOneLineError(tt(['create', data, '-o', out, '--piece-length', '16KiB']), 2);
+    expect(line).toMatch(/its 589824 pieces of 16384 bytes take 11\.3 MiB of hashes, .*give a larger --piece-length \(32KiB or more\)/);
+    await expect(stat(out)).rejects.toThrow();
+    await expectNoTemp(work);
+  }, 60_000);
+});
+
 describe('tt create: output paths', () => {
   it('-o into a folder that does not exist: one DISK error line, nothing created', async () => {
     const { work, data } = await dataFolder();
