@@ -108,15 +108,16 @@ interface Entry {
   completedPending: boolean;
 }
 
-/** Why tt cannot announce to `url`: its scheme, named (every failure message says why). */
+/** Why tt cannot announce to `url`: its scheme or port, named (every failure message says why). */
 export function unsupportedTrackerReason(url: string): string {
-  let scheme: string;
+  let parsed: URL;
   try {
-    scheme = `'${new URL(url).protocol}'`;
+    parsed = new URL(url);
   } catch {
     return 'not a URL';
   }
-  return `unsupported URL scheme ${scheme} (tt speaks http, https and udp)`;
+  if (parsed.port === '0') return 'port 0 cannot be dialed';
+  return `unsupported URL scheme '${parsed.protocol}' (tt speaks http, https and udp)`;
 }
 
 function shuffle<T>(items: T[]): T[] {

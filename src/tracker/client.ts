@@ -18,6 +18,8 @@ export function trackerScheme(url: string): TrackerScheme | undefined {
   } catch {
     return undefined;
   }
+  // port 0 cannot be dialed: node would dial the scheme's default port, one the torrent did not name
+  if (parsed.port === '0') return undefined;
   if (parsed.protocol === 'http:' || parsed.protocol === 'https:') return 'http';
   if (parsed.protocol === 'udp:') return 'udp';
   return undefined;

@@ -285,3 +285,22 @@ describe('Announcer.stop', () => {
     expect(calls.slice(2).map((c) => `${c.url}:${c.event}`).sort()).toEqual(['http://a/announce:stopped', 'http://hang/announce:stopped']);
   });
 });
+
+describe('Announcer: port 0', () => {
+  it('a tracker URL naming port 0 is skipped like an unsupported one, never dialed (node would dial 80)', () => {
+    const t = fakeTransport({});
+    const a = (live = make([['http://127.0.0.1:0/announce'], ['udp://127.0.0.1:0'], ['https://h:0/announce']], t.fn));
+    const warnings: string[] = [];
+    const allFailed: TrackerFailure[][] = [];
+    a.on('warning', (m: string) => warnings.push(m));
+    a.on('all-failed', (f: TrackerFailure[]) => allFailed.push(f));
+    a.start();
+    expect(t.calls).toHaveLength(0);
+    expect(warnings).toEqual([
+      'unsupported tracker skipped: http://127.0.0.1:0/announce',
+      'unsupported tracker skipped: udp://127.0.0.1:0',
+      'unsupported tracker skipped: https://h:0/announce',
+    ]);
+    expect(allFailed[0]!.map((f) => f.error.message)).toEqual(['port 0 cannot be dialed', 'port 0 cannot be dialed', 'port 0 cannot be dialed']);
+  });
+});
