@@ -11,6 +11,17 @@
  * healthy first tracker is the only one asked (as BEP 12 intends). Every started
  * tracker then keeps its own schedule: re-announce on its interval, retry with
  * exponential backoff after a failure; one tracker's failure never stops another.
+ * At most MAX_ANNOUNCES_IN_FLIGHT announces are out at once (a torrent may list
+ * thousands of trackers); the rest wait their turn in order.
+ *
+ * Cost: a torrent may list thousands of trackers, all failing at once. Nothing that
+ * runs per announce walks the list: counts (hopeful, healthy, the activation cursor)
+ * are kept as states change, so a failure costs O(1); only start, stop, completed()
+ * and status() visit every tracker, once each.
+ *
+ * Stopping: every tracker that may know us gets `stopped`; one that has not yet
+ * answered our `completed` gets it first (an announce of it still out is awaited, not
+ * aborted), so the tracker counts the download even when tt stops at completion.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +46,8 @@ export const MIN_REANNOUNCE_GAP_S = 30;
 /** Gap used by requestPeers() when the tracker sent no `min interval`. */
 export const DEFAULT_MIN_INTERVAL_S = 60;
 export const STOP_TIMEOUT_MS = 3_000;
+/** Announces out at once (each one a socket); the rest queue. */
+export const MAX_ANNOUNCES_IN_FLIGHT = 16;
 export const DEFAULT_NUMWANT = 50;
 
 export type AnnounceFn = (url: string, p: AnnounceParams, opts: TrackerRequestOptions) => Promise<AnnounceResult>;
@@ -83,6 +96,12 @@ export interface TrackerFailure {
   error: Error;
 }
 
+/** A tracker to tell we stop; `completing`: its `completed` announce, still out. */
+interface StopTarget {
+  e: Entry;
+  completing: { controller: AbortController; answered: Promise<boolean> } | undefined;
+}
+
 interface Entry {
   readonly url: string;
   readonly tier: number;
@@ -92,6 +111,11 @@ interface Entry {
   /** A `started` announce succeeded: it knows us and must get `stopped`. */
   registered: boolean;
   inFlight: AbortController | undefined;
+  /** The announce out (with inFlight): its event, and whether it was answered. */
+  inFlightEvent: AnnounceEvent | undefined;
+  inFlightDone: Promise<boolean> | undefined;
+  /** Waiting in the queue for a free slot (MAX_ANNOUNCES_IN_FLIGHT). */
+  queued: boolean;
   timer: NodeJS.Timeout | undefined;
   nextAnnounce: number | undefined;
   lastAnnounce: number | undefined;
@@ -120,6 +144,11 @@ export function unsupportedTrackerReason(url: string): string {
   return `unsupported URL scheme '${parsed.protocol}' (tt speaks http, https and udp)`;
 }
 
+/** A tracker that may still answer: untried, answered once, or only silent (maybe busy), never refusing for good. */
+function hopeful(e: Entry): boolean {
+  return e.supported && (!e.everFailed || e.lastSuccess !== undefined || e.lastError instanceof TrackerTimeoutError);
+}
+
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -136,6 +165,21 @@ export class Announcer extends EventEmitter {
   private readonly key = randomBytes(4).readUInt32BE(0);
   /** Tiers of entries, in current (shuffled, promoted) order. */
   private readonly tiers: Entry[][];
+  /**
+   * The supported entries in activation order (the first shuffle). Promotion moves only
+   * activated entries, so the next to activate is always order[activatedCount].
+   */
+  private readonly order: Entry[];
+  private readonly unsupported: Entry[];
+  private activatedCount = 0;
+  /** Entries whose last announce was answered. */
+  private readonly healthy = new Set<Entry>();
+  /** How many entries are hopeful() (0: every tracker failed). */
+  private hopefulCount: number;
+  private inFlightCount = 0;
+  /** Entries waiting for a slot, from queueHead on. */
+  private queue: Entry[] = [];
+  private queueHead = 0;
   private fallbackTimer: NodeJS.Timeout | undefined;
   private started = false;
   private stopped = false;
@@ -160,6 +204,10 @@ export class Announcer extends EventEmitter {
       }
       if (entries.length > 0) this.tiers.push(shuffle(entries));
     }
+    const all = this.tiers.flat();
+    this.order = all.filter((e) => e.supported);
+    this.unsupported = all.filter((e) => !e.supported);
+    this.hopefulCount = this.order.length;
   }
 
   private newEntry(url: string, tier: number): Entry {
@@ -170,6 +218,9 @@ export class Announcer extends EventEmitter {
       activated: false,
       registered: false,
       inFlight: undefined,
+      inFlightEvent: undefined,
+      inFlightDone: undefined,
+      queued: false,
       timer: undefined,
       nextAnnounce: undefined,
       lastAnnounce: undefined,
@@ -187,22 +238,12 @@ export class Announcer extends EventEmitter {
     };
   }
 
-  private entries(): Entry[] {
-    return this.tiers.flat();
-  }
-
-  private usable(): Entry[] {
-    return this.entries().filter((e) => e.supported);
-  }
-
   /** Begin announcing (event=started). Warnings for skipped URLs are emitted here. */
   start(): void {
     if (this.started || this.stopped) return;
     this.started = true;
-    for (const e of this.entries()) {
-      if (!e.supported) this.emit('warning', `unsupported tracker skipped: ${e.url}`, e.url);
-    }
-    if (this.usable().length === 0) {
+    for (const e of this.unsupported) this.emit('warning', `unsupported tracker skipped: ${e.url}`, e.url);
+    if (this.order.length === 0) {
       this.checkAllFailed();
       return;
     }
@@ -213,8 +254,8 @@ export class Announcer extends EventEmitter {
   requestPeers(): void {
     if (!this.started || this.stopped) return;
     const now = this.now();
-    for (const e of this.usable()) {
-      if (!e.activated || e.inFlight || !e.healthy || e.lastSuccess === undefined) continue;
+    for (const e of [...this.healthy]) {
+      if (e.inFlight || e.queued || e.lastSuccess === undefined) continue;
       const gapS = Math.max(MIN_REANNOUNCE_GAP_S, e.minIntervalS ?? DEFAULT_MIN_INTERVAL_S);
       if (now - e.lastSuccess >= gapS * 1000) this.announceNow(e);
     }
@@ -224,7 +265,7 @@ export class Announcer extends EventEmitter {
   completed(): void {
     if (this.completedCalled || this.stopped) return;
     this.completedCalled = true;
-    for (const e of this.usable()) {
+    for (const e of this.order) {
       e.completedPending = true;
       if (this.started && e.registered && !e.inFlight) this.announceNow(e);
     }
@@ -232,12 +273,14 @@ export class Announcer extends EventEmitter {
 
   /**
    * Send event=stopped to every tracker that got `started` (or may have: one in
-   * flight), concurrently, and resolve within `timeoutMs` whatever they do.
+   * flight), MAX_ANNOUNCES_IN_FLIGHT at a time, and resolve within `timeoutMs`
+   * whatever they do. A tracker still owed `completed` gets it first (BEP 3: trackers
+   * count downloads by it; a download that stops as it completes must still be counted).
    * Clears every timer; nothing fires or is emitted afterwards.
    */
   stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
     if (this.stopping) return this.stopping;
-    this.stopping = this.sendStopped(this.halt(), timeoutMs);
+    this.stopping = this.sendStopped(this.halt(true), timeoutMs);
     return this.stopping;
   }
 
@@ -248,51 +291,84 @@ export class Announcer extends EventEmitter {
    */
   abandon(): void {
     if (this.stopping) return;
-    this.halt();
+    this.halt(false);
     this.stopping = Promise.resolve();
   }
 
-  /** Clear timers, abort requests in flight; returns the trackers that may know us. */
-  private halt(): Entry[] {
+  /**
+   * Clear timers, abort requests in flight (but a `completed` one when `keepCompleted`:
+   * the final announce awaits it); returns the trackers that may know us, each with
+   * its `completed` announce still out, if any.
+   */
+  private halt(keepCompleted: boolean): StopTarget[] {
     this.stopped = true;
     if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
     this.fallbackTimer = undefined;
-    const targets: Entry[] = [];
-    for (const e of this.entries()) {
-      if (e.timer) clearTimeout(e.timer);
-      e.timer = undefined;
-      e.nextAnnounce = undefined;
-      if (e.registered || e.inFlight) targets.push(e);
-      e.inFlight?.abort();
-      e.inFlight = undefined;
+    this.queue = [];
+    this.queueHead = 0;
+    this.inFlightCount = 0;
+    const targets: StopTarget[] = [];
+    for (const tier of this.tiers) {
+      for (const e of tier) {
+        if (e.timer) clearTimeout(e.timer);
+        e.timer = undefined;
+        e.nextAnnounce = undefined;
+        e.queued = false;
+        const out = e.inFlight;
+        const keep = keepCompleted && out !== undefined && e.inFlightEvent === 'completed';
+        if (e.registered || out) targets.push({ e, completing: keep ? { controller: out, answered: e.inFlightDone! } : undefined });
+        if (!keep) out?.abort();
+        e.inFlight = undefined;
+      }
     }
     return targets;
   }
 
-  private async sendStopped(targets: Entry[], timeoutMs: number): Promise<void> {
+  private async sendStopped(targets: StopTarget[], timeoutMs: number): Promise<void> {
     if (targets.length === 0) return;
     const signal = AbortSignal.timeout(timeoutMs);
-    const sends = targets.map((e) =>
-      this.transport(e.url, this.params(e, 'stopped'), { signal, timeoutMs }).then(
-        () => undefined,
-        () => undefined,
-      ),
-    );
+    const send = (e: Entry, event: 'completed' | 'stopped'): Promise<boolean> => {
+      let p: AnnounceParams;
+      try {
+        p = { ...this.params(e, event), numwant: 0 };
+      } catch {
+        return Promise.resolve(false);
+      }
+      return this.transport(e.url, p, { signal, timeoutMs }).then(
+        () => true,
+        () => false,
+      );
+    };
+    const final = async ({ e, completing }: StopTarget): Promise<void> => {
+      let owed = e.completedPending;
+      if (completing && (await completing.answered)) owed = false;
+      if (signal.aborted) return;
+      if (owed) await send(e, 'completed');
+      if (signal.aborted) return;
+      await send(e, 'stopped');
+    };
+    // a bounded number at a time: thousands of trackers must not mean thousands of sockets
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < targets.length && !signal.aborted) await final(targets[next++]!);
+    };
+    const workers = Array.from({ length: Math.min(MAX_ANNOUNCES_IN_FLIGHT, targets.length) }, worker);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
       timer.unref();
     });
     try {
-      await Promise.race([Promise.all(sends), deadline]);
+      await Promise.race([Promise.all(workers), deadline]);
     } finally {
       clearTimeout(timer);
+      for (const t of targets) t.completing?.controller.abort();
     }
   }
 
   /** Per tracker, in tier order. */
   status(): TrackerStatus[] {
-    return this.entries().map((e) => {
+    return this.tiers.flat().map((e) => {
       const s: TrackerStatus = { url: e.url, tier: e.tier, state: this.stateOf(e), peers: e.peers, failures: e.failures };
       if (e.lastAnnounce !== undefined) s.lastAnnounce = e.lastAnnounce;
       if (e.lastError !== undefined) s.lastError = e.lastError.message;
@@ -307,6 +383,7 @@ export class Announcer extends EventEmitter {
   private stateOf(e: Entry): TrackerState {
     if (!e.supported) return 'unsupported';
     if (e.inFlight) return 'announcing';
+    if (e.queued) return 'waiting';
     if (e.healthy) return 'working';
     if (e.everFailed) return 'failing';
     return 'waiting';
@@ -319,13 +396,14 @@ export class Announcer extends EventEmitter {
     if (this.stopped) return;
     if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
     this.fallbackTimer = undefined;
-    const usable = this.usable();
-    if (usable.some((e) => e.activated && e.healthy)) return;
-    const next = usable.find((e) => !e.activated);
+    if (this.healthy.size > 0) return;
+    const next = this.order[this.activatedCount];
     if (next === undefined) return;
+    this.activatedCount++;
     next.activated = true;
     this.announceNow(next);
-    if (usable.some((e) => !e.activated)) {
+    if (this.stopped) return; // a listener of a synchronous failure may have stopped us
+    if (this.activatedCount < this.order.length) {
       this.fallbackTimer = setTimeout(() => this.escalate(), this.opts.fallbackDelayMs ?? FALLBACK_DELAY_MS);
       this.fallbackTimer.unref();
     }
@@ -360,10 +438,32 @@ export class Announcer extends EventEmitter {
   }
 
   private announceNow(e: Entry): void {
-    if (this.stopped || e.inFlight) return;
+    if (this.stopped || e.inFlight || e.queued) return;
     if (e.timer) clearTimeout(e.timer);
     e.timer = undefined;
     e.nextAnnounce = undefined;
+    if (this.inFlightCount >= MAX_ANNOUNCES_IN_FLIGHT) {
+      e.queued = true;
+      this.queue.push(e);
+      return;
+    }
+    this.send(e);
+  }
+
+  /** A slot came free: the longest-waiting queued entry goes out. */
+  private nextQueued(): void {
+    while (!this.stopped && this.inFlightCount < MAX_ANNOUNCES_IN_FLIGHT && this.queueHead < this.queue.length) {
+      const e = this.queue[this.queueHead++]!;
+      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
+      }
+      e.queued = false;
+      this.send(e);
+    }
+  }
+
+  private send(e: Entry): void {
     const event: AnnounceEvent | undefined = !e.registered ? 'started' : e.completedPending ? 'completed' : undefined;
     let params: AnnounceParams;
     try {
@@ -374,29 +474,45 @@ export class Announcer extends EventEmitter {
     }
     const controller = new AbortController();
     e.inFlight = controller;
+    e.inFlightEvent = event;
     e.lastAnnounce = this.now();
+    this.inFlightCount++;
     const timeoutMs = this.opts.requestTimeoutMs ?? TRACKER_TIMEOUT_MS;
-    this.transport(e.url, params, { signal: controller.signal, timeoutMs }).then(
+    const settle = (): boolean => {
+      if (e.inFlight !== controller || this.stopped) return false;
+      e.inFlight = undefined;
+      e.inFlightDone = undefined;
+      this.inFlightCount--;
+      return true;
+    };
+    e.inFlightDone = this.transport(e.url, params, { signal: controller.signal, timeoutMs }).then(
       (result) => {
-        if (e.inFlight !== controller || this.stopped) return;
-        e.inFlight = undefined;
-        this.onAnswer(e, result, params);
+        if (settle()) {
+          this.onAnswer(e, result, params);
+          this.nextQueued();
+        }
+        return true;
       },
       (err: unknown) => {
-        if (e.inFlight !== controller || this.stopped) return;
-        e.inFlight = undefined;
-        this.onFailure(e, err instanceof Error ? err : new Error(errorMessage(err)));
+        if (settle()) {
+          this.onFailure(e, err instanceof Error ? err : new Error(errorMessage(err)));
+          this.nextQueued();
+        }
+        return false;
       },
     );
   }
 
   private onAnswer(e: Entry, r: AnnounceResult, sent: AnnounceParams): void {
+    const wasHopeful = hopeful(e);
     e.registered = true;
     if (sent.event === 'completed' || (sent.event === 'started' && sent.left === 0)) e.completedPending = false;
     e.healthy = true;
     e.failures = 0;
     e.lastError = undefined;
     e.lastSuccess = this.now();
+    if (!wasHopeful) this.hopefulCount++;
+    this.healthy.add(e);
     e.peers = r.peers.length;
     if (r.complete !== undefined) e.seeders = r.complete;
     if (r.incomplete !== undefined) e.leechers = r.incomplete;
@@ -411,10 +527,13 @@ export class Announcer extends EventEmitter {
   }
 
   private onFailure(e: Entry, err: Error): void {
+    const wasHopeful = hopeful(e);
     e.healthy = false;
+    this.healthy.delete(e);
     e.everFailed = true;
     e.failures++;
     e.lastError = err;
+    this.hopefulCount += Number(hopeful(e)) - Number(wasHopeful);
     const base = this.opts.retryBaseMs ?? RETRY_BASE_MS;
     this.schedule(e, Math.min(RETRY_MAX_MS, base * 2 ** Math.min(e.failures - 1, 20)));
     this.emit('tracker-error', err, e.url);
@@ -435,17 +554,13 @@ export class Announcer extends EventEmitter {
   }
 
   private checkAllFailed(): void {
-    if (this.allFailedEmitted) return;
-    const usable = this.usable();
     // a tracker that only timed out may be busy: it is retried, and --peer-timeout decides (README)
-    if (usable.some((e) => !e.everFailed || e.lastSuccess !== undefined || e.lastError instanceof TrackerTimeoutError)) return;
+    if (this.allFailedEmitted || this.hopefulCount > 0) return;
     this.allFailedEmitted = true;
     // the unsupported ones failed too, without a try: say why, or a list of only those would be empty
     const failures: TrackerFailure[] = [
-      ...usable.map((e) => ({ url: e.url, error: e.lastError ?? new Error('not tried') })),
-      ...this.entries()
-        .filter((e) => !e.supported)
-        .map((e) => ({ url: e.url, error: new Error(unsupportedTrackerReason(e.url)) })),
+      ...this.order.map((e) => ({ url: e.url, error: e.lastError ?? new Error('not tried') })),
+      ...this.unsupported.map((e) => ({ url: e.url, error: new Error(unsupportedTrackerReason(e.url)) })),
     ];
     this.emit('all-failed', failures);
   }

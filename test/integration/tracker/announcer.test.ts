@@ -6,6 +6,8 @@ import type { PeerAddress } from '../../../src/core/peer-address.js';
 import { Announcer, type TrackerFailure } from '../../../src/tracker/announcer.js';
 import { announceUdp, clearUdpConnectionCache } from '../../../src/tracker/udp.js';
 import { startTrackerServer, type TrackerServer } from '../../../src/tracker/server.js';
+import { scrape } from '../../../src/tracker/client.js';
+import { startOpentracker } from '../../helpers/opentracker.js';
 
 const infoHash = Buffer.alloc(20, 0x5a);
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -149,5 +151,43 @@ describe('Announcer over real transports', () => {
     await a.stop(1_000);
     expect(Date.now() - started).toBeLessThan(1_300);
     expect(live.swarmSize(infoHash)).toEqual({ seeders: 1, leechers: 0 });
+  });
+});
+
+describe('a download that stops as it completes is counted (BEP 3 completed)', () => {
+  /** Announce until the tracker knows us, complete, stop at once (tt download does): the scrape's `downloaded`. */
+  async function completeAndStop(url: string, port: number): Promise<number> {
+    let left = 1000;
+    const a = new Announcer({
+      announceList: [[url]],
+      infoHash,
+      peerId: Buffer.from(`-TT0001-${String(port).padStart(12, '0')}`, 'latin1'),
+      port,
+      stats: () => ({ uploaded: 0, downloaded: 1000 - left, left }),
+    });
+    a.on('tracker-error', () => {});
+    cleanups.push(() => a.stop(500));
+    const got = firstPeers(a, 3_000);
+    a.start();
+    await got;
+    left = 0;
+    a.completed();
+    await a.stop(3_000);
+    return (await scrape(url, infoHash, { timeoutMs: 3_000 })).downloaded;
+  }
+
+  it("tt's tracker, HTTP and UDP: scrape's downloaded becomes 1, and the peer is gone", async () => {
+    const live = await liveTracker();
+    expect(await completeAndStop(live.httpUrl, 7201)).toBe(1);
+    expect(await completeAndStop(live.udpUrl, 7202)).toBe(2);
+    expect(live.swarmSize(infoHash)).toEqual({ seeders: 1, leechers: 0 });
+  });
+
+  it('opentracker, HTTP and UDP: scrape\'s downloaded becomes 1', async () => {
+    const ot = await startOpentracker([infoHash]);
+    cleanups.push(() => ot.stop());
+    // (opentracker's reply names the announcing peer too, so the first answer carries peers)
+    expect(await completeAndStop(ot.httpUrl, 7203)).toBe(1);
+    expect(await completeAndStop(ot.udpUrl, 7204)).toBe(2);
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TrackerError } from '../../../src/core/errors.js';
-import { Announcer, type AnnounceFn, type AnnouncerOptions, type TrackerFailure } from '../../../src/tracker/announcer.js';
+import { Announcer, MAX_ANNOUNCES_IN_FLIGHT, type AnnounceFn, type AnnouncerOptions, type TrackerFailure } from '../../../src/tracker/announcer.js';
 import { TrackerTimeoutError, type AnnounceParams, type AnnounceResult } from '../../../src/tracker/types.js';
 
 interface Call {
@@ -283,6 +283,167 @@ describe('Announcer.stop', () => {
     expect(took).toBeLessThan(1_000);
     expect(calls[0]!.signal?.aborted).toBe(true);
     expect(calls.slice(2).map((c) => `${c.url}:${c.event}`).sort()).toEqual(['http://a/announce:stopped', 'http://hang/announce:stopped']);
+  });
+});
+
+describe('Announcer with many trackers', () => {
+  // a failure that walked the whole list made this quadratic: 10,000 trackers took minutes (now about a second)
+  it('10,000 refusing trackers: each asked once, then one all-failed naming every one (a failure walks no list)', async () => {
+    const n = 10_000;
+    const list = Array.from({ length: n }, (_, i) => [`http://127.0.0.1:1/announce/${i}`]);
+    let calls = 0;
+    const fn: AnnounceFn = (url) => {
+      calls++;
+      // refused on the next turn of the event loop, as a closed port is
+      return new Promise((_, reject) => setImmediate(() => reject(new TrackerError(`${url}: connect ECONNREFUSED`))));
+    };
+    const a = (live = make(list, fn));
+    const allFailed: TrackerFailure[][] = [];
+    a.on('all-failed', (f: TrackerFailure[]) => allFailed.push(f));
+    a.on('tracker-error', () => {});
+    a.start();
+    for (let i = 0; i < 4 * n && allFailed.length === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(allFailed).toHaveLength(1);
+    expect(allFailed[0]).toHaveLength(n);
+    expect(calls).toBe(n);
+  }, 30_000);
+
+  it(`at most ${MAX_ANNOUNCES_IN_FLIGHT} announces out at once: retries due together queue, in order, and all go out`, async () => {
+    vi.useFakeTimers();
+    const urls = Array.from({ length: 40 }, (_, i) => `http://t${i}/announce`);
+    const tried = new Set<string>();
+    const out: Call[] = [];
+    let most = 0;
+    const fn: AnnounceFn = (url, params, opts) => {
+      if (!tried.has(url)) {
+        tried.add(url);
+        return Promise.reject(new TrackerError('down'));
+      }
+      return new Promise<AnnounceResult>((resolve, reject) => {
+        out.push({ url, params, signal: opts.signal, resolve, reject });
+        most = Math.max(most, out.length);
+        opts.signal?.addEventListener('abort', () => reject(new TrackerError('aborted')));
+      });
+    };
+    const a = (live = make([urls], fn, { retryBaseMs: 1_000 }));
+    a.on('tracker-error', () => {});
+    a.on('all-failed', () => {});
+    a.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(tried.size).toBe(40); // each failure let the next one start
+    await vi.advanceTimersByTimeAsync(1_000); // every retry is due now
+    expect(out).toHaveLength(MAX_ANNOUNCES_IN_FLIGHT);
+    expect(a.status().filter((s) => s.state === 'announcing')).toHaveLength(MAX_ANNOUNCES_IN_FLIGHT);
+    const answered: string[] = [];
+    for (let i = 0; i < 100 && out.length > 0; i++) {
+      const c = out.shift()!;
+      answered.push(c.url);
+      c.resolve({ peers: [], interval: 1800 });
+      await flush();
+    }
+    expect(most).toBe(MAX_ANNOUNCES_IN_FLIGHT);
+    expect(new Set(answered).size).toBe(40);
+    expect(a.status().every((s) => s.state === 'working')).toBe(true);
+  });
+
+  it(`stop() tells every tracker that knows us, ${MAX_ANNOUNCES_IN_FLIGHT} at a time`, async () => {
+    vi.useFakeTimers();
+    const urls = Array.from({ length: 40 }, (_, i) => `http://t${i}/announce`);
+    const tried = new Set<string>();
+    const stopped: string[] = [];
+    let out = 0;
+    let most = 0;
+    const fn: AnnounceFn = (url, params) => {
+      if (params.event === 'stopped') {
+        stopped.push(url);
+        most = Math.max(most, ++out);
+        return new Promise((resolve) => setTimeout(() => (out--, resolve({ peers: [], interval: 60 })), 10));
+      }
+      if (!tried.has(url)) {
+        tried.add(url);
+        return Promise.reject(new TrackerError('down'));
+      }
+      return Promise.resolve({ peers: [], interval: 1800 });
+    };
+    const a = make([urls], fn, { retryBaseMs: 1_000 });
+    a.on('tracker-error', () => {});
+    a.on('all-failed', () => {});
+    a.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(a.status().filter((s) => s.state === 'working')).toHaveLength(40);
+    const stopping = a.stop(1_000);
+    await vi.advanceTimersByTimeAsync(100);
+    await stopping;
+    expect(new Set(stopped).size).toBe(40);
+    expect(most).toBe(MAX_ANNOUNCES_IN_FLIGHT);
+  });
+});
+
+describe('Announcer: completed at stop (BEP 3: trackers count downloads by it)', () => {
+  it('a completed announce still out when stop() comes is awaited, not aborted, then stopped follows', async () => {
+    const t = fakeTransport({}); // every call waits to be answered by hand
+    let left = 100;
+    const a = make([['http://a/announce']], t.fn, { stats: () => ({ uploaded: 0, downloaded: 100, left }) });
+    a.start();
+    await flush();
+    t.calls[0]!.resolve({ peers: [], interval: 60 });
+    await flush();
+    left = 0;
+    a.completed();
+    const stopping = a.stop(1_000);
+    await flush();
+    expect(t.events()).toEqual(['http://a/announce:started', 'http://a/announce:completed']);
+    const completedCall = t.calls[1]!;
+    expect(completedCall.signal?.aborted).toBe(false);
+    completedCall.resolve({ peers: [], interval: 60 });
+    await flush();
+    t.calls[2]?.resolve({ peers: [], interval: 60 });
+    await stopping;
+    expect(t.events()).toEqual(['http://a/announce:started', 'http://a/announce:completed', 'http://a/announce:stopped']);
+    expect(t.calls[2]!.params.left).toBe(0);
+  });
+
+  it('a tracker still owed completed (its announce failed, a retry pending) gets completed, then stopped', async () => {
+    vi.useFakeTimers();
+    let left = 100;
+    const fn = fakeTransport({
+      'http://a/announce': (p) => {
+        if (p.event === 'completed' && !failedOnce) {
+          failedOnce = true;
+          throw new TrackerError('busy');
+        }
+        return { peers: [], interval: 60 };
+      },
+    });
+    let failedOnce = false;
+    const a = make([['http://a/announce']], fn.fn, { stats: () => ({ uploaded: 0, downloaded: 100, left }) });
+    a.on('tracker-error', () => {});
+    a.start();
+    await flush();
+    left = 0;
+    a.completed();
+    await flush();
+    expect(fn.events()).toEqual(['http://a/announce:started', 'http://a/announce:completed']);
+    const stopping = a.stop(1_000);
+    await vi.advanceTimersByTimeAsync(0);
+    await stopping;
+    expect(fn.events()).toEqual(['http://a/announce:started', 'http://a/announce:completed', 'http://a/announce:completed', 'http://a/announce:stopped']);
+    expect(fn.calls.slice(2).map((c) => c.params.numwant)).toEqual([0, 0]);
+  });
+
+  it('a tracker that got completed gets only stopped', async () => {
+    vi.useFakeTimers();
+    const t = fakeTransport({ 'http://a/announce': 'ok' });
+    const a = make([['http://a/announce']], t.fn);
+    a.start();
+    await flush();
+    a.completed();
+    await flush();
+    const stopping = a.stop(1_000);
+    await vi.advanceTimersByTimeAsync(0);
+    await stopping;
+    expect(t.events()).toEqual(['http://a/announce:started', 'http://a/announce:completed', 'http://a/announce:stopped']);
   });
 });
 
