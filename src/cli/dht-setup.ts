@@ -11,7 +11,7 @@ import { DhtNode } from '../dht/node.js';
 import type { Reporter } from './reporter.js';
 
 export interface DhtConfig {
-  /** UDP port; undefined = the TCP listening port's number when free, else any. */
+  /** UDP port (--dht-port; any free one, with a warning naming both, when it is taken); undefined = the TCP listening port's number when free, else any. */
   port?: number | undefined;
   /** Bootstrap nodes; undefined = the public routers. */
   bootstrap?: readonly PeerAddress[] | undefined;
@@ -26,22 +26,37 @@ export function dhtConfigFrom(opts: { dht?: boolean; dhtPort?: number; dhtBootst
   return { port: opts.dhtPort, bootstrap: opts.dhtBootstrap, host: isIP(bind) === 4 ? bind : '0.0.0.0' };
 }
 
+/** What a session or a magnet's metadata phase reports when one of its DHT lookups ends (`dht-lookup`, and a line with -v). */
+export function reportDhtLookup(reporter: Reporter, verbose: boolean, dht: DhtNode | undefined): (found: number, queried: number) => void {
+  return (found, queried) => {
+    const table = dht?.table.size ?? 0;
+    reporter.event('dht-lookup', { peers: found, nodes: queried, routingTable: table });
+    if (verbose) reporter.info(`DHT: ${found} peer${found === 1 ? '' : 's'} from ${queried} node${queried === 1 ? '' : 's'} (routing table ${table})`);
+  };
+}
+
 /**
  * Open a DHT node on `config.port`, or on `tcpPort`'s number when none was
- * given (any free port when that is taken). A node that cannot be opened is a
- * warning, not a failure: trackers and --peer still work.
+ * given; any free port when that is taken (as README promises for
+ * --dht-port too: a warning then names both, since a port forwarded for the
+ * DHT no longer reaches it). A node that cannot be opened at all is a
+ * warning, not a failure: trackers and --peer still work (a magnet whose
+ * only source was the DHT says so, see magnet-source.ts).
  */
 export async function openDht(config: DhtConfig, tcpPort: number, reporter: Reporter): Promise<DhtNode | undefined> {
-  const tries = config.port !== undefined ? [config.port] : [tcpPort, 0];
+  const tries = [config.port ?? tcpPort, 0];
   let lastError: unknown;
   for (const port of tries) {
     const node = new DhtNode({ host: config.host, port, ...(config.bootstrap ? { bootstrap: config.bootstrap } : {}) });
     try {
       await node.listen();
     } catch (err) {
-      lastError = err;
+      lastError ??= err;
       await node.close();
       continue;
+    }
+    if (config.port !== undefined && config.port !== 0 && node.port !== config.port) {
+      reporter.warn(`--dht-port ${config.port} cannot be used (${errorMessage(lastError)}): the DHT node is on UDP port ${node.port} instead`);
     }
     node.on('warning', (m) => reporter.warn(m));
     reporter.event('dht', { port: node.port, nodeId: node.id.toString('hex') });

@@ -86,6 +86,7 @@ export function registerDownload(program: Command): void {
           {
             listener,
             dht,
+            dhtWanted: shared.dhtConfig !== undefined,
             peers: shared.peers,
             maxPeersPerIp: shared.maxPeersPerIp,
             useTrackers: opts.trackers,

@@ -23,6 +23,7 @@ import { reportPex } from './run-session.js';
 import { trackerScheme } from '../tracker/client.js';
 import { unsupportedTrackerReason } from '../tracker/announcer.js';
 import { onStop, stopError } from './stop.js';
+import { reportDhtLookup } from './dht-setup.js';
 
 /** Anything starting with `magnet:` is a magnet link (a bad one is exit 4, never "no such file"). */
 export function isMagnet(source: string): boolean {
@@ -57,6 +58,8 @@ export async function resolveMagnet(
   opts: {
     listener: Listener;
     dht?: DhtNode | undefined;
+    /** The DHT was asked for (--dht, --dht-bootstrap, --dht-port), whether or not its node started. */
+    dhtWanted?: boolean;
     peers: readonly PeerAddress[];
     maxPeersPerIp?: number;
     useTrackers: boolean;
@@ -74,6 +77,11 @@ export async function resolveMagnet(
   const usableTrackers = trackers.filter((t) => trackerScheme(t) !== undefined);
   // x.pe values that are no host:port (a peer without its port, say): named, never dropped in silence
   const badPeers = (magnet.badPeers ?? []).map((p) => `x.pe=${p}`).join(', ');
+  if (usableTrackers.length === 0 && peers.length === 0 && !opts.dht && opts.dhtWanted) {
+    // "use --dht" would be wrong advice: it was asked for, and could not start
+    const pe = badPeers ? `no usable peer (${badPeers}: not host:port)` : 'no peer (x.pe)';
+    throw new TtError('NO_PEERS', sanitizeForTerminal(`the DHT node could not start (see the warning above); the magnet link names no tracker tt can use and ${pe}, and no --peer was given: tt cannot find peers`));
+  }
   if (usableTrackers.length === 0 && peers.length === 0 && !opts.dht) {
     const peer = badPeers ? 'usable peer' : 'peer';
     const why =
@@ -101,6 +109,7 @@ export async function resolveMagnet(
   });
   fetcher.on('warning', (m) => reporter.warn(m));
   fetcher.on('pex', reportPex(reporter, opts.verbose));
+  fetcher.on('dht-lookup', reportDhtLookup(reporter, opts.verbose, opts.dht));
   fetcher.on('peer-banned', (peer, reason) => reporter.warn(`banned peer ${peer}: ${reason}`));
   if (opts.verbose) {
     fetcher.on('peer-connected', (peer) => reporter.info(`peer ${peer}: connected (metadata)`));

@@ -9,7 +9,7 @@ import type { PeerAddress } from '../core/peer-address.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { DhtNode } from '../dht/node.js';
 import { Listener } from '../session/listener.js';
-import { openDht, type DhtConfig } from './dht-setup.js';
+import { openDht, reportDhtLookup, type DhtConfig } from './dht-setup.js';
 import { TorrentSession, type SessionOptions } from '../session/torrent-session.js';
 import { formatDuration, formatRate, humanBytes } from './format.js';
 import type { Reporter, ShownSizes } from './reporter.js';
@@ -131,10 +131,7 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     if (have > 0 || opts.mode === 'seed') reporter.info(`checked existing data: ${have} of ${total} pieces present${fromRecord}`);
   });
   session.on('warning', (m) => reporter.warn(m));
-  session.on('dht-lookup', (found, queried) => {
-    reporter.event('dht-lookup', { peers: found, nodes: queried, routingTable: dht?.table.size ?? 0 });
-    if (opts.verbose) reporter.info(`DHT: ${found} peer${found === 1 ? '' : 's'} from ${queried} node${queried === 1 ? '' : 's'} (routing table ${dht?.table.size ?? 0})`);
-  });
+  session.on('dht-lookup', reportDhtLookup(reporter, opts.verbose === true, dht));
   session.on('web-seed-dropped', (url, reason) => {
     reporter.event('web-seed-dropped', { url, reason });
     if (reporter.mode !== 'json') reporter.warn(`web seed ${url} dropped: ${reason}`);

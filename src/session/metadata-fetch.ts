@@ -138,6 +138,8 @@ export interface MetadataFetchEvents {
   'peer-banned': [peer: string, reason: string];
   /** A peer's ut_pex message named `added` peers, `fresh` of them new to us (as the session's event). */
   pex: [peer: string, added: number, fresh: number];
+  /** A DHT lookup ended: `found` peers from `queried` nodes (as the session's event). */
+  'dht-lookup': [found: number, queried: number];
   warning: [message: string];
 }
 
@@ -302,6 +304,7 @@ export class MetadataFetcher extends EventEmitter<MetadataFetchEvents> {
         this.#connectMore();
       }),
     );
+    announcer.on('lookup', (found, queried) => this.#guard(() => this.emit('dht-lookup', found, queried)));
     this.#dhtAnnouncer = announcer;
     announcer.start();
   }
