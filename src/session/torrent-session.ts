@@ -284,6 +284,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   /** Fast resume: every file's stamp when the session started, and the files found with data not yet synced. */
   #foundStamps: FolderStamps | undefined;
   #foundUnsynced = new Set<number>();
+  /** Pieces wholly in BEP 47 padding: had from the start, verified by nobody's bytes. */
+  #paddingOnly = 0;
   /** pieces being assembled: index -> buffer and the peer that sent each block */
   readonly #assembly = new Map<number, { buffer: Buffer; senders: string[] }>();
   readonly #smartBan = new SmartBan();
@@ -484,7 +486,9 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       if (this.#foundUnsynced.size > 0) this.#foundUnsynced.add(meta.files.length); // and the part file, where it exists
     }
     // pieces wholly in BEP 47 padding are zeros (hash proved at parse): had from the start, never requested nor waited for
-    for (const i of piecesIn(wholePaddingPieces(meta.files, meta.pieceLength, meta.totalLength))) this.have.set(i);
+    const paddingRanges = wholePaddingPieces(meta.files, meta.pieceLength, meta.totalLength);
+    for (const i of piecesIn(paddingRanges)) this.have.set(i);
+    this.#paddingOnly = paddingRanges.reduce((n, [first, last]) => n + last - first, 0);
     for (const i of this.have.indices()) this.#countHave(i, this.geometry.pieceSize(i));
     this.emit('checked', this.have.count, this.geometry.pieceCount, resumed?.count ?? 0);
     const trackers = this.opts.useTrackers !== false && meta.announceList.length > 0;
@@ -602,7 +606,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // nothing verified (no peer, a dead tracker): the files and folders this run created, never written, go
     // (the lock first, or the folder it is in would not be empty)
     await this.#unlock();
-    await this.storage?.close({ discardUntouched: this.opts.mode === 'download' && this.have.empty && !this.done }).catch(() => undefined);
+    await this.storage?.close({ discardUntouched: this.opts.mode === 'download' && !this.#verifiedData && !this.done }).catch(() => undefined);
   }
 
   /** Gives up the download lock of the output folder (storage/lock.ts). */
@@ -621,7 +625,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   async #saveResume(): Promise<void> {
     const { root, meta } = this.opts;
     try {
-      if (this.have.complete || this.have.empty || !this.storage || !this.#foundStamps) await removeResume(root, meta);
+      if (this.have.complete || !this.#verifiedData || !this.storage || !this.#foundStamps) await removeResume(root, meta);
       else {
         await this.storage.sync(this.#foundUnsynced);
         await this.storage.flushStamps();
@@ -1312,6 +1316,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
   }
 
   /** Counts a newly verified piece in the totals. */
+  /** Whether any piece of the files' data is verified (padding-only pieces are had from the start). */
+  get #verifiedData(): boolean {
+    return this.have.count > this.#paddingOnly;
+  }
+
   #countHave(index: number, bytes: number): void {
     this.#haveBytes += bytes;
     if (this.#selection && !this.#selection.wanted.has(index)) return;

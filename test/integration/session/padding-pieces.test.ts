@@ -6,7 +6,7 @@
  * in 256 KiB pieces (64 pieces of padding).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,4 +60,17 @@ describe('a session and pieces wholly in padding', () => {
     const leech = await startSession({ meta, root: join(work, 'out'), mode: 'download', useTrackers: false, peers: [{ host: '127.0.0.1', port: 9 }], skipCheck: true });
     expect([...leech.session.have.indices()]).toEqual(PADDING);
   });
+
+  it('a download that verified no data (only the padding pieces it had from the start) leaves nothing behind, as one without padding', async () => {
+    const work = await workDir();
+    const out = join(work, 'out');
+    const leech = await startSession({ meta, root: out, mode: 'download', useTrackers: false, peers: [{ host: '127.0.0.1', port: 9 }] });
+    expect(leech.session.have.count).toBe(PADDING.length);
+    expect(existsSync(join(out, 'm', 'a'))).toBe(true); // created at start
+    await leech.session.stop();
+    // the files and folder it created go, and no resume record vouches for padding
+    expect(existsSync(join(out, 'm'))).toBe(false);
+    expect((await readdir(out)).filter((n) => n.endsWith('.tt-resume'))).toEqual([]);
+  });
 });
+
