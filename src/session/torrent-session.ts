@@ -12,6 +12,7 @@
  * BEP 9 metadata requests in metadata-server.ts, what our BEP 10 extended
  * handshake offers and what a peer's sets in extension-handshake.ts.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { displayUrl } from '../core/display-url.js';
@@ -22,6 +23,7 @@ import { generatePeerId, peerKey } from '../core/ids.js';
 import { ipOf, withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { RateMeter, TokenBucket } from '../core/rate.js';
 import { pieceHash, type Metainfo } from '../metainfo/metainfo.js';
+import { READ_CACHE_BYTES } from './read-cache.js';
 import { FileSelection, partFileName } from '../metainfo/selection.js';
 import { PeerConnection, type ReadSink } from '../peer/connection.js';
 import { PiecePicker, type BlockRequest, type Hurry, type PeerToken, type PieceOrder } from '../pieces/picker.js';
@@ -478,6 +480,8 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     // the folder as found: a resume record is checked against it, and the next one is written against it
     const signal = this.#startAbort.signal;
     if (this.#resumes) this.#foundStamps = await stampFolder(root, meta, partFileName(meta));
+    // seeding: the files as checked, so a file changed in place later is noticed (#checkServedFiles)
+    if (this.opts.mode === 'seed') this.#servedStamps = await stampFolder(root, meta, partFileName(meta));
     if (!this.opts.skipCheck) {
       if (this.#foundStamps && !this.opts.recheck) resumed = await loadResume(root, meta, this.#foundStamps);
       this.have = await checkExisting(root, meta, { onProgress: (p) => this.emit('checking', p), selection: onDisk, known: resumed, signal });
@@ -537,6 +541,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         if (!piece) {
           this.#freePiece(into);
           throw new DiskError(`its data in ${root} is missing or shorter than the torrent says`);
+        }
+        // a file changed on disk since it was checked: this piece is hashed again before it is served
+        if (this.#changedFiles.size > 0 && this.#touchesChanged(index) && !createHash('sha1').update(piece).digest().equals(pieceHash(meta, index))) {
+          this.#freePiece(into);
+          throw new DiskError(`it no longer matches its hash: its file changed on disk since it was checked`);
         }
         return piece;
       },
@@ -1644,6 +1653,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       return;
     }
     this.#checkFilesNow(now);
+    this.#checkServedFiles(now);
     if (this.peerCount < (this.opts.maxPeers ?? 50) / 2 && !this.pool.hasWaiting()) {
       this.#announcer?.requestPeers();
       if (this.opts.mode === 'download' && !this.done) this.#dhtAnnouncer?.requestPeers();
@@ -1675,6 +1685,54 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   #filesCheckedAt = Date.now();
   #filesInPlaceBusy = false;
+
+  /**
+   * Seeding: every FILES_CHECK_MS, whether a file was changed in place since
+   * it was checked (its size, mtime or ctime: a build rewritten under
+   * `tt seed`). Its pieces are then hashed again as they are read to be
+   * served, and one that no longer matches is not had any more (requests for
+   * it rejected) instead of reaching leechers as a hash failure that gets
+   * this seed banned. Pieces too large to read whole (served block by block)
+   * are given up at once. libtorrent and Transmission serve such bytes as
+   * they are. Torrents of more than FILES_CHECK_MAX files are not watched.
+   */
+  #checkServedFiles(now: number): void {
+    const was = this.#servedStamps;
+    if (!was || this.#stopped || this.#servedCheckBusy || this.meta.files.length > FILES_CHECK_MAX) return;
+    if (now - this.#servedCheckedAt < (this.opts.filesCheckMs ?? FILES_CHECK_MS)) return;
+    this.#servedCheckedAt = now;
+    this.#servedCheckBusy = true;
+    const { meta } = this;
+    stampFolder(this.opts.root, meta, partFileName(meta))
+      .then((found) => {
+        if (this.#stopped) return;
+        found.files.forEach((stamp, i) => {
+          const before = was.files[i];
+          if (this.#changedFiles.has(i) || before === undefined || before === null || meta.files[i]!.padding) return;
+          if (stamp !== null && stamp[0] === before[0] && stamp[1] === before[1] && stamp[2] === before[2] && stamp[3] === before[3]) return;
+          this.#changedFiles.add(i);
+          const whole = meta.pieceLength * 2 <= READ_CACHE_BYTES;
+          this.emit(
+            'warning',
+            `${meta.files[i]!.path.join('/')} changed on disk while seeding: ${whole ? 'its pieces are hashed again before they are served' : 'its pieces are no longer served'}`,
+          );
+          if (!whole) this.#losePieces([...filesPieces(meta, i)].filter((p) => this.have.has(p)));
+        });
+      })
+      .catch(() => undefined) // a folder that cannot be looked at: reads will say so
+      .finally(() => (this.#servedCheckBusy = false));
+  }
+
+  #servedStamps: FolderStamps | undefined;
+  #servedCheckedAt = Date.now();
+  #servedCheckBusy = false;
+  /** Files (indices) changed on disk since `tt seed` checked them. */
+  readonly #changedFiles = new Set<number>();
+
+  #touchesChanged(index: number): boolean {
+    for (const f of filesTouched(this.meta, [index])) if (this.#changedFiles.has(f)) return true;
+    return false;
+  }
 
   /** When the newest block still counted arrived (or waiting began); forgets senders quiet for longer than `stallTimeout`. */
   #lastDataAt(now: number, stallTimeout: number): number {
@@ -1709,4 +1767,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
       state.conn.close(`error: ${errorMessage(err)}`);
     }
   }
+}
+
+/** The pieces file `fileIndex` of `meta` lies in (none for an empty file). */
+function* filesPieces(meta: Metainfo, fileIndex: number): Generator<number> {
+  const f = meta.files[fileIndex]!;
+  if (f.length === 0) return;
+  for (let p = Math.floor(f.offset / meta.pieceLength); p <= Math.floor((f.offset + f.length - 1) / meta.pieceLength); p++) yield p;
 }
