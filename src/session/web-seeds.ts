@@ -167,6 +167,8 @@ export class WebSeeds {
           fetched += part.length;
         }
         if (this.#closed) return;
+        // given up meanwhile (the smart ban found it guilty): its bytes are not stored, its blocks go back
+        if (ws.disabled !== undefined) throw new Error(`dropped: ${ws.disabled}`);
         const now = Date.now();
         this.#host.alive(now);
         ws.succeeded(fetched);
@@ -179,6 +181,10 @@ export class WebSeeds {
     } catch (err) {
       if (this.#closed) return;
       for (const b of pending) picker.release(ws, b.index, b.begin);
+      if (ws.disabled !== undefined) {
+        this.#host.released(); // dropped while this was in flight (said then): peers take its blocks
+        return;
+      }
       if (ws.failed(Date.now(), errorMessage(err))) this.#host.dropped(ws.base.href, ws.disabled!);
       else this.#host.warning(`${ws.key}: ${errorMessage(err)}; retrying later`);
       this.#host.released(); // its blocks are free for peers now

@@ -142,6 +142,31 @@ describe('WebSeeds', () => {
     expect(picker.pick({}, 'all', 1000).length).toBe(Math.ceil(SINGLE_DATA.length / BLOCK_SIZE));
   });
 
+  it('banned while its requests are in flight: what they bring is not stored, and their blocks go back to the picker for peers', async () => {
+    // the answers wait until the ban has happened
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    server = createServer((req, res) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!;
+      const body = SINGLE_DATA.subarray(Number(m[1]), Number(m[2]) + 1);
+      void gate.then(() => res.writeHead(206, { 'content-range': `bytes ${m[1]}-${m[2]}/${SINGLE_DATA.length}`, 'content-length': body.length }).end(body));
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const a = server.address();
+    const base = new URL(`http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/file`);
+    const { picker, log, seeds } = setUp(base);
+    seeds.pump();
+    expect(seeds.busy).toBe(true);
+    seeds.ban(`web seed ${base.href}`, 'sent corrupt data');
+    release();
+    await until(() => !seeds.busy);
+    expect(log.stored).toBe(0);
+    expect(log.released).toBeGreaterThan(0);
+    expect(log.warnings).toEqual([]); // dropped once (said by the ban), not 'retrying later'
+    expect(log.dropped).toHaveLength(1);
+    expect(picker.pick({}, 'all', 1000).length).toBe(Math.ceil(SINGLE_DATA.length / BLOCK_SIZE));
+  });
+
   it('ban() gives up a web seed by its key, once', async () => {
     const base = await serve();
     const { log, seeds } = setUp(base);
