@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { encode } from '../../../src/metainfo/bencode.js';
 import { METADATA_PIECE_BYTES } from '../../../src/metainfo/metadata.js';
 import { METADATA_REQUEST_TIMEOUT_MS } from '../../../src/session/metadata-fetch.js';
-import { MAX_KNOWN_PER_IP } from '../../../src/session/peer-pool.js';
+import { MAX_KNOWN_PER_IP, PeerPool } from '../../../src/session/peer-pool.js';
 import { MAX_EARLY_PEX, MAX_PEX_LEARNED, PEX_MIN_GAP_MS } from '../../../src/session/pex.js';
 import { MAX_PEX_BYTES, UT_PEX } from '../../../src/wire/pex.js';
 import { RAW_UT_METADATA_ID, RAW_UT_PEX_ID, closeScriptedPeers, fetchExplained, fetcherLog, metadataSeed, isExtended, scriptedPeers, sendPex, testFetcher } from '../../helpers/metadata-fetcher.js';
@@ -125,7 +125,7 @@ describe('hostile ut_pex in the metadata phase', () => {
     f.stop();
   });
 
-  it(`one host named under 199 ports: ${MAX_KNOWN_PER_IP} of them are kept, and only those are handed on`, async () => {
+  it(`one host named under 199 ports: none is lost to the cap (those not dialed are handed on), and the download's pool dials ${MAX_KNOWN_PER_IP} of them at most, queueing the rest (fb233fb)`, async () => {
     const { seed, info, infoHash } = await metadataSeed();
     const ports = Array.from({ length: 199 }, (_, i) => ({ host: '127.0.9.9', port: 1000 + i }));
     const r = await scriptedPeers(infoHash, { m: { [UT_PEX]: RAW_UT_PEX_ID } }, (peer, theirs) => sendPex(peer, theirs.m.get(UT_PEX)!, [...ports, seed.address]));
@@ -133,9 +133,18 @@ describe('hostile ut_pex in the metadata phase', () => {
     const seen = fetcherLog(f);
     const result = await fetchExplained(f);
     expect(result.metadata.equals(info)).toBe(true);
-    expect(seen.pex).toEqual([[`127.0.0.1:${r.port}`, 200, MAX_KNOWN_PER_IP + 1]]);
-    expect(result.pexPeers.filter((p) => p.host === '127.0.9.9')).toHaveLength(MAX_KNOWN_PER_IP);
+    expect(seen.pex).toEqual([[`127.0.0.1:${r.port}`, 200, 200]]);
+    // the fetcher dials that IP's dialable ones meanwhile (dead ports: forgotten); the rest are handed on
+    const handed = result.pexPeers.filter((p) => p.host === '127.0.9.9');
+    expect(handed.length).toBeGreaterThanOrEqual(199 - MAX_KNOWN_PER_IP);
+    expect(handed.length).toBeLessThanOrEqual(199);
     expect(result.pexPeers).toContainEqual(seed.address);
+    // what the download does with them: MAX_KNOWN_PER_IP dialable at that IP, the rest queued, never dialed meanwhile
+    const pool = new PeerPool();
+    pool.add(result.pexPeers, false, true);
+    const dialable = ports.filter((a) => pool.get(`${a.host}:${a.port}`)?.queued === false);
+    expect(dialable).toHaveLength(Math.min(MAX_KNOWN_PER_IP, handed.length));
+    expect(pool.get(`${seed.address.host}:${seed.address.port}`)?.queued).toBe(false);
   });
 
   it('a peer offering ut_pex without the metadata that never sends a list holds its slot only until the metadata timeout', async () => {
