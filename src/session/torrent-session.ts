@@ -31,7 +31,7 @@ import { firstLastPieces } from '../pieces/first-last.js';
 import { WebSeeds, usableWebSeeds, type WebSeedHost } from './web-seeds.js';
 import { TorrentStorage, hasPartFile, type FileOpener } from '../storage/storage.js';
 import { checkExisting, type CheckProgress } from '../storage/check.js';
-import { expectedStamps, filesTouched, loadResume, removeResume, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
+import { expectedStamps, filesTouched, loadResume, removeResume, sameStamp, saveResume, stampFolder, type FolderStamps } from '../storage/resume.js';
 import { PieceHasher } from '../storage/hasher.js';
 import { paddingBlocks } from '../pieces/padding.js';
 import { piecesIn, wholePaddingPieces } from '../metainfo/padding-pieces.js';
@@ -1709,7 +1709,7 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
         found.files.forEach((stamp, i) => {
           const before = was.files[i];
           if (this.#changedFiles.has(i) || before === undefined || before === null || meta.files[i]!.padding) return;
-          if (stamp !== null && stamp[0] === before[0] && stamp[1] === before[1] && stamp[2] === before[2] && stamp[3] === before[3]) return;
+          if (sameStamp(stamp ?? null, before)) return;
           this.#changedFiles.add(i);
           const whole = meta.pieceLength * 2 <= READ_CACHE_BYTES;
           this.emit(

@@ -244,7 +244,8 @@ async function stampPath(path: string): Promise<Stamp> {
   }
 }
 
-function sameStamp(a: Stamp, b: Stamp): boolean {
+/** Whether two stamps name the same file as it was (both absent counts). */
+export function sameStamp(a: Stamp, b: Stamp): boolean {
   if (a === null || b === null) return a === b;
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 }
