@@ -35,6 +35,9 @@ function assertHttpUrl(url: string): URL {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new TrackerError(`unsupported tracker URL scheme: ${parsed.protocol}`);
   }
+  // port 0 cannot be dialed: node would dial the scheme's default port, one nobody named (client.ts
+  // skips such a URL in a torrent; this is a redirect's Location)
+  if (parsed.port === '0') throw new TrackerError('port 0 cannot be dialed');
   // credentials in a URL (the .torrent's or a redirect's Location) are never sent, as for web seeds:
   // node would turn them into Basic auth for whatever host the URL names
   parsed.username = '';

@@ -121,6 +121,11 @@ describe('announceHttp against fake trackers', () => {
     expect(hits).toBe(6);
   });
 
+  it('refuses a redirect to port 0 (node would dial port 80, which nobody named)', async () => {
+    const url = await fakeTracker((_req, res) => res.writeHead(302, { location: 'http://127.0.0.1:0/announce' }).end());
+    await expect(announceHttp(url, params)).rejects.toThrow(/^port 0 cannot be dialed$/);
+  });
+
   it('refuses a redirect to another scheme', async () => {
     const url = await fakeTracker((_req, res) => res.writeHead(302, { location: 'file:///etc/passwd' }).end());
     await expect(announceHttp(url, params)).rejects.toThrow(/unsupported tracker URL scheme/);
