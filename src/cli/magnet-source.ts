@@ -7,8 +7,8 @@
  * be a private torrent's (BEP 27).
  */
 import { TtError } from '../core/errors.js';
-import { generatePeerId } from '../core/ids.js';
-import type { PeerAddress } from '../core/peer-address.js';
+import { generatePeerId, peerKey } from '../core/ids.js';
+import { withoutSelf, type PeerAddress } from '../core/peer-address.js';
 import { parseMagnet, type MagnetLink } from '../metainfo/magnet.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { torrentFileBytes } from '../metainfo/metadata.js';
@@ -73,16 +73,19 @@ export async function resolveMagnet(
   const peerId = generatePeerId();
   const trackers = opts.useTrackers ? magnet.trackers : [];
   const peers = [...opts.peers, ...magnet.peers];
+  // tt's own listening address is no peer (the fetcher says so and never dials it): with nothing else, nothing can come
+  const others = withoutSelf(peers, opts.listener.port);
+  const onlySelf = peers.length > 0 && others.length === 0 ? ` (${peerKey(peers[0]!.host, peers[0]!.port)}, the only peer given, is tt's own listening address)` : '';
   // a tracker tt cannot speak (javascript:, wss:) is no way to find peers: said now, not as 'every tracker failed'
   const usableTrackers = trackers.filter((t) => trackerScheme(t) !== undefined);
   // x.pe values that are no host:port (a peer without its port, say): named, never dropped in silence
   const badPeers = (magnet.badPeers ?? []).map((p) => `x.pe=${p}`).join(', ');
-  if (usableTrackers.length === 0 && peers.length === 0 && !opts.dht && opts.dhtWanted) {
+  if (usableTrackers.length === 0 && others.length === 0 && !opts.dht && opts.dhtWanted) {
     // "use --dht" would be wrong advice: it was asked for, and could not start
     const pe = badPeers ? `no usable peer (${badPeers}: not host:port)` : 'no peer (x.pe)';
-    throw new TtError('NO_PEERS', sanitizeForTerminal(`the DHT node could not start (see the warning above); the magnet link names no tracker tt can use and ${pe}, and no --peer was given: tt cannot find peers`));
+    throw new TtError('NO_PEERS', sanitizeForTerminal(`the DHT node could not start (see the warning above); the magnet link names no tracker tt can use and ${pe}, and no --peer was given${onlySelf}: tt cannot find peers`));
   }
-  if (usableTrackers.length === 0 && peers.length === 0 && !opts.dht) {
+  if (usableTrackers.length === 0 && others.length === 0 && !opts.dht) {
     const peer = badPeers ? 'usable peer' : 'peer';
     const why =
       trackers.length > 0
@@ -91,7 +94,7 @@ export async function resolveMagnet(
           ? `with --no-trackers, the magnet link names no ${peer}`
           : `the magnet link names no tracker or ${peer}`;
     const pe = badPeers ? `(${badPeers}: not host:port)` : '(x.pe)';
-    throw new TtError('USAGE', sanitizeForTerminal(`${why} ${pe} and no --peer given, tt cannot find peers: use --dht, or give peers with --peer host:port`));
+    throw new TtError('USAGE', sanitizeForTerminal(`${why} ${pe} and no --peer given${onlySelf}, tt cannot find peers: use --dht, or give peers with --peer host:port`));
   }
   if (badPeers) reporter.warn(`the magnet link's ${badPeers}: not host:port, ignored`);
   const fetcher = new MetadataFetcher({

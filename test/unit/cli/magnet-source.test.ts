@@ -31,4 +31,16 @@ describe('resolveMagnet with no way to find peers', () => {
     expect(err.message).toBe('the DHT node could not start (see the warning above); the magnet link names no tracker tt can use and no peer (x.pe), and no --peer was given: tt cannot find peers');
     expect(err.message).not.toMatch(/use --dht/);
   });
+
+  it('a magnet whose only peer is tt itself (x.pe or --peer naming its own listening port) fails at once, not after --peer-timeout', async () => {
+    const listener = { port: 6881 } as Listener;
+    const opts = { listener, dht: undefined, dhtWanted: false, peers: [{ host: '127.0.0.1', port: 6881 }], useTrackers: true, timeoutMs: 8_000, verbose: false, pex: true };
+    const started = Date.now();
+    const err: unknown = await resolveMagnet(readMagnet(`${BARE}&x.pe=localhost:6881`), opts, new Reporter('quiet')).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(err).toBeInstanceOf(TtError);
+    expect((err as TtError).code).toBe('USAGE');
+    expect((err as TtError).message).toMatch(/127\.0\.0\.1:6881, the only peer given, is tt's own listening address/);
+  });
 });
+
