@@ -52,7 +52,7 @@ export function addSharedOptions(cmd: Command, peerHelp: string, goalPrefix: str
       'allow',
     )
     .option('--dht', 'also find peers through the DHT (BEP 5); never for private torrents')
-    .option('--dht-port <port>', 'UDP port of the DHT node (default: the TCP port\'s number; implies --dht)', parsePort)
+    .option('--dht-port <port>', 'UDP port of the DHT node (default: the TCP port\'s number; any free one when taken; implies --dht)', parsePort)
     .option('--dht-bootstrap <host:port>', 'DHT node to start from instead of the public routers (repeatable; implies --dht)', parsePeer)
     .option('--no-pex', 'do not exchange peer lists with peers (BEP 11 PEX; never used for private torrents)')
     .option('--seed-ratio <ratio>', `${goalPrefix}stop once uploaded/size reaches this`, parseRatio)
