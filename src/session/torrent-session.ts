@@ -1129,7 +1129,11 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
 
   #onReject(state: PeerState, index: number, begin: number): void {
     const key = blockKey(index, begin);
-    state.released.delete(key);
+    // the answer to a cancel of ours (BEP 6 rejects a cancelled request): it says nothing of a request of
+    // the same block made since (a piece that failed its hash is asked for again), which stays outstanding;
+    // taken for a refusal, the piece was not asked of this peer for REJECTED_RETRY_MS, and a download
+    // whose only source it was stalled
+    if (state.released.delete(key)) return;
     if (!state.outstanding.delete(key)) return;
     this.picker?.release(state.conn, index, begin);
     // refused while it unchokes us: it does not have that piece (any more), whatever it said; ask it for others
