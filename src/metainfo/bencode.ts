@@ -7,6 +7,9 @@
  * with decode()), except where the caller asks: decodePrefix (BEP 9, data follows)
  * and decodeWithSpans with `allowTrailingBytes` (a .torrent file: libtorrent ignores
  * what follows its dictionary).
+ * decodeWithSpans with a `shape` (the keys a reader looks at) builds only those: every
+ * other value is checked by the same rules and limits but never built, so a document's
+ * memory is what its reader needs, not ~100x the bytes of values nobody reads.
  */
 import { BencodeError } from '../core/errors.js';
 
@@ -45,25 +48,62 @@ const CH_MINUS = 0x2d; // '-'
 const CH_0 = 0x30;
 const CH_9 = 0x39;
 
-interface ListFrame {
-  readonly kind: 'list';
-  readonly start: number;
-  readonly value: BValue[];
+/**
+ * What a reader looks at in a document (decodeWithSpans `shape`): 'scalar' where it reads
+ * a byte string or an integer, a DictShape or ListShape where it reads into a container.
+ * Scalars are always built. A container of the kind expected is built by its shape; one
+ * of another kind (a list where a dict is read, any container where a scalar is) is
+ * checked and built empty, so a reader sees its kind (for its error) but never its items.
+ */
+export type Shape = 'scalar' | DictShape | ListShape;
+
+/** A dict whose listed keys are read; the values of any other key are checked, never built. */
+export class DictShape {
+  /** @internal */
+  readonly entries: readonly { readonly key: string; readonly bytes: Buffer; readonly shape: Shape }[];
+  constructor(keys: Readonly<Record<string, Shape>>) {
+    this.entries = Object.entries(keys).map(([key, shape]) => ({ key, bytes: Buffer.from(key, 'latin1'), shape }));
+  }
 }
-interface DictFrame {
-  readonly kind: 'dict';
+
+/** A list every item of which is read with one shape (items are never dropped: indexes stay). */
+export class ListShape {
+  constructor(readonly item: Shape) {}
+}
+
+/** How a value is decoded: built whole (no shape: decode() as ever), checked only, or by a shape. */
+const ALL = 0;
+const SKIP = 1;
+type Plan = typeof ALL | typeof SKIP | Shape;
+
+interface Frame {
+  readonly kind: 'list' | 'dict';
   readonly start: number;
-  readonly value: BDict;
-  /** The key read and waiting for its value, or undefined when a key is expected next. */
+  /** The container attached when the frame ends; undefined for a skipped value (nothing attached). */
+  readonly value: BValue[] | BDict | undefined;
+  /** How its items are decoded: ALL, SKIP, or its own shape (a ListShape or DictShape). */
+  readonly plan: Plan;
+  /** dict: a key was read and its value is awaited. */
+  awaiting: boolean;
+  /** dict: the key (latin1) the awaited value is set under, undefined when it is not built. */
   key: string | undefined;
+  /** dict, plan not ALL: how the awaited value is decoded. */
+  valuePlan: Plan;
+  /** dict, plan not ALL: the previous key's bytes [lastKeyStart, lastKeyEnd); -1 before the first. */
+  lastKeyStart: number;
+  lastKeyEnd: number;
+  /** dict, plan not ALL: every key so far, kept only once keys came out of order (duplicates possible). */
+  seen: Set<string> | undefined;
 }
-type Frame = ListFrame | DictFrame;
 
 interface DecodeResult {
   value: BValue;
   end: number;
   spans: Map<string, ByteSpan>;
 }
+
+/** Shared by every empty byte string of a shaped decode (it has no bytes to change). */
+const EMPTY = Buffer.alloc(0);
 
 function isDigit(c: number | undefined): boolean {
   return c !== undefined && c >= CH_0 && c <= CH_9;
@@ -98,12 +138,57 @@ function readNumber(bytes: Uint8Array, pos: number, allowMinus: boolean, what: s
   return { n: negative ? -n : n, pos };
 }
 
-function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, requireEnd: boolean, recordSpans: boolean): DecodeResult {
+/** -1, 0 or 1 as bytes [a, aEnd) sort before, equal or after [b, bEnd). */
+function compareBytes(bytes: Uint8Array, a: number, aEnd: number, b: number, bEnd: number): number {
+  const n = Math.min(aEnd - a, bEnd - b);
+  for (let i = 0; i < n; i++) {
+    const d = bytes[a + i]! - bytes[b + i]!;
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return aEnd - a === bEnd - b ? 0 : aEnd - a < bEnd - b ? -1 : 1;
+}
+
+/** Offset after the value at `pos` in already-checked bytes. */
+function skipChecked(bytes: Uint8Array, pos: number): number {
+  let depth = 0;
+  do {
+    const c = bytes[pos]!;
+    if (c === CH_I) pos = bytes.indexOf(CH_E, pos) + 1;
+    else if (c === CH_L || c === CH_D) {
+      depth++;
+      pos++;
+    } else if (c === CH_E) {
+      depth--;
+      pos++;
+    } else {
+      const len = readNumber(bytes, pos, false, 'string length');
+      pos = len.pos + 1 + len.n;
+    }
+  } while (depth > 0);
+  return pos;
+}
+
+/** The keys (latin1) of the dict at `start` before offset `end`, in already-checked bytes. */
+function keysBefore(input: Buffer, start: number, end: number): Set<string> {
+  const keys = new Set<string>();
+  let pos = start + 1;
+  while (pos < end) {
+    const len = readNumber(input, pos, false, 'string length');
+    const keyEnd = len.pos + 1 + len.n;
+    keys.add(input.toString('latin1', len.pos + 1, keyEnd));
+    pos = skipChecked(input, keyEnd);
+  }
+  return keys;
+}
+
+function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, requireEnd: boolean, recordSpans: boolean, shape?: Shape): DecodeResult {
   const maxDepth = limits?.maxDepth ?? DEFAULT_MAX_DEPTH;
   const maxItems = limits?.maxItems ?? DEFAULT_MAX_ITEMS;
   const maxBytes = limits?.maxBytes ?? DEFAULT_MAX_BYTES;
   if (bytes.length > maxBytes) throw new BencodeError(`input larger than ${maxBytes} bytes`, maxBytes);
   if (bytes.length === 0) throw new BencodeError('empty input', 0);
+  const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const rootPlan: Plan = shape ?? ALL;
 
   const stack: Frame[] = [];
   const spans = new Map<string, ByteSpan>();
@@ -112,8 +197,8 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
   let root: BValue | undefined;
   let rootDone = false;
 
-  /** Attach a finished value spanning [start, pos) to its parent, or make it the root. */
-  const attach = (value: BValue, start: number): void => {
+  /** A finished value spanning [start, pos) goes to its parent (nothing when undefined: not built), or is the root. */
+  const attach = (value: BValue | undefined, start: number): void => {
     const parent = stack[stack.length - 1];
     if (parent === undefined) {
       root = value;
@@ -121,32 +206,64 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
       return;
     }
     if (parent.kind === 'list') {
-      parent.value.push(value);
+      if (value !== undefined) (parent.value as BValue[]).push(value);
       return;
     }
-    const key = parent.key!;
-    parent.value.set(key, value);
+    if (value !== undefined) {
+      const key = parent.key!;
+      (parent.value as BDict).set(key, value);
+      if (recordSpans && stack.length === 1) spans.set(key, { start, end: pos });
+    }
     parent.key = undefined;
-    if (recordSpans && stack.length === 1) spans.set(key, { start, end: pos });
+    parent.awaiting = false;
+  };
+
+  /** A key [keyStart, keyEnd) of a dict decoded by a plan other than ALL: refuse a duplicate, then pick how its value is decoded. */
+  const shapedKey = (top: Frame, start: number, keyStart: number, keyEnd: number): void => {
+    // keys in order (as BEP 3 writes them) cannot repeat: only keys out of order are remembered
+    if (top.seen === undefined && top.lastKeyStart >= 0 && compareBytes(input, top.lastKeyStart, top.lastKeyEnd, keyStart, keyEnd) >= 0) {
+      top.seen = keysBefore(input, top.start, start);
+    }
+    if (top.seen !== undefined) {
+      const key = input.toString('latin1', keyStart, keyEnd);
+      if (top.seen.has(key)) throw new BencodeError('duplicate dict key', start);
+      top.seen.add(key);
+    }
+    top.lastKeyStart = keyStart;
+    top.lastKeyEnd = keyEnd;
+    top.key = undefined;
+    top.valuePlan = SKIP;
+    if (top.plan instanceof DictShape) {
+      for (const entry of top.plan.entries) {
+        if (entry.bytes.length === keyEnd - keyStart && entry.bytes.compare(input, keyStart, keyEnd) === 0) {
+          top.key = entry.key;
+          top.valuePlan = entry.shape;
+          break;
+        }
+      }
+    }
+    top.awaiting = true;
   };
 
   while (!rootDone) {
     if (pos >= bytes.length) throw new BencodeError('truncated input', pos);
     const c = bytes[pos]!;
     const top = stack[stack.length - 1];
-    const wantKey = top !== undefined && top.kind === 'dict' && top.key === undefined;
+    const wantKey = top !== undefined && top.kind === 'dict' && !top.awaiting;
 
     if (c === CH_E) {
       if (top === undefined) throw new BencodeError("unexpected 'e'", pos);
-      if (top.kind === 'dict' && top.key !== undefined) throw new BencodeError('dict key without a value', pos);
+      if (top.kind === 'dict' && top.awaiting) throw new BencodeError('dict key without a value', pos);
       stack.pop();
       pos++;
-      attach(top.value, top.start);
+      // a shaped list is kept while its reader reads: without the spare room pushing left (a 2-item list holds 17)
+      attach(top.plan instanceof ListShape ? (top.value as BValue[]).slice() : top.value, top.start);
       continue;
     }
     if (wantKey && !isDigit(c)) throw new BencodeError('dict key is not a string', pos);
     if (++items > maxItems) throw new BencodeError(`more than ${maxItems} items`, pos);
     const start = pos;
+    const plan: Plan = top === undefined ? rootPlan : top.plan === ALL || top.plan === SKIP ? top.plan : top.plan instanceof ListShape ? top.plan.item : top.valuePlan;
 
     if (isDigit(c)) {
       const len = readNumber(bytes, pos, false, 'string length');
@@ -156,14 +273,22 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
       pos++;
       // checked against what remains BEFORE anything is allocated
       if (len.n > bytes.length - pos) throw new BencodeError(`string of ${len.n} bytes runs past the end`, start);
-      const body = bytes.subarray(pos, pos + len.n);
+      const bodyStart = pos;
       pos += len.n;
       if (wantKey) {
-        const key = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1');
-        if (top.value.has(key)) throw new BencodeError('duplicate dict key', start);
-        top.key = key;
+        if (top.plan !== ALL) shapedKey(top, start, bodyStart, pos);
+        else {
+          const key = input.toString('latin1', bodyStart, pos);
+          if ((top.value as BDict).has(key)) throw new BencodeError('duplicate dict key', start);
+          top.key = key;
+          top.awaiting = true;
+        }
+      } else if (plan === ALL) {
+        attach(Buffer.from(input.subarray(bodyStart, pos)), start); // a copy: never a view into a caller's (maybe reused) buffer
+      } else if (plan === SKIP) {
+        attach(undefined, start);
       } else {
-        attach(Buffer.from(body), start); // a copy: never a view into a caller's (maybe reused) buffer
+        attach(len.n === 0 ? EMPTY : input.subarray(bodyStart, pos), start); // a view: the shaped reader reads it and lets go
       }
     } else if (c === CH_I) {
       const num = readNumber(bytes, pos + 1, true, 'integer');
@@ -171,11 +296,26 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
       if (pos >= bytes.length) throw new BencodeError('truncated integer', pos);
       if (bytes[pos] !== CH_E) throw new BencodeError("integer not terminated by 'e'", pos);
       pos++;
-      attach(num.n, start);
+      attach(plan === SKIP ? undefined : num.n, start);
     } else if (c === CH_L || c === CH_D) {
       if (stack.length >= maxDepth) throw new BencodeError(`nesting deeper than ${maxDepth}`, pos);
       pos++;
-      stack.push(c === CH_L ? { kind: 'list', start, value: [] } : { kind: 'dict', start, value: new Map(), key: undefined });
+      const isList = c === CH_L;
+      // a container of the kind its shape reads is built by it; of another kind, built empty (its kind is what a reader sees)
+      const own = plan === ALL || (isList ? plan instanceof ListShape : plan instanceof DictShape);
+      const value = plan === SKIP ? undefined : isList ? [] : new Map<string, BValue>();
+      stack.push({
+        kind: isList ? 'list' : 'dict',
+        start,
+        value,
+        plan: own ? plan : SKIP,
+        awaiting: false,
+        key: undefined,
+        valuePlan: SKIP,
+        lastKeyStart: -1,
+        lastKeyEnd: -1,
+        seen: undefined,
+      });
     } else {
       throw new BencodeError(`unexpected byte 0x${c.toString(16).padStart(2, '0')}`, pos);
     }
@@ -201,13 +341,17 @@ export function decodePrefix(bytes: Uint8Array, limits?: DecodeLimits): { value:
  * top-level dict (empty when the root is not a dict). The info hash is the SHA-1
  * of `bytes.subarray(span.start, span.end)` for key 'info'. With
  * `allowTrailingBytes`, whatever follows the value is ignored; `end` says where it stopped.
+ * With a `shape`, only what it names is built (and only the spans of its top-level keys
+ * are recorded); the rest is checked as strictly, and counts against the same limits.
+ * Its byte strings are then views into `bytes`, for a reader that takes what it needs
+ * and lets the result go: `bytes` must not change while the result is in use.
  */
 export function decodeWithSpans(
   bytes: Uint8Array,
   limits?: DecodeLimits,
-  opts: { allowTrailingBytes?: boolean } = {},
+  opts: { allowTrailingBytes?: boolean; shape?: Shape } = {},
 ): { value: BValue; spans: ReadonlyMap<string, ByteSpan>; end: number } {
-  const r = decodeCore(bytes, limits, opts.allowTrailingBytes !== true, true);
+  const r = decodeCore(bytes, limits, opts.allowTrailingBytes !== true, true, opts.shape);
   return { value: r.value, spans: r.spans, end: r.end };
 }
 

@@ -13,6 +13,8 @@
  * the torrent's names and again on the mapped ones. Bytes after the top-level dictionary are refused
  * unless the caller reads a .torrent file (`allowTrailingBytes`): libtorrent and
  * other clients ignore them there, and the info hash (its raw span) cannot change.
+ * Only the keys read here are built (TORRENT_SHAPE); any other key's value is checked
+ * as strictly and dropped, so a torrent costs what tt keeps of it.
  */
 import { createHash } from 'node:crypto';
 import { MetainfoError } from '../core/errors.js';
@@ -20,6 +22,8 @@ import {
   type BDict,
   type BValue,
   DEFAULT_MAX_BYTES,
+  DictShape,
+  ListShape,
   decodeWithSpans,
   getBytes,
   getInt,
@@ -41,6 +45,34 @@ export const MAX_TORRENT_BYTES = DEFAULT_MAX_BYTES;
 export const MAX_PIECE_LENGTH = 512 * 1024 * 1024;
 export const MAX_PIECE_COUNT = 2 ** 21;
 const SHA1_LENGTH = 20;
+
+/**
+ * Every key parseTorrent reads, at every level: the decoder builds only these (any other
+ * key's value, however large, is checked and dropped: a torrent costs what tt keeps of it).
+ * A key read here must be listed here, or the parser sees it absent.
+ */
+const FILE_SHAPE = new DictShape({ length: 'scalar', path: new ListShape('scalar'), 'path.utf-8': new ListShape('scalar'), attr: 'scalar' });
+const INFO_SHAPE = new DictShape({
+  'meta version': 'scalar',
+  name: 'scalar',
+  'name.utf-8': 'scalar',
+  'piece length': 'scalar',
+  pieces: 'scalar',
+  length: 'scalar',
+  files: new ListShape(FILE_SHAPE),
+  private: 'scalar',
+});
+const TORRENT_SHAPE = new DictShape({
+  info: INFO_SHAPE,
+  announce: 'scalar',
+  'announce-list': new ListShape(new ListShape('scalar')),
+  'url-list': new ListShape('scalar'),
+  'creation date': 'scalar',
+  comment: 'scalar',
+  'comment.utf-8': 'scalar',
+  'created by': 'scalar',
+  'created by.utf-8': 'scalar',
+});
 
 /** An ErrorFactory for the bencode accessors that prefixes the dict's field path. */
 function failAt(prefix: string): (key: string, problem: string) => MetainfoError {
@@ -261,7 +293,8 @@ function readUrlList(root: BDict): string[] {
 export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metainfo {
   const platform = opts.platform ?? process.platform;
   if (bytes.length > MAX_TORRENT_BYTES) throw new MetainfoError('file', `larger than ${MAX_TORRENT_BYTES} bytes`);
-  const { value: root, spans } = decodeWithSpans(bytes, undefined, { allowTrailingBytes: opts.allowTrailingBytes === true });
+  // byte strings in root are views into bytes: nothing below keeps one (each is read into a string, pieces copied)
+  const { value: root, spans } = decodeWithSpans(bytes, undefined, { allowTrailingBytes: opts.allowTrailingBytes === true, shape: TORRENT_SHAPE });
   if (!isDict(root)) throw new MetainfoError('torrent', 'not a dictionary');
   const info = requireDict(root, 'info', failAt(''));
   const span = spans.get('info')!;
@@ -293,7 +326,8 @@ export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metain
     if (!Number.isSafeInteger(offset)) throw new MetainfoError('info.files', 'total size is not a safe integer');
   }
   const totalLength = offset;
-  const { pieces, pieceCount } = readPieces(info, pieceLength, totalLength);
+  const { pieces: piecesView, pieceCount } = readPieces(info, pieceLength, totalLength);
+  const pieces = Buffer.from(piecesView); // a copy: the caller's bytes are not kept
   checkPaddingPieces(files, pieceLength, totalLength, pieces); // BEP 47: padding-only torrents, and padding pieces that are not zeros
 
   const announce = urlString(root.get('announce'));
