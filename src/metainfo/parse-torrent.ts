@@ -139,28 +139,50 @@ function readLength(d: BDict, field: string, key = 'length'): number {
   return n;
 }
 
-interface RawFile {
-  /** The names on disk (diskComponent). */
-  path: string[];
-  /** The torrent's own names (invalid UTF-8 as U+FFFD). */
-  torrentPath: string[];
-  length: number;
-  padding: boolean;
+/** A path without the torrent's name in front, joined by / (as errors quote it). */
+function inTorrent(path: readonly string[]): string {
+  return path.slice(1).join('/');
 }
 
-function readFiles(info: BDict, platform: PathPlatform): RawFile[] {
+/**
+ * The files of a multi-file torrent as Metainfo keeps them: path [nameOnDisk, ...names
+ * on disk], torrentPath only where a name (the torrent's own included) is written
+ * differently, one string per distinct folder name. `total` is the sum of the lengths;
+ * `unsafeTotal` says it is not a safe integer (refused once the paths are checked).
+ */
+function readFiles(info: BDict, name: string, nameOnDisk: string, platform: PathPlatform): { files: TorrentFile[]; total: number; unsafeTotal: boolean } {
   const list = requireList(info, 'files', failAt('info.'));
   if (list.length === 0) throw new MetainfoError('info.files', 'empty file list');
-  return list.map((entry, i) => {
+  const folders = new Map<string, string>();
+  let total = 0;
+  let unsafeTotal = false;
+  const files = list.map((entry, i): TorrentFile => {
     const field = `info.files[${i}]`;
     if (!isDict(entry)) throw new MetainfoError(field, 'expected a dictionary');
     const length = readLength(entry, `${field}.`);
     const raw = readPath(entry, field);
-    const torrentPath = raw.map(text);
-    const path = raw.map((c, k) => diskName(`${field}.path`, c, torrentPath[k]!, platform));
+    const shown = raw.map(text);
+    let mapped = nameOnDisk !== name;
+    const path = new Array<string>(raw.length + 1);
+    path[0] = nameOnDisk;
+    for (let k = 0; k < raw.length; k++) {
+      let disk = diskName(`${field}.path`, raw[k]!, shown[k]!, platform);
+      if (disk !== shown[k]) mapped = true;
+      if (k < raw.length - 1) {
+        const folder = folders.get(disk);
+        if (folder === undefined) folders.set(disk, disk);
+        else disk = folder;
+      }
+      path[k + 1] = disk;
+    }
     const attr = getBytes(entry, 'attr');
-    return { path, torrentPath, length, padding: attr !== undefined && attr.includes(0x70 /* 'p' */) };
+    const padding = attr !== undefined && attr.includes(0x70 /* 'p' */);
+    const offset = total;
+    total += length;
+    if (!Number.isSafeInteger(total)) unsafeTotal = true;
+    return mapped ? { path, torrentPath: [name, ...shown], length, offset, padding } : { path, length, offset, padding };
   });
+  return { files, total, unsafeTotal };
 }
 
 /** One path component in the tree of all file paths (keyed by collisionKey). */
@@ -176,13 +198,13 @@ interface PathNode {
  * A tree of components keeps this linear in the number of components: joining every
  * folder prefix of a hostile 30,000-component path took seconds (quadratic).
  */
-function checkCollisions(files: readonly RawFile[], platform: PathPlatform): void {
+function checkCollisions(files: readonly TorrentFile[], platform: PathPlatform): void {
   const root: PathNode = { children: undefined, file: undefined };
   const leaves: PathNode[] = [];
   for (const [i, f] of files.entries()) {
     let node = root;
-    for (const component of f.path) {
-      const key = collisionKey(component, platform);
+    for (let k = 1; k < f.path.length; k++) {
+      const key = collisionKey(f.path[k]!, platform);
       node.children ??= new Map();
       let child = node.children.get(key);
       if (child === undefined) {
@@ -196,10 +218,10 @@ function checkCollisions(files: readonly RawFile[], platform: PathPlatform): voi
     // libtorrent names BEP 47 pad files `.pad/<size>`: identical pad files may repeat
     const samePad = prev !== undefined && prev.padding && f.padding && prev.length === f.length;
     if (prev !== undefined && !samePad) {
-      const path = f.torrentPath.join('/');
-      const other = prev.torrentPath.join('/');
-      const onDisk = f.path.join('/');
-      const mapped = onDisk !== path || prev.path.join('/') !== other;
+      const path = inTorrent(f.torrentPath ?? f.path);
+      const other = inTorrent(prev.torrentPath ?? prev.path);
+      const onDisk = inTorrent(f.path);
+      const mapped = onDisk !== path || inTorrent(prev.path) !== other;
       throw new MetainfoError(
         `info.files[${i}].path`,
         path === other
@@ -213,7 +235,7 @@ function checkCollisions(files: readonly RawFile[], platform: PathPlatform): voi
     leaves.push(node);
   }
   for (const [i, f] of files.entries()) {
-    if (leaves[i]!.children !== undefined) throw new MetainfoError(`info.files[${i}].path`, `file ${JSON.stringify(f.path.join('/'))} is also a folder`);
+    if (leaves[i]!.children !== undefined) throw new MetainfoError(`info.files[${i}].path`, `file ${JSON.stringify(inTorrent(f.path))} is also a folder`);
   }
 }
 
@@ -293,7 +315,7 @@ function readUrlList(root: BDict): string[] {
 export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metainfo {
   const platform = opts.platform ?? process.platform;
   if (bytes.length > MAX_TORRENT_BYTES) throw new MetainfoError('file', `larger than ${MAX_TORRENT_BYTES} bytes`);
-  // byte strings in root are views into bytes: nothing below keeps one (each is read into a string, pieces copied)
+  // byte strings in root are views into bytes: nothing below keeps one (pieces is re-pointed into rawInfo)
   const { value: root, spans } = decodeWithSpans(bytes, undefined, { allowTrailingBytes: opts.allowTrailingBytes === true, shape: TORRENT_SHAPE });
   if (!isDict(root)) throw new MetainfoError('torrent', 'not a dictionary');
   const info = requireDict(root, 'info', failAt(''));
@@ -312,22 +334,23 @@ export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metain
 
   const hasFiles = info.has('files');
   if (hasFiles && info.has('length')) throw new MetainfoError('info.length', "both 'length' and 'files' present");
-  const rawFiles: RawFile[] = hasFiles ? readFiles(info, platform) : [{ path: [], torrentPath: [], length: readLength(info, 'info.'), padding: false }];
-  if (hasFiles) checkCollisions(rawFiles, platform);
-
-  const files: TorrentFile[] = [];
-  let offset = 0;
-  for (const f of rawFiles) {
-    const path = [nameOnDisk, ...f.path];
-    const torrentPath = [name, ...f.torrentPath];
-    const mapped = path.some((c, i) => c !== torrentPath[i]);
-    files.push({ path, ...(mapped ? { torrentPath } : {}), length: f.length, offset, padding: f.padding });
-    offset += f.length;
-    if (!Number.isSafeInteger(offset)) throw new MetainfoError('info.files', 'total size is not a safe integer');
+  let files: TorrentFile[];
+  let totalLength: number;
+  if (hasFiles) {
+    const read = readFiles(info, name, nameOnDisk, platform);
+    checkCollisions(read.files, platform);
+    if (read.unsafeTotal) throw new MetainfoError('info.files', 'total size is not a safe integer');
+    files = read.files;
+    totalLength = read.total;
+  } else {
+    totalLength = readLength(info, 'info.');
+    const path = [nameOnDisk];
+    files = [nameOnDisk === name ? { path, length: totalLength, offset: 0, padding: false } : { path, torrentPath: [name], length: totalLength, offset: 0, padding: false }];
   }
-  const totalLength = offset;
   const { pieces: piecesView, pieceCount } = readPieces(info, pieceLength, totalLength);
-  const pieces = Buffer.from(piecesView); // a copy: the caller's bytes are not kept
+  // the hashes lie inside the info dict: one copy of them (in rawInfo), none of the caller's bytes kept
+  const piecesAt = piecesView.byteOffset - bytes.byteOffset - span.start;
+  const pieces = rawInfo.subarray(piecesAt, piecesAt + piecesView.length);
   checkPaddingPieces(files, pieceLength, totalLength, pieces); // BEP 47: padding-only torrents, and padding pieces that are not zeros
 
   const announce = urlString(root.get('announce'));
