@@ -66,9 +66,17 @@ export class DictShape {
   }
 }
 
-/** A list every item of which is read with one shape (items are never dropped: indexes stay). */
+/**
+ * A list every item of which is read with one shape (items are never dropped: indexes stay).
+ * With `take`, each item is handed to it (with its index) as soon as it is decoded, and not
+ * kept: the list is built empty, so a long list costs what its reader makes of each item,
+ * never a tree of all of them at once.
+ */
 export class ListShape {
-  constructor(readonly item: Shape) {}
+  constructor(
+    readonly item: Shape,
+    readonly take?: (item: BValue, index: number) => void,
+  ) {}
 }
 
 /** How a value is decoded: built whole (no shape: decode() as ever), checked only, or by a shape. */
@@ -94,6 +102,8 @@ interface Frame {
   lastKeyEnd: number;
   /** dict, plan not ALL: every key so far, kept only once keys came out of order (duplicates possible). */
   seen: Set<string> | undefined;
+  /** list: items so far (the index a ListShape's take is given). */
+  count: number;
 }
 
 interface DecodeResult {
@@ -206,7 +216,10 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
       return;
     }
     if (parent.kind === 'list') {
-      if (value !== undefined) (parent.value as BValue[]).push(value);
+      if (value === undefined) return;
+      const take = parent.plan instanceof ListShape ? parent.plan.take : undefined;
+      if (take !== undefined) take(value, parent.count++);
+      else (parent.value as BValue[]).push(value);
       return;
     }
     if (value !== undefined) {
@@ -315,6 +328,7 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
         lastKeyStart: -1,
         lastKeyEnd: -1,
         seen: undefined,
+        count: 0,
       });
     } else {
       throw new BencodeError(`unexpected byte 0x${c.toString(16).padStart(2, '0')}`, pos);

@@ -13,7 +13,7 @@
  * the torrent's names and again on the mapped ones. Bytes after the top-level dictionary are refused
  * unless the caller reads a .torrent file (`allowTrailingBytes`): libtorrent and
  * other clients ignore them there, and the info hash (its raw span) cannot change.
- * Only the keys read here are built (TORRENT_SHAPE); any other key's value is checked
+ * Only the keys read here are built (torrentShape); any other key's value is checked
  * as strictly and dropped, so a torrent costs what tt keeps of it.
  */
 import { createHash } from 'node:crypto';
@@ -46,33 +46,37 @@ export const MAX_PIECE_LENGTH = 512 * 1024 * 1024;
 export const MAX_PIECE_COUNT = 2 ** 21;
 const SHA1_LENGTH = 20;
 
+const FILE_SHAPE = new DictShape({ length: 'scalar', path: new ListShape('scalar'), 'path.utf-8': new ListShape('scalar'), attr: 'scalar' });
+
 /**
  * Every key parseTorrent reads, at every level: the decoder builds only these (any other
  * key's value, however large, is checked and dropped: a torrent costs what tt keeps of it).
- * A key read here must be listed here, or the parser sees it absent.
+ * A key read here must be listed here, or the parser sees it absent. info.files' entries
+ * go to `takeFile` one by one (FilesReader), never all kept at once.
  */
-const FILE_SHAPE = new DictShape({ length: 'scalar', path: new ListShape('scalar'), 'path.utf-8': new ListShape('scalar'), attr: 'scalar' });
-const INFO_SHAPE = new DictShape({
-  'meta version': 'scalar',
-  name: 'scalar',
-  'name.utf-8': 'scalar',
-  'piece length': 'scalar',
-  pieces: 'scalar',
-  length: 'scalar',
-  files: new ListShape(FILE_SHAPE),
-  private: 'scalar',
-});
-const TORRENT_SHAPE = new DictShape({
-  info: INFO_SHAPE,
-  announce: 'scalar',
-  'announce-list': new ListShape(new ListShape('scalar')),
-  'url-list': new ListShape('scalar'),
-  'creation date': 'scalar',
-  comment: 'scalar',
-  'comment.utf-8': 'scalar',
-  'created by': 'scalar',
-  'created by.utf-8': 'scalar',
-});
+function torrentShape(takeFile: (entry: BValue, index: number) => void): DictShape {
+  const info = new DictShape({
+    'meta version': 'scalar',
+    name: 'scalar',
+    'name.utf-8': 'scalar',
+    'piece length': 'scalar',
+    pieces: 'scalar',
+    length: 'scalar',
+    files: new ListShape(FILE_SHAPE, takeFile),
+    private: 'scalar',
+  });
+  return new DictShape({
+    info,
+    announce: 'scalar',
+    'announce-list': new ListShape(new ListShape('scalar')),
+    'url-list': new ListShape('scalar'),
+    'creation date': 'scalar',
+    comment: 'scalar',
+    'comment.utf-8': 'scalar',
+    'created by': 'scalar',
+    'created by.utf-8': 'scalar',
+  });
+}
 
 /** An ErrorFactory for the bencode accessors that prefixes the dict's field path. */
 function failAt(prefix: string): (key: string, problem: string) => MetainfoError {
@@ -144,45 +148,80 @@ function inTorrent(path: readonly string[]): string {
   return path.slice(1).join('/');
 }
 
+/** A file as its entry says, path[0] (and torrentPath[0]) left for the torrent's name: `files` sorts before `name`. */
+interface FileRecord {
+  /** ['', ...names on disk]. */
+  readonly path: string[];
+  /** ['', ...the torrent's names], only when one of them is written differently on disk. */
+  readonly torrentPath?: string[];
+  readonly length: number;
+  readonly offset: number;
+  readonly padding: boolean;
+}
+
 /**
- * The files of a multi-file torrent as Metainfo keeps them: path [nameOnDisk, ...names
- * on disk], torrentPath only where a name (the torrent's own included) is written
- * differently, one string per distinct folder name. `total` is the sum of the lengths;
- * `unsafeTotal` says it is not a safe integer (refused once the paths are checked).
+ * info.files, read entry by entry as the decoder hands each over (ListShape take): what is
+ * kept is the records, one string per distinct folder name, never a tree of every entry.
+ * The first entry that fails stops the reading and is kept in `error`, thrown where the
+ * files are read (after the checks that come before), so a torrent is refused as it
+ * was when the whole tree was read first. `unsafeTotal`: the lengths' sum is not a safe
+ * integer (refused once the paths are checked).
  */
-function readFiles(info: BDict, name: string, nameOnDisk: string, platform: PathPlatform): { files: TorrentFile[]; total: number; unsafeTotal: boolean } {
-  const list = requireList(info, 'files', failAt('info.'));
-  if (list.length === 0) throw new MetainfoError('info.files', 'empty file list');
-  const folders = new Map<string, string>();
-  let total = 0;
-  let unsafeTotal = false;
-  const files = list.map((entry, i): TorrentFile => {
+class FilesReader {
+  readonly records: FileRecord[] = [];
+  error: unknown = undefined;
+  total = 0;
+  unsafeTotal = false;
+  readonly #folders = new Map<string, string>();
+
+  constructor(private readonly platform: PathPlatform) {}
+
+  readonly take = (entry: BValue, index: number): void => {
+    if (this.error !== undefined) return;
+    try {
+      this.records.push(this.#read(entry, index));
+    } catch (err) {
+      this.error = err;
+    }
+  };
+
+  #read(entry: BValue, i: number): FileRecord {
     const field = `info.files[${i}]`;
     if (!isDict(entry)) throw new MetainfoError(field, 'expected a dictionary');
     const length = readLength(entry, `${field}.`);
     const raw = readPath(entry, field);
     const shown = raw.map(text);
-    let mapped = nameOnDisk !== name;
+    let mapped = false;
     const path = new Array<string>(raw.length + 1);
-    path[0] = nameOnDisk;
+    path[0] = '';
     for (let k = 0; k < raw.length; k++) {
-      let disk = diskName(`${field}.path`, raw[k]!, shown[k]!, platform);
+      let disk = diskName(`${field}.path`, raw[k]!, shown[k]!, this.platform);
       if (disk !== shown[k]) mapped = true;
       if (k < raw.length - 1) {
-        const folder = folders.get(disk);
-        if (folder === undefined) folders.set(disk, disk);
+        const folder = this.#folders.get(disk);
+        if (folder === undefined) this.#folders.set(disk, disk);
         else disk = folder;
       }
       path[k + 1] = disk;
     }
     const attr = getBytes(entry, 'attr');
     const padding = attr !== undefined && attr.includes(0x70 /* 'p' */);
-    const offset = total;
-    total += length;
-    if (!Number.isSafeInteger(total)) unsafeTotal = true;
-    return mapped ? { path, torrentPath: [name, ...shown], length, offset, padding } : { path, length, offset, padding };
-  });
-  return { files, total, unsafeTotal };
+    const offset = this.total;
+    this.total += length;
+    if (!Number.isSafeInteger(this.total)) this.unsafeTotal = true;
+    return mapped ? { path, torrentPath: ['', ...shown], length, offset, padding } : { path, length, offset, padding };
+  }
+
+  /** The files as Metainfo keeps them: the torrent's name in front, as written on disk (path) and as it spells it (torrentPath). */
+  files(name: string, nameOnDisk: string): TorrentFile[] {
+    const files: TorrentFile[] = this.records;
+    for (const [i, f] of this.records.entries()) {
+      f.path[0] = nameOnDisk;
+      if (f.torrentPath !== undefined) f.torrentPath[0] = name;
+      else if (nameOnDisk !== name) files[i] = { path: f.path, torrentPath: [name, ...f.path.slice(1)], length: f.length, offset: f.offset, padding: f.padding };
+    }
+    return files;
+  }
 }
 
 /** One path component in the tree of all file paths (keyed by collisionKey). */
@@ -316,7 +355,8 @@ export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metain
   const platform = opts.platform ?? process.platform;
   if (bytes.length > MAX_TORRENT_BYTES) throw new MetainfoError('file', `larger than ${MAX_TORRENT_BYTES} bytes`);
   // byte strings in root are views into bytes: nothing below keeps one (pieces is re-pointed into rawInfo)
-  const { value: root, spans } = decodeWithSpans(bytes, undefined, { allowTrailingBytes: opts.allowTrailingBytes === true, shape: TORRENT_SHAPE });
+  const filesReader = new FilesReader(platform);
+  const { value: root, spans } = decodeWithSpans(bytes, undefined, { allowTrailingBytes: opts.allowTrailingBytes === true, shape: torrentShape(filesReader.take) });
   if (!isDict(root)) throw new MetainfoError('torrent', 'not a dictionary');
   const info = requireDict(root, 'info', failAt(''));
   const span = spans.get('info')!;
@@ -337,11 +377,13 @@ export function parseTorrent(bytes: Uint8Array, opts: ParseOptions = {}): Metain
   let files: TorrentFile[];
   let totalLength: number;
   if (hasFiles) {
-    const read = readFiles(info, name, nameOnDisk, platform);
-    checkCollisions(read.files, platform);
-    if (read.unsafeTotal) throw new MetainfoError('info.files', 'total size is not a safe integer');
-    files = read.files;
-    totalLength = read.total;
+    requireList(info, 'files', failAt('info.')); // built empty: its entries went to filesReader
+    if (filesReader.error !== undefined) throw filesReader.error;
+    if (filesReader.records.length === 0) throw new MetainfoError('info.files', 'empty file list');
+    files = filesReader.files(name, nameOnDisk);
+    checkCollisions(files, platform);
+    if (filesReader.unsafeTotal) throw new MetainfoError('info.files', 'total size is not a safe integer');
+    totalLength = filesReader.total;
   } else {
     totalLength = readLength(info, 'info.');
     const path = [nameOnDisk];

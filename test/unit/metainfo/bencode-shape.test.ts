@@ -97,6 +97,24 @@ describe('decodeWithSpans with a shape', () => {
     expect(decodeWithSpans(b('d4:junkd1:bi1e1:ai1e1:ci2ee1:ai1ee'), undefined, { shape: KEEP }).value).toEqual(new Map([['a', 1]]));
   });
 
+  it("a ListShape's take gets each item with its index as it is decoded; the list is built empty", () => {
+    const taken: [BValue, number][] = [];
+    const item = new DictShape({ n: 'scalar' });
+    const shape = new DictShape({ files: new ListShape(item, (v, i) => taken.push([v, i])), z: 'scalar' });
+    const root = decodeWithSpans(b('d5:filesld1:ni1e1:xi9eed1:ni2eeli3eee1:zi4ee'), undefined, { shape }).value as BDict;
+    expect(root.get('files')).toEqual([]);
+    expect(root.get('z')).toBe(4);
+    expect(taken).toEqual([
+      [new Map([['n', 1]]), 0],
+      [new Map([['n', 2]]), 1],
+      [[], 2],
+    ]);
+    // an error later in the document still comes out of the decoder, after the items before it were taken
+    taken.length = 0;
+    expect(() => decodeWithSpans(b('d5:filesld1:ni1eei03ee'), undefined, { shape })).toThrow(/leading zero at byte 18/);
+    expect(taken).toEqual([[new Map([['n', 1]]), 0]]);
+  });
+
   it('byte strings are views into the input (its reader copies what it keeps); empty ones share one buffer', () => {
     const input = b('d1:a4:spam4:keepd1:ll0:0:eee');
     const root = decodeWithSpans(input, undefined, { shape: KEEP }).value as BDict;
