@@ -100,6 +100,8 @@ interface Frame {
   /** dict, plan not ALL: the previous key's bytes [lastKeyStart, lastKeyEnd); -1 before the first. */
   lastKeyStart: number;
   lastKeyEnd: number;
+  /** dict, plan not ALL: its keys' offsets are keyStarts[keyBase..) of the decode (while they come in order). */
+  readonly keyBase: number;
   /** dict, plan not ALL: every key so far, kept only once keys came out of order (duplicates possible). */
   seen: Set<string> | undefined;
   /** list: items so far (the index a ListShape's take is given). */
@@ -158,35 +160,12 @@ function compareBytes(bytes: Uint8Array, a: number, aEnd: number, b: number, bEn
   return aEnd - a === bEnd - b ? 0 : aEnd - a < bEnd - b ? -1 : 1;
 }
 
-/** Offset after the value at `pos` in already-checked bytes. */
-function skipChecked(bytes: Uint8Array, pos: number): number {
-  let depth = 0;
-  do {
-    const c = bytes[pos]!;
-    if (c === CH_I) pos = bytes.indexOf(CH_E, pos) + 1;
-    else if (c === CH_L || c === CH_D) {
-      depth++;
-      pos++;
-    } else if (c === CH_E) {
-      depth--;
-      pos++;
-    } else {
-      const len = readNumber(bytes, pos, false, 'string length');
-      pos = len.pos + 1 + len.n;
-    }
-  } while (depth > 0);
-  return pos;
-}
-
-/** The keys (latin1) of the dict at `start` before offset `end`, in already-checked bytes. */
-function keysBefore(input: Buffer, start: number, end: number): Set<string> {
+/** The keys (latin1) whose length prefixes start at `starts[from..to)`, in already-checked bytes. */
+function keysAt(input: Buffer, starts: Uint32Array, from: number, to: number): Set<string> {
   const keys = new Set<string>();
-  let pos = start + 1;
-  while (pos < end) {
-    const len = readNumber(input, pos, false, 'string length');
-    const keyEnd = len.pos + 1 + len.n;
-    keys.add(input.toString('latin1', len.pos + 1, keyEnd));
-    pos = skipChecked(input, keyEnd);
+  for (let i = from; i < to; i++) {
+    const len = readNumber(input, starts[i]!, false, 'string length');
+    keys.add(input.toString('latin1', len.pos + 1, len.pos + 1 + len.n));
   }
   return keys;
 }
@@ -202,6 +181,9 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
 
   const stack: Frame[] = [];
   const spans = new Map<string, ByteSpan>();
+  /** Offsets of the keys of the open shaped dicts whose keys came in order so far (each dict's from its keyBase). */
+  let keyStarts = new Uint32Array(0);
+  let keyTop = 0;
   let items = 0;
   let pos = 0;
   let root: BValue | undefined;
@@ -233,11 +215,20 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
 
   /** A key [keyStart, keyEnd) of a dict decoded by a plan other than ALL: refuse a duplicate, then pick how its value is decoded. */
   const shapedKey = (top: Frame, start: number, keyStart: number, keyEnd: number): void => {
-    // keys in order (as BEP 3 writes them) cannot repeat: only keys out of order are remembered
+    // keys in order (as BEP 3 writes them) cannot repeat: only once one comes out of order are they all remembered
     if (top.seen === undefined && top.lastKeyStart >= 0 && compareBytes(input, top.lastKeyStart, top.lastKeyEnd, keyStart, keyEnd) >= 0) {
-      top.seen = keysBefore(input, top.start, start);
+      top.seen = keysAt(input, keyStarts, top.keyBase, keyTop);
+      keyTop = top.keyBase;
     }
-    if (top.seen !== undefined) {
+    if (top.seen === undefined) {
+      // a stack shared by the open dicts (a dict's keys are read while no inner one is open)
+      if (keyTop === keyStarts.length) {
+        const grown = new Uint32Array(Math.max(64, keyTop * 2));
+        grown.set(keyStarts);
+        keyStarts = grown;
+      }
+      keyStarts[keyTop++] = start;
+    } else {
       const key = input.toString('latin1', keyStart, keyEnd);
       if (top.seen.has(key)) throw new BencodeError('duplicate dict key', start);
       top.seen.add(key);
@@ -269,6 +260,7 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
       if (top.kind === 'dict' && top.awaiting) throw new BencodeError('dict key without a value', pos);
       stack.pop();
       pos++;
+      if (top.kind === 'dict') keyTop = top.keyBase;
       // a shaped list is kept while its reader reads: without the spare room pushing left (a 2-item list holds 17)
       attach(top.plan instanceof ListShape ? (top.value as BValue[]).slice() : top.value, top.start);
       continue;
@@ -327,6 +319,7 @@ function decodeCore(bytes: Uint8Array, limits: DecodeLimits | undefined, require
         valuePlan: SKIP,
         lastKeyStart: -1,
         lastKeyEnd: -1,
+        keyBase: keyTop,
         seen: undefined,
         count: 0,
       });
