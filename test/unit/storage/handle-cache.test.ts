@@ -132,6 +132,65 @@ describe('HandleCache', () => {
     await cache.close();
   });
 
+  it('at capacity, idle handles are closed for every waiting caller at once, not one close after another', async () => {
+    const cache = new HandleCache<string>(4);
+    let closing = 0;
+    let peakClosing = 0;
+    const closes: (() => void)[] = [];
+    let held = true; // closes wait until the test lets them go
+    const opener = (name: string) => async (): Promise<FileHandle> =>
+      ({
+        name,
+        close: () => {
+          closing++;
+          peakClosing = Math.max(peakClosing, closing);
+          return new Promise<void>((resolve) => {
+            const done = (): void => (closing--, resolve());
+            if (held) closes.push(done);
+            else done();
+          });
+        },
+      }) as unknown as FileHandle;
+    try {
+      for (const k of ['a', 'b', 'c', 'd']) (await cache.acquire(k, opener(k))).release(); // four idle handles
+      const waiting = ['e', 'f', 'g'].map((k) => cache.acquire(k, opener(k)));
+      for (let i = 0; i < 10; i++) await tick();
+      // one close per caller under way together (the old cache closed one, waited for it, then the next)
+      expect(peakClosing).toBe(3);
+      held = false;
+      for (const done of closes.splice(0)) done();
+      for (const lease of await Promise.all(waiting)) lease.release();
+    } finally {
+      held = false;
+      for (const done of closes.splice(0)) done();
+      await cache.close();
+    }
+  });
+
+  it('beforeClose runs with each handle once no lease holds it, before its close; its failure does not keep the handle open', async () => {
+    const files = new FakeFiles();
+    const seen: string[] = [];
+    const cache = new HandleCache<string>(2, {
+      beforeClose: async (key, fh) => {
+        seen.push(`${key}:${(fh as unknown as { name: string }).name}:${files.closed.includes(key) ? 'closed' : 'open'}`);
+        if (key === 'b') throw new Error('no stamp');
+      },
+    });
+    const a = await cache.acquire('a', files.opener('a'));
+    (await cache.acquire('b', files.opener('b'))).release();
+    const c = cache.acquire('c', files.opener('c')); // takes idle b's room
+    (await c).release();
+    expect(seen).toEqual(['b:b:open']);
+    const discarded = cache.discard('a');
+    await tick();
+    expect(seen).toEqual(['b:b:open']); // a is still leased
+    a.release();
+    await discarded;
+    await cache.close();
+    expect(seen).toEqual(['b:b:open', 'a:a:open', 'c:c:open']);
+    expect(files.open).toBe(0);
+  });
+
   it(`no deadlock at the minimum of ${MIN_HANDLES}: one lease held throughout (the part file) while many callers come and go`, async () => {
     const files = new FakeFiles();
     const cache = new HandleCache<string>(1); // raised to the minimum

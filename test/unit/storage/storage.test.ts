@@ -113,6 +113,30 @@ describe('stamps (what a resume record expects of each file)', () => {
     });
   });
 
+  it('small files whose handles the cache needs back are stamped through the handle that wrote them, never opened again for it', async () => {
+    await withTempDir(async (root) => {
+      // 120 files of 100 B in 2 KiB pieces (20 files a piece), 4 descriptors: each piece's writes wait for room
+      const { meta, data } = makeTorrent(Array.from({ length: 120 }, () => 100), 2048);
+      const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+      const opens = new Map<string, number>();
+      const counter = counting();
+      const openFile: FileOpener = async (file, flags) => {
+        opens.set(file, (opens.get(file) ?? 0) + 1);
+        return counter.openFile(file, flags);
+      };
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', openFile, maxOpenFiles: 4 });
+      const atStart = new Map(opens);
+      await Promise.all(Array.from({ length: meta.pieceCount }, (_, i) => storage.writePiece(i, Buffer.from(pieceOf(data, g, i)))));
+      await storage.flushStamps();
+      for (let i = 0; i < meta.files.length; i++) expect(storage.stamps().get(i)).toEqual(await current(root, meta, i));
+      // one open per file to write it; taking its stamp by opening it again made two
+      const since = [...opens].map(([file, n]) => n - (atStart.get(file) ?? 0));
+      expect(Math.max(...since)).toBe(1);
+      expect(since.reduce((a, b) => a + b, 0)).toBe(meta.files.length);
+      await storage.close();
+    });
+  });
+
   it('a write is stamped by itself shortly after (no flush), so a later change by another program shows', async () => {
     await withTempDir(async (root) => {
       const { meta, data } = makeTorrent([20_000], 5000);
