@@ -42,7 +42,7 @@ import { PieceHasher, defaultHashWorkers } from './hasher.js';
 import { forEachLimit } from './for-each-limit.js';
 import { HandleCache, handleBudget } from './handle-cache.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { resolveAllInside, resolveInside } from './safe-path.js';
+import { lookupAllInside, resolveInside, type Resolved } from './safe-path.js';
 
 export interface CheckProgress {
   /** Pieces examined so far. */
@@ -88,14 +88,15 @@ type Gap = readonly [number, number];
  * unreadable files, TtError('INTERRUPTED') when `signal` aborts.
  */
 export async function checkExisting(root: string, meta: Metainfo, opts: CheckOptions = {}): Promise<Bitfield> {
-  const paths = await resolveAllInside(root, meta.files.map((f) => f.path));
+  const found = await lookupAllInside(root, meta.files.map((f) => f.path));
+  const paths = found.map((f) => f.path);
   const selection = opts.selection;
   if (selection) paths.push(await resolveInside(root, [selection.partFileName]));
   const rootReal = await realRoot(root).catch((err: unknown) => {
     if ((err as DiskError).syscallCode === 'ENOENT') return undefined; // no folder yet: every file is missing
     throw err;
   });
-  const files = new FileReader(meta, paths, rootReal, selection);
+  const files = new FileReader(meta, paths, rootReal, selection, found);
   const geometry = new PieceGeometry(meta.pieceLength, meta.totalLength);
   const result = new Bitfield(meta.pieceCount);
   if (opts.known) for (const i of opts.known.indices()) result.set(i);
@@ -299,11 +300,13 @@ class FileReader {
   /** Files found missing (never opened again during this check). */
   readonly #missing = new Set<number>();
 
-  constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined) {
+  /** `found`: the lookups that gave `paths`; a file found missing there is not opened (the part file, after them, always is). */
+  constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined, found: readonly Resolved[]) {
     this.#meta = meta;
     this.#paths = paths;
     this.#rootReal = rootReal;
     this.#selection = selection;
+    found.forEach((f, i) => f.missing && this.#missing.add(i));
   }
 
   /** Fill `target` with torrent bytes from `offset`; returns the ranges not on disk, in order. */

@@ -39,7 +39,7 @@ import { Bitfield } from '../core/bitfield.js';
 import { fileAt, type Metainfo } from '../metainfo/metainfo.js';
 import { toDiskError } from './disk-error.js';
 import { forEachLimit } from './for-each-limit.js';
-import { resolveAllInside, resolveInside } from './safe-path.js';
+import { lookupAllInside, resolveInside } from './safe-path.js';
 
 const FORMAT = 'tt-resume';
 const VERSION = 1;
@@ -224,11 +224,11 @@ export async function loadResume(root: string, meta: Metainfo, now: FolderStamps
 }
 
 async function stampFiles(root: string, meta: Metainfo): Promise<Stamp[]> {
-  const paths = await resolveAllInside(root, meta.files.map((file) => file.path));
-  const out = new Array<Stamp>(paths.length).fill(null);
-  await forEachLimit(paths, STAT_PARALLEL, async (path, i) => {
+  const found = await lookupAllInside(root, meta.files.map((file) => file.path));
+  const out = new Array<Stamp>(found.length).fill(null);
+  await forEachLimit(found, STAT_PARALLEL, async ({ path, missing }, i) => {
     const file = meta.files[i]!;
-    if (!file.padding && file.length > 0) out[i] = await stampPath(path);
+    if (!missing && !file.padding && file.length > 0) out[i] = await stampPath(path);
   });
   return out;
 }

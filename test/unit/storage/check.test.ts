@@ -165,7 +165,9 @@ describe('checkExisting', () => {
       const made = makeTorrent([pieceLength, 1000], pieceLength);
       const meta = withFileIn(made.meta, 1, 'sub'); // T/f0.bin, T/sub/f1.bin
       await writeAll(root, meta, made.data);
-      await rm(path.join(root, 'T', 'sub', 'f1.bin')); // the copy inside lacks piece 1...
+      // the copy inside has the wrong piece 1 (there, so the check will open it; a file the lookups
+      // found missing is never opened at all)...
+      await writeFile(path.join(root, 'T', 'sub', 'f1.bin'), Buffer.alloc(1000, 7));
       await mkdir(outside);
       await writeFile(path.join(outside, 'f1.bin'), made.data.subarray(pieceLength)); // ...the bait outside has it
       const swap = (p: CheckProgress): void => {
