@@ -143,6 +143,64 @@ describe('late blocks', () => {
     await slow.close();
   });
 
+  it("a fast seed's reject of a cancelled block, arriving after tt asked it for that block again, does not refuse the new request", async () => {
+    // pieces 0-2 come at once from the fast seed; it sits on the last piece's blocks. A lying seed that has only the
+    // last piece unchokes once they are held there: endgame copies them to it, its corrupt copies come first (tt
+    // cancels the fast seed's), fail the hash, and the piece is asked of the fast seed again. Its reject of the
+    // cancelled copy (BEP 6) comes only then, as when it crosses the new request on the wire, followed by the block.
+    // Taken for a refusal of the new request, the block was not asked of that seed for 30 s and the download stalled.
+    const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 4 * 32_768 }], pieceLength: 32_768 });
+    trackDir(fx.work);
+    const last = fx.meta.pieceCount - 1;
+    const blocksOfLast = 32_768 / 16_384;
+    let heldAll = (): void => {};
+    const lastIsHeld = new Promise<void>((resolve) => (heldAll = resolve));
+    let rejectedThenServed = 0;
+    const honest = await scriptedSeed(fx.meta, { fast: true }, async (peer, serve) => {
+      peer.send({ type: 'unchoke' });
+      const held = new Set<string>();
+      const cancelled = new Set<string>();
+      for (let i = 0; i < 10_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(15_000).catch(() => undefined);
+        if (!m) return;
+        const key = m.type === 'request' || m.type === 'cancel' ? `${m.index}:${m.begin}` : '';
+        if (m.type === 'cancel' && held.delete(key)) cancelled.add(key); // its reject is held back too
+        if (m.type !== 'request') continue;
+        if (m.index !== last) serve(m);
+        else if (cancelled.delete(key)) {
+          peer.send({ type: 'reject', index: m.index, begin: m.begin, length: m.length }); // the old request's answer
+          serve(m); // the new one's
+          rejectedThenServed++;
+        } else if (held.add(key).size === blocksOfLast) heldAll();
+      }
+    });
+    const has = new Bitfield(fx.meta.pieceCount);
+    has.set(last);
+    let lies = 0;
+    const liar = await scriptedSeed(fx.meta, { fast: false, has }, async (peer, serve) => {
+      await Promise.race([lastIsHeld, new Promise((r) => setTimeout(r, 5_000))]);
+      peer.send({ type: 'unchoke' });
+      for (let i = 0; i < 10_000 && !peer.isClosed(); i++) {
+        const m = await peer.nextMessage(15_000).catch(() => undefined);
+        if (!m) return;
+        if (m.type !== 'request' || lies >= blocksOfLast) continue; // one corrupt copy of the piece, then silence
+        lies++;
+        peer.send({ type: 'piece', index: m.index, begin: m.begin, block: Buffer.alloc(m.length, 0x5a) });
+      }
+    });
+    const bytes = await torrentBytes(fx);
+    honest.data.bytes = bytes;
+    liar.data.bytes = bytes;
+    const out = join(fx.work, 'out');
+    const leech = await startLeech(fx.meta, out, [honest.port, liar.port]);
+    await whenComplete(leech.session, 10_000);
+    await expectSameData(fx, out);
+    expect(lies).toBe(blocksOfLast); // the script ran as described: the piece failed once...
+    expect(rejectedThenServed).toBeGreaterThan(0); // ...and was asked of the fast seed again, rejected then served
+    await honest.close();
+    await liar.close();
+  });
+
   it('endgame asks nobody for a copy of a block its peer is about to send: two prompt seeds, no block comes twice', async () => {
     const fx = await makeFixture({ files: [{ path: ['data.bin'], size: 4 * 1024 * 1024 }], pieceLength: 32_768 });
     trackDir(fx.work);
