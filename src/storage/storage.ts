@@ -92,7 +92,7 @@ import { DiskError, TtError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { edgeRanges, isPartFileName, partFileName, type FileSelection } from '../metainfo/selection.js';
-import { assertOpenedInside, openFolderInside, realRoot } from './confine.js';
+import { HAS_PROC_FD, assertOpenedInside, openFolderInside, realRoot } from './confine.js';
 import { DirectWriteMonitor, splitForDirect } from './direct-io.js';
 import { forEachLimit } from './for-each-limit.js';
 import { HandleCache, handleBudget, type Lease } from './handle-cache.js';
@@ -101,6 +101,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
+import { SmallFileWriter, type SmallWrite } from './small-writes.js';
 import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -270,6 +271,8 @@ export class TorrentStorage {
   readonly #stamps = new Map<number, Stamp>();
   /** Files written since their last stamp, each with the timer that will take it (see #stampSoon). */
   readonly #stampTimers = new Map<number, NodeJS.Timeout>();
+  /** The small-file worker (small-writes.ts): writable storage with the default opener where /proc is there. */
+  readonly #small: SmallFileWriter | undefined;
   /** Deferred stamps under way (awaited by flushStamps). */
   readonly #stamping = new Set<Promise<void>>();
   /** Present when direct writes were asked for and the platform has O_DIRECT. */
@@ -292,6 +295,7 @@ export class TorrentStorage {
     });
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
+    this.#small = this.#writable && this.#confine && HAS_PROC_FD ? new SmallFileWriter() : undefined;
     this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
     this.#selection = opts.selection;
     this.#part = meta.files.length;
@@ -732,13 +736,16 @@ export class TorrentStorage {
     const spans = spansFor(this.#meta.files, this.#geometry.pieceOffset(index), data.length);
     let at = 0;
     const writes: Promise<void>[] = [];
+    const small: { span: FileSpan; chunk: Buffer }[] = [];
     for (const span of spans) {
       const chunk = data.subarray(at, at + span.length);
       at += span.length;
       if (this.#meta.files[span.fileIndex]!.padding) continue;
       if (this.#inPartFile(span.fileIndex)) writes.push(this.#writeUnselected(span, chunk));
+      else if (this.#writesSmall(span.fileIndex)) small.push({ span, chunk });
       else writes.push(this.#writeSpan(span.fileIndex, chunk, span.fileOffset));
     }
+    if (small.length > 0) writes.push(this.#writeSmallFiles(small));
     await settleAll(writes);
   }
 
@@ -757,6 +764,50 @@ export class TorrentStorage {
     const tail = head + middle;
     if (tail < chunk.length) parts.push(this.#writeBuffered(fileIndex, chunk.subarray(tail), position + tail));
     await settleAll(parts);
+  }
+
+  /**
+   * Whether file `fileIndex`'s writes go to the small-file worker (small-writes.ts): a file of at
+   * most SMALL_FILE_BYTES that storage created or found (its identity known), with the default
+   * opener on Linux (/proc/self/fd), once realpath(root) is known.
+   */
+  #writesSmall(fileIndex: number): boolean {
+    return this.#small !== undefined && this.#rootReal !== undefined && this.#meta.files[fileIndex]!.length <= SMALL_FILE_BYTES && this.#identity.has(fileIndex);
+  }
+
+  /** Writes these shares of a piece on the small-file worker, in one message; a share it answers "again" is written the usual way. */
+  async #writeSmallFiles(items: readonly { span: FileSpan; chunk: Buffer }[]): Promise<void> {
+    const buffer = new ArrayBuffer(items.reduce((n, { chunk }) => n + chunk.length, 0));
+    const view = new Uint8Array(buffer);
+    let offset = 0;
+    const jobs: SmallWrite[] = items.map(({ span, chunk }) => {
+      view.set(chunk, offset);
+      const { dev, ino } = this.#identity.get(span.fileIndex)!;
+      const job = {
+        path: this.#paths[span.fileIndex]!,
+        expected: path.join(this.#rootReal!, ...this.#meta.files[span.fileIndex]!.path),
+        dev: String(dev),
+        ino: String(ino),
+        position: span.fileOffset,
+        offset,
+        length: chunk.length,
+      };
+      offset += chunk.length;
+      return job;
+    });
+    const results = await this.#small!.write(jobs, buffer);
+    const again: Promise<void>[] = [];
+    items.forEach(({ span, chunk }, k) => {
+      const stamp = results[k];
+      if (stamp === undefined || this.#closed) {
+        again.push(this.#writeSpan(span.fileIndex, chunk, span.fileOffset));
+        return;
+      }
+      this.#written.add(span.fileIndex);
+      this.#everWritten.add(span.fileIndex);
+      this.#keepStamp(span.fileIndex, stamp);
+    });
+    await settleAll(again);
   }
 
   /** A positioned write through the page cache. */
@@ -984,7 +1035,11 @@ export class TorrentStorage {
 
   /** Remember `st` as file `fileIndex`'s stamp, unless a newer one is known (fstats after concurrent writes return in any order). */
   #takeStamp(fileIndex: number, st: BigIntStats): void {
-    const stamp = stampOf(st);
+    this.#keepStamp(fileIndex, stampOf(st));
+  }
+
+  /** #takeStamp of a stamp already made (the small-file worker's). */
+  #keepStamp(fileIndex: number, stamp: Stamp): void {
     const known = this.#stamps.get(fileIndex);
     if (known === undefined || notOlder(known, stamp)) this.#stamps.set(fileIndex, stamp);
   }
@@ -1025,6 +1080,7 @@ export class TorrentStorage {
     this.#stampTimers.clear();
     await Promise.all([...this.#stamping]);
     await this.#cache.close();
+    await this.#small?.close();
     if (opts.discardUntouched) await this.#discardUntouched();
   }
 
@@ -1389,6 +1445,9 @@ async function removeLeftover(temp: string, now: number): Promise<boolean> {
     return false;
   }
 }
+
+/** Files this long or shorter are written on the small-file worker (small-writes.ts). */
+export const SMALL_FILE_BYTES = 128 * 1024;
 
 /** Files created at once when storage opens. */
 const CREATE_PARALLEL = 16;

@@ -270,9 +270,10 @@ describe('direct writes (O_DIRECT)', () => {
       // one file (whole pieces aligned, short last piece), then odd file sizes where only some runs align
       const cases: [number[], number][] = [
         [[20 * PIECE + 1234], 20 * PIECE], // the 1234-byte last piece is less than a block
-        // f0 aligned; f1 starts aligned (4096 of its 5000 direct); later files start at offsets
-        // that disagree with their place in the piece buffer modulo 4096: page cache only
-        [[PIECE * 3, 5000, 4096 * 7, 1, PIECE * 2 + 100, 0, 9000], 3 * PIECE + 4096],
+        // f0 aligned; f1 (5000 bytes) starts aligned but is small (SMALL_FILE_BYTES: written on the small-file
+        // worker, page cache); later files start at offsets that disagree with their place in the piece buffer
+        // modulo 4096: page cache only
+        [[PIECE * 3, 5000, 4096 * 7, 1, PIECE * 2 + 100, 0, 9000], 3 * PIECE],
       ];
       for (const [lengths, expectDirect] of cases) {
         const { meta, data } = makeTorrent(lengths, PIECE);
