@@ -3,7 +3,8 @@
  * synchronous there: open (no symlink as the last component), fstat (the file
  * storage.ts created or found, one link only), /proc/self/fd (reached without
  * a symlink, inside the download folder), the write, fstat for its stamp,
- * close. Owns the worker (plain JS evaluated from a string, as hasher.ts's)
+ * close; and creates files there (open O_EXCL, fstat, close), a folder's at
+ * once. Owns the worker (plain JS evaluated from a string, as hasher.ts's)
  * and its messages; storage.ts decides what goes there and does anything
  * else itself.
  *
@@ -40,10 +41,26 @@ export interface SmallWrite {
 /** Done: the file's stamp after the write (size, mtimeNs, ctimeNs, ino), as resume.ts's Stamp. Else undefined: write it again the usual way. */
 export type SmallWriteResult = readonly [string, string, string, string] | undefined;
 
+/** Created (O_EXCL, empty): its dev, and its stamp (size, mtimeNs, ctimeNs, ino). Else undefined: create or find it the usual way. */
+export type CreateResult = readonly [string, string, string, string, string] | undefined;
+
 const WORKER_SOURCE = `
 const fs = require('node:fs');
 const { parentPort } = require('node:worker_threads');
 const FLAGS = fs.constants.O_RDWR | fs.constants.O_NOFOLLOW;
+const CREATE = FLAGS | fs.constants.O_CREAT | fs.constants.O_EXCL;
+function create(at) {
+  let fd;
+  try {
+    fd = fs.openSync(at, CREATE, 0o644);
+    const st = fs.fstatSync(fd, { bigint: true });
+    return [String(st.dev), String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino)];
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
+  }
+}
 function one(job, bytes) {
   let fd;
   try {
@@ -66,13 +83,14 @@ function one(job, bytes) {
   }
 }
 parentPort.on('message', (m) => {
+  if (m.create) return parentPort.postMessage({ id: m.id, results: m.create.map(create) });
   const bytes = new Uint8Array(m.buffer);
   parentPort.postMessage({ id: m.id, results: m.jobs.map((job) => one(job, bytes)) });
 });
 `;
 
 interface Pending {
-  resolve(results: SmallWriteResult[]): void;
+  resolve(results: unknown[]): void;
 }
 
 export class SmallFileWriter {
@@ -87,8 +105,13 @@ export class SmallFileWriter {
    * when the worker cannot be used, every result is undefined.
    */
   write(jobs: readonly SmallWrite[], buffer: ArrayBuffer): Promise<SmallWriteResult[]> {
-    const none = (): SmallWriteResult[] => jobs.map(() => undefined);
-    if (this.#broken || jobs.length === 0) return Promise.resolve(none());
+    return this.#ask(jobs.length, (id) => ({ id, jobs, buffer }), [buffer]);
+  }
+
+  /** Sends the message `make(id)` (transferring `transfer`) and resolves with its `count` results; all undefined when the worker cannot be used. */
+  #ask<R>(count: number, make: (id: number) => object, transfer: ArrayBuffer[]): Promise<R[]> {
+    const none = (): R[] => Array.from({ length: count }, () => undefined as R);
+    if (this.#broken || count === 0) return Promise.resolve(none());
     let worker: Worker;
     try {
       worker = this.#start();
@@ -98,14 +121,23 @@ export class SmallFileWriter {
     }
     const id = this.#nextId++;
     return new Promise((resolve) => {
-      this.#pending.set(id, { resolve });
+      this.#pending.set(id, { resolve: resolve as (results: unknown[]) => void });
       try {
-        worker.postMessage({ id, jobs, buffer }, [buffer]);
+        worker.postMessage(make(id), transfer);
       } catch {
         this.#pending.delete(id);
         resolve(none());
       }
     });
+  }
+
+  /**
+   * Creates each of `paths` (O_EXCL: never a file that is there; no symlink followed as the last
+   * component), empty, and closes it; one result per path. Never rejects: a path that cannot be
+   * created so, or all when the worker cannot be used, is undefined.
+   */
+  create(paths: readonly string[]): Promise<CreateResult[]> {
+    return this.#ask(paths.length, (id) => ({ id, create: paths }), []);
   }
 
   /** Ends the worker; writes still waiting are answered "again". */
@@ -121,7 +153,7 @@ export class SmallFileWriter {
     if (this.#worker) return this.#worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref(); // never what keeps tt running
-    worker.on('message', (m: { id: number; results: SmallWriteResult[] }) => {
+    worker.on('message', (m: { id: number; results: unknown[] }) => {
       const p = this.#pending.get(m.id);
       this.#pending.delete(m.id);
       p?.resolve(m.results);

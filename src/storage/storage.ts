@@ -101,7 +101,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { SmallFileWriter, type SmallWrite } from './small-writes.js';
+import { SmallFileWriter, type CreateResult, type SmallWrite } from './small-writes.js';
 import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -214,7 +214,11 @@ interface OpenedFolder {
 interface StartFolder {
   readonly components: readonly string[];
   left: number;
+  /** Its files (indices), in order. */
+  readonly files: number[];
   ready: Promise<OpenedFolder> | undefined;
+  /** Its files the small-file worker created (a folder made just now), once asked: index -> what it answered. */
+  created: Promise<Map<number, CreateResult>> | undefined;
 }
 
 /** fdatasync calls in flight in sync(). */
@@ -385,8 +389,10 @@ export class TorrentStorage {
     for (const i of order) {
       const dir = dirOf(i);
       const known = folders.get(dir);
-      if (known) known.left++;
-      else folders.set(dir, { components: this.#meta.files[i]!.path.slice(0, -1), left: 1, ready: undefined });
+      if (known) {
+        known.left++;
+        known.files.push(i);
+      } else folders.set(dir, { components: this.#meta.files[i]!.path.slice(0, -1), left: 1, files: [i], ready: undefined, created: undefined });
     }
     try {
       await forEachLimit(order, this.#startParallel(), async (fileIndex) => {
@@ -395,7 +401,7 @@ export class TorrentStorage {
         const folder = folders.get(dir)!;
         folder.ready ??= this.#startFolder(dir, folder.components);
         const opened = await folder.ready;
-        await this.#startFile(fileIndex, part, opened);
+        if (!(await this.#createdOnWorker(fileIndex, part, opened, folder))) await this.#startFile(fileIndex, part, opened);
         if (--folder.left === 0 && opened.pinned) {
           // done here: the folder must still be where its files belong (as each file's own check said before)
           try {
@@ -411,6 +417,36 @@ export class TorrentStorage {
         if (opened?.pinned && folder.left > 0) await opened.pinned.fh.close().catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Whether file `fileIndex` was created by the small-file worker (small-writes.ts): in a torrent
+   * of more files than the handle cache holds, in a folder made just now and pinned (so every
+   * file in it is new), with no bytes in the part file, all
+   * the folder's such files in one message (open O_EXCL through the pinned folder, fstat, close:
+   * three pool calls per file on the main thread otherwise). Any other answer: false, and
+   * #startFile does it the usual way (which finds what is there, or reports what went wrong).
+   */
+  async #createdOnWorker(fileIndex: number, part: PartSource | undefined, opened: OpenedFolder, folder: StartFolder): Promise<boolean> {
+    const pinned = opened.pinned;
+    // with few files, #createAt keeps each handle it opens (the cache has room): writes then go to the very file
+    // created, even if its path is swapped or deleted meanwhile; the worker keeps none, so it does only what
+    // would not have been kept anyway
+    if (this.#small === undefined || !opened.fresh || pinned === undefined || this.#meta.files.length <= this.#cache.capacity) return false;
+    const noPartBytes = (i: number): boolean => !part || edgeRanges(this.#meta.files[i]!, this.#meta.pieceLength).every(([from]) => from >= part.size);
+    if (!noPartBytes(fileIndex)) return false;
+    folder.created ??= (async () => {
+      const eligible = folder.files.filter(noPartBytes);
+      const results = await this.#small!.create(eligible.map((i) => path.join(pinned.path, path.basename(this.#paths[i]!))));
+      return new Map(eligible.map((i, k) => [i, results[k]]));
+    })();
+    const made = (await folder.created).get(fileIndex);
+    if (made === undefined) return false;
+    const [dev, size, mtimeNs, ctimeNs, ino] = made;
+    this.#created.add(fileIndex);
+    this.#identity.set(fileIndex, { dev: BigInt(dev), ino: BigInt(ino) }); // what must still be there when the download completes
+    this.#keepStamp(fileIndex, [size, mtimeNs, ctimeNs, ino]); // created: as tt left it
+    return true;
   }
 
   /** Files #startFiles does at once: each may hold a file and a folder open beside the cache's handles, all within its bound. */

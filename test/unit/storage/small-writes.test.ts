@@ -92,6 +92,28 @@ describe('SmallFileWriter', () => {
     });
   });
 
+  it('creates files empty (O_EXCL) and answers their dev and stamp; never one that is there, nor through a symlink', async () => {
+    await withTempDir(async (dir) => {
+      const writer = new SmallFileWriter();
+      try {
+        await writeFile(path.join(dir, 'there'), 'keep');
+        await writeFile(path.join(dir, 'target'), 'keep');
+        await symlink(path.join(dir, 'target'), path.join(dir, 'link'));
+        const results = await writer.create(['new1', 'there', 'link', 'new2'].map((n) => path.join(dir, n)));
+        for (const [k, name] of [[0, 'new1'], [3, 'new2']] as const) {
+          const st = await lstat(path.join(dir, name), { bigint: true });
+          expect(st.size).toBe(0n);
+          expect(results[k]).toEqual([String(st.dev), '0', String(st.mtimeNs), String(st.ctimeNs), String(st.ino)]);
+        }
+        expect([results[1], results[2]]).toEqual([undefined, undefined]);
+        expect(await readFile(path.join(dir, 'there'), 'latin1')).toBe('keep');
+        expect(await readFile(path.join(dir, 'target'), 'latin1')).toBe('keep');
+      } finally {
+        await writer.close();
+      }
+    });
+  });
+
   it('after close every write answers "again"', async () => {
     await withTempDir(async (dir) => {
       const a = path.join(dir, 'a');
@@ -105,6 +127,29 @@ describe('SmallFileWriter', () => {
 });
 
 describe('storage with many small files', () => {
+  it('more files than the handle cache holds, in a new folder: created on the worker, identities and stamps as on disk', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(Array.from({ length: 30 }, (_, i) => 50 + i), 1024);
+      const opened = vi.mocked(fsp.open);
+      opened.mockClear();
+      const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite', maxOpenFiles: 8 });
+      const creates = opened.mock.calls.filter((c) => (Number(c[1]) & constants.O_CREAT) !== 0);
+      expect(creates).toEqual([]); // the old way: one open(O_CREAT | O_EXCL) per file on the main thread
+      await storage.flushStamps();
+      for (const [i, f] of meta.files.entries()) {
+        const st = await lstat(path.join(root, ...f.path), { bigint: true });
+        expect(st.size).toBe(0n);
+        expect(storage.stamps().get(i)).toEqual([String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino)]);
+      }
+      const g = new PieceGeometry(meta.pieceLength, meta.totalLength);
+      for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, Buffer.from(data.subarray(i * 1024, i * 1024 + g.pieceSize(i))));
+      await storage.assertFilesInPlace(); // the files written are the ones created (identities known)
+      for (const f of meta.files) expect(await readFile(path.join(root, ...f.path))).toEqual(data.subarray(f.offset, f.offset + f.length));
+      await storage.close();
+    });
+  });
+
+
   it('writes them on the worker: every byte lands, stamps are current, and the main thread opens none of them to write', async () => {
     await withTempDir(async (root) => {
       const { meta, data } = makeTorrent(Array.from({ length: 200 }, (_, i) => 100 + i), 4096);
