@@ -433,7 +433,7 @@ export class TorrentStorage {
     // created, even if its path is swapped or deleted meanwhile; the worker keeps none, so it does only what
     // would not have been kept anyway
     if (this.#small === undefined || !opened.fresh || pinned === undefined || this.#meta.files.length <= this.#cache.capacity) return false;
-    const noPartBytes = (i: number): boolean => !part || edgeRanges(this.#meta.files[i]!, this.#meta.pieceLength).every(([from]) => from >= part.size);
+    const noPartBytes = (i: number): boolean => this.#partRanges(i, part).length === 0;
     if (!noPartBytes(fileIndex)) return false;
     folder.created ??= (async () => {
       const eligible = folder.files.filter(noPartBytes);
@@ -447,6 +447,11 @@ export class TorrentStorage {
     this.#identity.set(fileIndex, { dev: BigInt(dev), ino: BigInt(ino) }); // what must still be there when the download completes
     this.#keepStamp(fileIndex, [size, mtimeNs, ctimeNs, ino]); // created: as tt left it
     return true;
+  }
+
+  /** File `fileIndex`'s edge ranges (its first and last piece's shares) that start inside the part file `part`, if any. */
+  #partRanges(fileIndex: number, part: PartSource | undefined): [number, number][] {
+    return part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
   }
 
   /** Files #startFiles does at once: each may hold a file and a folder open beside the cache's handles, all within its bound. */
@@ -488,7 +493,7 @@ export class TorrentStorage {
    */
   async #startFile(fileIndex: number, part: PartSource | undefined, folder: OpenedFolder): Promise<void> {
     const file = this.#paths[fileIndex]!;
-    let ranges = part ? edgeRanges(this.#meta.files[fileIndex]!, this.#meta.pieceLength).filter(([from]) => from < part.size) : [];
+    let ranges = this.#partRanges(fileIndex, part);
     const at = folder.pinned ? path.join(folder.pinned.path, path.basename(file)) : undefined;
     let st = at !== undefined && (!folder.fresh || ranges.length > 0) ? await this.#foundAt(fileIndex, at) : undefined;
     if (!st) {
