@@ -21,23 +21,35 @@ async function writeAll(root: string, meta: Metainfo, data: Buffer): Promise<voi
   }
 }
 
-/** The expected bitfield, computed independently: hash what is really on disk, piece by piece. */
+/**
+ * The expected bitfield, computed independently: hash what is really on disk, piece by piece. A
+ * piece with a byte not on disk (a missing file, or one shorter than it should be) is missing
+ * whatever that byte should have been: a stand-in value (0xa5 once) made the lost byte "there"
+ * whenever it happened to be that value, and the check, rightly saying missing, failed the test.
+ */
 async function bruteForce(root: string, meta: Metainfo): Promise<string> {
-  const parts: Buffer[] = [];
+  const all = Buffer.alloc(meta.totalLength);
+  const absent = new Uint8Array(meta.pieceCount);
   for (const file of meta.files) {
     const bytes = await readFile(path.join(root, ...file.path)).catch(() => Buffer.alloc(0));
-    // bytes past the file's length are ignored; a missing tail never verifies (0xa5 stands in for it)
-    const exact = Buffer.alloc(file.length, 0xa5);
-    bytes.copy(exact, 0, 0, Math.min(bytes.length, file.length));
-    parts.push(exact);
+    const got = Math.min(bytes.length, file.length); // bytes past the file's length are ignored
+    bytes.copy(all, file.offset, 0, got);
+    if (got < file.length) {
+      const last = Math.floor((file.offset + file.length - 1) / meta.pieceLength);
+      for (let i = Math.floor((file.offset + got) / meta.pieceLength); i <= last; i++) absent[i] = 1;
+    }
   }
-  const all = Buffer.concat(parts);
   let bits = '';
   for (let i = 0; i < meta.pieceCount; i++) {
     const h = createHash('sha1').update(all.subarray(i * meta.pieceLength, (i + 1) * meta.pieceLength)).digest();
-    bits += h.equals(meta.pieces.subarray(i * 20, i * 20 + 20)) ? '1' : '0';
+    bits += !absent[i] && h.equals(meta.pieces.subarray(i * 20, i * 20 + 20)) ? '1' : '0';
   }
   return bits;
+}
+
+/** `meta` with the piece hashes of `data`. */
+function hashedOver(meta: Metainfo, data: Buffer): Metainfo {
+  return { ...meta, pieces: makeTorrent([data.length], meta.pieceLength, data).meta.pieces };
 }
 
 function bits(b: { size: number; has(i: number): boolean }): string {
@@ -227,20 +239,27 @@ describe('checkExisting over many small files (opened several at a time)', () =>
   for (const workers of [0, 2]) {
     it(`equals brute force with files missing, short, long and garbled, holding a bounded number of handles (${workers} workers)`, async () => {
       await withTempDir(async (root) => {
-        const { meta, data } = manySmall(workers + 1);
-        await writeAll(root, meta, data);
+        const made = manySmall(workers + 1);
         const rnd = mulberry32(99 + workers);
-        const victims = new Set(Array.from({ length: 24 }, () => Math.floor(rnd() * meta.files.length)));
-        let k = 0;
-        for (const i of victims) {
+        const victims = new Set(Array.from({ length: 24 }, () => Math.floor(rnd() * made.meta.files.length)));
+        const faults = [...victims].filter((i) => made.meta.files[i]!.length > 0).map((i, k) => [i, k % 4] as const);
+        // the bytes a fault takes away (a removed file's, a truncated one's last) are 0xa5, the
+        // stand-in the brute force once filled them with: a missing byte is missing whatever its value
+        const data = made.data;
+        for (const [i, fault] of faults) {
+          const f = made.meta.files[i]!;
+          if (fault === 0) data.fill(0xa5, f.offset, f.offset + f.length);
+          else if (fault === 1) data[f.offset + f.length - 1] = 0xa5;
+        }
+        const meta = hashedOver(made.meta, data);
+        await writeAll(root, meta, data);
+        for (const [i, fault] of faults) {
           const f = meta.files[i]!;
           const p = path.join(root, ...f.path);
-          if (f.length === 0) continue;
-          const fault = k++ % 4;
           if (fault === 0) await rm(p);
           else if (fault === 1) await truncate(p, f.length - 1);
           else if (fault === 2) await writeFile(p, Buffer.concat([data.subarray(f.offset, f.offset + f.length), Buffer.from('extra')])); // ignored
-          else await writeFile(p, Buffer.from(data.subarray(f.offset, f.offset + f.length)).fill(0x5a, 0, 1));
+          else await writeFile(p, Buffer.from(data.subarray(f.offset, f.offset + f.length)).fill(data[f.offset]! ^ 0xff, 0, 1)); // really garbled
         }
         await rm(path.join(root, 'T', 'd7'), { recursive: true }); // a whole folder missing
         const expected = await bruteForce(root, meta);
