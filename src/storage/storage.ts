@@ -101,7 +101,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { SmallFileWriter, type CreateResult, type SmallWrite } from './small-writes.js';
+import { SmallFileWorker, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
 import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -275,8 +275,8 @@ export class TorrentStorage {
   readonly #stamps = new Map<number, Stamp>();
   /** Files written since their last stamp, each with the timer that will take it (see #stampSoon). */
   readonly #stampTimers = new Map<number, NodeJS.Timeout>();
-  /** The small-file worker (small-writes.ts): writable storage with the default opener where /proc is there. */
-  readonly #small: SmallFileWriter | undefined;
+  /** The small-file worker (small-files.ts): storage with the default opener where /proc is there. */
+  readonly #small: SmallFileWorker | undefined;
   /** Deferred stamps under way (awaited by flushStamps). */
   readonly #stamping = new Set<Promise<void>>();
   /** Present when direct writes were asked for and the platform has O_DIRECT. */
@@ -299,7 +299,7 @@ export class TorrentStorage {
     });
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
-    this.#small = this.#writable && this.#confine && HAS_PROC_FD ? new SmallFileWriter() : undefined;
+    this.#small = this.#confine && HAS_PROC_FD ? new SmallFileWorker() : undefined;
     this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
     this.#selection = opts.selection;
     this.#part = meta.files.length;
@@ -420,7 +420,7 @@ export class TorrentStorage {
   }
 
   /**
-   * Whether file `fileIndex` was created by the small-file worker (small-writes.ts): in a torrent
+   * Whether file `fileIndex` was created by the small-file worker (small-files.ts): in a torrent
    * of more files than the handle cache holds, in a folder made just now and pinned (so every
    * file in it is new), with no bytes in the part file, all
    * the folder's such files in one message (open O_EXCL through the pinned folder, fstat, close:
@@ -808,7 +808,7 @@ export class TorrentStorage {
   }
 
   /**
-   * Whether file `fileIndex`'s writes go to the small-file worker (small-writes.ts): a file of at
+   * Whether file `fileIndex`'s writes go to the small-file worker (small-files.ts): a file of at
    * most SMALL_FILE_BYTES that storage created or found (its identity known), with the default
    * opener on Linux (/proc/self/fd), once realpath(root) is known.
    */
@@ -1159,6 +1159,7 @@ export class TorrentStorage {
     const length = out.length;
     const spans = spansFor(this.#meta.files, offset, length);
     let at = 0;
+    const small: { span: FileSpan; target: Buffer }[] = [];
     const reads = spans.map((span: FileSpan) => {
       const target = out.subarray(at, at + span.length);
       at += span.length;
@@ -1167,21 +1168,72 @@ export class TorrentStorage {
         return Promise.resolve();
       }
       if (this.#inPartFile(span.fileIndex)) return this.#readUnselected(span, target);
-      const fromFile = this.#withFile(span.fileIndex, 'read', async (fh) => {
-        const got = await readFully(fh, target, span.fileOffset);
-        if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);
-      });
-      if (!this.#selection) return fromFile;
-      // a file an earlier selective run did not create: its share of shared pieces is in the part file
-      // (check.ts verified it there; a download adopts it when it creates the file, a seed reads it in place)
-      return fromFile.catch(async (err: unknown) => {
-        if (!(err instanceof MissingData && err.absent)) throw err;
-        const got = await this.#withFile(this.#part, 'read', (fh) => readFully(fh, target, this.#partOffset(span)));
-        if (got < span.length) throw err;
-      });
+      if (this.#readsSmall(span.fileIndex)) {
+        small.push({ span, target });
+        return Promise.resolve();
+      }
+      return this.#readSpan(span, target);
     });
+    if (small.length > 0) reads.push(this.#readSmallFiles(small));
     await settleAll(reads);
     return out;
+  }
+
+  /** A span of a selected file (or of a torrent without selection) into `target`, through the handle cache. */
+  #readSpan(span: FileSpan, target: Buffer): Promise<void> {
+    const fromFile = this.#withFile(span.fileIndex, 'read', async (fh) => {
+      const got = await readFully(fh, target, span.fileOffset);
+      if (got < span.length) throw new MissingData(`cannot read ${JSON.stringify(this.#paths[span.fileIndex])}: shorter than expected (data missing)`);
+    });
+    if (!this.#selection) return fromFile;
+    // a file an earlier selective run did not create: its share of shared pieces is in the part file
+    // (check.ts verified it there; a download adopts it when it creates the file, a seed reads it in place)
+    return fromFile.catch(async (err: unknown) => {
+      if (!(err instanceof MissingData && err.absent)) throw err;
+      const got = await this.#withFile(this.#part, 'read', (fh) => readFully(fh, target, this.#partOffset(span)));
+      if (got < span.length) throw err;
+    });
+  }
+
+  /**
+   * Whether a read of file `fileIndex` goes to the small-file worker (small-files.ts): a file of
+   * at most SMALL_FILE_BYTES with no handle open in the cache (one that is open reads for one pool
+   * call), once realpath(root) is known.
+   */
+  #readsSmall(fileIndex: number): boolean {
+    return (
+      this.#small !== undefined &&
+      this.#rootReal !== undefined &&
+      this.#meta.files[fileIndex]!.length <= SMALL_FILE_BYTES &&
+      !this.#cache.has(this.#key(fileIndex, READ)) &&
+      !this.#cache.has(this.#key(fileIndex, WRITE))
+    );
+  }
+
+  /** Reads these spans on the small-file worker, in one message; a span it answers "again" is read the usual way. */
+  async #readSmallFiles(items: readonly { span: FileSpan; target: Buffer }[]): Promise<void> {
+    let offset = 0;
+    const jobs: SmallRead[] = items.map(({ span }) => {
+      const known = this.#writable ? this.#identity.get(span.fileIndex) : undefined; // as #openRead checks
+      const job = {
+        path: this.#paths[span.fileIndex]!,
+        expected: path.join(this.#rootReal!, ...this.#meta.files[span.fileIndex]!.path),
+        ...(known && { dev: String(known.dev), ino: String(known.ino) }),
+        position: span.fileOffset,
+        offset,
+        length: span.length,
+      };
+      offset += span.length;
+      return job;
+    });
+    const { buffer, done } = await this.#small!.read(jobs, new ArrayBuffer(offset));
+    const bytes = Buffer.from(buffer);
+    const again: Promise<void>[] = [];
+    items.forEach(({ span, target }, k) => {
+      if (done[k] && !this.#closed) bytes.copy(target, 0, jobs[k]!.offset, jobs[k]!.offset + span.length);
+      else again.push(this.#readSpan(span, target));
+    });
+    await settleAll(again);
   }
 
   /**
@@ -1487,7 +1539,7 @@ async function removeLeftover(temp: string, now: number): Promise<boolean> {
   }
 }
 
-/** Files this long or shorter are written on the small-file worker (small-writes.ts). */
+/** Files this long or shorter are written on the small-file worker (small-files.ts). */
 export const SMALL_FILE_BYTES = 128 * 1024;
 
 /** Files created at once when storage opens. */

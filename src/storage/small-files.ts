@@ -1,26 +1,30 @@
 /**
- * Writes into small files on one worker thread, each file's whole sequence
- * synchronous there: open (no symlink as the last component), fstat (the file
- * storage.ts created or found, one link only), /proc/self/fd (reached without
- * a symlink, inside the download folder), the write, fstat for its stamp,
- * close; and creates files there (open O_EXCL, fstat, close), a folder's at
- * once. Owns the worker (plain JS evaluated from a string, as hasher.ts's)
- * and its messages; storage.ts decides what goes there and does anything
- * else itself.
+ * Reads and writes small files on one worker thread, each file's whole
+ * sequence synchronous there. A write: open (no symlink as the last
+ * component), fstat (the file storage.ts created or found, one link only),
+ * /proc/self/fd (reached without a symlink, inside the download folder), the
+ * write, fstat for its stamp, close. A read: open read-only (no symlink as
+ * the last component), fstat when storage.ts knows the file's identity,
+ * /proc/self/fd, the read, close. It also creates files (open O_EXCL, fstat,
+ * close), a folder's at once. Owns the worker (plain JS evaluated from a
+ * string, as hasher.ts's) and its messages; storage.ts decides what goes
+ * there and does anything else itself.
  *
  * Why: through libuv's pool every call costs tt's main thread about 20 µs on
- * this project's VMs, whatever it does, and a small file needs six; 20,000
- * files of 4-5 KB took 3.5-4.5 s to write that way, the main thread busy the
- * whole time. The same sequence, synchronous on a worker, many files per
- * message: 0.5-0.6 s (measured alone: 1.5-1.8 s through the pool). This is
- * what libtorrent's disk threads do.
+ * this project's VMs, whatever it does, and a small file needs four to six;
+ * 20,000 files of 4-5 KB took 3.5-4.5 s to write that way, the main thread
+ * busy the whole time, and serving them cost 1.5 s of it per pass. The same
+ * sequence, synchronous on a worker, many files per message: 0.5-0.6 s
+ * (measured alone: 1.5-1.8 s through the pool). This is what libtorrent's
+ * disk threads do.
  *
  * The worker never decides anything but "done": a file that is not exactly
  * what is expected (another inode, other hard links, a path through a
- * symlink, no name left after the write) or any error at all is answered
- * "again", and storage.ts writes it the usual way, which says precisely what
- * is wrong (or copies a hard-linked file first). A positioned write of the
- * same bytes may be done twice; never into another file.
+ * symlink, no name left after the write, shorter than the read) or any error
+ * at all is answered "again", and storage.ts reads or writes it the usual
+ * way, which says precisely what is wrong (or copies a hard-linked file
+ * first). A positioned write of the same bytes may be done twice; never into
+ * another file. Bytes are read from the expected file only.
  */
 import { Worker } from 'node:worker_threads';
 
@@ -33,6 +37,20 @@ export interface SmallWrite {
   /** The identity storage.ts knows for the file (decimal strings of BigInt dev and ino). */
   readonly dev: string;
   readonly ino: string;
+  readonly position: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** One file's share of a read: `length` bytes at `position` of the file, to `offset` of the message's buffer. */
+export interface SmallRead {
+  /** The file's path (absolute, under the download folder). */
+  readonly path: string;
+  /** What /proc/self/fd must name: the path under realpath(root). */
+  readonly expected: string;
+  /** The identity the file must have, when storage.ts knows it (decimal strings of BigInt dev and ino). */
+  readonly dev?: string;
+  readonly ino?: string;
   readonly position: number;
   readonly offset: number;
   readonly length: number;
@@ -82,18 +100,45 @@ function one(job, bytes) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
   }
 }
+const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+function read(job, bytes) {
+  let fd;
+  try {
+    fd = fs.openSync(job.path, READ_FLAGS);
+    if (job.dev !== undefined) {
+      const st = fs.fstatSync(fd, { bigint: true });
+      if (String(st.dev) !== job.dev || String(st.ino) !== job.ino) return false;
+    }
+    if (fs.readlinkSync('/proc/self/fd/' + fd) !== job.expected) return false;
+    for (let done = 0; done < job.length; ) {
+      const n = fs.readSync(fd, bytes, job.offset + done, job.length - done, job.position + done);
+      if (n <= 0) return false;
+      done += n;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
+  }
+}
 parentPort.on('message', (m) => {
   if (m.create) return parentPort.postMessage({ id: m.id, results: m.create.map(create) });
+  if (m.read) {
+    const bytes = new Uint8Array(m.buffer);
+    const results = m.read.map((job) => read(job, bytes));
+    return parentPort.postMessage({ id: m.id, results, buffer: m.buffer }, [m.buffer]);
+  }
   const bytes = new Uint8Array(m.buffer);
   parentPort.postMessage({ id: m.id, results: m.jobs.map((job) => one(job, bytes)) });
 });
 `;
 
 interface Pending {
-  resolve(results: unknown[]): void;
+  resolve(results: unknown[], buffer?: ArrayBuffer): void;
 }
 
-export class SmallFileWriter {
+export class SmallFileWorker {
   #worker: Worker | undefined;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -108,8 +153,23 @@ export class SmallFileWriter {
     return this.#ask(jobs.length, (id) => ({ id, jobs, buffer }), [buffer]);
   }
 
+  /**
+   * Reads `jobs` on the worker into `buffer` (transferred there and back: not
+   * usable meanwhile); resolves with the buffer and, per job in order,
+   * whether its bytes are in it (false: read it the usual way). Never
+   * rejects; when the worker cannot be used, every job is false and the
+   * buffer a new one of the same size.
+   */
+  async read(jobs: readonly SmallRead[], buffer: ArrayBuffer): Promise<{ buffer: ArrayBuffer; done: boolean[] }> {
+    const size = buffer.byteLength;
+    let back: ArrayBuffer | undefined;
+    const results = await this.#ask<boolean | undefined>(jobs.length, (id) => ({ id, read: jobs, buffer }), [buffer], (b) => (back = b));
+    if (back === undefined) return { buffer: buffer.byteLength === size ? buffer : new ArrayBuffer(size), done: jobs.map(() => false) };
+    return { buffer: back, done: jobs.map((_, k) => results[k] === true) };
+  }
+
   /** Sends the message `make(id)` (transferring `transfer`) and resolves with its `count` results; all undefined when the worker cannot be used. */
-  #ask<R>(count: number, make: (id: number) => object, transfer: ArrayBuffer[]): Promise<R[]> {
+  #ask<R>(count: number, make: (id: number) => object, transfer: ArrayBuffer[], onBuffer?: (buffer: ArrayBuffer) => void): Promise<R[]> {
     const none = (): R[] => Array.from({ length: count }, () => undefined as R);
     if (this.#broken || count === 0) return Promise.resolve(none());
     let worker: Worker;
@@ -121,7 +181,12 @@ export class SmallFileWriter {
     }
     const id = this.#nextId++;
     return new Promise((resolve) => {
-      this.#pending.set(id, { resolve: resolve as (results: unknown[]) => void });
+      this.#pending.set(id, {
+        resolve: (results, buffer) => {
+          if (buffer !== undefined) onBuffer?.(buffer);
+          resolve(results as R[]);
+        },
+      });
       try {
         worker.postMessage(make(id), transfer);
       } catch {
@@ -153,10 +218,10 @@ export class SmallFileWriter {
     if (this.#worker) return this.#worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref(); // never what keeps tt running
-    worker.on('message', (m: { id: number; results: unknown[] }) => {
+    worker.on('message', (m: { id: number; results: unknown[]; buffer?: ArrayBuffer }) => {
       const p = this.#pending.get(m.id);
       this.#pending.delete(m.id);
-      p?.resolve(m.results);
+      p?.resolve(m.results, m.buffer);
     });
     const fail = (): void => {
       this.#broken = true;
