@@ -2,9 +2,12 @@
  * Verifies data already on disk against the torrent's piece hashes (BEP 3
  * `pieces`), e.g. before resuming or seeding. Reads large sequential runs into
  * SharedArrayBuffers and hashes them in worker threads while the next run is
- * read; the files a run crosses are opened and read CHECK_OPEN_PARALLEL at a
- * time, each into its own slice of the run (so a folder of 100,000 small
- * files is not one open() round trip after another), through a bounded
+ * read; many small files a run crosses are read on the small-file worker
+ * (small-files.ts) in one message, each file's open, checks, read and close
+ * synchronous there, straight into the run's shared memory; other files are
+ * opened and read CHECK_OPEN_PARALLEL at a time, each into its own slice of
+ * the run (so a folder of 100,000 small files is not one open() round trip
+ * after another), through a bounded
  * handle cache (handle-cache.ts: never more descriptors than a quarter of
  * the process's limit, EMFILE retried after closing idle handles). Read-only: never
  * creates, writes or truncates anything, and never reads a byte from outside
@@ -30,19 +33,21 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { Bitfield } from '../core/bitfield.js';
 import { DiskError, TtError } from '../core/errors.js';
 import { PieceGeometry } from '../core/geometry.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { piecesIn, wholePaddingPieces } from '../metainfo/padding-pieces.js';
 import { edgeRanges, type FileSelection } from '../metainfo/selection.js';
-import { assertOpenedInside, realRoot } from './confine.js';
+import { HAS_PROC_FD, assertOpenedInside, realRoot } from './confine.js';
 import { toDiskError } from './disk-error.js';
 import { PieceHasher, defaultHashWorkers } from './hasher.js';
 import { forEachLimit } from './for-each-limit.js';
 import { HandleCache, handleBudget } from './handle-cache.js';
 import { spansFor, type FileSpan } from './layout.js';
 import { lookupAllInside, resolveInside, type Resolved } from './safe-path.js';
+import { SMALL_FILE_BYTES, SmallFileWorker, type SmallRead } from './small-files.js';
 
 export interface CheckProgress {
   /** Pieces examined so far. */
@@ -282,6 +287,13 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 export const CHECK_OPEN_PARALLEL = 32;
 
 /**
+ * Small files a range must cross for them to be read on the small-file worker: the five calls
+ * through libuv's pool a file takes the usual way cost the main thread ~100 µs a file here; a
+ * worker thread costs ~15 ms to start.
+ */
+const SMALL_BATCH_MIN = 64;
+
+/**
  * Positioned reads over the torrent's files, read-only, one handle per file
  * (leased from a bounded cache for each read). A range crossing many files
  * opens and reads them CHECK_OPEN_PARALLEL at a time (fewer under a low
@@ -299,6 +311,8 @@ class FileReader {
   readonly #cache = new HandleCache<number>(handleBudget(CHECK_OPEN_PARALLEL + 2), { closedError: () => new DiskError('checking stopped') });
   /** Files found missing (never opened again during this check). */
   readonly #missing = new Set<number>();
+  /** Reads runs of small files (small-files.ts), started for the first such run. */
+  #small: SmallFileWorker | undefined;
 
   /** `found`: the lookups that gave `paths`; a file found missing there is not opened (the part file, after them, always is). */
   constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined, found: readonly Resolved[]) {
@@ -316,13 +330,50 @@ class FileReader {
     await this.#closeBefore(spans[0]!.fileIndex); // ranges go forward: files before this one are done with
     const starts = new Array<number>(spans.length);
     for (let k = 0, at = 0; k < spans.length; at += spans[k]!.length, k++) starts[k] = at;
-    const gaps = new Array<Gap[]>(spans.length);
+    const gaps = new Array<Gap[] | undefined>(spans.length);
+    await this.#readSmallOnWorker(spans, target, starts, gaps);
     // one handle per span in flight, and one left for the part file
     await forEachLimit(spans, Math.min(CHECK_OPEN_PARALLEL, this.#cache.capacity - 1), async (span, k) => {
+      if (gaps[k] !== undefined) return; // read on the worker
       gaps[k] = await this.#readSpan(span, target, starts[k]!);
       if (k < spans.length - 1) await this.#release(span.fileIndex); // closed before the next open takes its place
     });
-    return gaps.flat();
+    return (gaps as Gap[][]).flat();
+  }
+
+  /**
+   * When a range crosses at least SMALL_BATCH_MIN small files that are there (no handle open),
+   * reads them on the small-file worker in one message, into `target` in place when it is shared
+   * memory (the runs are), and fills in their gaps; a file the worker answers "again" for (not
+   * there, not the file expected, an error) is left to the usual way, which says what is wrong.
+   */
+  async #readSmallOnWorker(spans: readonly FileSpan[], target: Buffer, starts: readonly number[], gaps: (Gap[] | undefined)[]): Promise<void> {
+    const rootReal = this.#rootReal;
+    if (!HAS_PROC_FD || rootReal === undefined) return;
+    const picked: number[] = [];
+    spans.forEach((span, k) => {
+      const file = this.#meta.files[span.fileIndex]!;
+      if (!file.padding && file.length <= SMALL_FILE_BYTES && !this.#missing.has(span.fileIndex) && !this.#cache.has(span.fileIndex)) picked.push(k);
+    });
+    if (picked.length < SMALL_BATCH_MIN) return;
+    const shared = target.buffer instanceof SharedArrayBuffer;
+    let offset = 0;
+    const jobs: SmallRead[] = picked.map((k) => {
+      const span = spans[k]!;
+      const at = shared ? target.byteOffset + starts[k]! : offset;
+      offset += span.length;
+      return { path: this.#paths[span.fileIndex]!, expected: path.join(rootReal, ...this.#meta.files[span.fileIndex]!.path), position: span.fileOffset, offset: at, length: span.length };
+    });
+    this.#small ??= new SmallFileWorker();
+    const { buffer, got } = await this.#small.read(jobs, shared ? (target.buffer as SharedArrayBuffer) : new ArrayBuffer(offset));
+    const bytes = shared ? undefined : Buffer.from(buffer);
+    picked.forEach((k, j) => {
+      const n = got[j]!;
+      if (n < 0) return;
+      const start = starts[k]!;
+      if (bytes) bytes.copy(target, start, jobs[j]!.offset, jobs[j]!.offset + n);
+      gaps[k] = n < spans[k]!.length ? [[start + n, start + spans[k]!.length]] : [];
+    });
   }
 
   /** One file's span into target[start...]; returns its gaps (target-relative). */
@@ -396,9 +447,10 @@ class FileReader {
     return done;
   }
 
-  /** Closes every handle, once the opens and reads under way have ended. */
+  /** Closes every handle, once the opens and reads under way have ended, and ends the small-file worker. */
   async close(): Promise<void> {
     await this.#cache.close();
+    await this.#small?.close();
   }
 
   /** Open read-only, refusing a handle outside rootReal. Rejects with open()'s own error (ENOENT: missing; EMFILE: retried by the cache). */

@@ -18,13 +18,14 @@
  * (measured alone: 1.5-1.8 s through the pool). This is what libtorrent's
  * disk threads do.
  *
- * The worker never decides anything but "done": a file that is not exactly
- * what is expected (another inode, other hard links, a path through a
- * symlink, no name left after the write, shorter than the read) or any error
- * at all is answered "again", and storage.ts reads or writes it the usual
- * way, which says precisely what is wrong (or copies a hard-linked file
- * first). A positioned write of the same bytes may be done twice; never into
- * another file. Bytes are read from the expected file only.
+ * The worker never decides anything but "done" (for a read: how many bytes
+ * the file had): a file that is not exactly what is expected (not a regular
+ * file, another inode, other hard links, a path through a symlink, no name
+ * left after the write) or any error at all is answered "again", and the
+ * caller (storage.ts, check.ts) reads or writes it the usual way, which says
+ * precisely what is wrong (or copies a hard-linked file first). A positioned
+ * write of the same bytes may be done twice; never into another file. Bytes
+ * are read from the expected file only.
  */
 import { Worker } from 'node:worker_threads';
 
@@ -55,6 +56,9 @@ export interface SmallRead {
   readonly offset: number;
   readonly length: number;
 }
+
+/** Files this long or shorter are read and written on the small-file worker. */
+export const SMALL_FILE_BYTES = 128 * 1024;
 
 /** Done: the file's stamp after the write (size, mtimeNs, ctimeNs, ino), as resume.ts's Stamp. Else undefined: write it again the usual way. */
 export type SmallWriteResult = readonly [string, string, string, string] | undefined;
@@ -100,24 +104,25 @@ function one(job, bytes) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
   }
 }
-const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+// O_NONBLOCK: a FIFO planted under a file's name must not block the open (it is then no regular file)
+const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 function read(job, bytes) {
   let fd;
   try {
     fd = fs.openSync(job.path, READ_FLAGS);
-    if (job.dev !== undefined) {
-      const st = fs.fstatSync(fd, { bigint: true });
-      if (String(st.dev) !== job.dev || String(st.ino) !== job.ino) return false;
-    }
-    if (fs.readlinkSync('/proc/self/fd/' + fd) !== job.expected) return false;
-    for (let done = 0; done < job.length; ) {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (!st.isFile()) return -1;
+    if (job.dev !== undefined && (String(st.dev) !== job.dev || String(st.ino) !== job.ino)) return -1;
+    if (fs.readlinkSync('/proc/self/fd/' + fd) !== job.expected) return -1;
+    let done = 0;
+    while (done < job.length) {
       const n = fs.readSync(fd, bytes, job.offset + done, job.length - done, job.position + done);
-      if (n <= 0) return false;
+      if (n <= 0) break;
       done += n;
     }
-    return true;
+    return done;
   } catch {
-    return false;
+    return -1;
   } finally {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
   }
@@ -127,6 +132,8 @@ parentPort.on('message', (m) => {
   if (m.read) {
     const bytes = new Uint8Array(m.buffer);
     const results = m.read.map((job) => read(job, bytes));
+    // an ArrayBuffer goes back (it was transferred here); a SharedArrayBuffer is the caller's already
+    if (m.buffer instanceof SharedArrayBuffer) return parentPort.postMessage({ id: m.id, results });
     return parentPort.postMessage({ id: m.id, results, buffer: m.buffer }, [m.buffer]);
   }
   const bytes = new Uint8Array(m.buffer);
@@ -154,21 +161,26 @@ export class SmallFileWorker {
   }
 
   /**
-   * Reads `jobs` on the worker into `buffer` (transferred there and back: not
-   * usable meanwhile); resolves with the buffer and, per job in order,
-   * whether its bytes are in it (false: read it the usual way). Never
-   * rejects; when the worker cannot be used, every job is false and the
-   * buffer a new one of the same size.
+   * Reads `jobs` on the worker into `buffer`; resolves with, per job in
+   * order, how many of its bytes were there (fewer than asked: the file ends
+   * there), or -1: read it the usual way (not the file expected, or any
+   * error). An ArrayBuffer is transferred there and back (not usable
+   * meanwhile; the one resolved is the one to use); a SharedArrayBuffer is
+   * written in place. Never rejects; when the worker cannot be used, every
+   * job is -1 and the buffer a new one of the same size.
    */
-  async read(jobs: readonly SmallRead[], buffer: ArrayBuffer): Promise<{ buffer: ArrayBuffer; done: boolean[] }> {
+  async read<B extends ArrayBuffer | SharedArrayBuffer>(jobs: readonly SmallRead[], buffer: B): Promise<{ buffer: B; got: number[] }> {
     const size = buffer.byteLength;
+    const shared = buffer instanceof SharedArrayBuffer;
     let back: ArrayBuffer | undefined;
-    const results = await this.#ask<boolean | undefined>(jobs.length, (id) => ({ id, read: jobs, buffer }), [buffer], (b) => (back = b));
-    if (back === undefined) return { buffer: buffer.byteLength === size ? buffer : new ArrayBuffer(size), done: jobs.map(() => false) };
-    return { buffer: back, done: jobs.map((_, k) => results[k] === true) };
+    const results = await this.#ask<number | undefined>(jobs.length, (id) => ({ id, read: jobs, buffer }), shared ? [] : [buffer as ArrayBuffer], (b) => (back = b));
+    const got = jobs.map((_, k) => results[k] ?? -1);
+    if (shared) return { buffer, got };
+    if (back === undefined) return { buffer: (buffer.byteLength === size ? buffer : new ArrayBuffer(size)) as B, got: jobs.map(() => -1) };
+    return { buffer: back as B, got };
   }
 
-  /** Sends the message `make(id)` (transferring `transfer`) and resolves with its `count` results; all undefined when the worker cannot be used. */
+  /** Sends the message `make(id)`  /** Sends the message `make(id)` (transferring `transfer`) and resolves with its `count` results; all undefined when the worker cannot be used. */
   #ask<R>(count: number, make: (id: number) => object, transfer: ArrayBuffer[], onBuffer?: (buffer: ArrayBuffer) => void): Promise<R[]> {
     const none = (): R[] => Array.from({ length: count }, () => undefined as R);
     if (this.#broken || count === 0) return Promise.resolve(none());

@@ -101,7 +101,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { SmallFileWorker, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
+import { SMALL_FILE_BYTES, SmallFileWorker, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
 import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -1226,11 +1226,11 @@ export class TorrentStorage {
       offset += span.length;
       return job;
     });
-    const { buffer, done } = await this.#small!.read(jobs, new ArrayBuffer(offset));
+    const { buffer, got } = await this.#small!.read(jobs, new ArrayBuffer(offset));
     const bytes = Buffer.from(buffer);
     const again: Promise<void>[] = [];
     items.forEach(({ span, target }, k) => {
-      if (done[k] && !this.#closed) bytes.copy(target, 0, jobs[k]!.offset, jobs[k]!.offset + span.length);
+      if (got[k] === span.length && !this.#closed) bytes.copy(target, 0, jobs[k]!.offset, jobs[k]!.offset + span.length);
       else again.push(this.#readSpan(span, target));
     });
     await settleAll(again);
@@ -1538,9 +1538,6 @@ async function removeLeftover(temp: string, now: number): Promise<boolean> {
     return false;
   }
 }
-
-/** Files this long or shorter are written on the small-file worker (small-files.ts). */
-export const SMALL_FILE_BYTES = 128 * 1024;
 
 /** Files created at once when storage opens. */
 const CREATE_PARALLEL = 16;

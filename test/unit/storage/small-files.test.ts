@@ -9,12 +9,14 @@
  * there, and a seed reads them there, without one open() of them on the
  * main thread; what the worker refuses, storage refuses as before.
  */
+import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { link, lstat, mkdir, readFile, realpath, rename, symlink, writeFile } from 'node:fs/promises';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { SmallFileWorker, type SmallRead, type SmallWrite } from '../../../src/storage/small-files.js';
+import { checkExisting } from '../../../src/storage/check.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { makeTorrent, withTempDir } from './fixture.js';
 
@@ -131,14 +133,19 @@ describe('SmallFileWorker', () => {
       await writeFile(a, 'hello world');
       await writeFile(b, '0123456789');
       const sent = new ArrayBuffer(9);
-      const { buffer, done } = await worker.read([await readJob(a, 6, 5, 0), await readJob(b, 3, 4, 5, false)], sent);
-      expect(done).toEqual([true, true]);
+      const { buffer, got } = await worker.read([await readJob(a, 6, 5, 0), await readJob(b, 3, 4, 5, false)], sent);
+      expect(got).toEqual([5, 4]);
       expect(sent.byteLength).toBe(0); // transferred: the bytes are in the buffer that came back
       expect(Buffer.from(buffer).toString('latin1')).toBe('world3456');
+      // a SharedArrayBuffer is filled in place
+      const shared = new SharedArrayBuffer(12);
+      const inPlace = await worker.read([await readJob(a, 0, 5, 7)], shared);
+      expect([inPlace.buffer, inPlace.got]).toEqual([shared, [5]]);
+      expect(Buffer.from(shared).toString('latin1')).toBe('\0'.repeat(7) + 'hello');
     });
   });
 
-  it('reads nothing from a file that is not the one expected, and answers "again" for it and for a short or missing file', async () => {
+  it('reads nothing from a file that is not the one expected, and answers "again" for it and for a missing one; a short file\'s bytes', async () => {
     await withWorker(async (dir, worker) => {
       await mkdir(path.join(dir, 'in'));
       await mkdir(path.join(dir, 'outside'));
@@ -172,9 +179,14 @@ describe('SmallFileWorker', () => {
       const goneJob = await readJob(gone, 0, 6);
       await fsp.rm(gone);
 
-      const jobs = [subJob, swappedJob, staleJob, await readJob(short, 0, 6), goneJob].map((j, k) => ({ ...j, offset: 6 * k }));
-      const { buffer, done } = await worker.read(jobs, new ArrayBuffer(6 * jobs.length));
-      expect(done).toEqual([false, false, false, false, false]);
+      // a FIFO under a file's name: no regular file, and the open must not block
+      const fifo = path.join(dir, 'in', 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const fifoJob = { path: fifo, expected: path.join(await realpath(path.join(dir, 'in')), 'fifo'), position: 0, offset: 0, length: 6 };
+
+      const jobs = [subJob, swappedJob, staleJob, await readJob(short, 0, 6), goneJob, fifoJob].map((j, k) => ({ ...j, offset: 6 * k }));
+      const { buffer, got } = await worker.read(jobs, new ArrayBuffer(6 * jobs.length));
+      expect(got).toEqual([-1, -1, -1, 4, -1, -1]); // the short file: the 4 bytes it has
       expect(Buffer.from(buffer).toString('latin1')).not.toContain('SECRET');
     });
   });
@@ -187,8 +199,8 @@ describe('SmallFileWorker', () => {
       await writer.close();
       expect(await writer.write([await job(a, 0, 2)], bufferOf(Buffer.from('XY')))).toEqual([undefined]);
       expect(await readFile(a)).toEqual(Buffer.alloc(4));
-      const { buffer, done } = await writer.read([await readJob(a, 0, 2)], new ArrayBuffer(2));
-      expect([done, buffer.byteLength]).toEqual([[false], 2]);
+      const { buffer, got } = await writer.read([await readJob(a, 0, 2)], new ArrayBuffer(2));
+      expect([got, buffer.byteLength]).toEqual([[-1], 2]);
     });
   });
 });
@@ -281,6 +293,26 @@ describe('storage with many small files', () => {
       if (got instanceof Error) expect(got.message).toMatch(/replaced|changed|another/i);
       else expect(got).toEqual(pieceOf(data, 4096, index));
       await storage.close();
+    });
+  });
+
+  it('checking them reads them on the worker: the same answer, a damaged file found, almost no open() on the main thread', async () => {
+    await withTempDir(async (root) => {
+      const { meta, data } = makeTorrent(Array.from({ length: 300 }, (_, i) => 100 + i), 4096);
+      const writer = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
+      for (let i = 0; i < meta.pieceCount; i++) await writer.writePiece(i, pieceOf(data, 4096, i));
+      await writer.close();
+      const damaged = meta.files[123]!;
+      const bytes = await readFile(path.join(root, ...damaged.path));
+      bytes[7] = bytes[7]! ^ 0xff;
+      await writeFile(path.join(root, ...damaged.path), bytes);
+      const opened = vi.mocked(fsp.open);
+      opened.mockClear();
+      const have = await checkExisting(root, meta, { workers: 0 });
+      const bad = Math.floor((damaged.offset + 7) / 4096);
+      expect([...Array(meta.pieceCount).keys()].filter((i) => !have.has(i))).toEqual([bad]);
+      const fileOpens = opened.mock.calls.filter((c) => String(c[0]).startsWith(root + path.sep) && (Number(c[1]) & constants.O_DIRECTORY) === 0);
+      expect(fileOpens.length).toBeLessThan(5); // the usual way: an open for each of the 300 files
     });
   });
 });
