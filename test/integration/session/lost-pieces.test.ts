@@ -68,7 +68,11 @@ describe('a seed whose file is truncated under it', () => {
     expect(await ask(fast, fx, 40)).toBe('piece'); // read into the read cache before the loss
     await truncate(join(fx.seedRoot, fx.meta.name), 16 * PIECE); // pieces 16..63 are gone
 
-    for (const index of [20, 21, 20, 63, 40]) expect(await ask(fast, fx, index)).toBe('reject');
+    for (const index of [20, 21, 20, 63]) expect(await ask(fast, fx, index)).toBe('reject');
+    // the first unreadable piece makes the seed look up the file's size (async): then every piece past its end goes,
+    // the one still in the read cache too (asked for before that, it was served from memory: the right bytes, but flaky here)
+    await until(() => warnings.length > 0, 5_000, 'the warning for the truncated file');
+    expect(await ask(fast, fx, 40)).toBe('reject');
     for (const index of [0, 5, 15]) expect(await ask(fast, fx, index)).toBe('piece');
     expect(await ask(plain, fx, 22, 500)).toBe('nothing'); // a plain peer may not get a reject: nothing, and it stays
     expect(await ask(plain, fx, 3)).toBe('piece');
