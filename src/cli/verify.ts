@@ -20,6 +20,7 @@ import { numberedFiles, selectFiles, type FileNumberRanges } from '../metainfo/s
 import { checkExisting } from '../storage/check.js';
 import { forEachLimit } from '../storage/for-each-limit.js';
 import { resolveAllInside, resolveInside } from '../storage/safe-path.js';
+import { statMany } from '../storage/small-files.js';
 import { humanBytes, sanitizeForTerminal } from './format.js';
 import { requireData } from './data-folder.js';
 import { DEFAULT_FILES_SHOWN, loadTorrent } from './info.js';
@@ -149,8 +150,15 @@ async function sizesOnDisk(root: string, paths: readonly (readonly string[])[]):
     // some path is not one storage would use (a symlink planted since the check): each on its own
     resolved = await Promise.all(paths.map((components) => resolveInside(root, components).catch(() => '')));
   }
+  // many files: lstat'ed on a worker in one message; what it could not, one by one here
+  const batch = await statMany(resolved);
   await forEachLimit(resolved, STAT_PARALLEL, async (file, k) => {
     if (file === '') return;
+    const st = batch[k];
+    if (st !== undefined) {
+      if (st[0] === '1') sizes[k] = Number(st[3]);
+      return;
+    }
     try {
       const st = await lstat(file);
       if (st.isFile()) sizes[k] = st.size;

@@ -40,6 +40,7 @@ import { fileAt, type Metainfo } from '../metainfo/metainfo.js';
 import { toDiskError } from './disk-error.js';
 import { forEachLimit } from './for-each-limit.js';
 import { lookupAllInside, resolveInside } from './safe-path.js';
+import { statMany } from './small-files.js';
 
 const FORMAT = 'tt-resume';
 const VERSION = 1;
@@ -226,9 +227,17 @@ export async function loadResume(root: string, meta: Metainfo, now: FolderStamps
 async function stampFiles(root: string, meta: Metainfo): Promise<Stamp[]> {
   const found = await lookupAllInside(root, meta.files.map((file) => file.path));
   const out = new Array<Stamp>(found.length).fill(null);
-  await forEachLimit(found, STAT_PARALLEL, async ({ path, missing }, i) => {
-    const file = meta.files[i]!;
-    if (!missing && !file.padding && file.length > 0) out[i] = await stampPath(path);
+  const wanted = [...found.keys()].filter((i) => !found[i]!.missing && !meta.files[i]!.padding && meta.files[i]!.length > 0);
+  // many files: lstat'ed on a worker in one message; what it could not, one by one here
+  const batch = await statMany(wanted.map((i) => found[i]!.path));
+  const again: number[] = [];
+  wanted.forEach((i, k) => {
+    const st = batch[k];
+    if (st === undefined) again.push(i);
+    else out[i] = st[0] === '1' ? [st[3], st[4], st[5], st[2]] : null;
+  });
+  await forEachLimit(again, STAT_PARALLEL, async (i) => {
+    out[i] = await stampPath(found[i]!.path);
   });
   return out;
 }

@@ -63,6 +63,9 @@ export const SMALL_FILE_BYTES = 128 * 1024;
 /** Done: the file's stamp after the write (size, mtimeNs, ctimeNs, ino), as resume.ts's Stamp. Else undefined: write it again the usual way. */
 export type SmallWriteResult = readonly [string, string, string, string] | undefined;
 
+/** lstat: [regular file '1' or '0', dev, ino, size, mtimeNs, ctimeNs]; undefined: ask lstat itself. */
+export type StatResult = readonly [string, string, string, string, string, string] | undefined;
+
 /** Created (O_EXCL, empty): its dev, and its stamp (size, mtimeNs, ctimeNs, ino). Else undefined: create or find it the usual way. */
 export type CreateResult = readonly [string, string, string, string, string] | undefined;
 
@@ -127,8 +130,17 @@ function read(job, bytes) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
   }
 }
+function stat(at) {
+  try {
+    const st = fs.lstatSync(at, { bigint: true });
+    return [st.isFile() ? '1' : '0', String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)];
+  } catch {
+    return undefined;
+  }
+}
 parentPort.on('message', (m) => {
   if (m.create) return parentPort.postMessage({ id: m.id, results: m.create.map(create) });
+  if (m.stat) return parentPort.postMessage({ id: m.id, results: m.stat.map(stat) });
   if (m.read) {
     const bytes = new Uint8Array(m.buffer);
     const results = m.read.map((job) => read(job, bytes));
@@ -193,6 +205,8 @@ export class SmallFileWorker {
     }
     const id = this.#nextId++;
     return new Promise((resolve) => {
+      // the thread keeps the process alive while it owes an answer, never when idle
+      if (this.#pending.size === 0) worker.ref();
       this.#pending.set(id, {
         resolve: (results, buffer) => {
           if (buffer !== undefined) onBuffer?.(buffer);
@@ -202,10 +216,25 @@ export class SmallFileWorker {
       try {
         worker.postMessage(make(id), transfer);
       } catch {
-        this.#pending.delete(id);
+        this.#answered(id);
         resolve(none());
       }
     });
+  }
+
+  /** Forgets request `id`; the thread is unreferenced once nothing is owed. */
+  #answered(id: number): void {
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) this.#worker?.unref();
+  }
+
+  /**
+   * lstat of each of `paths` (never following a symlink): [regular file (1 or 0), dev, ino,
+   * size, mtimeNs, ctimeNs] as decimal strings; undefined for any error (missing included: the
+   * caller asks lstat itself, which says which). Never rejects.
+   */
+  stat(paths: readonly string[]): Promise<StatResult[]> {
+    return this.#ask(paths.length, (id) => ({ id, stat: paths }), []);
   }
 
   /**
@@ -229,10 +258,9 @@ export class SmallFileWorker {
   #start(): Worker {
     if (this.#worker) return this.#worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
-    worker.unref(); // never what keeps tt running
     worker.on('message', (m: { id: number; results: unknown[]; buffer?: ArrayBuffer }) => {
       const p = this.#pending.get(m.id);
-      this.#pending.delete(m.id);
+      this.#answered(m.id);
       p?.resolve(m.results, m.buffer);
     });
     const fail = (): void => {
@@ -242,6 +270,7 @@ export class SmallFileWorker {
     };
     worker.on('error', fail);
     worker.on('exit', fail);
+    worker.unref(); // idle: never what keeps tt running (after the listeners: adding one refs it again)
     this.#worker = worker;
     return worker;
   }
@@ -253,3 +282,21 @@ export class SmallFileWorker {
     }
   }
 }
+
+/** Paths a caller must have for statMany to use the worker: below this, libuv's pool costs less than a message. */
+export const STAT_BATCH_MIN = 64;
+
+let shared: SmallFileWorker | undefined;
+
+/**
+ * SmallFileWorker.stat on one worker the process shares (started the first
+ * time; idle, it keeps nothing alive), for STAT_BATCH_MIN paths or more; for
+ * fewer, every result is undefined (the caller lstats them itself). A folder
+ * of 20,000 files costs the main thread ~0.4 s through the pool.
+ */
+export function statMany(paths: readonly string[]): Promise<StatResult[]> {
+  if (paths.length < STAT_BATCH_MIN) return Promise.resolve(paths.map(() => undefined));
+  shared ??= new SmallFileWorker();
+  return shared.stat(paths);
+}
+

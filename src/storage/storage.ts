@@ -101,7 +101,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { SMALL_FILE_BYTES, SmallFileWorker, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
+import { SMALL_FILE_BYTES, SmallFileWorker, statMany, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
 import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -954,17 +954,25 @@ export class TorrentStorage {
     await this.flushStamps();
     if (this.#lost) throw this.#lost;
     const problems = new Map<number, DiskError>();
-    await forEachLimit([...this.#identity.keys()], STAT_PARALLEL, async (i) => {
+    const files = [...this.#identity.keys()];
+    // many files: lstat'ed on a worker in one message; what it could not (missing, say), one by one here
+    const batch = await statMany(files.map((i) => this.#paths[i]!));
+    await forEachLimit(files, STAT_PARALLEL, async (i, k) => {
       const file = this.#paths[i]!;
-      let st: BigIntStats;
-      try {
-        st = await lstat(file, { bigint: true });
-      } catch (err) {
-        const code = errnoOf(err);
-        problems.set(i, code === 'ENOENT' || code === 'ENOTDIR' ? this.#deleted(i, err) : toDiskError('read', file, err));
-        return;
+      const got = batch[k];
+      let st: Identity & { isFile: boolean; size: bigint };
+      if (got !== undefined) st = { isFile: got[0] === '1', dev: BigInt(got[1]), ino: BigInt(got[2]), size: BigInt(got[3]) };
+      else {
+        try {
+          const found = await lstat(file, { bigint: true });
+          st = { isFile: found.isFile(), dev: found.dev, ino: found.ino, size: found.size };
+        } catch (err) {
+          const code = errnoOf(err);
+          problems.set(i, code === 'ENOENT' || code === 'ENOTDIR' ? this.#deleted(i, err) : toDiskError('read', file, err));
+          return;
+        }
       }
-      if (!st.isFile() || !sameFile(st, this.#identity.get(i)!)) problems.set(i, this.#replaced(i, 'read'));
+      if (!st.isFile || !sameFile(st, this.#identity.get(i)!)) problems.set(i, this.#replaced(i, 'read'));
       else if (sizes && i < this.#part && st.size < BigInt(this.#meta.files[i]!.length)) {
         problems.set(i, new DiskError(`cannot read ${JSON.stringify(file)}: ${st.size} of ${this.#meta.files[i]!.length} bytes, cut short while downloading (the pieces past its end are gone)`));
       }

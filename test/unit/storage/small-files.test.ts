@@ -9,15 +9,17 @@
  * there, and a seed reads them there, without one open() of them on the
  * main thread; what the worker refuses, storage refuses as before.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { link, lstat, mkdir, readFile, realpath, rename, symlink, writeFile } from 'node:fs/promises';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { SmallFileWorker, type SmallRead, type SmallWrite } from '../../../src/storage/small-files.js';
+import { STAT_BATCH_MIN, SmallFileWorker, statMany, type SmallRead, type SmallWrite } from '../../../src/storage/small-files.js';
 import { checkExisting } from '../../../src/storage/check.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
+import { ensureBuilt } from '../../helpers/build.js';
 import { makeTorrent, withTempDir } from './fixture.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => {
@@ -188,6 +190,38 @@ describe('SmallFileWorker', () => {
       const { buffer, got } = await worker.read(jobs, new ArrayBuffer(6 * jobs.length));
       expect(got).toEqual([-1, -1, -1, 4, -1, -1]); // the short file: the 4 bytes it has
       expect(Buffer.from(buffer).toString('latin1')).not.toContain('SECRET');
+    });
+  });
+
+  it('stat: what lstat says (never following a symlink), undefined for what it cannot; statMany only for many paths', async () => {
+    await withWorker(async (dir, worker) => {
+      await writeFile(path.join(dir, 'f'), 'abc');
+      await mkdir(path.join(dir, 'd'));
+      await symlink(path.join(dir, 'f'), path.join(dir, 'l'));
+      const names = ['f', 'd', 'l', 'missing'];
+      const results = await worker.stat(names.map((n) => path.join(dir, n)));
+      for (const [k, name] of ['f', 'd', 'l'].entries()) {
+        const st = await lstat(path.join(dir, name), { bigint: true });
+        expect(results[k]).toEqual([st.isFile() ? '1' : '0', String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)]);
+      }
+      expect(results[0]![0]).toBe('1');
+      expect(results[2]![0]).toBe('0'); // the symlink itself, not its target
+      expect(results[3]).toBeUndefined();
+      const few = Array.from({ length: STAT_BATCH_MIN - 1 }, () => path.join(dir, 'f'));
+      expect(await statMany(few)).toEqual(few.map(() => undefined)); // the caller lstats them
+      expect((await statMany([...few, path.join(dir, 'f')]))[0]).toEqual(results[0]);
+    });
+  });
+
+  it('a request under way keeps the process alive; an idle worker does not', async () => {
+    ensureBuilt();
+    await withTempDir(async (dir) => {
+      const module = pathToFileURL(path.join(import.meta.dirname, '../../../dist/storage/small-files.js')).href;
+      const script = path.join(dir, 'stat.mjs');
+      // nothing else keeps this process alive while it waits for the worker's answer
+      await writeFile(script, `import { statMany } from ${JSON.stringify(module)};\nconst r = await statMany(Array(64).fill('/'));\nconsole.log(r.filter((x) => x?.[0] === '0').length);\n`);
+      const run = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+      expect([run.status, run.stdout.trim()]).toEqual([0, '64']); // unreferenced while it owes the answer: exit 13, nothing printed
     });
   });
 
