@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DiskError } from '../../../src/core/errors.js';
-import { LIST_FOLDER_MIN_FILES, resolveAllInside, resolveInside } from '../../../src/storage/safe-path.js';
+import { LIST_FOLDER_MIN_FILES, lookupAllInside, resolveAllInside, resolveInside } from '../../../src/storage/safe-path.js';
 import { TorrentStorage } from '../../../src/storage/storage.js';
 import { makeTorrent, withFileIn } from './fixture.js';
 
@@ -193,6 +193,52 @@ describe('resolveAllInside', () => {
     } finally {
       await rm(outside, { recursive: true, force: true });
     }
+  });
+
+  it('random trees (files, folders, symlinks, FIFOs where files or folders belong): what resolveInside says path by path, missing where lstat finds nothing', async () => {
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed / 0x7fffffff);
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+    let refused = 0;
+    for (let t = 0; t < 300; t++) {
+      const top = path.join(root, `t${t}`);
+      const paths = Array.from({ length: 1 + Math.floor(rnd() * (rnd() < 0.3 ? 60 : 8)) }, () =>
+        Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => pick(['a', 'b', 'c', 'd', 'é', 'x y'])),
+      );
+      if (rnd() < 0.8) await mkdir(top);
+      for (const p of paths) {
+        if (rnd() < 0.5) continue;
+        const full = path.join(top, ...p);
+        const kind = rnd();
+        try {
+          await mkdir(path.dirname(full), { recursive: true });
+          if (kind < 0.6) await writeFile(full, 'x', { flag: 'wx' });
+          else if (kind < 0.7) await mkdir(full);
+          else if (kind < 0.8) await symlink(path.join(outside, 'x'), full);
+          else if (kind < 0.85) execFileSync('mkfifo', [full]);
+          else if (path.dirname(full) !== top) {
+            await rm(path.dirname(full), { recursive: true, force: true });
+            if (rnd() < 0.5) await symlink(outside, path.dirname(full));
+          }
+        } catch {
+          // a file already where a folder goes: the tree is what it is
+        }
+      }
+      const each = await Promise.all(paths.map((c) => resolveInside(top, c).then((p) => ({ p }), (err: Error) => ({ err: err.message }))));
+      const errors = each.flatMap((e) => ('err' in e ? [e.err] : []));
+      const all = await lookupAllInside(top, paths).catch((err: Error) => err);
+      if (errors.length > 0) {
+        // some path is refused: so is the whole lookup, with one of the paths' own reasons
+        expect(all).toBeInstanceOf(DiskError);
+        expect(errors).toContain((all as Error).message);
+        refused++;
+        continue;
+      }
+      const missing = await Promise.all(each.map((e) => fsp.lstat((e as { p: string }).p).then(() => false, () => true)));
+      expect(all).toEqual(each.map((e, i) => ({ path: (e as { p: string }).p, missing: missing[i] })));
+    }
+    expect(refused).toBeGreaterThan(30);
+    expect(refused).toBeLessThan(270);
   });
 
   it('resolves 100,000 paths in seconds, not minutes (folders checked once, lookups in parallel)', async () => {
