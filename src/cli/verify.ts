@@ -154,9 +154,9 @@ async function sizesOnDisk(root: string, paths: readonly (readonly string[])[]):
   const batch = await statMany(resolved);
   await forEachLimit(resolved, STAT_PARALLEL, async (file, k) => {
     if (file === '') return;
-    const st = batch[k];
+    const st = batch.at(k);
     if (st !== undefined) {
-      if (st[0] === '1') sizes[k] = Number(st[3]);
+      if (st.isFile) sizes[k] = Number(st.size);
       return;
     }
     try {

@@ -47,7 +47,7 @@ import { forEachLimit } from './for-each-limit.js';
 import { HandleCache, handleBudget } from './handle-cache.js';
 import { spansFor, type FileSpan } from './layout.js';
 import { lookupAllInside, resolveInside, type Resolved } from './safe-path.js';
-import { SMALL_FILE_BYTES, SmallFileWorker, type SmallRead } from './small-files.js';
+import { SMALL_FILE_BYTES, smallFiles, type SmallRead } from './small-files.js';
 
 export interface CheckProgress {
   /** Pieces examined so far. */
@@ -311,8 +311,6 @@ class FileReader {
   readonly #cache = new HandleCache<number>(handleBudget(CHECK_OPEN_PARALLEL + 2), { closedError: () => new DiskError('checking stopped') });
   /** Files found missing (never opened again during this check). */
   readonly #missing = new Set<number>();
-  /** Reads runs of small files (small-files.ts), started for the first such run. */
-  #small: SmallFileWorker | undefined;
 
   /** `found`: the lookups that gave `paths`; a file found missing there is not opened (the part file, after them, always is). */
   constructor(meta: Metainfo, paths: readonly string[], rootReal: string | undefined, selection: FileSelection | undefined, found: readonly Resolved[]) {
@@ -364,8 +362,7 @@ class FileReader {
       offset += span.length;
       return { path: this.#paths[span.fileIndex]!, expected: path.join(rootReal, ...this.#meta.files[span.fileIndex]!.path), position: span.fileOffset, offset: at, length: span.length };
     });
-    this.#small ??= new SmallFileWorker();
-    const { buffer, got } = await this.#small.read(jobs, shared ? (target.buffer as SharedArrayBuffer) : new ArrayBuffer(offset));
+    const { buffer, got } = await smallFiles().read(jobs, shared ? (target.buffer as SharedArrayBuffer) : new ArrayBuffer(offset));
     const bytes = shared ? undefined : Buffer.from(buffer);
     picked.forEach((k, j) => {
       const n = got[j]!;
@@ -447,10 +444,9 @@ class FileReader {
     return done;
   }
 
-  /** Closes every handle, once the opens and reads under way have ended, and ends the small-file worker. */
+  /** Closes every handle, once the opens and reads under way have ended. */
   async close(): Promise<void> {
     await this.#cache.close();
-    await this.#small?.close();
   }
 
   /** Open read-only, refusing a handle outside rootReal. Rejects with open()'s own error (ENOENT: missing; EMFILE: retried by the cache). */

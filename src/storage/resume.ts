@@ -232,9 +232,9 @@ async function stampFiles(root: string, meta: Metainfo): Promise<Stamp[]> {
   const batch = await statMany(wanted.map((i) => found[i]!.path));
   const again: number[] = [];
   wanted.forEach((i, k) => {
-    const st = batch[k];
+    const st = batch.at(k);
     if (st === undefined) again.push(i);
-    else out[i] = st[0] === '1' ? [st[3], st[4], st[5], st[2]] : null;
+    else out[i] = st.isFile ? stampOf(st) : null;
   });
   await forEachLimit(again, STAT_PARALLEL, async (i) => {
     out[i] = await stampPath(found[i]!.path);

@@ -63,8 +63,31 @@ export const SMALL_FILE_BYTES = 128 * 1024;
 /** Done: the file's stamp after the write (size, mtimeNs, ctimeNs, ino), as resume.ts's Stamp. Else undefined: write it again the usual way. */
 export type SmallWriteResult = readonly [string, string, string, string] | undefined;
 
-/** lstat: [regular file '1' or '0', dev, ino, size, mtimeNs, ctimeNs]; undefined: ask lstat itself. */
-export type StatResult = readonly [string, string, string, string, string, string] | undefined;
+/** What lstat said of a path (never following a symlink). */
+export interface StatResult {
+  readonly isFile: boolean;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+/** The lstat of each path asked, by its index: undefined for any error (missing included: the caller asks lstat itself, which says which). */
+export interface StatTable {
+  at(index: number): StatResult | undefined;
+}
+
+/** The worker's answer: 6 slots per path (regular file 1 or 0, or -1: an error; dev, ino, size, mtimeNs, ctimeNs), ~50 bytes a file however many. */
+function statTable(slots: BigInt64Array | undefined): StatTable {
+  return {
+    at(index: number): StatResult | undefined {
+      const k = 6 * index;
+      if (slots === undefined || k + 6 > slots.length || slots[k]! < 0n) return undefined;
+      return { isFile: slots[k] === 1n, dev: slots[k + 1]!, ino: slots[k + 2]!, size: slots[k + 3]!, mtimeNs: slots[k + 4]!, ctimeNs: slots[k + 5]! };
+    },
+  };
+}
 
 /** Created (O_EXCL, empty): its dev, and its stamp (size, mtimeNs, ctimeNs, ino). Else undefined: create or find it the usual way. */
 export type CreateResult = readonly [string, string, string, string, string] | undefined;
@@ -130,17 +153,25 @@ function read(job, bytes) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
   }
 }
-function stat(at) {
-  try {
-    const st = fs.lstatSync(at, { bigint: true });
-    return [st.isFile() ? '1' : '0', String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)];
-  } catch {
-    return undefined;
-  }
+// lstat of many paths: 6 BigInt64 slots each (regular file 1 or 0, or -1 for an error; dev, ino, size, mtimeNs, ctimeNs)
+function statAll(paths) {
+  const out = new BigInt64Array(6 * paths.length);
+  paths.forEach((at, k) => {
+    try {
+      const st = fs.lstatSync(at, { bigint: true });
+      out.set([st.isFile() ? 1n : 0n, st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs], 6 * k);
+    } catch {
+      out[6 * k] = -1n;
+    }
+  });
+  return out;
 }
 parentPort.on('message', (m) => {
   if (m.create) return parentPort.postMessage({ id: m.id, results: m.create.map(create) });
-  if (m.stat) return parentPort.postMessage({ id: m.id, results: m.stat.map(stat) });
+  if (m.stat) {
+    const table = statAll(m.stat);
+    return parentPort.postMessage({ id: m.id, results: table }, [table.buffer]);
+  }
   if (m.read) {
     const bytes = new Uint8Array(m.buffer);
     const results = m.read.map((job) => read(job, bytes));
@@ -228,13 +259,12 @@ export class SmallFileWorker {
     if (this.#pending.size === 0) this.#worker?.unref();
   }
 
-  /**
-   * lstat of each of `paths` (never following a symlink): [regular file (1 or 0), dev, ino,
-   * size, mtimeNs, ctimeNs] as decimal strings; undefined for any error (missing included: the
-   * caller asks lstat itself, which says which). Never rejects.
-   */
-  stat(paths: readonly string[]): Promise<StatResult[]> {
-    return this.#ask(paths.length, (id) => ({ id, stat: paths }), []);
+  /** lstat of each of `paths` (never following a symlink). Never rejects: when the worker cannot be used, every answer is undefined. */
+  async stat(paths: readonly string[]): Promise<StatTable> {
+    if (paths.length === 0) return statTable(undefined);
+    // answered with one BigInt64Array (transferred), or nothing usable
+    const results: unknown = await this.#ask<unknown>(1, (id) => ({ id, stat: paths }), []);
+    return statTable(results instanceof BigInt64Array ? results : undefined);
   }
 
   /**
@@ -289,14 +319,22 @@ export const STAT_BATCH_MIN = 64;
 let shared: SmallFileWorker | undefined;
 
 /**
- * SmallFileWorker.stat on one worker the process shares (started the first
- * time; idle, it keeps nothing alive), for STAT_BATCH_MIN paths or more; for
- * fewer, every result is undefined (the caller lstats them itself). A folder
- * of 20,000 files costs the main thread ~0.4 s through the pool.
+ * The small-file worker the process shares (its thread started on first use;
+ * idle, it keeps nothing alive). One thread for every storage, check and
+ * stat: each is a V8 isolate of ~10-15 MB. Never closed by its users.
  */
-export function statMany(paths: readonly string[]): Promise<StatResult[]> {
-  if (paths.length < STAT_BATCH_MIN) return Promise.resolve(paths.map(() => undefined));
+export function smallFiles(): SmallFileWorker {
   shared ??= new SmallFileWorker();
-  return shared.stat(paths);
+  return shared;
+}
+
+/**
+ * SmallFileWorker.stat on the shared worker for STAT_BATCH_MIN paths or more;
+ * for fewer, every result is undefined (the caller lstats them itself). A
+ * folder of 20,000 files costs the main thread ~0.4 s through the pool.
+ */
+export function statMany(paths: readonly string[]): Promise<StatTable> {
+  if (paths.length < STAT_BATCH_MIN) return smallFiles().stat([]);
+  return smallFiles().stat(paths);
 }
 

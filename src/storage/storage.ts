@@ -101,7 +101,7 @@ import { isLockFileName } from './lock.js';
 import { inAlignedStore } from './piece-buffers.js';
 import { toDiskError } from './disk-error.js';
 import { spansFor, type FileSpan } from './layout.js';
-import { SMALL_FILE_BYTES, SmallFileWorker, statMany, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
+import { SMALL_FILE_BYTES, smallFiles, statMany, type SmallFileWorker, type CreateResult, type SmallRead, type SmallWrite } from './small-files.js';
 import { foldersMade, mkdirp } from './mkdirp.js';
 import { resolveAllInside, resolveInside } from './safe-path.js';
 
@@ -275,8 +275,10 @@ export class TorrentStorage {
   readonly #stamps = new Map<number, Stamp>();
   /** Files written since their last stamp, each with the timer that will take it (see #stampSoon). */
   readonly #stampTimers = new Map<number, NodeJS.Timeout>();
-  /** The small-file worker (small-files.ts): storage with the default opener where /proc is there. */
+  /** The small-file worker (small-files.ts, shared by the process): storage with the default opener where /proc is there. */
   readonly #small: SmallFileWorker | undefined;
+  /** Requests of this storage on the worker not answered yet: close() waits for them (the worker outlives it). */
+  readonly #onWorker = new Set<Promise<unknown>>();
   /** Deferred stamps under way (awaited by flushStamps). */
   readonly #stamping = new Set<Promise<void>>();
   /** Present when direct writes were asked for and the platform has O_DIRECT. */
@@ -299,7 +301,7 @@ export class TorrentStorage {
     });
     this.#openFile = opts.openFile ?? ((file, flags) => open(file, flags, 0o644));
     this.#confine = opts.openFile === undefined;
-    this.#small = this.#confine && HAS_PROC_FD ? new SmallFileWorker() : undefined;
+    this.#small = this.#confine && HAS_PROC_FD ? smallFiles() : undefined;
     this.#direct = opts.directWrites && this.#writable && O_DIRECT !== undefined ? (opts.directMonitor ?? new DirectWriteMonitor()) : undefined;
     this.#selection = opts.selection;
     this.#part = meta.files.length;
@@ -437,7 +439,7 @@ export class TorrentStorage {
     if (!noPartBytes(fileIndex)) return false;
     folder.created ??= (async () => {
       const eligible = folder.files.filter(noPartBytes);
-      const results = await this.#small!.create(eligible.map((i) => path.join(pinned.path, path.basename(this.#paths[i]!))));
+      const results = await this.#tracked(this.#small!.create(eligible.map((i) => path.join(pinned.path, path.basename(this.#paths[i]!)))));
       return new Map(eligible.map((i, k) => [i, results[k]]));
     })();
     const made = (await folder.created).get(fileIndex);
@@ -816,6 +818,13 @@ export class TorrentStorage {
     return this.#small !== undefined && this.#rootReal !== undefined && this.#meta.files[fileIndex]!.length <= SMALL_FILE_BYTES && this.#identity.has(fileIndex);
   }
 
+  /** `request` (one of this storage's on the worker), remembered until answered: close() waits for it. */
+  #tracked<T>(request: Promise<T>): Promise<T> {
+    this.#onWorker.add(request);
+    void request.finally(() => this.#onWorker.delete(request));
+    return request;
+  }
+
   /** Writes these shares of a piece on the small-file worker, in one message; a share it answers "again" is written the usual way. */
   async #writeSmallFiles(items: readonly { span: FileSpan; chunk: Buffer }[]): Promise<void> {
     const buffer = new ArrayBuffer(items.reduce((n, { chunk }) => n + chunk.length, 0));
@@ -836,7 +845,7 @@ export class TorrentStorage {
       offset += chunk.length;
       return job;
     });
-    const results = await this.#small!.write(jobs, buffer);
+    const results = await this.#tracked(this.#small!.write(jobs, buffer));
     const again: Promise<void>[] = [];
     items.forEach(({ span, chunk }, k) => {
       const stamp = results[k];
@@ -959,10 +968,8 @@ export class TorrentStorage {
     const batch = await statMany(files.map((i) => this.#paths[i]!));
     await forEachLimit(files, STAT_PARALLEL, async (i, k) => {
       const file = this.#paths[i]!;
-      const got = batch[k];
-      let st: Identity & { isFile: boolean; size: bigint };
-      if (got !== undefined) st = { isFile: got[0] === '1', dev: BigInt(got[1]), ino: BigInt(got[2]), size: BigInt(got[3]) };
-      else {
+      let st: Identity & { isFile: boolean; size: bigint } | undefined = batch.at(k);
+      if (st === undefined) {
         try {
           const found = await lstat(file, { bigint: true });
           st = { isFile: found.isFile(), dev: found.dev, ino: found.ino, size: found.size };
@@ -1128,8 +1135,8 @@ export class TorrentStorage {
     for (const timer of this.#stampTimers.values()) clearTimeout(timer);
     this.#stampTimers.clear();
     await Promise.all([...this.#stamping]);
+    await Promise.all([...this.#onWorker]);
     await this.#cache.close();
-    await this.#small?.close();
     if (opts.discardUntouched) await this.#discardUntouched();
   }
 
@@ -1234,7 +1241,7 @@ export class TorrentStorage {
       offset += span.length;
       return job;
     });
-    const { buffer, got } = await this.#small!.read(jobs, new ArrayBuffer(offset));
+    const { buffer, got } = await this.#tracked(this.#small!.read(jobs, new ArrayBuffer(offset)));
     const bytes = Buffer.from(buffer);
     const again: Promise<void>[] = [];
     items.forEach(({ span, target }, k) => {

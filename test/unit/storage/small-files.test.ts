@@ -202,14 +202,16 @@ describe('SmallFileWorker', () => {
       const results = await worker.stat(names.map((n) => path.join(dir, n)));
       for (const [k, name] of ['f', 'd', 'l'].entries()) {
         const st = await lstat(path.join(dir, name), { bigint: true });
-        expect(results[k]).toEqual([st.isFile() ? '1' : '0', String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)]);
+        expect(results.at(k)).toEqual({ isFile: st.isFile(), dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
       }
-      expect(results[0]![0]).toBe('1');
-      expect(results[2]![0]).toBe('0'); // the symlink itself, not its target
-      expect(results[3]).toBeUndefined();
+      expect(results.at(0)!.isFile).toBe(true);
+      expect(results.at(2)!.isFile).toBe(false); // the symlink itself, not its target
+      expect(results.at(3)).toBeUndefined();
+      expect(results.at(4)).toBeUndefined(); // past the paths asked
       const few = Array.from({ length: STAT_BATCH_MIN - 1 }, () => path.join(dir, 'f'));
-      expect(await statMany(few)).toEqual(few.map(() => undefined)); // the caller lstats them
-      expect((await statMany([...few, path.join(dir, 'f')]))[0]).toEqual(results[0]);
+      const small = await statMany(few);
+      expect(few.map((_, k) => small.at(k))).toEqual(few.map(() => undefined)); // the caller lstats them
+      expect((await statMany([...few, path.join(dir, 'f')])).at(0)).toEqual(results.at(0));
     });
   });
 
@@ -219,7 +221,7 @@ describe('SmallFileWorker', () => {
       const module = pathToFileURL(path.join(import.meta.dirname, '../../../dist/storage/small-files.js')).href;
       const script = path.join(dir, 'stat.mjs');
       // nothing else keeps this process alive while it waits for the worker's answer
-      await writeFile(script, `import { statMany } from ${JSON.stringify(module)};\nconst r = await statMany(Array(64).fill('/'));\nconsole.log(r.filter((x) => x?.[0] === '0').length);\n`);
+      await writeFile(script, `import { statMany } from ${JSON.stringify(module)};\nconst r = await statMany(Array(64).fill('/'));\nconsole.log([...Array(64).keys()].filter((k) => r.at(k)?.isFile === false).length);\n`);
       const run = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
       expect([run.status, run.stdout.trim()]).toEqual([0, '64']); // unreferenced while it owes the answer: exit 13, nothing printed
     });
