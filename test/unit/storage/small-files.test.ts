@@ -43,6 +43,20 @@ function pieceOf(data: Buffer, pieceLength: number, i: number): Buffer {
   return Buffer.from(data.subarray(i * pieceLength, Math.min(data.length, (i + 1) * pieceLength)));
 }
 
+/** Writes every piece of `data` (4 KiB pieces) through `storage`. */
+async function writePieces(storage: TorrentStorage, data: Buffer, pieceCount: number): Promise<void> {
+  for (let i = 0; i < pieceCount; i++) await storage.writePiece(i, pieceOf(data, 4096, i));
+}
+
+/** A torrent of `count` small files (100 + i bytes, 4 KiB pieces), written under `root` by a storage closed after. */
+async function smallFilesOnDisk(root: string, count: number): Promise<ReturnType<typeof makeTorrent>> {
+  const made = makeTorrent(Array.from({ length: count }, (_, i) => 100 + i), 4096);
+  const writer = await TorrentStorage.open(root, made.meta, { mode: 'readwrite' });
+  await writePieces(writer, made.data, made.meta.pieceCount);
+  await writer.close();
+  return made;
+}
+
 /** Runs `fn` with a temporary folder and a worker, closed after. */
 async function withWorker(fn: (dir: string, worker: SmallFileWorker) => Promise<void>): Promise<void> {
   await withTempDir(async (dir) => {
@@ -287,10 +301,7 @@ describe('storage with many small files', () => {
   it('a seed reads them on the worker: every byte as on disk, the main thread opens almost none; a file swapped for a symlink is refused as before', async () => {
     await withTempDir(async (parent) => {
       const root = path.join(parent, 'root');
-      const { meta, data } = makeTorrent(Array.from({ length: 200 }, (_, i) => 100 + i), 4096);
-      const writer = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
-      for (let i = 0; i < meta.pieceCount; i++) await writer.writePiece(i, pieceOf(data, 4096, i));
-      await writer.close();
+      const { meta, data } = await smallFilesOnDisk(root, 200);
 
       const storage = await TorrentStorage.open(root, meta, { mode: 'read' });
       const opened = vi.mocked(fsp.open);
@@ -317,7 +328,7 @@ describe('storage with many small files', () => {
     await withTempDir(async (root) => {
       const { meta, data } = makeTorrent(Array.from({ length: 60 }, (_, i) => 100 + i), 4096);
       const storage = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
-      for (let i = 0; i < meta.pieceCount; i++) await storage.writePiece(i, pieceOf(data, 4096, i));
+      await writePieces(storage, data, meta.pieceCount);
       for (let i = 0; i < meta.pieceCount; i++) expect(await storage.readPiece(i)).toEqual(pieceOf(data, 4096, i));
       const victim = meta.files[40]!;
       const file = path.join(root, ...victim.path);
@@ -334,10 +345,7 @@ describe('storage with many small files', () => {
 
   it('checking them reads them on the worker: the same answer, a damaged file found, almost no open() on the main thread', async () => {
     await withTempDir(async (root) => {
-      const { meta, data } = makeTorrent(Array.from({ length: 300 }, (_, i) => 100 + i), 4096);
-      const writer = await TorrentStorage.open(root, meta, { mode: 'readwrite' });
-      for (let i = 0; i < meta.pieceCount; i++) await writer.writePiece(i, pieceOf(data, 4096, i));
-      await writer.close();
+      const { meta, data } = await smallFilesOnDisk(root, 300);
       const damaged = meta.files[123]!;
       const bytes = await readFile(path.join(root, ...damaged.path));
       bytes[7] = bytes[7]! ^ 0xff;
