@@ -1282,7 +1282,10 @@ export class TorrentSession extends EventEmitter<SessionEvents> {
     this.#proveSenders(entry.senders);
     this.#diskQueueBytes += entry.buffer.length;
     this.#updateReadPause();
-    const write = this.storage!.writePiece(index, entry.buffer).then(
+    // files being measured after a piece was found unreadable (#checkFiles): our own write must not
+    // extend a truncated file first, or the pieces it cut off would read as zeros (a hole) yet still be had
+    const measured = this.#checkingFiles?.catch(() => undefined);
+    const write = (measured ? measured.then(() => this.storage!.writePiece(index, entry.buffer)) : this.storage!.writePiece(index, entry.buffer)).then(
       () => {
         this.#diskQueueBytes -= entry.buffer.length;
         this.#updateReadPause();

@@ -8,7 +8,7 @@
  * MAX_PIECE_LOSSES times is a disk error. A seed never downloads, whether it
  * lost pieces or was started with --partial.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK_SIZE } from '../../../src/core/geometry.js';
@@ -21,6 +21,20 @@ import { expectSameData, makeFixture, startSession, stopAll, trackDir, whenCompl
 
 afterEach(stopAll);
 
+/** lstat of paths under `slowLstat.under` waits `slowLstat.ms` first: the file check after a loss, made slow. */
+const slowLstat = vi.hoisted(() => ({ under: '', ms: 0 }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs/promises')>();
+  const lstat = (async (file: string, opts?: object) => {
+    if (slowLstat.under !== '' && String(file).startsWith(slowLstat.under)) await new Promise((r) => setTimeout(r, slowLstat.ms));
+    return actual.lstat(file, opts as never);
+  }) as typeof actual.lstat;
+  return { ...actual, lstat };
+});
+afterEach(() => {
+  slowLstat.under = '';
+});
+
 const PIECE = 32_768;
 /** 64 pieces of 32 KiB in one file. */
 const SIZE = 64 * PIECE;
@@ -29,6 +43,15 @@ async function fixture(): Promise<Fixture> {
   const fx = await makeFixture({ files: [{ path: ['data.bin'], size: SIZE }], pieceLength: PIECE, single: true });
   trackDir(fx.work);
   return fx;
+}
+
+/** A seed of `fx` and a download of it into `<work>/out` from that seed, complete. */
+async function downloaded(fx: Fixture, opts: { stallTimeoutMs?: number } = {}): Promise<{ seed: Running; out: string; leech: Running }> {
+  const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
+  const out = join(fx.work, 'out');
+  const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], ...opts });
+  await whenComplete(leech.session, 15_000);
+  return { seed, out, leech };
 }
 
 /** A raw leecher of `to`: handshake (fast extension unless `plain`), interested, waits for the unchoke. */
@@ -143,10 +166,7 @@ describe('a seed whose file is truncated under it', () => {
 describe('a download whose file is truncated under it', () => {
   it('after completion (--seed): the lost pieces are fetched again from the seed it had parted from, and the file is whole again', async () => {
     const fx = await fixture();
-    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
-    const out = join(fx.work, 'out');
-    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address], stallTimeoutMs: 5_000 });
-    await whenComplete(leech.session, 15_000);
+    const { out, leech } = await downloaded(fx, { stallTimeoutMs: 5_000 });
     await until(() => leech.session.peerCount === 0, 5_000, 'the two seeds to part');
     const warnings: string[] = [];
     leech.session.on('warning', (m) => warnings.push(m));
@@ -169,12 +189,28 @@ describe('a download whose file is truncated under it', () => {
     expect(errors).toEqual([]);
   }, 60_000);
 
+  it('a lost piece fetched again is written only once the truncated file was measured: the pieces it cut off are lost too, never holes had as data', async () => {
+    const fx = await fixture();
+    const { out, leech } = await downloaded(fx);
+    const warnings: string[] = [];
+    leech.session.on('warning', (m) => warnings.push(m));
+    await truncate(join(out, fx.meta.name), 48 * PIECE);
+    // measuring the file takes a while; piece 50 comes back from the seed meanwhile (written at once, it made the file 51 pieces long)
+    slowLstat.under = out;
+    slowLstat.ms = 400;
+    const asker = await leecher(fx, leech);
+    expect(await ask(asker, fx, 50)).toBe('reject');
+    await until(() => warnings.length > 0, 15_000, 'the warning');
+    expect(warnings).toEqual([`${fx.meta.name} is ${48 * PIECE} bytes, not ${SIZE}: pieces 48..63 past its end can no longer be read: fetching again`]);
+    slowLstat.under = '';
+    await until(() => leech.session.have.complete, 10_000, 'pieces 48..63 fetched again');
+    await leech.session.flush();
+    await expectSameData(fx, out);
+  }, 60_000);
+
   it(`the same piece lost ${MAX_PIECE_LOSSES} times stops the session with a disk error`, async () => {
     const fx = await fixture();
-    const seed = await startSession({ meta: fx.meta, root: fx.seedRoot, mode: 'seed' });
-    const out = join(fx.work, 'out');
-    const leech = await startSession({ meta: fx.meta, root: out, mode: 'download', peers: [seed.address] });
-    await whenComplete(leech.session, 15_000);
+    const { out, leech } = await downloaded(fx);
     const errors: TtError[] = [];
     leech.session.on('error', (e) => errors.push(e));
     const asker = await leecher(fx, leech);
