@@ -29,32 +29,27 @@
  */
 import { Worker } from 'node:worker_threads';
 
-/** One file's share of a piece: `length` bytes at `offset` of the message's buffer, to `position` of the file. */
-export interface SmallWrite {
+/** One file's share of a read or write: `length` bytes at `position` of the file, at `offset` of the message's buffer. */
+interface SmallFileJob {
   /** The file's path (absolute, under the download folder). */
   readonly path: string;
   /** What /proc/self/fd must name: the path under realpath(root). */
   readonly expected: string;
-  /** The identity storage.ts knows for the file (decimal strings of BigInt dev and ino). */
-  readonly dev: string;
-  readonly ino: string;
   readonly position: number;
   readonly offset: number;
   readonly length: number;
 }
 
-/** One file's share of a read: `length` bytes at `position` of the file, to `offset` of the message's buffer. */
-export interface SmallRead {
-  /** The file's path (absolute, under the download folder). */
-  readonly path: string;
-  /** What /proc/self/fd must name: the path under realpath(root). */
-  readonly expected: string;
-  /** The identity the file must have, when storage.ts knows it (decimal strings of BigInt dev and ino). */
+/** A write: the file must be the one storage.ts knows (decimal strings of BigInt dev and ino), with one link. */
+export interface SmallWrite extends SmallFileJob {
+  readonly dev: string;
+  readonly ino: string;
+}
+
+/** A read: the file must have this identity when storage.ts knows it. */
+export interface SmallRead extends SmallFileJob {
   readonly dev?: string;
   readonly ino?: string;
-  readonly position: number;
-  readonly offset: number;
-  readonly length: number;
 }
 
 /** Files this long or shorter are read and written on the small-file worker. */
@@ -109,13 +104,26 @@ function create(at) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
   }
 }
+// the file open at job.path as expected (regular, job's identity when it has one, one link when
+// asked, reached without a symlink): its fd, else undefined (closed)
+function openAsExpected(job, flags, oneLink) {
+  const fd = fs.openSync(job.path, flags);
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (!st.isFile() || (oneLink && st.nlink !== 1n)) throw 0;
+    if (job.dev !== undefined && (String(st.dev) !== job.dev || String(st.ino) !== job.ino)) throw 0;
+    if (fs.readlinkSync('/proc/self/fd/' + fd) !== job.expected) throw 0;
+    return fd;
+  } catch {
+    try { fs.closeSync(fd); } catch {}
+    return undefined;
+  }
+}
 function one(job, bytes) {
   let fd;
   try {
-    fd = fs.openSync(job.path, FLAGS);
-    const st = fs.fstatSync(fd, { bigint: true });
-    if (!st.isFile() || st.nlink !== 1n || String(st.dev) !== job.dev || String(st.ino) !== job.ino) return undefined;
-    if (fs.readlinkSync('/proc/self/fd/' + fd) !== job.expected) return undefined;
+    fd = openAsExpected(job, FLAGS, true);
+    if (fd === undefined) return undefined;
     for (let done = 0; done < job.length; ) {
       const n = fs.writeSync(fd, bytes, job.offset + done, job.length - done, job.position + done);
       if (n <= 0) return undefined;
@@ -135,11 +143,8 @@ const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constant
 function read(job, bytes) {
   let fd;
   try {
-    fd = fs.openSync(job.path, READ_FLAGS);
-    const st = fs.fstatSync(fd, { bigint: true });
-    if (!st.isFile()) return -1;
-    if (job.dev !== undefined && (String(st.dev) !== job.dev || String(st.ino) !== job.ino)) return -1;
-    if (fs.readlinkSync('/proc/self/fd/' + fd) !== job.expected) return -1;
+    fd = openAsExpected(job, READ_FLAGS, false);
+    if (fd === undefined) return -1;
     let done = 0;
     while (done < job.length) {
       const n = fs.readSync(fd, bytes, job.offset + done, job.length - done, job.position + done);
@@ -334,7 +339,7 @@ export function smallFiles(): SmallFileWorker {
  * folder of 20,000 files costs the main thread ~0.4 s through the pool.
  */
 export function statMany(paths: readonly string[]): Promise<StatTable> {
-  if (paths.length < STAT_BATCH_MIN) return smallFiles().stat([]);
+  if (paths.length < STAT_BATCH_MIN) return Promise.resolve(statTable(undefined));
   return smallFiles().stat(paths);
 }
 

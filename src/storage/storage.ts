@@ -818,6 +818,16 @@ export class TorrentStorage {
     return this.#small !== undefined && this.#rootReal !== undefined && this.#meta.files[fileIndex]!.length <= SMALL_FILE_BYTES && this.#identity.has(fileIndex);
   }
 
+  /** A small-file worker job per span, their bytes one after another in the message's buffer; the caller adds the identity. */
+  #smallJobs(spans: readonly FileSpan[]): SmallRead[] {
+    let offset = 0;
+    return spans.map((span) => {
+      const job = { path: this.#paths[span.fileIndex]!, expected: path.join(this.#rootReal!, ...this.#meta.files[span.fileIndex]!.path), position: span.fileOffset, offset, length: span.length };
+      offset += span.length;
+      return job;
+    });
+  }
+
   /** `request` (one of this storage's on the worker), remembered until answered: close() waits for it. */
   #tracked<T>(request: Promise<T>): Promise<T> {
     this.#onWorker.add(request);
@@ -829,21 +839,10 @@ export class TorrentStorage {
   async #writeSmallFiles(items: readonly { span: FileSpan; chunk: Buffer }[]): Promise<void> {
     const buffer = new ArrayBuffer(items.reduce((n, { chunk }) => n + chunk.length, 0));
     const view = new Uint8Array(buffer);
-    let offset = 0;
-    const jobs: SmallWrite[] = items.map(({ span, chunk }) => {
-      view.set(chunk, offset);
-      const { dev, ino } = this.#identity.get(span.fileIndex)!;
-      const job = {
-        path: this.#paths[span.fileIndex]!,
-        expected: path.join(this.#rootReal!, ...this.#meta.files[span.fileIndex]!.path),
-        dev: String(dev),
-        ino: String(ino),
-        position: span.fileOffset,
-        offset,
-        length: chunk.length,
-      };
-      offset += chunk.length;
-      return job;
+    const jobs: SmallWrite[] = this.#smallJobs(items.map(({ span }) => span)).map((job, k) => {
+      view.set(items[k]!.chunk, job.offset);
+      const { dev, ino } = this.#identity.get(items[k]!.span.fileIndex)!;
+      return { ...job, dev: String(dev), ino: String(ino) };
     });
     const results = await this.#tracked(this.#small!.write(jobs, buffer));
     const again: Promise<void>[] = [];
@@ -1227,21 +1226,12 @@ export class TorrentStorage {
 
   /** Reads these spans on the small-file worker, in one message; a span it answers "again" is read the usual way. */
   async #readSmallFiles(items: readonly { span: FileSpan; target: Buffer }[]): Promise<void> {
-    let offset = 0;
-    const jobs: SmallRead[] = items.map(({ span }) => {
-      const known = this.#writable ? this.#identity.get(span.fileIndex) : undefined; // as #openRead checks
-      const job = {
-        path: this.#paths[span.fileIndex]!,
-        expected: path.join(this.#rootReal!, ...this.#meta.files[span.fileIndex]!.path),
-        ...(known && { dev: String(known.dev), ino: String(known.ino) }),
-        position: span.fileOffset,
-        offset,
-        length: span.length,
-      };
-      offset += span.length;
-      return job;
+    const jobs: SmallRead[] = this.#smallJobs(items.map(({ span }) => span)).map((job, k) => {
+      const known = this.#writable ? this.#identity.get(items[k]!.span.fileIndex) : undefined; // as #openRead checks
+      return known ? { ...job, dev: String(known.dev), ino: String(known.ino) } : job;
     });
-    const { buffer, got } = await this.#tracked(this.#small!.read(jobs, new ArrayBuffer(offset)));
+    const size = items.reduce((n, { span }) => n + span.length, 0);
+    const { buffer, got } = await this.#tracked(this.#small!.read(jobs, new ArrayBuffer(size)));
     const bytes = Buffer.from(buffer);
     const again: Promise<void>[] = [];
     items.forEach(({ span, target }, k) => {
